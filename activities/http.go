@@ -1,0 +1,159 @@
+package activities
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ClientConfig sizes the one HTTP client a fetch worker shares between all
+// its activities. The zero value takes every default.
+type ClientConfig struct {
+	// MaxConnsPerHost caps connections (idle and active) to one host. Default 32.
+	MaxConnsPerHost int
+	// MaxRedirects is how many redirects one request follows. Default 5.
+	MaxRedirects int
+	// DialTimeout bounds connecting (TCP and TLS each). Default 10s.
+	DialTimeout time.Duration
+	// IdleConnTimeout closes keep-alive connections idle this long. Default 90s.
+	IdleConnTimeout time.Duration
+	// UserAgent sent with every request. Default "batchfetch/1".
+	UserAgent string
+}
+
+func (c ClientConfig) withDefaults() ClientConfig {
+	if c.MaxConnsPerHost <= 0 {
+		c.MaxConnsPerHost = 32
+	}
+	if c.MaxRedirects <= 0 {
+		c.MaxRedirects = 5
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.IdleConnTimeout <= 0 {
+		c.IdleConnTimeout = 90 * time.Second
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "batchfetch/1"
+	}
+	return c
+}
+
+// errTooManyRedirects is returned (wrapped in *url.Error) by the client's
+// redirect policy.
+var errTooManyRedirects = errors.New("too many redirects")
+
+// NewHTTPClient builds the pooled client. It has no overall timeout: each
+// request carries the activity's deadline in its context.
+func NewHTTPClient(cfg ClientConfig) *http.Client {
+	cfg = cfg.withDefaults()
+	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          0, // no global cap; the per-host caps bound it
+		MaxIdleConnsPerHost:   cfg.MaxConnsPerHost,
+		MaxConnsPerHost:       cfg.MaxConnsPerHost,
+		IdleConnTimeout:       cfg.IdleConnTimeout,
+		TLSHandshakeTimeout:   cfg.DialTimeout,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	ua := cfg.UserAgent
+	return &http.Client{
+		Transport: userAgent{ua: ua, next: transport},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) > cfg.MaxRedirects {
+				return fmt.Errorf("%w (more than %d)", errTooManyRedirects, cfg.MaxRedirects)
+			}
+			return nil
+		},
+	}
+}
+
+type userAgent struct {
+	ua   string
+	next http.RoundTripper
+}
+
+func (u userAgent) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Header.Get("User-Agent") == "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("User-Agent", u.ua)
+	}
+	return u.next.RoundTrip(req)
+}
+
+// CloseIdleConnections lets a worker release its pool on shutdown.
+func (u userAgent) CloseIdleConnections() {
+	if c, ok := u.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// StatusClass says what a final HTTP status means for the batch.
+type StatusClass int
+
+const (
+	// StatusOK is a 2xx: the body is the result.
+	StatusOK StatusClass = iota
+	// StatusRetryable is 408, 429 or 5xx: try again after a backoff.
+	StatusRetryable
+	// StatusPermanent is any other status: retrying will not help.
+	StatusPermanent
+)
+
+// ClassifyStatus maps an HTTP status to what the fetcher does with it.
+func ClassifyStatus(code int) StatusClass {
+	switch {
+	case code >= 200 && code < 300:
+		return StatusOK
+	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500 && code < 600:
+		return StatusRetryable
+	default:
+		return StatusPermanent
+	}
+}
+
+// maxRetryAfter bounds how long a server may ask us to wait.
+const maxRetryAfter = time.Hour
+
+// RetryAfter parses a Retry-After header (delta-seconds or an HTTP date,
+// relative to now). It returns 0 when the header is absent or unusable.
+func RetryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		d = time.Duration(secs) * time.Second
+	} else if t, err := http.ParseTime(h); err == nil {
+		d = t.Sub(now)
+	}
+	if d <= 0 {
+		return 0
+	}
+	return min(d, maxRetryAfter)
+}
+
+// Redact hides the password (and user) of a URL so it can be logged.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}

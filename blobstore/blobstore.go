@@ -1,0 +1,154 @@
+// Package blobstore keeps fetched bodies out of workflow history: the fetch
+// activity streams a body into a blob, passes the blob's key through Temporal,
+// and the CPU activity streams it back.
+package blobstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// ErrNotFound is returned by Open for a key that holds no blob.
+var ErrNotFound = errors.New("blob not found")
+
+// Store holds blobs under slash-separated keys such as "batches/<run>/000042".
+type Store interface {
+	// Create starts a blob. Nothing is visible under key until Commit; Abort
+	// (or a crash) leaves no blob under key.
+	Create(ctx context.Context, key string) (Writer, error)
+	// Open reads a committed blob. It returns ErrNotFound when there is none.
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// DeletePrefix removes every blob (committed or not) under prefix + "/".
+	DeletePrefix(ctx context.Context, prefix string) error
+}
+
+// Writer is a blob being written.
+type Writer interface {
+	io.Writer
+	// Commit makes the blob visible under its key, replacing any earlier one.
+	Commit() error
+	// Abort discards what was written. It is safe after Commit (a no-op).
+	Abort() error
+}
+
+// Dir is a Store in a local directory (or a volume shared by the workers).
+type Dir struct {
+	Root string
+}
+
+// NewDir returns a Store rooted at root, creating the directory if needed.
+func NewDir(root string) (*Dir, error) {
+	if root == "" {
+		return nil, errors.New("blobstore: empty directory")
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
+	}
+	return &Dir{Root: root}, nil
+}
+
+func (d *Dir) path(key string) (string, error) {
+	if key == "" || strings.HasPrefix(key, "/") || path.Clean(key) != key || strings.HasPrefix(key, "..") || strings.Contains(key, "\\") {
+		return "", fmt.Errorf("blobstore: invalid key %q", key)
+	}
+	return filepath.Join(d.Root, filepath.FromSlash(key)), nil
+}
+
+// Create implements Store. The blob is written to a hidden temporary file
+// beside its final name and renamed on Commit.
+func (d *Dir) Create(_ context.Context, key string) (Writer, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
+	}
+	var suffix [6]byte
+	_, _ = rand.Read(suffix[:])
+	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp-"+hex.EncodeToString(suffix[:]))
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
+	}
+	return &dirWriter{f: f, final: p}, nil
+}
+
+type dirWriter struct {
+	f     *os.File
+	final string
+	done  bool
+}
+
+func (w *dirWriter) Write(b []byte) (int, error) { return w.f.Write(b) }
+
+func (w *dirWriter) Commit() error {
+	if w.done {
+		return errors.New("blobstore: blob already committed or aborted")
+	}
+	w.done = true
+	if err := w.f.Close(); err != nil {
+		_ = os.Remove(w.f.Name())
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	if err := os.Rename(w.f.Name(), w.final); err != nil {
+		_ = os.Remove(w.f.Name())
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	return nil
+}
+
+func (w *dirWriter) Abort() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	_ = w.f.Close()
+	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	return nil
+}
+
+// Open implements Store.
+func (d *Dir) Open(_ context.Context, key string) (io.ReadCloser, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blobstore: %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
+	}
+	return f, nil
+}
+
+// DeletePrefix implements Store.
+func (d *Dir) DeletePrefix(_ context.Context, prefix string) error {
+	p, err := d.path(prefix)
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(p); err != nil {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	// Remove parents left empty (batches/<run> -> batches), never the root.
+	for dir := filepath.Dir(p); dir != filepath.Clean(d.Root) && strings.HasPrefix(dir, filepath.Clean(d.Root)); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil {
+			break
+		}
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+// Package workers runs batchfetch's two worker pools against a Temporal
+// client: the fetch pool (workflows and fetch activities, I/O bound) and the
+// CPU pool (hash activities), each sized on its own.
+package workers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/batchfetch/batchfetch/activities"
+	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+// Roles a process can take.
+const (
+	RoleFetch = "fetch"
+	RoleCPU   = "cpu"
+	RoleAll   = "all"
+)
+
+// Config sizes the pools. Zero values take the defaults.
+type Config struct {
+	// Role is fetch, cpu or all (default all).
+	Role string
+	// TaskQueue serves workflows and fetches (default "batchfetch").
+	TaskQueue string
+	// CPUTaskQueue serves hashes (default "batchfetch-cpu").
+	CPUTaskQueue string
+
+	// FetchSlots is how many fetches this worker runs at once (default 100).
+	FetchSlots int
+	// CPUSlots is how many hashes this worker runs at once (default: the
+	// number of CPUs, so hashing uses every core but queues beyond that).
+	CPUSlots int
+	// FetchRate and CPURate cap activities started per second by this
+	// worker; FetchQueueRate and CPUQueueRate cap them across every worker
+	// of the task queue (enforced by the Temporal server). 0: no cap.
+	FetchRate, FetchQueueRate float64
+	CPURate, CPUQueueRate     float64
+
+	// Store holds bodies between fetch and hash. Both pools must see the
+	// same store (one machine, a shared volume, or an object store).
+	Store blobstore.Store
+	// HTTPClient is shared by every fetch (default: NewHTTPClient(HTTP)).
+	HTTPClient *http.Client
+	// HTTP configures the default HTTPClient.
+	HTTP activities.ClientConfig
+	// MaxBodyBytes caps one body (default activities.DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// StopTimeout is how long running activities get to finish on shutdown
+	// (default 10s).
+	StopTimeout time.Duration
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Role == "" {
+		c.Role = RoleAll
+	}
+	if c.Role != RoleFetch && c.Role != RoleCPU && c.Role != RoleAll {
+		return c, fmt.Errorf("role %q: want fetch, cpu or all", c.Role)
+	}
+	if c.TaskQueue == "" {
+		c.TaskQueue = workflows.TaskQueue
+	}
+	if c.CPUTaskQueue == "" {
+		c.CPUTaskQueue = workflows.CPUTaskQueue
+	}
+	if c.FetchSlots == 0 {
+		c.FetchSlots = 100
+	}
+	if c.CPUSlots == 0 {
+		c.CPUSlots = runtime.NumCPU()
+	}
+	if c.FetchSlots < 0 || c.CPUSlots < 0 {
+		return c, fmt.Errorf("slots must be positive (fetch %d, cpu %d)", c.FetchSlots, c.CPUSlots)
+	}
+	for _, r := range []float64{c.FetchRate, c.FetchQueueRate, c.CPURate, c.CPUQueueRate} {
+		if r < 0 {
+			return c, fmt.Errorf("rates must not be negative, got %g", r)
+		}
+	}
+	if c.Store == nil {
+		return c, fmt.Errorf("no blob store configured")
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = activities.NewHTTPClient(c.HTTP)
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = 10 * time.Second
+	}
+	return c, nil
+}
+
+// Pools are running workers; Stop them to shut down gracefully.
+type Pools struct {
+	workers []worker.Worker
+	client  *http.Client
+}
+
+// Start starts the pools of cfg.Role on c.
+func Start(c client.Client, cfg Config) (*Pools, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := &Pools{client: cfg.HTTPClient}
+	if cfg.Role == RoleFetch || cfg.Role == RoleAll {
+		w := worker.New(c, cfg.TaskQueue, worker.Options{
+			MaxConcurrentActivityExecutionSize: cfg.FetchSlots,
+			MaxConcurrentActivityTaskPollers:   min(max(cfg.FetchSlots/10, 2), 8),
+			WorkerActivitiesPerSecond:          cfg.FetchRate,
+			TaskQueueActivitiesPerSecond:       cfg.FetchQueueRate,
+			// Deliver cancellation within about a second.
+			MaxHeartbeatThrottleInterval: time.Second,
+			WorkerStopTimeout:            cfg.StopTimeout,
+		})
+		w.RegisterWorkflowWithOptions(workflows.BatchFetch, workflow.RegisterOptions{Name: workflows.WorkflowName})
+		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, MaxBodyBytes: cfg.MaxBodyBytes})
+		p.workers = append(p.workers, w)
+	}
+	if cfg.Role == RoleCPU || cfg.Role == RoleAll {
+		w := worker.New(c, cfg.CPUTaskQueue, worker.Options{
+			MaxConcurrentActivityExecutionSize: cfg.CPUSlots,
+			MaxConcurrentActivityTaskPollers:   2,
+			WorkerActivitiesPerSecond:          cfg.CPURate,
+			TaskQueueActivitiesPerSecond:       cfg.CPUQueueRate,
+			MaxHeartbeatThrottleInterval:       time.Second,
+			WorkerStopTimeout:                  cfg.StopTimeout,
+			// This worker runs activities only.
+			DisableWorkflowWorker: true,
+		})
+		w.RegisterActivity(&activities.Hasher{Store: cfg.Store})
+		p.workers = append(p.workers, w)
+	}
+	for i, w := range p.workers {
+		if err := w.Start(); err != nil {
+			for _, started := range p.workers[:i] {
+				started.Stop()
+			}
+			return nil, fmt.Errorf("starting worker: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// Stop stops polling, lets running activities finish (up to StopTimeout)
+// and releases the HTTP connection pool.
+func (p *Pools) Stop() {
+	for _, w := range p.workers {
+		w.Stop()
+	}
+	p.client.CloseIdleConnections()
+}
+
+// Run starts the pools and stops them when ctx is done.
+func Run(ctx context.Context, c client.Client, cfg Config) error {
+	p, err := Start(c, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	p.Stop()
+	return nil
+}

@@ -1,0 +1,466 @@
+// Command starter starts a BatchFetch workflow and waits for its result.
+//
+//	starter --dev                                 # embedded server, demo site, workers
+//	starter https://example.com/a https://example.com/b
+//	starter --file urls.txt --mode fail_fast --json
+//	cat urls.txt | starter --no-wait
+//
+// Exit status: 0 every URL ok; 1 the batch failed, was canceled, or a URL
+// failed; 2 bad usage or input rejected (InvalidInput); 3 Temporal could not
+// be reached or another error stopped the command.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.uber.org/zap"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/devserver"
+	"github.com/batchfetch/batchfetch/internal/cli"
+	"github.com/batchfetch/batchfetch/internal/demosite"
+	"github.com/batchfetch/batchfetch/internal/logging"
+	"github.com/batchfetch/batchfetch/internal/workers"
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+// Exit statuses.
+const (
+	exitOK       = 0
+	exitFailed   = 1
+	exitUsage    = 2
+	exitInternal = 3
+)
+
+type options struct {
+	input     workflows.Input
+	file      string
+	id        string
+	taskQueue string
+	jsonOut   bool
+	noWait    bool
+	quiet     bool
+	dev       bool
+	serve     bool
+	devDB     string
+	devPort   int
+	devUIPort int
+	logLevel  string
+}
+
+// exitError carries an exit status up to main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func main() {
+	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if err == nil {
+		return
+	}
+	code := exitInternal
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	if !errors.Is(err, errSilent) {
+		fmt.Fprintln(os.Stderr, "starter:", err)
+	}
+	os.Exit(code)
+}
+
+// errSilent marks an exit whose reason is already printed.
+var errSilent = errors.New("")
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("starter", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: starter [flags] [URL...]\n\nURLs come from the arguments, --file (one per line, # comments), or stdin.\nThe Temporal connection comes from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the other TEMPORAL_* variables.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.file, "file", "", "read URLs from this file ('-' for stdin), one per line; # starts a comment")
+	fs.StringVar(&o.input.Mode, "mode", workflows.ModeCollect, "collect (record each failure, finish the rest) or fail_fast (first failure cancels the batch)")
+	fs.IntVar(&o.input.MaxInFlight, "max-in-flight", workflows.DefaultMaxInFlight, "fetches running at once for this batch")
+	fs.StringVar(&o.input.AttemptTimeout, "attempt-timeout", workflows.DefaultAttemptTimeout.String(), "time limit of one attempt")
+	fs.StringVar(&o.input.URLTimeout, "url-timeout", "", "time limit of one URL, retries included (default none)")
+	fs.IntVar(&o.input.MaxAttempts, "max-attempts", workflows.DefaultMaxAttempts, "attempts per URL, the first included")
+	fs.StringVar(&o.input.InitialBackoff, "initial-backoff", workflows.DefaultInitialBackoff.String(), "wait before the first retry; doubles after each")
+	fs.StringVar(&o.input.CPUTaskQueue, "cpu-task-queue", workflows.CPUTaskQueue, "task queue of the hash step")
+	fs.StringVar(&o.taskQueue, "task-queue", workflows.TaskQueue, "task queue of the workflow and its fetches")
+	fs.StringVar(&o.id, "id", "", "workflow ID; starting the same ID again attaches to that batch instead of fetching twice (default: a new ID)")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the result as JSON instead of a table")
+	fs.BoolVar(&o.noWait, "no-wait", false, "print the workflow ID and run ID and exit without waiting")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress on stderr")
+	fs.BoolVar(&o.dev, "dev", false, "run an embedded Temporal server with the Web UI, a demo site and both workers in this process (URLs default to the demo site)")
+	fs.BoolVar(&o.serve, "serve", false, "with --dev: keep the server, Web UI and workers running after the batch, until Ctrl-C")
+	fs.StringVar(&o.devDB, "dev-db", defaultDevDir("dev.sqlite"), "with --dev: SQLite file holding the server's state")
+	fs.IntVar(&o.devPort, "dev-port", 7233, "with --dev: frontend gRPC port")
+	fs.IntVar(&o.devUIPort, "dev-ui-port", 8233, "with --dev: Web UI port")
+	fs.StringVar(&o.logLevel, "log-level", "off", "log of the Temporal client (and, with --dev, the workers): off, debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{exitUsage, errSilent}
+	}
+
+	urls, err := readURLs(fs.Args(), o.file, stdin, !o.dev)
+	if err != nil {
+		return &exitError{exitUsage, err}
+	}
+	if o.input.MaxInFlight <= 0 || o.input.MaxAttempts <= 0 {
+		return &exitError{exitUsage, errors.New("--max-in-flight and --max-attempts must be at least 1")}
+	}
+	if !o.dev {
+		if err := checkInput(o.input, urls); err != nil {
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var c client.Client
+	var webUI string
+	if o.dev {
+		env, err := startDev(o)
+		if err != nil {
+			return &exitError{exitInternal, err}
+		}
+		defer env.stop()
+		c, webUI = env.client, env.webUI
+		if len(urls) == 0 {
+			urls = demosite.URLs(env.demoBase)
+		}
+		fmt.Fprintf(stderr, "dev server %s, Web UI %s\n", env.hostPort, webUI)
+	} else {
+		opts, err := cli.ClientOptions()
+		if err != nil {
+			return &exitError{exitUsage, err}
+		}
+		if opts.Logger, err = sdkLogger(o.logLevel); err != nil {
+			return &exitError{exitUsage, err}
+		}
+		dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err = client.DialContext(dialCtx, opts)
+		cancel()
+		if err != nil {
+			return &exitError{exitInternal, fmt.Errorf("cannot reach Temporal at %s (namespace %q): %w\n(start a server, set TEMPORAL_ADDRESS, or try --dev)", opts.HostPort, opts.Namespace, err)}
+		}
+		defer c.Close()
+	}
+	if err := checkInput(o.input, urls); err != nil {
+		return err
+	}
+	o.input.URLs = urls
+
+	run, err := start(ctx, c, o)
+	if err != nil {
+		return err
+	}
+	if webUI != "" {
+		fmt.Fprintf(stderr, "watch it: %s/namespaces/default/workflows/%s/%s/history\n", webUI, run.GetID(), run.GetRunID())
+	}
+	if o.noWait {
+		fmt.Fprintf(stdout, "workflow_id=%s run_id=%s\n", run.GetID(), run.GetRunID())
+		return nil
+	}
+
+	err = wait(ctx, c, run, o, stdout, stderr)
+	if o.serve && o.dev {
+		fmt.Fprintf(stderr, "serving the Web UI at %s; Ctrl-C to stop\n", webUI)
+		<-ctx.Done()
+	}
+	return err
+}
+
+// checkInput refuses bad input before anything starts, with the
+// workflow's own rules and messages.
+func checkInput(in workflows.Input, urls []string) error {
+	if len(urls) == 0 {
+		return &exitError{exitUsage, errors.New("no URLs: give them as arguments, with --file, or on stdin")}
+	}
+	in.URLs = urls
+	if _, err := in.Validate(); err != nil {
+		return &exitError{exitUsage, fmt.Errorf("invalid input: %w", err)}
+	}
+	return nil
+}
+
+func start(ctx context.Context, c client.Client, o options) (client.WorkflowRun, error) {
+	id := o.id
+	if id == "" {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		id = "batchfetch-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        id,
+		TaskQueue: o.taskQueue,
+		// The same ID never fetches twice: a second start attaches.
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            fmt.Sprintf("%d URLs, %s", len(o.input.URLs), o.input.Mode),
+	}, workflows.WorkflowName, o.input)
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &already) {
+		return c.GetWorkflow(ctx, id, ""), nil
+	}
+	var nsErr *serviceerror.NamespaceNotFound
+	if errors.As(err, &nsErr) {
+		return nil, &exitError{exitInternal, fmt.Errorf("namespace not found: %v (create it, or set TEMPORAL_NAMESPACE)", err)}
+	}
+	if err != nil {
+		return nil, &exitError{exitInternal, fmt.Errorf("starting workflow %s: %w", id, err)}
+	}
+	return run, nil
+}
+
+func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o options, stdout, stderr io.Writer) error {
+	done := make(chan struct{})
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		if !o.quiet {
+			showProgress(ctx, c, run, done, stderr)
+		}
+	}()
+	var out workflows.Output
+	err := run.Get(ctx, &out)
+	close(done)
+	<-progressDone
+
+	if ctx.Err() != nil {
+		return &exitError{exitFailed, fmt.Errorf("stopped waiting; the batch goes on: workflow_id=%s run_id=%s", run.GetID(), run.GetRunID())}
+	}
+	var appErr *temporal.ApplicationError
+	var canceled *temporal.CanceledError
+	switch {
+	case err == nil:
+	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrInvalidInput:
+		return &exitError{exitUsage, fmt.Errorf("invalid input: %s", appErr.Message())}
+	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrBatchFailed:
+		if appErr.HasDetails() && appErr.Details(&out) == nil {
+			if perr := printOutput(stdout, out, o.jsonOut); perr != nil {
+				return perr
+			}
+		}
+		return &exitError{exitFailed, fmt.Errorf("batch failed: %s", appErr.Message())}
+	case errors.As(err, &canceled):
+		return &exitError{exitFailed, fmt.Errorf("batch canceled (workflow_id=%s)", run.GetID())}
+	default:
+		return &exitError{exitFailed, fmt.Errorf("batch %s: %w", run.GetID(), err)}
+	}
+	if err := printOutput(stdout, out, o.jsonOut); err != nil {
+		return err
+	}
+	if out.Failed > 0 {
+		return &exitError{exitFailed, fmt.Errorf("%d of %d URLs failed", out.Failed, len(out.Results))}
+	}
+	return nil
+}
+
+// showProgress polls the progress query until done closes.
+func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, done <-chan struct{}, w io.Writer) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	tty := isTerminal(w)
+	last := ""
+	for {
+		select {
+		case <-done:
+			if tty && last != "" {
+				fmt.Fprintln(w)
+			}
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		v, err := c.QueryWorkflow(qctx, run.GetID(), run.GetRunID(), workflows.ProgressQuery)
+		cancel()
+		if err != nil {
+			continue // not started yet, or finished between ticks
+		}
+		var p workflows.Progress
+		if v.Get(&p) != nil {
+			continue
+		}
+		line := fmt.Sprintf("%d/%d done, %d ok, %d failed, %d in flight", p.Done, p.Total, p.OK, p.Failed, p.InFlight)
+		if line == last {
+			continue
+		}
+		last = line
+		if tty {
+			fmt.Fprintf(w, "\r\033[K%s", line)
+		} else {
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+func printOutput(w io.Writer, out workflows.Output, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tOUTCOME\tSTATUS\tATTEMPTS\tELAPSED\tSIZE\tSHA256\tURL")
+	for i, r := range out.Results {
+		sum := r.SHA256
+		if len(sum) > 16 {
+			sum = sum[:16] + "…"
+		}
+		if r.Outcome != workflows.OutcomeOK {
+			sum = r.Error
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%d\t%s\t%s\n", i+1, r.Outcome, r.Status, r.Attempts,
+			(time.Duration(r.ElapsedMS) * time.Millisecond).String(), r.Size, sum, r.URL)
+	}
+	fmt.Fprintf(tw, "\n%d ok, %d failed\n", out.OK, out.Failed)
+	return tw.Flush()
+}
+
+// readURLs collects URLs from args, a file, or stdin when it is not a terminal.
+func readURLs(args []string, file string, stdin io.Reader, useStdin bool) ([]string, error) {
+	urls := append([]string(nil), args...)
+	var r io.Reader
+	name := file
+	switch {
+	case file == "-":
+		r, name = stdin, "stdin"
+	case file != "":
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("reading URLs: %w", err)
+		}
+		defer f.Close()
+		r = f
+	case len(args) == 0 && useStdin && !isTerminal(stdin):
+		r, name = stdin, "stdin"
+	}
+	if r == nil {
+		return urls, nil
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		s := strings.TrimSpace(sc.Text())
+		if i := strings.Index(s, "#"); i == 0 || (i > 0 && (s[i-1] == ' ' || s[i-1] == '\t')) {
+			s = strings.TrimSpace(s[:i])
+		}
+		if s != "" {
+			urls = append(urls, s)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading URLs from %s: %w", name, err)
+	}
+	return urls, nil
+}
+
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func defaultDevDir(name string) string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "batchfetch", name)
+}
+
+type devEnv struct {
+	client   client.Client
+	hostPort string
+	webUI    string
+	demoBase string
+	stop     func()
+}
+
+// startDev runs the embedded server, the demo site and both workers.
+func startDev(o options) (*devEnv, error) {
+	srv, err := devserver.Start(devserver.Config{DBFile: o.devDB, Port: o.devPort, UIPort: o.devUIPort})
+	if err != nil {
+		return nil, err
+	}
+	var stops []func()
+	stopAll := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	stops = append(stops, func() { _ = srv.Stop() })
+	base, stopSite, err := demosite.Serve("127.0.0.1:0")
+	if err != nil {
+		stopAll()
+		return nil, err
+	}
+	stops = append(stops, stopSite)
+	logger, err := sdkLogger(o.logLevel)
+	if err != nil {
+		stopAll()
+		return nil, err
+	}
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: logger})
+	if err != nil {
+		stopAll()
+		return nil, fmt.Errorf("connecting to the dev server: %w", err)
+	}
+	stops = append(stops, c.Close)
+	store, err := blobstore.NewDir(filepath.Join(filepath.Dir(o.devDB), "blobs"))
+	if err != nil {
+		stopAll()
+		return nil, err
+	}
+	pools, err := workers.Start(c, workers.Config{Store: store, TaskQueue: o.taskQueue, CPUTaskQueue: o.input.CPUTaskQueue})
+	if err != nil {
+		stopAll()
+		return nil, err
+	}
+	stops = append(stops, pools.Stop)
+	return &devEnv{client: c, hostPort: srv.FrontendHostPort(), webUI: srv.UIAddress(), demoBase: base, stop: stopAll}, nil
+}
+
+func sdkLogger(level string) (log.Logger, error) {
+	if level == "off" {
+		return logging.SDK(zap.NewNop()), nil
+	}
+	z, err := logging.New(level, "console")
+	if err != nil {
+		return nil, err
+	}
+	return logging.SDK(z), nil
+}

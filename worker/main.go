@@ -1,0 +1,98 @@
+// Command worker runs batchfetch's fetch worker, CPU worker, or both.
+//
+//	worker --role fetch --fetch-slots 200      # I/O: workflows and fetches
+//	worker --role cpu --cpu-slots 4            # CPU: hashes
+//
+// The Temporal connection comes from the TEMPORAL_* environment variables;
+// every flag can also be set as BATCHFETCH_<FLAG> (for example
+// BATCHFETCH_FETCH_SLOTS=200).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/batchfetch/batchfetch/activities"
+	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/internal/cli"
+	"github.com/batchfetch/batchfetch/internal/logging"
+	"github.com/batchfetch/batchfetch/internal/workers"
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	var cfg workers.Config
+	fs.StringVar(&cfg.Role, "role", workers.RoleAll, "which pool to run: fetch (workflows and fetches), cpu (hashes) or all")
+	fs.StringVar(&cfg.TaskQueue, "task-queue", workflows.TaskQueue, "task queue of workflows and fetch activities")
+	fs.StringVar(&cfg.CPUTaskQueue, "cpu-task-queue", workflows.CPUTaskQueue, "task queue of hash activities")
+	fs.IntVar(&cfg.FetchSlots, "fetch-slots", 100, "fetches this worker runs at once")
+	fs.IntVar(&cfg.CPUSlots, "cpu-slots", runtime.NumCPU(), "hashes this worker runs at once (default: number of CPUs)")
+	fs.Float64Var(&cfg.FetchRate, "fetch-rate", 0, "fetches started per second by this worker (0: no cap)")
+	fs.Float64Var(&cfg.FetchQueueRate, "fetch-queue-rate", 0, "fetches started per second across all workers of the task queue (0: no cap)")
+	fs.Float64Var(&cfg.CPURate, "cpu-rate", 0, "hashes started per second by this worker (0: no cap)")
+	fs.Float64Var(&cfg.CPUQueueRate, "cpu-queue-rate", 0, "hashes started per second across all CPU workers (0: no cap)")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", activities.DefaultMaxBodyBytes, "largest body accepted; a longer one fails the URL")
+	fs.IntVar(&cfg.HTTP.MaxConnsPerHost, "max-conns-per-host", 32, "HTTP connections per host")
+	fs.IntVar(&cfg.HTTP.MaxRedirects, "max-redirects", 5, "redirects followed per request")
+	blobDir := fs.String("blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "directory for bodies between fetch and hash; fetch and CPU workers must share it")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "console", "console or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := cli.EnvFallback(fs, "BATCHFETCH_"); err != nil {
+		return err
+	}
+
+	logger, err := logging.New(*logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	defer logger.Sync() //nolint:errcheck
+	store, err := blobstore.NewDir(*blobDir)
+	if err != nil {
+		return err
+	}
+	cfg.Store = store
+
+	opts, err := cli.ClientOptions()
+	if err != nil {
+		return err
+	}
+	opts.Logger = logging.SDK(logger)
+	c, err := client.Dial(opts)
+	if err != nil {
+		return fmt.Errorf("connecting to Temporal at %s (namespace %s): %w", opts.HostPort, opts.Namespace, err)
+	}
+	defer c.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger.Info("worker starting",
+		zap.String("role", cfg.Role), zap.String("address", opts.HostPort), zap.String("namespace", opts.Namespace),
+		zap.String("task_queue", cfg.TaskQueue), zap.String("cpu_task_queue", cfg.CPUTaskQueue),
+		zap.Int("fetch_slots", cfg.FetchSlots), zap.Int("cpu_slots", cfg.CPUSlots), zap.String("blob_dir", *blobDir))
+	err = workers.Run(ctx, c, cfg)
+	logger.Info("worker stopped")
+	return err
+}

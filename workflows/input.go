@@ -1,0 +1,303 @@
+package workflows
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Limits on one batch. Larger inputs are refused with InvalidInput.
+const (
+	// MaxURLs is the most URLs one batch takes.
+	MaxURLs = 5000
+	// MaxURLLength is the longest URL accepted, in bytes.
+	MaxURLLength = 8192
+	// MaxInFlightLimit is the highest max_in_flight accepted: Temporal
+	// advises against many more pending activities per workflow.
+	MaxInFlightLimit = 500
+	// MaxAttemptsLimit is the highest max_attempts accepted.
+	MaxAttemptsLimit = 100
+	// MaxDuration bounds every duration in the input.
+	MaxDuration = 24 * time.Hour
+)
+
+// Defaults for the optional input fields.
+const (
+	DefaultMaxInFlight    = 100
+	DefaultAttemptTimeout = 30 * time.Second
+	DefaultMaxAttempts    = 3
+	DefaultInitialBackoff = 500 * time.Millisecond
+)
+
+// Input is the workflow's one argument: the JSON object that
+// `temporal workflow start --input` sends. Zero values take the defaults.
+type Input struct {
+	// URLs to fetch: absolute http or https URLs. Duplicates are allowed
+	// and fetched (and reported) once per occurrence.
+	URLs []string `json:"urls"`
+	// Mode is "collect" (default) or "fail_fast".
+	Mode string `json:"mode,omitempty"`
+	// MaxInFlight is how many fetches run at once for the batch (default 100).
+	MaxInFlight int `json:"max_in_flight,omitempty"`
+	// AttemptTimeout bounds one attempt, as a Go duration (default "30s").
+	AttemptTimeout string `json:"attempt_timeout,omitempty"`
+	// URLTimeout bounds one URL, retries and backoff included (default: none).
+	URLTimeout string `json:"url_timeout,omitempty"`
+	// MaxAttempts per URL, the first one included (default 3).
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// InitialBackoff before the first retry, doubling after each (default "500ms").
+	InitialBackoff string `json:"initial_backoff,omitempty"`
+	// CPUTaskQueue serves the hash step (default "batchfetch-cpu").
+	CPUTaskQueue string `json:"cpu_task_queue,omitempty"`
+
+	// decodeErr records why the JSON form could not be decoded, so the
+	// workflow can fail with InvalidInput instead of failing its task.
+	decodeErr string
+}
+
+// wireInput is Input as it arrives in JSON: pointers tell an explicit zero
+// from an absent field.
+type wireInput struct {
+	URLs           []string `json:"urls"`
+	Mode           *string  `json:"mode"`
+	MaxInFlight    *int     `json:"max_in_flight"`
+	AttemptTimeout *string  `json:"attempt_timeout"`
+	URLTimeout     *string  `json:"url_timeout"`
+	MaxAttempts    *int     `json:"max_attempts"`
+	InitialBackoff *string  `json:"initial_backoff"`
+	CPUTaskQueue   *string  `json:"cpu_task_queue"`
+}
+
+// UnmarshalJSON never fails: a malformed input is remembered and reported
+// by Validate, so the workflow fails cleanly with InvalidInput (a decode
+// error would instead fail the workflow task over and over).
+func (in *Input) UnmarshalJSON(b []byte) error {
+	*in = Input{}
+	var w wireInput
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		in.decodeErr = describeJSONError(err)
+		return nil
+	}
+	if dec.More() {
+		in.decodeErr = "input: trailing data after the JSON object"
+		return nil
+	}
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		in.decodeErr = "input: expected a JSON object, got null"
+		return nil
+	}
+	in.URLs = w.URLs
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	in.Mode, in.AttemptTimeout, in.URLTimeout = str(w.Mode), str(w.AttemptTimeout), str(w.URLTimeout)
+	in.InitialBackoff, in.CPUTaskQueue = str(w.InitialBackoff), str(w.CPUTaskQueue)
+	// An explicit 0 is an error, not "use the default".
+	for _, f := range []struct {
+		name string
+		v    *int
+		dst  *int
+	}{{"max_in_flight", w.MaxInFlight, &in.MaxInFlight}, {"max_attempts", w.MaxAttempts, &in.MaxAttempts}} {
+		if f.v == nil {
+			continue
+		}
+		if *f.v <= 0 {
+			in.decodeErr = fmt.Sprintf("%s: must be at least 1, got %d", f.name, *f.v)
+			return nil
+		}
+		*f.dst = *f.v
+	}
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"mode", w.Mode}, {"attempt_timeout", w.AttemptTimeout}, {"url_timeout", w.URLTimeout}, {"initial_backoff", w.InitialBackoff}, {"cpu_task_queue", w.CPUTaskQueue}} {
+		if f.v != nil && *f.v == "" {
+			in.decodeErr = fmt.Sprintf("%s: must not be empty (leave it out for the default)", f.name)
+			return nil
+		}
+	}
+	return nil
+}
+
+func describeJSONError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return fmt.Sprintf("input: expected a JSON object, got %s", typeErr.Value)
+		}
+		return fmt.Sprintf("%s: wrong JSON type: got %s, want %s", field, typeErr.Value, jsonTypeName(typeErr.Type.Kind().String()))
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("input: invalid JSON at byte %d: %v", syntaxErr.Offset, err)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return fmt.Sprintf("input: unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	default:
+		return "input: " + err.Error()
+	}
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "slice":
+		return "array"
+	case "int":
+		return "number"
+	case "struct", "ptr":
+		return "object"
+	}
+	return kind
+}
+
+// Settings is a validated Input with its defaults applied.
+type Settings struct {
+	URLs           []string
+	FailFast       bool
+	MaxInFlight    int
+	AttemptTimeout time.Duration
+	URLTimeout     time.Duration // 0: none
+	MaxAttempts    int
+	InitialBackoff time.Duration
+	CPUTaskQueue   string
+}
+
+// Validate checks an input and applies defaults. Its error names the bad
+// field or URL; the workflow wraps it as a non-retryable InvalidInput.
+func (in Input) Validate() (Settings, error) {
+	if in.decodeErr != "" {
+		return Settings{}, fmt.Errorf("%s", in.decodeErr)
+	}
+	s := Settings{
+		MaxInFlight:    DefaultMaxInFlight,
+		AttemptTimeout: DefaultAttemptTimeout,
+		MaxAttempts:    DefaultMaxAttempts,
+		InitialBackoff: DefaultInitialBackoff,
+		CPUTaskQueue:   CPUTaskQueue,
+	}
+	if len(in.URLs) == 0 {
+		return s, fmt.Errorf("urls: must list at least one URL")
+	}
+	if len(in.URLs) > MaxURLs {
+		return s, fmt.Errorf("urls: %d URLs is over the limit of %d per batch", len(in.URLs), MaxURLs)
+	}
+	for i, raw := range in.URLs {
+		if err := checkURL(raw); err != nil {
+			return s, fmt.Errorf("urls[%d]: %w", i, err)
+		}
+	}
+	s.URLs = in.URLs
+
+	switch in.Mode {
+	case "", ModeCollect:
+	case ModeFailFast:
+		s.FailFast = true
+	default:
+		return s, fmt.Errorf("mode: %q is not one of %q, %q", clip(in.Mode), ModeCollect, ModeFailFast)
+	}
+	if in.MaxInFlight < 0 || in.MaxInFlight > MaxInFlightLimit {
+		return s, fmt.Errorf("max_in_flight: must be between 1 and %d, got %d", MaxInFlightLimit, in.MaxInFlight)
+	}
+	if in.MaxInFlight > 0 {
+		s.MaxInFlight = in.MaxInFlight
+	}
+	if in.MaxAttempts < 0 || in.MaxAttempts > MaxAttemptsLimit {
+		return s, fmt.Errorf("max_attempts: must be between 1 and %d, got %d", MaxAttemptsLimit, in.MaxAttempts)
+	}
+	if in.MaxAttempts > 0 {
+		s.MaxAttempts = in.MaxAttempts
+	}
+	var err error
+	if s.AttemptTimeout, err = parseDuration("attempt_timeout", in.AttemptTimeout, s.AttemptTimeout); err != nil {
+		return s, err
+	}
+	if s.URLTimeout, err = parseDuration("url_timeout", in.URLTimeout, 0); err != nil {
+		return s, err
+	}
+	if s.InitialBackoff, err = parseDuration("initial_backoff", in.InitialBackoff, s.InitialBackoff); err != nil {
+		return s, err
+	}
+	if in.CPUTaskQueue != "" {
+		if len(in.CPUTaskQueue) > 1000 {
+			return s, fmt.Errorf("cpu_task_queue: longer than 1000 bytes")
+		}
+		s.CPUTaskQueue = in.CPUTaskQueue
+	}
+	return s, nil
+}
+
+func parseDuration(field, v string, def time.Duration) (time.Duration, error) {
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %q is not a duration such as \"1.5s\" or \"2m\"", field, clip(v))
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%s: must be positive, got %q", field, v)
+	}
+	if d > MaxDuration {
+		return 0, fmt.Errorf("%s: %s is over the limit of %s", field, d, MaxDuration)
+	}
+	return d, nil
+}
+
+func checkURL(raw string) error {
+	if len(raw) > MaxURLLength {
+		return fmt.Errorf("URL of %d bytes is over the limit of %d", len(raw), MaxURLLength)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", clip(redact(raw)), unwrapURLError(err))
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q: credentials in URLs are not accepted (they would be stored in workflow history)", clip(u.Redacted()))
+	}
+	if u.Scheme == "" || !u.IsAbs() {
+		return fmt.Errorf("%q is not an absolute URL (want http:// or https://)", clip(raw))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q: scheme %q is not supported (want http or https)", clip(raw), u.Scheme)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return fmt.Errorf("%q has no host", clip(raw))
+	}
+	return nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// redact hides a password in a string that may not parse as a URL.
+func redact(raw string) string {
+	if at := strings.LastIndex(raw, "@"); at >= 0 {
+		if scheme := strings.Index(raw, "://"); scheme >= 0 && scheme < at {
+			return raw[:scheme+3] + "xxxxx" + raw[at:]
+		}
+	}
+	return raw
+}
+
+// clip keeps error messages readable when a field is huge.
+func clip(s string) string {
+	const max = 200
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}
