@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"time"
@@ -140,6 +141,8 @@ func describeJSONError(err error) string {
 		return fmt.Sprintf("%s: wrong JSON type: got %s, want %s", field, typeErr.Value, jsonTypeName(typeErr.Type.Kind().String()))
 	case errors.As(err, &syntaxErr):
 		return fmt.Sprintf("input: invalid JSON at byte %d: %v", syntaxErr.Offset, err)
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return "input: invalid JSON: it ends early"
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return fmt.Sprintf("input: unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	default:

@@ -1,0 +1,618 @@
+package batchfetch_test
+
+// End-to-end tests: a real Temporal server (the embedded dev server, in
+// memory), real workers, real HTTP servers on 127.0.0.1 and real files.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/devserver"
+	"github.com/batchfetch/batchfetch/internal/logging"
+	"github.com/batchfetch/batchfetch/internal/workers"
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+const (
+	taskQueue    = "e2e"
+	cpuTaskQueue = "e2e-cpu"
+)
+
+var env struct {
+	client  client.Client
+	blobDir string
+	store   *blobstore.Dir
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	srv, err := devserver.Start(devserver.Config{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the dev server:", err)
+		return 1
+	}
+	defer srv.Stop() //nolint:errcheck
+	env.client, err = client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: logging.SDK(zap.NewNop())})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "connecting:", err)
+		return 1
+	}
+	defer env.client.Close()
+	env.blobDir, err = os.MkdirTemp("", "batchfetch-e2e-blobs-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(env.blobDir)
+	env.store, _ = blobstore.NewDir(env.blobDir)
+	pools, err := workers.Start(env.client, workers.Config{TaskQueue: taskQueue, CPUTaskQueue: cpuTaskQueue, Store: env.store})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting workers:", err)
+		return 1
+	}
+	defer pools.Stop()
+	return m.Run()
+}
+
+// site is a test web server on 127.0.0.1 that records every request.
+type site struct {
+	*httptest.Server
+	mu   sync.Mutex
+	hits map[string][]time.Time
+}
+
+func newSite(t *testing.T, routes map[string]http.HandlerFunc) *site {
+	t.Helper()
+	s := &site{hits: map[string][]time.Time{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.hits[r.URL.Path] = append(s.hits[r.URL.Path], time.Now())
+		s.mu.Unlock()
+		if h, ok := routes[r.URL.Path]; ok {
+			h(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *site) hitTimes(path string) []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.hits[path]...)
+}
+
+func (s *site) totalHits() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, h := range s.hits {
+		n += len(h)
+	}
+	return n
+}
+
+// drip answers with a long body one byte at a time until the client goes
+// away; it reports the connection (on connected) and its end (on gone).
+func drip(connected chan<- string, gone chan<- time.Time) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000000")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		connected <- r.URL.Path
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-r.Context().Done():
+				gone <- time.Now()
+				return
+			case <-t.C:
+				_, _ = w.Write([]byte("x"))
+				w.(http.Flusher).Flush()
+			}
+		}
+	}
+}
+
+func start(t *testing.T, in any) client.WorkflowRun {
+	t.Helper()
+	if typed, ok := in.(workflows.Input); ok && typed.CPUTaskQueue == "" {
+		typed.CPUTaskQueue = cpuTaskQueue
+		in = typed
+	}
+	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
+		ID:        fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano()),
+		TaskQueue: taskQueue,
+	}, workflows.WorkflowName, in)
+	if err != nil {
+		t.Fatalf("starting: %v", err)
+	}
+	return run
+}
+
+func result(t *testing.T, run client.WorkflowRun) (workflows.Output, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out workflows.Output
+	err := run.Get(ctx, &out)
+	return out, err
+}
+
+// assertNoBlobs checks that a finished run left nothing in the blob store.
+func assertNoBlobs(t *testing.T, run client.WorkflowRun) {
+	t.Helper()
+	dir := filepath.Join(env.blobDir, filepath.FromSlash(workflows.BlobPrefix(run.GetRunID())))
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		entries, _ := os.ReadDir(dir)
+		t.Errorf("blobs left behind in %s: %d entries", dir, len(entries))
+	}
+}
+
+// recordHistory saves the run's history for the replay test when
+// BATCHFETCH_RECORD_HISTORIES names a directory.
+func recordHistory(t *testing.T, run client.WorkflowRun, name string) {
+	dir := os.Getenv("BATCHFETCH_RECORD_HISTORIES")
+	if dir == "" {
+		return
+	}
+	iter := env.client.GetWorkflowHistory(context.Background(), run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var events []json.RawMessage
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := protojson.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, b)
+	}
+	b, _ := json.MarshalIndent(map[string]any{"events": events}, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, name+".json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func randomBody(n int) []byte {
+	b := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{byte(n), byte(n >> 8), byte(n >> 16)})
+	_, _ = r.Read(b)
+	return b
+}
+
+func TestBodiesAreHashedOnTheCPUWorker(t *testing.T) {
+	bodies := map[string][]byte{
+		"/empty": {},
+		"/hello": []byte("hello, world\n"),
+		"/1m":    randomBody(1 << 20),
+		"/64m":   randomBody(64 << 20),
+	}
+	routes := map[string]http.HandlerFunc{}
+	for path, body := range bodies {
+		routes[path] = func(w http.ResponseWriter, r *http.Request) {
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+		}
+	}
+	s := newSite(t, routes)
+	paths := []string{"/64m", "/hello", "/empty", "/1m", "/hello"}
+	var urls []string
+	for _, p := range paths {
+		urls = append(urls, s.URL+p)
+	}
+	run := start(t, workflows.Input{URLs: urls})
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatalf("batch failed: %v", err)
+	}
+	if out.OK != len(urls) || out.Failed != 0 || len(out.Results) != len(urls) {
+		t.Fatalf("ok=%d failed=%d results=%d, want %d ok", out.OK, out.Failed, len(out.Results), len(urls))
+	}
+	for i, p := range paths {
+		r := out.Results[i]
+		sum := sha256.Sum256(bodies[p])
+		if r.URL != urls[i] || r.Outcome != workflows.OutcomeOK || r.Status != 200 || r.Attempts != 1 ||
+			r.SHA256 != hex.EncodeToString(sum[:]) || r.Size != int64(len(bodies[p])) {
+			t.Errorf("result %d: got %+v\nwant url %s ok 200, 1 attempt, size %d, sha256 %x", i, r, urls[i], len(bodies[p]), sum)
+		}
+	}
+	assertNoBlobs(t, run)
+	recordHistory(t, run, "collect")
+}
+
+func TestStatusesRetriesAndTimeouts(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	call := func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		calls[path]++
+		return calls[path]
+	}
+	s := newSite(t, map[string]http.HandlerFunc{
+		"/missing": func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) },
+		"/flaky": func(w http.ResponseWriter, r *http.Request) {
+			if call(r.URL.Path) <= 2 {
+				http.Error(w, "busy", http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = io.WriteString(w, "third time")
+		},
+		"/limited": func(w http.ResponseWriter, r *http.Request) {
+			if call(r.URL.Path) == 1 {
+				w.Header().Set("Retry-After", "2")
+				http.Error(w, "slow down", http.StatusTooManyRequests)
+				return
+			}
+			_, _ = io.WriteString(w, "thanks for waiting")
+		},
+		"/slow": func(w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done() // never answers in time
+		},
+		"/teapot": func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) },
+	})
+	urls := []string{s.URL + "/missing", s.URL + "/flaky", s.URL + "/limited", s.URL + "/slow", s.URL + "/teapot"}
+	run := start(t, workflows.Input{URLs: urls, MaxAttempts: 3, InitialBackoff: "1s", AttemptTimeout: "1s"})
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatalf("batch failed: %v", err)
+	}
+	want := []struct {
+		outcome  string
+		status   int
+		attempts int
+	}{
+		{workflows.OutcomeHTTPError, 404, 1},
+		{workflows.OutcomeOK, 200, 3},
+		{workflows.OutcomeOK, 200, 2},
+		{workflows.OutcomeTimeout, 0, 3},
+		{workflows.OutcomeHTTPError, 418, 1},
+	}
+	for i, w := range want {
+		r := out.Results[i]
+		if r.Outcome != w.outcome || r.Status != w.status || r.Attempts != w.attempts {
+			t.Errorf("%s: got outcome %s status %d attempts %d (%q), want %s %d %d", urls[i], r.Outcome, r.Status, r.Attempts, r.Error, w.outcome, w.status, w.attempts)
+		}
+		if hits := len(s.hitTimes(strings.TrimPrefix(urls[i], s.URL))); hits != w.attempts {
+			t.Errorf("%s: server saw %d requests, want %d", urls[i], hits, w.attempts)
+		}
+	}
+	if out.OK != 2 || out.Failed != 3 {
+		t.Errorf("ok=%d failed=%d, want 2 and 3", out.OK, out.Failed)
+	}
+	// Retry-After (2s) wins over the 1s backoff.
+	if h := s.hitTimes("/limited"); len(h) == 2 && h[1].Sub(h[0]) < 2*time.Second {
+		t.Errorf("retried a 429 with Retry-After: 2 after %v, want at least 2s", h[1].Sub(h[0]))
+	}
+	// Backoff 1s, then 2s.
+	if h := s.hitTimes("/flaky"); len(h) == 3 && (h[1].Sub(h[0]) < time.Second || h[2].Sub(h[1]) < 2*time.Second) {
+		t.Errorf("retries came after %v and %v, want at least 1s then 2s", h[1].Sub(h[0]), h[2].Sub(h[1]))
+	}
+	assertNoBlobs(t, run)
+}
+
+func TestURLTimeoutBoundsRetries(t *testing.T) {
+	s := newSite(t, map[string]http.HandlerFunc{
+		"/down": func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusBadGateway) },
+	})
+	run := start(t, workflows.Input{URLs: []string{s.URL + "/down"}, MaxAttempts: 100, InitialBackoff: "200ms", URLTimeout: "2s"})
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := out.Results[0]
+	if r.Outcome != workflows.OutcomeHTTPError && r.Outcome != workflows.OutcomeTimeout {
+		t.Errorf("outcome %s, want http_error or timeout", r.Outcome)
+	}
+	if hits := len(s.hitTimes("/down")); hits < 2 || hits > 6 {
+		t.Errorf("server saw %d requests in a 2s budget with 200ms doubling backoff, want 2 to 6", hits)
+	}
+}
+
+func TestFailFastCancelsSiblings(t *testing.T) {
+	connected := make(chan string, 10)
+	gone := make(chan time.Time, 10)
+	var failedAt time.Time
+	s := newSite(t, map[string]http.HandlerFunc{
+		"/drip/1": drip(connected, gone),
+		"/drip/2": drip(connected, gone),
+		"/drip/3": drip(connected, gone),
+		"/missing": func(w http.ResponseWriter, r *http.Request) {
+			for range 3 { // fail only once every sibling is downloading
+				select {
+				case <-connected:
+				case <-time.After(30 * time.Second):
+				}
+			}
+			failedAt = time.Now()
+			http.NotFound(w, r)
+		},
+	})
+	urls := []string{s.URL + "/drip/1", s.URL + "/drip/2", s.URL + "/missing", s.URL + "/drip/3", s.URL + "/never"}
+	run := start(t, workflows.Input{URLs: urls, Mode: workflows.ModeFailFast, MaxInFlight: 4, AttemptTimeout: "2m"})
+	_, err := result(t, run)
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != workflows.ErrBatchFailed {
+		t.Fatalf("got %v, want BatchFailed", err)
+	}
+	if !strings.Contains(appErr.Message(), s.URL+"/missing") {
+		t.Errorf("message %q does not name the failing URL", appErr.Message())
+	}
+	// The workflow only fails once its siblings are really gone.
+	for i := range 3 {
+		select {
+		case at := <-gone:
+			if d := at.Sub(failedAt); d > 5*time.Second {
+				t.Errorf("download %d stopped %v after the failure, want within seconds", i, d)
+			}
+		default:
+			t.Errorf("the batch failed while download %d was still open", i)
+		}
+	}
+	var out workflows.Output
+	if err := appErr.Details(&out); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"canceled", "canceled", "http_error", "canceled", "canceled"} {
+		if out.Results[i].Outcome != want {
+			t.Errorf("%s: outcome %s, want %s", urls[i], out.Results[i].Outcome, want)
+		}
+	}
+	if n := len(s.hitTimes("/never")); n != 0 {
+		t.Errorf("a URL after the failure was requested %d times", n)
+	}
+	assertNoBlobs(t, run)
+	recordHistory(t, run, "fail_fast")
+}
+
+// slowStore reads blobs slowly, so a hash is still running when the test
+// cancels the batch, and reports how far each reader got.
+type slowStore struct {
+	blobstore.Store
+	opened chan struct{}
+	closed chan int64
+}
+
+type slowReader struct {
+	io.ReadCloser
+	s    *slowStore
+	read int64
+}
+
+func (s *slowStore) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	r, err := s.Store.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	s.opened <- struct{}{}
+	return &slowReader{ReadCloser: r, s: s}, nil
+}
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	time.Sleep(20 * time.Millisecond) // a slow disk: 64 MiB takes over 5s
+	n, err := r.ReadCloser.Read(p[:min(len(p), 256<<10)])
+	r.read += int64(n)
+	return n, err
+}
+
+func (r *slowReader) Close() error {
+	r.s.closed <- r.read
+	return r.ReadCloser.Close()
+}
+
+func TestCancelStopsDownloadsAndHashing(t *testing.T) {
+	slow := &slowStore{Store: env.store, opened: make(chan struct{}, 1), closed: make(chan int64, 1)}
+	const queue = "e2e-cpu-slow-disk"
+	pool, err := workers.Start(env.client, workers.Config{Role: workers.RoleCPU, CPUTaskQueue: queue, Store: slow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Stop()
+
+	big := randomBody(64 << 20)
+	connected := make(chan string, 10)
+	gone := make(chan time.Time, 10)
+	s := newSite(t, map[string]http.HandlerFunc{
+		"/big":    func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(big) },
+		"/drip/1": drip(connected, gone),
+		"/drip/2": drip(connected, gone),
+	})
+	run := start(t, workflows.Input{URLs: []string{s.URL + "/big", s.URL + "/drip/1", s.URL + "/drip/2"}, CPUTaskQueue: queue})
+	for _, ch := range []string{"download 1", "download 2", "hash"} {
+		var ok bool
+		if ch == "hash" {
+			select {
+			case <-slow.opened:
+				ok = true
+			case <-time.After(time.Minute):
+			}
+		} else {
+			select {
+			case <-connected:
+				ok = true
+			case <-time.After(time.Minute):
+			}
+		}
+		if !ok {
+			t.Fatalf("%s never started", ch)
+		}
+	}
+	canceledAt := time.Now()
+	if err := env.client.CancelWorkflow(context.Background(), run.GetID(), run.GetRunID()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = result(t, run)
+	var canceled *temporal.CanceledError
+	if !errors.As(err, &canceled) {
+		t.Fatalf("got %v, want canceled", err)
+	}
+	for i := range 2 {
+		select {
+		case at := <-gone:
+			if d := at.Sub(canceledAt); d > 5*time.Second {
+				t.Errorf("download %d stopped %v after the cancel", i, d)
+			}
+		default:
+			t.Errorf("the workflow ended while download %d was still open", i)
+		}
+	}
+	select {
+	case n := <-slow.closed:
+		if n >= int64(len(big)) {
+			t.Errorf("the hash read the whole body (%d bytes) despite the cancel", n)
+		}
+		if d := time.Since(canceledAt); d > 10*time.Second {
+			t.Errorf("the hash stopped %v after the cancel", d)
+		}
+	default:
+		t.Errorf("the workflow ended while the hash was still reading")
+	}
+	assertNoBlobs(t, run)
+	recordHistory(t, run, "canceled")
+}
+
+func TestBadInputIsRejectedBeforeAnyRequest(t *testing.T) {
+	s := newSite(t, map[string]http.HandlerFunc{})
+	ok := s.URL + "/page"
+	cases := []struct{ raw, want string }{
+		{`{"urls":[]}`, "urls: must list at least one URL"},
+		{`{"urls":["` + ok + `","ftp://127.0.0.1/f"]}`, `urls[1]`},
+		{`{"urls":["` + ok + `"],"max_in_flight":0}`, "max_in_flight"},
+		{`{"urls":["` + ok + `"],"attempt_timeout":"soon"}`, "attempt_timeout"},
+		{`{"urls":"` + ok + `"}`, "urls: wrong JSON type"},
+		{`{"urls":["` + ok + `"],"retries":3}`, `unknown field "retries"`},
+		{`{"urls":["` + ok + `"],"mode":"yolo"}`, "mode"},
+	}
+	for _, tc := range cases {
+		run := start(t, json.RawMessage(tc.raw))
+		_, err := result(t, run)
+		var appErr *temporal.ApplicationError
+		if !errors.As(err, &appErr) || appErr.Type() != workflows.ErrInvalidInput || !appErr.NonRetryable() {
+			t.Errorf("%s: got %v, want a non-retryable InvalidInput", tc.raw, err)
+			continue
+		}
+		if !strings.Contains(appErr.Message(), tc.want) {
+			t.Errorf("%s: message %q does not mention %q", tc.raw, appErr.Message(), tc.want)
+		}
+	}
+	if n := s.totalHits(); n != 0 {
+		t.Errorf("the server saw %d requests, want none", n)
+	}
+}
+
+func TestHashWaitsForACPUWorker(t *testing.T) {
+	const queue = "e2e-cpu-late"
+	s := newSite(t, map[string]http.HandlerFunc{
+		"/page": func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "body") },
+	})
+	run := start(t, workflows.Input{URLs: []string{s.URL + "/page"}, CPUTaskQueue: queue})
+
+	// The fetch worker does its part; the hash waits on the CPU queue.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		d, err := env.client.DescribeWorkflowExecution(context.Background(), run.GetID(), run.GetRunID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending := d.GetPendingActivities()
+		if len(pending) == 1 && pending[0].GetActivityType().GetName() == "Hash" {
+			if st := d.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+				t.Fatalf("workflow status %v, want running", st)
+			}
+			if pending[0].GetState() != enumspb.PENDING_ACTIVITY_STATE_SCHEDULED {
+				t.Fatalf("hash is %v with no CPU worker, want scheduled", pending[0].GetState())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never saw the hash waiting; pending: %v", pending)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the server's view, not synchronising
+	}
+
+	pool, err := workers.Start(env.client, workers.Config{Role: workers.RoleCPU, CPUTaskQueue: queue, Store: env.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Stop()
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("body"))
+	if r := out.Results[0]; r.Outcome != workflows.OutcomeOK || r.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("got %+v, want ok with the body's sha256", r)
+	}
+}
+
+// TestReadmeInput sends the README's `temporal workflow start --input` JSON
+// as raw JSON, the way the temporal CLI does, pointed at a local server.
+func TestReadmeInput(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)temporal workflow start.*?--input '([^']+)'`).FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md has no `temporal workflow start ... --input '...'` line")
+	}
+	var in map[string]any
+	if err := json.Unmarshal(m[1], &in); err != nil {
+		t.Fatalf("README input is not JSON: %v", err)
+	}
+	urls, _ := in["urls"].([]any)
+	if len(urls) == 0 {
+		t.Fatal("README input has no urls")
+	}
+	routes := map[string]http.HandlerFunc{}
+	var paths []string
+	for _, u := range urls {
+		path := regexp.MustCompile(`^https?://[^/]+`).ReplaceAllString(u.(string), "")
+		paths = append(paths, path)
+		routes[path] = func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, r.URL.Path) }
+	}
+	s := newSite(t, routes)
+	for i, path := range paths {
+		urls[i] = s.URL + path
+	}
+	in["cpu_task_queue"] = cpuTaskQueue
+	raw, _ := json.Marshal(in)
+	run := start(t, json.RawMessage(raw))
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatalf("README input failed: %v", err)
+	}
+	if out.OK != len(urls) {
+		t.Errorf("ok=%d, want %d: %+v", out.OK, len(urls), out.Results)
+	}
+}
