@@ -1,0 +1,204 @@
+package main
+
+// These tests build the real starter binary and run it against the
+// embedded Temporal server, with workers in the test process and a web
+// server on 127.0.0.1.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/devserver"
+	"github.com/batchfetch/batchfetch/internal/logging"
+	"github.com/batchfetch/batchfetch/internal/workers"
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+var (
+	binary   string
+	hostPort string
+	hits     atomic.Int64
+	site     *httptest.Server
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "starter-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "starter")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the starter: %v\n%s", err, out)
+		return 1
+	}
+	srv, err := devserver.Start(devserver.Config{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer srv.Stop() //nolint:errcheck
+	hostPort = srv.FrontendHostPort()
+	c, err := client.Dial(client.Options{HostPort: hostPort, Logger: logging.SDK(zap.NewNop())})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer c.Close()
+	store, _ := blobstore.NewDir(filepath.Join(dir, "blobs"))
+	pools, err := workers.Start(c, workers.Config{Store: store})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer pools.Stop()
+	site = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, "page "+r.URL.Path)
+	}))
+	defer site.Close()
+	return m.Run()
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func starter(t *testing.T, stdin string, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+hostPort, "TEMPORAL_NAMESPACE=default")
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func sum(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func TestURLsFromFileAsTable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "urls.txt")
+	content := "# pages\n" + site.URL + "/a\n\n   " + site.URL + "/b   # the second\n"
+	if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := starter(t, "", nil, "--file", file, "--quiet")
+	if r.code != 0 {
+		t.Fatalf("exit %d, want 0\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{site.URL + "/a", site.URL + "/b", sum("page /a")[:16], "2 ok, 0 failed"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("table lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+func TestJSONFromStdinAndFailureExitStatus(t *testing.T) {
+	r := starter(t, site.URL+"/c\n"+site.URL+"/missing\n", nil, "--json")
+	if r.code != exitFailed {
+		t.Fatalf("exit %d, want %d (a URL failed)\nstderr: %s", r.code, exitFailed, r.stderr)
+	}
+	var out workflows.Output
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("stdout is not the output JSON: %v\n%s", err, r.stdout)
+	}
+	if len(out.Results) != 2 || out.Results[0].SHA256 != sum("page /c") || out.Results[1].Outcome != "http_error" || out.Results[1].Status != 404 {
+		t.Errorf("got %+v", out)
+	}
+	if !strings.Contains(r.stderr, "1 of 2 URLs failed") {
+		t.Errorf("stderr does not say what failed: %s", r.stderr)
+	}
+}
+
+func TestBadInputExitsTwoAndStartsNothing(t *testing.T) {
+	before := hits.Load()
+	for _, args := range [][]string{
+		{"ftp://127.0.0.1/x"},
+		{"--mode", "sometimes", site.URL + "/a"},
+		{"--attempt-timeout", "forever", site.URL + "/a"},
+		{"--max-in-flight", "0", site.URL + "/a"},
+		{"--no-such-flag"},
+	} {
+		r := starter(t, "", nil, args...)
+		if r.code != exitUsage {
+			t.Errorf("%v: exit %d, want %d\nstderr: %s", args, r.code, exitUsage, r.stderr)
+		}
+	}
+	r := starter(t, "", nil, "--mode", "sometimes", site.URL+"/a")
+	if !strings.Contains(r.stderr, `mode: "sometimes" is not one of`) {
+		t.Errorf("stderr does not explain: %s", r.stderr)
+	}
+	if hits.Load() != before {
+		t.Errorf("bad input reached the web server")
+	}
+}
+
+func TestSameIDAttachesInsteadOfFetchingTwice(t *testing.T) {
+	id := "starter-test-idempotent"
+	first := starter(t, "", nil, "--id", id, "--json", "--quiet", site.URL+"/once")
+	if first.code != 0 {
+		t.Fatalf("first run: exit %d: %s", first.code, first.stderr)
+	}
+	before := hits.Load()
+	second := starter(t, "", nil, "--id", id, "--json", "--quiet", site.URL+"/once")
+	if second.code != 0 {
+		t.Fatalf("second run: exit %d: %s", second.code, second.stderr)
+	}
+	if hits.Load() != before {
+		t.Errorf("the second start fetched again")
+	}
+	if first.stdout != second.stdout {
+		t.Errorf("the second start printed a different result:\n%s\nvs\n%s", first.stdout, second.stdout)
+	}
+}
+
+func TestNoWaitPrintsIDs(t *testing.T) {
+	r := starter(t, "", nil, "--no-wait", "--id", "starter-test-nowait", site.URL+"/d")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "workflow_id=starter-test-nowait run_id=") {
+		t.Errorf("exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+func TestUnreachableServer(t *testing.T) {
+	r := starter(t, "", []string{"TEMPORAL_ADDRESS=127.0.0.1:1"}, site.URL+"/a")
+	if r.code != exitInternal || !strings.Contains(r.stderr, "cannot reach Temporal at 127.0.0.1:1") {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
