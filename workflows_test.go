@@ -24,7 +24,9 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -200,6 +202,11 @@ func recordHistory(t *testing.T, run client.WorkflowRun, name string) {
 	}
 	b, _ := json.MarshalIndent(map[string]any{"events": events}, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, name+".json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The replayer needs the original IDs: child workflow IDs derive from them.
+	meta, _ := json.Marshal(map[string]string{"workflow_id": run.GetID(), "run_id": run.GetRunID()})
+	if err := os.WriteFile(filepath.Join(dir, name+".ids"), meta, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -545,7 +552,7 @@ func TestHashWaitsForACPUWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 		pending := d.GetPendingActivities()
-		if len(pending) == 1 && pending[0].GetActivityType().GetName() == "Hash" {
+		if len(pending) == 1 && pending[0].GetActivityType().GetName() == "HashChunk" {
 			if st := d.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 				t.Fatalf("workflow status %v, want running", st)
 			}
@@ -615,4 +622,184 @@ func TestReadmeInput(t *testing.T) {
 	if out.OK != len(urls) {
 		t.Errorf("ok=%d, want %d: %+v", out.OK, len(urls), out.Results)
 	}
+}
+
+// historyLength counts the events of a run.
+func historyLength(t *testing.T, id, runID string) (int, []*historypb.HistoryEvent) {
+	t.Helper()
+	iter := env.client.GetWorkflowHistory(context.Background(), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var events []*historypb.HistoryEvent
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, ev)
+	}
+	return len(events), events
+}
+
+func TestLargeBatchIsSplitAndWrittenToAFile(t *testing.T) {
+	s := newSite(t, nil)
+	s.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, r.URL.Path) })
+	n := workflows.ChunksPerPart*workflows.StagedChunkSize + 550 // two parts
+	urls := make([]string, n)
+	for i := range urls {
+		urls[i] = fmt.Sprintf("%s/page/%d", s.URL, i)
+	}
+	urls[4321] = s.URL + "/page/4321?dup" // the same path twice is fine
+	// A list this long goes through the blob store, not the workflow input.
+	w, err := env.store.Create(context.Background(), "inputs/large.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(w, "# a large batch")
+	for _, u := range urls {
+		fmt.Fprintln(w, u)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	defer env.store.DeletePrefix(context.Background(), "inputs") //nolint:errcheck
+	run := start(t, workflows.Input{URLsFile: "inputs/large.txt", MaxInFlight: 100})
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatalf("batch failed: %v", err)
+	}
+	if out.Total != n || out.OK != n || out.Failed != 0 || out.Results != nil || out.ResultsFile != workflows.ResultsKey(run.GetRunID()) {
+		t.Fatalf("got total %d ok %d failed %d file %q inline %d", out.Total, out.OK, out.Failed, out.ResultsFile, len(out.Results))
+	}
+	r, err := env.store.Open(context.Background(), out.ResultsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	dec := json.NewDecoder(r)
+	for i := 0; ; i++ {
+		var res workflows.Result
+		if err := dec.Decode(&res); err == io.EOF {
+			if i != n {
+				t.Errorf("results file has %d lines, want %d", i, n)
+			}
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		path := strings.TrimPrefix(strings.TrimSuffix(urls[i], "?dup"), s.URL)
+		sum := sha256.Sum256([]byte(path))
+		if res.URL != urls[i] || res.Outcome != workflows.OutcomeOK || res.SHA256 != hex.EncodeToString(sum[:]) || res.Attempts != 1 {
+			t.Fatalf("line %d: %+v, want %s ok with sha256 %x", i, res, urls[i], sum)
+		}
+	}
+	// No run comes near Temporal's limits.
+	events, history := historyLength(t, run.GetID(), run.GetRunID())
+	children := 0
+	for _, ev := range history {
+		if started := ev.GetChildWorkflowExecutionStartedEventAttributes(); started != nil {
+			children++
+			c, _ := historyLength(t, started.GetWorkflowExecution().GetWorkflowId(), started.GetWorkflowExecution().GetRunId())
+			t.Logf("part %s: %d events", started.GetWorkflowExecution().GetWorkflowId(), c)
+			events = max(events, c)
+		}
+	}
+	if children != 2 {
+		t.Errorf("%d child workflows, want 2", children)
+	}
+	if events > 10240 {
+		t.Errorf("a run has %d history events, over the 10,240 warning line", events)
+	}
+	assertNoBlobs(t, run)
+	recordHistory(t, run, "large")
+}
+
+func TestChunkResumesAfterWorkerRestart(t *testing.T) {
+	const queue = "e2e-restart"
+	blocked := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	hits := map[string]int{}
+	s := newSite(t, nil)
+	s.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		first := hits[r.URL.Path] == 1
+		mu.Unlock()
+		if r.URL.Path == "/page/5" && first {
+			once.Do(func() { close(blocked) })
+			<-r.Context().Done() // hangs until the worker goes away
+			return
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	})
+	// 1,000 URLs: chunks of 10, fetched one at a time with max_in_flight 8.
+	urls := make([]string, 1000)
+	for i := range urls {
+		urls[i] = fmt.Sprintf("%s/page/%d", s.URL, i)
+	}
+	pool, err := workers.Start(env.client, workers.Config{Role: workers.RoleFetch, TaskQueue: queue, Store: env.store, StopTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: "restart-" + fmt.Sprint(time.Now().UnixNano()), TaskQueue: queue},
+		workflows.WorkflowName, workflows.Input{URLs: urls, MaxInFlight: 8, CPUTaskQueue: cpuTaskQueue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-blocked:
+	case <-time.After(time.Minute):
+		t.Fatal("URL 5 was never requested")
+	}
+	// Wait for chunk 0's checkpoint to hold URLs 0 to 4.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := env.client.DescribeWorkflowExecution(context.Background(), run.GetID(), run.GetRunID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var done int
+		for _, pa := range d.GetPendingActivities() {
+			if pa.GetActivityId() == "fetch-0" && pa.GetHeartbeatDetails() != nil {
+				var cp struct{ Done []json.RawMessage }
+				if converter.GetDefaultDataConverter().FromPayloads(pa.GetHeartbeatDetails(), &cp) == nil {
+					done = len(cp.Done)
+				}
+			}
+		}
+		if done == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chunk 0 never checkpointed its first 5 URLs (saw %d)", done)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the server's view of the heartbeat
+	}
+	pool.Stop() // the worker goes away mid-chunk
+	pool, err = workers.Start(env.client, workers.Config{Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Stop()
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.OK != len(urls) {
+		t.Errorf("ok=%d, want %d", out.OK, len(urls))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range 5 {
+		if n := hits[fmt.Sprintf("/page/%d", i)]; n != 1 {
+			t.Errorf("URL %d was fetched %d times: the retry did not resume from the checkpoint", i, n)
+		}
+	}
+	if n := hits["/page/5"]; n != 2 {
+		t.Errorf("URL 5 was requested %d times, want 2 (cut off, then retried)", n)
+	}
+	sum := sha256.Sum256([]byte("/page/5"))
+	if r := out.Results[5]; r.SHA256 != hex.EncodeToString(sum[:]) || r.Attempts != 2 {
+		t.Errorf("URL 5: %+v, want its sha256 after 2 attempts", r)
+	}
+	assertNoBlobs(t, run)
 }

@@ -1,8 +1,10 @@
 package activities
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,44 +107,78 @@ func (e *fetchEnv) files(t *testing.T) []string {
 	return out
 }
 
-func TestFetchStoresBodyAndHashMatches(t *testing.T) {
+func chunkOf(urls ...string) []URLTask {
+	var ts []URLTask
+	for i, u := range urls {
+		ts = append(ts, URLTask{Index: i, URL: u})
+	}
+	return ts
+}
+
+var quick = Policy{AttemptTimeout: 2 * time.Second, MaxAttempts: 2, InitialBackoff: 10 * time.Millisecond}
+
+func (e *fetchEnv) fetch(t *testing.T, req FetchChunkRequest) []Fetched {
+	t.Helper()
+	v, err := e.env.ExecuteActivity(e.f.FetchChunk, req)
+	if err != nil {
+		t.Fatalf("FetchChunk: %v", err)
+	}
+	var out FetchChunkResult
+	if err := v.Get(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Items
+}
+
+func TestFetchChunkStoresBodiesAndHashes(t *testing.T) {
 	body := strings.Repeat("0123456789", 100_000)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/start" {
 			http.Redirect(w, r, "/final", http.StatusFound)
 			return
 		}
-		_, _ = io.WriteString(w, body)
+		_, _ = io.WriteString(w, body+r.URL.Path)
 	}))
 	defer srv.Close()
 	e := newFetchEnv(t, 0)
-	v, err := e.env.ExecuteActivity(e.f.Fetch, FetchRequest{URL: srv.URL + "/start", Blob: "batches/r/000001"})
+	urls := []string{srv.URL + "/start", srv.URL + "/a", srv.URL + "/b"}
+	items := e.fetch(t, FetchChunkRequest{Prefix: "batches/r", URLs: chunkOf(urls...), Concurrency: 2, Policy: quick})
+	if len(items) != 3 {
+		t.Fatalf("got %d items", len(items))
+	}
+	for i, it := range items {
+		if it.Outcome != "" || it.Status != 200 || it.Attempts != 1 || it.Blob != BodyKey("batches/r", i) || it.URL != urls[i] {
+			t.Errorf("item %d: %+v", i, it)
+		}
+	}
+	v, err := e.env.ExecuteActivity(e.h.HashChunk, HashChunkRequest{Prefix: "batches/r", Items: items})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fr FetchResult
-	if err := v.Get(&fr); err != nil {
-		t.Fatal(err)
-	}
-	if fr.Status != 200 || fr.Size != int64(len(body)) || fr.Blob != "batches/r/000001" || fr.Attempt != 1 {
-		t.Errorf("got %+v", fr)
-	}
-	v, err = e.env.ExecuteActivity(e.h.Hash, HashRequest{Blob: fr.Blob})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var hr HashResult
+	var hr HashChunkResult
 	if err := v.Get(&hr); err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256([]byte(body))
-	if hr.SHA256 != hex.EncodeToString(sum[:]) || hr.Size != int64(len(body)) {
-		t.Errorf("hash %+v, want %x", hr, sum)
+	for i, path := range []string{"/final", "/a", "/b"} {
+		sum := sha256.Sum256([]byte(body + path))
+		r := hr.Results[i]
+		if r.Outcome != OutcomeOK || r.SHA256 != hex.EncodeToString(sum[:]) || r.Size != int64(len(body)+len(path)) {
+			t.Errorf("result %d: %+v, want sha256 %x", i, r, sum)
+		}
+	}
+	if hr.OK != 3 || hr.Failed != 0 || hr.FirstFailed != nil {
+		t.Errorf("counts %+v", hr)
 	}
 }
 
-func TestFetchFailures(t *testing.T) {
+func TestFetchChunkOutcomes(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls[r.URL.Path]++
+		n := calls[r.URL.Path]
+		mu.Unlock()
 		switch r.URL.Path {
 		case "/loop":
 			http.Redirect(w, r, "/loop", http.StatusFound)
@@ -152,67 +190,253 @@ func TestFetchFailures(t *testing.T) {
 		case "/short":
 			w.Header().Set("Content-Length", "1000")
 			_, _ = io.WriteString(w, "only this")
-		case "/busy":
-			w.Header().Set("Retry-After", "7")
-			w.WriteHeader(http.StatusServiceUnavailable)
+		case "/busy-then-ok":
+			if n == 1 {
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = io.WriteString(w, "ok")
 		case "/gone":
 			w.WriteHeader(http.StatusGone)
+		case "/down":
+			w.WriteHeader(http.StatusBadGateway)
+		case "/slow":
+			<-r.Context().Done()
 		}
 	}))
 	defer srv.Close()
 	cases := []struct {
-		path, typ string
-		retryable bool
-		status    int
-		delay     time.Duration
+		path, outcome string
+		status        int
+		attempts      int
+		msg           string
 	}{
-		{"/loop", ErrTooManyRedirects, false, 0, 0},
-		{"/big", ErrBodyTooLarge, false, 200, 0},
-		{"/big-declared", ErrBodyTooLarge, false, 200, 0},
-		{"/short", ErrTruncated, true, 200, 0},
-		{"/busy", ErrHTTPStatus, true, 503, 7 * time.Second},
-		{"/gone", ErrHTTPStatus, false, 410, 0},
+		{"/loop", OutcomeError, 0, 1, "too many redirects"},
+		{"/big", OutcomeError, 200, 1, "over the 1000-byte cap"},
+		{"/big-declared", OutcomeError, 200, 1, "over the 1000-byte cap"},
+		{"/short", OutcomeError, 200, 2, "truncated after 9 of 1000 bytes"},
+		{"/busy-then-ok", "", 200, 2, ""},
+		{"/gone", OutcomeHTTPError, 410, 1, "HTTP 410 Gone"},
+		{"/down", OutcomeHTTPError, 502, 2, "HTTP 502 Bad Gateway"},
+		{"/slow", OutcomeTimeout, 0, 2, "attempt timed out"},
 	}
+	var urls []string
 	for _, tc := range cases {
-		t.Run(tc.path, func(t *testing.T) {
-			e := newFetchEnv(t, 1000)
-			_, err := e.env.ExecuteActivity(e.f.Fetch, FetchRequest{URL: srv.URL + tc.path, Blob: "batches/r/000002"})
-			var appErr *temporal.ApplicationError
-			if !errors.As(err, &appErr) {
-				t.Fatalf("got %v, want an ApplicationError", err)
-			}
-			if appErr.Type() != tc.typ || appErr.NonRetryable() == tc.retryable || appErr.NextRetryDelay() != tc.delay {
-				t.Errorf("got type %s retryable %v delay %v (%s), want %s %v %v", appErr.Type(), !appErr.NonRetryable(), appErr.NextRetryDelay(), appErr.Message(), tc.typ, tc.retryable, tc.delay)
-			}
-			var d FailureDetails
-			if err := appErr.Details(&d); err != nil || d.Status != tc.status || d.Attempt != 1 {
-				t.Errorf("details %+v (%v), want status %d attempt 1", d, err, tc.status)
-			}
-			if f := e.files(t); len(f) != 0 {
-				t.Errorf("a failed fetch left files: %v", f)
-			}
-		})
+		urls = append(urls, srv.URL+tc.path)
+	}
+	e := newFetchEnv(t, 1000)
+	p := quick
+	p.AttemptTimeout = 500 * time.Millisecond
+	start := time.Now()
+	items := e.fetch(t, FetchChunkRequest{Prefix: "batches/r", URLs: chunkOf(urls...), Concurrency: len(urls), Policy: p})
+	for i, tc := range cases {
+		it := items[i]
+		if it.Outcome != tc.outcome || it.Status != tc.status || it.Attempts != tc.attempts || !strings.Contains(it.Error, tc.msg) {
+			t.Errorf("%s: got outcome %q status %d attempts %d error %q, want %q %d %d %q", tc.path, it.Outcome, it.Status, it.Attempts, it.Error, tc.outcome, tc.status, tc.attempts, tc.msg)
+		}
+		requests := tc.attempts
+		if tc.path == "/loop" {
+			requests = 4 // one attempt: the request and the 3 redirects allowed
+		}
+		mu.Lock()
+		if n := calls[tc.path]; n != requests {
+			t.Errorf("%s: server saw %d requests, want %d", tc.path, n, requests)
+		}
+		mu.Unlock()
+	}
+	if time.Since(start) < time.Second {
+		t.Errorf("the chunk ended before Retry-After (1s) allowed the retry")
+	}
+	// Only the one body that was fetched is in the store.
+	if f := e.files(t); len(f) != 1 {
+		t.Errorf("files left: %v, want the one fetched body", f)
 	}
 }
 
-func TestFetchNetworkErrorIsRetryable(t *testing.T) {
+func TestURLTimeoutEndsRetries(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	e := newFetchEnv(t, 0)
+	p := Policy{AttemptTimeout: time.Second, URLTimeout: 300 * time.Millisecond, MaxAttempts: 50, InitialBackoff: 50 * time.Millisecond}
+	it := e.fetch(t, FetchChunkRequest{Prefix: "batches/r", URLs: chunkOf(srv.URL), Concurrency: 1, Policy: p})[0]
+	if it.Outcome != OutcomeHTTPError || it.Status != 503 || it.Attempts < 2 || it.Attempts > 5 {
+		t.Errorf("got %+v, want http_error 503 after a few attempts within 300ms", it)
+	}
+}
+
+func TestFetchChunkFailFastStopsTheChunk(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	e := newFetchEnv(t, 0)
+	p := quick
+	p.FailFast, p.AttemptTimeout = true, time.Minute
+	items := e.fetch(t, FetchChunkRequest{Prefix: "batches/r", URLs: chunkOf(srv.URL+"/hang", srv.URL+"/missing", srv.URL+"/later"), Concurrency: 2, Policy: p})
+	want := []string{OutcomeCanceled, OutcomeHTTPError, OutcomeCanceled}
+	for i, w := range want {
+		if items[i].Outcome != w {
+			t.Errorf("item %d: outcome %q, want %q", i, items[i].Outcome, w)
+		}
+	}
+}
+
+func TestNetworkErrorIsRetried(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL + "/x"
 	srv.Close() // nothing listens there any more
 	e := newFetchEnv(t, 0)
-	_, err := e.env.ExecuteActivity(e.f.Fetch, FetchRequest{URL: url, Blob: "batches/r/000003"})
-	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != ErrNetwork || appErr.NonRetryable() {
-		t.Fatalf("got %v, want a retryable Network error", err)
+	it := e.fetch(t, FetchChunkRequest{Prefix: "batches/r", URLs: chunkOf(url), Concurrency: 1, Policy: quick})[0]
+	if it.Outcome != OutcomeError || it.Attempts != 2 || !strings.Contains(it.Error, "connection refused") {
+		t.Errorf("got %+v, want error after 2 attempts", it)
 	}
 }
 
-func TestHashMissingBlobIsFinal(t *testing.T) {
+func TestBackoffDoubles(t *testing.T) {
+	p := Policy{InitialBackoff: 500 * time.Millisecond}
+	for attempt, want := range map[int]time.Duration{1: 500 * time.Millisecond, 2: time.Second, 3: 2 * time.Second, 40: time.Hour} {
+		if got := p.Backoff(attempt); got != want {
+			t.Errorf("Backoff(%d) = %v, want %v", attempt, got, want)
+		}
+	}
+}
+
+// countingStore counts the bytes read from it.
+type countingStore struct {
+	blobstore.Store
+	read atomic.Int64
+}
+
+type countingReader struct {
+	io.ReadSeekCloser
+	n *atomic.Int64
+}
+
+func (r countingReader) Read(p []byte) (int, error) {
+	n, err := r.ReadSeekCloser.Read(p)
+	r.n.Add(int64(n))
+	return n, err
+}
+
+func (s *countingStore) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	r, err := s.Store.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return countingReader{r.(io.ReadSeekCloser), &s.read}, nil
+}
+
+func TestHashResumesFromCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	dir, _ := blobstore.NewDir(t.TempDir())
+	body := bytes.Repeat([]byte("abcdefgh"), 3<<20/8) // 3 MiB
+	w, _ := dir.Create(ctx, "batches/r/bodies/000000000")
+	_, _ = w.Write(body)
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// The checkpoint a crashed attempt left: 2 MiB hashed.
+	const done = 2 << 20
+	partial := sha256.New()
+	partial.Write(body[:done])
+	state, _ := partial.(encoding.BinaryMarshaler).MarshalBinary()
+
+	store := &countingStore{Store: dir}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	h := &Hasher{Store: store}
+	env.RegisterActivity(h)
+	env.SetHeartbeatDetails(hashCheckpoint{Offset: done, State: state})
+	v, err := env.ExecuteActivity(h.HashChunk, HashChunkRequest{Items: []Fetched{{URL: "http://x/", Blob: "batches/r/bodies/000000000", Status: 200, Attempts: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hr HashChunkResult
+	if err := v.Get(&hr); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	if hr.Results[0].SHA256 != hex.EncodeToString(sum[:]) || hr.Results[0].Size != int64(len(body)) {
+		t.Errorf("got %+v, want sha256 %x of %d bytes", hr.Results[0], sum, len(body))
+	}
+	if n := store.read.Load(); n != int64(len(body)-done) {
+		t.Errorf("read %d bytes, want only the %d after the checkpoint", n, len(body)-done)
+	}
+}
+
+func TestStageAndAssemble(t *testing.T) {
 	e := newFetchEnv(t, 0)
-	_, err := e.env.ExecuteActivity(e.h.Hash, HashRequest{Blob: "batches/r/nothing"})
+	ctx := context.Background()
+	w, _ := e.store.Create(ctx, "inputs/list.txt")
+	fmt.Fprint(w, "# my list\nhttp://a.example/0\n\nhttp://a.example/1  # note\nhttp://a.example/2\nhttp://a.example/3\nhttp://a.example/4\n")
+	_ = w.Commit()
+	v, err := e.env.ExecuteActivity(e.f.StageURLs, StageRequest{Prefix: "batches/r", URLsFile: "inputs/list.txt", ChunkSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st StageResult
+	_ = v.Get(&st)
+	if st.Count != 5 || st.Chunks != 3 {
+		t.Fatalf("staged %+v, want 5 URLs in 3 chunks", st)
+	}
+	// Chunk 0 finished, chunk 1 never ran, chunk 2 stopped with a known failure.
+	if err := writeResults(ctx, e.store, ResultsKey("batches/r", 0), []Result{{URL: "http://a.example/0", Outcome: OutcomeOK}, {URL: "http://a.example/1", Outcome: OutcomeOK}}); err != nil {
+		t.Fatal(err)
+	}
+	v, err = e.env.ExecuteActivity(e.f.AssembleResults, AssembleRequest{Prefix: "batches/r", Chunks: 3, ChunkSize: 2, Dest: "results/r.jsonl",
+		Known: []IndexedResult{{Index: 4, Result: Result{Outcome: OutcomeHTTPError, Status: 404}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ar AssembleResult
+	_ = v.Get(&ar)
+	if ar.OK != 2 || ar.Failed != 3 {
+		t.Errorf("counts %+v, want 2 ok and 3 failed", ar)
+	}
+	r, err := e.store.Open(ctx, "results/r.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r)
+	r.Close()
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	want := []string{"0\",\"outcome\":\"ok", "1\",\"outcome\":\"ok", "2\",\"outcome\":\"canceled", "3\",\"outcome\":\"canceled", "4\",\"outcome\":\"http_error"}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines: %s", len(lines), b)
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], "http://a.example/"+w) {
+			t.Errorf("line %d = %s, want it to hold %s", i, lines[i], w)
+		}
+	}
+}
+
+func TestStageRefusesABadURLAndLeavesNothing(t *testing.T) {
+	e := newFetchEnv(t, 0)
+	var urls []string
+	for i := range 250 {
+		urls = append(urls, fmt.Sprintf("http://a.example/%d", i))
+	}
+	urls[201] = "file:///etc/passwd"
+	_, err := e.env.ExecuteActivity(e.f.StageURLs, StageRequest{Prefix: "batches/r", URLs: urls, ChunkSize: 100})
 	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != ErrBlob || !appErr.NonRetryable() {
-		t.Fatalf("got %v, want a final Blob error", err)
+	if !errors.As(err, &appErr) || appErr.Type() != ErrInvalidInput || !strings.Contains(appErr.Message(), "urls[201]") {
+		t.Fatalf("got %v, want InvalidInput naming urls[201]", err)
+	}
+	if f := e.files(t); len(f) != 0 {
+		t.Errorf("files left: %v", f)
 	}
 }
 

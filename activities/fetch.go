@@ -3,6 +3,12 @@
 // task queue). Both stream bodies through a blobstore.Store, so a body
 // never travels through workflow history.
 //
+// An activity handles a chunk of a batch's URLs (one URL for small
+// batches, up to a hundred for large ones) and applies the batch's per-URL
+// timeouts and retry policy itself, so each URL keeps its own attempts and
+// outcome whatever the chunk size. It heartbeats a checkpoint: a retried
+// chunk (after a worker crash) resumes where it stopped.
+//
 // Register them once per worker, built around shared dependencies:
 //
 //	f := &activities.Fetcher{Client: activities.NewHTTPClient(activities.ClientConfig{}), Store: store}
@@ -10,11 +16,13 @@
 package activities
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,123 +33,94 @@ import (
 	"github.com/batchfetch/batchfetch/blobstore"
 )
 
-// Error types carried by the ApplicationErrors the activities return. The
-// workflow maps them to outcomes.
-const (
-	ErrHTTPStatus       = "HTTPStatus"       // non-2xx; FailureDetails.Status holds it
-	ErrNetwork          = "Network"          // connect, reset, TLS: retryable
-	ErrTruncated        = "TruncatedBody"    // fewer bytes than Content-Length: retryable
-	ErrBodyTooLarge     = "BodyTooLarge"     // over the size cap: final
-	ErrTooManyRedirects = "TooManyRedirects" // redirect loop or chain over the limit: final
-	ErrBadRequest       = "BadRequest"       // the URL cannot be requested at all: final
-	ErrBlob             = "Blob"             // blob store failure: retryable
-)
-
 // DefaultMaxBodyBytes caps one body unless Fetcher.MaxBodyBytes says otherwise.
 const DefaultMaxBodyBytes = 1 << 30
 
 // DefaultHeartbeatEvery is how often a running activity heartbeats.
 const DefaultHeartbeatEvery = time.Second
 
-// FetchRequest asks for one URL to be stored under Blob.
-type FetchRequest struct {
-	URL  string `json:"url"`
-	Blob string `json:"blob"`
-}
-
-// FetchResult describes a stored body.
-type FetchResult struct {
-	Blob    string `json:"blob"`
-	Status  int    `json:"status"`
-	Size    int64  `json:"size"`
-	Attempt int32  `json:"attempt"`
-}
-
-// FailureDetails rides on every error a batchfetch activity returns, so the
-// workflow can report the status and the attempt that failed last.
-type FailureDetails struct {
-	Status  int   `json:"status,omitempty"`
-	Attempt int32 `json:"attempt"`
-}
-
-// Progress is an activity's heartbeat detail: a timed-out attempt reports
-// through it how far it got.
-type Progress struct {
-	Attempt int32 `json:"attempt"`
-	Bytes   int64 `json:"bytes"`
-}
-
 // Fetcher is the fetch activity. One Fetcher (and one http.Client) serves
 // every fetch a worker runs.
 type Fetcher struct {
 	Client *http.Client
 	Store  blobstore.Store
-	// MaxBodyBytes caps a body; a longer one fails with BodyTooLarge.
-	// Default DefaultMaxBodyBytes.
+	// MaxBodyBytes caps a body; a longer one fails its URL. Default
+	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// MaxConcurrent caps the requests this worker has open at once, over
+	// every chunk it runs. 0: no cap beyond each chunk's concurrency.
+	MaxConcurrent int
 	// HeartbeatEvery defaults to DefaultHeartbeatEvery.
 	HeartbeatEvery time.Duration
+
+	slotsOnce sync.Once
+	slots     chan struct{}
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+// failure is why one attempt did not produce a body.
+type failure struct {
+	outcome   string
+	status    int
+	retryable bool
+	delay     time.Duration // server's Retry-After
+	msg       string
+}
 
-// Fetch GETs one URL and streams its body into the blob store. A non-2xx
-// status, a network error or a short body is an error whose type tells the
-// workflow (and Temporal's retry policy) what happened.
-func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (*FetchResult, error) {
-	info := activity.GetInfo(ctx)
-	attempt := info.Attempt
-	fail := func(typ string, status int, retryable bool, delay time.Duration, format string, args ...any) error {
-		return temporal.NewApplicationErrorWithOptions(fmt.Sprintf(format, args...), typ, temporal.ApplicationErrorOptions{
-			NonRetryable:   !retryable,
-			NextRetryDelay: delay,
-			Details:        []any{FailureDetails{Status: status, Attempt: attempt}},
-		})
-	}
-
-	var read atomic.Int64
-	stop := heartbeat(ctx, f.heartbeatEvery(), func() Progress { return Progress{Attempt: attempt, Bytes: read.Load()} })
-	defer stop()
-
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodGet, req.URL, nil)
-	if err != nil {
-		return nil, fail(ErrBadRequest, 0, false, 0, "building request: %v", err)
-	}
-	resp, err := f.Client.Do(httpReq)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+func (f *Fetcher) acquire(ctx context.Context) (release func(), err error) {
+	f.slotsOnce.Do(func() {
+		if f.MaxConcurrent > 0 {
+			f.slots = make(chan struct{}, f.MaxConcurrent)
 		}
+	})
+	if f.slots == nil {
+		return func() {}, nil
+	}
+	select {
+	case f.slots <- struct{}{}:
+		return func() { <-f.slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// fetchOnce makes one attempt: GET url and stream the body into blob.
+// read counts the bytes as they arrive.
+func (f *Fetcher) fetchOnce(ctx context.Context, url, blob string, read *atomic.Int64) (int, *failure) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, &failure{outcome: OutcomeError, msg: "building request: " + err.Error()}
+	}
+	resp, err := f.Client.Do(req)
+	if err != nil {
 		if errors.Is(err, errTooManyRedirects) {
-			return nil, fail(ErrTooManyRedirects, 0, false, 0, "%v", err)
+			return 0, &failure{outcome: OutcomeError, msg: unwrapURL(err)}
 		}
-		return nil, fail(ErrNetwork, 0, true, 0, "%v", err)
+		return 0, &failure{outcome: OutcomeError, retryable: true, msg: unwrapURL(err)}
 	}
 	defer resp.Body.Close()
 
 	switch ClassifyStatus(resp.StatusCode) {
 	case StatusRetryable:
 		drain(resp.Body)
-		delay := RetryAfter(resp.Header.Get("Retry-After"), time.Now())
-		return nil, fail(ErrHTTPStatus, resp.StatusCode, true, delay, "HTTP %s", resp.Status)
+		return resp.StatusCode, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, retryable: true,
+			delay: RetryAfter(resp.Header.Get("Retry-After"), time.Now()), msg: "HTTP " + resp.Status}
 	case StatusPermanent:
 		drain(resp.Body)
-		return nil, fail(ErrHTTPStatus, resp.StatusCode, false, 0, "HTTP %s", resp.Status)
+		return resp.StatusCode, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, msg: "HTTP " + resp.Status}
 	}
-
 	limit := f.MaxBodyBytes
 	if limit <= 0 {
 		limit = DefaultMaxBodyBytes
 	}
+	tooLarge := &failure{outcome: OutcomeError, status: resp.StatusCode, msg: fmt.Sprintf("body is over the %d-byte cap", limit)}
 	if resp.ContentLength > limit {
-		return nil, fail(ErrBodyTooLarge, resp.StatusCode, false, 0, "body of %d bytes is over the %d-byte cap", resp.ContentLength, limit)
+		return resp.StatusCode, tooLarge
 	}
-
-	w, err := f.Store.Create(ctx, req.Blob)
+	w, err := f.Store.Create(ctx, blob)
 	if err != nil {
-		return nil, fail(ErrBlob, resp.StatusCode, true, 0, "%v", err)
+		return resp.StatusCode, &failure{outcome: OutcomeError, status: resp.StatusCode, retryable: true, msg: err.Error()}
 	}
-	defer w.Abort() //nolint:errcheck // no-op after Commit
+	defer w.Abort() //nolint:errcheck // a no-op after Commit
 
 	bufp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bufp)
@@ -149,35 +128,236 @@ func (f *Fetcher) Fetch(ctx context.Context, req FetchRequest) (*FetchResult, er
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			total := read.Add(int64(n))
-			if total > limit {
-				return nil, fail(ErrBodyTooLarge, resp.StatusCode, false, 0, "body is over the %d-byte cap", limit)
+			if read.Add(int64(n)) > limit {
+				return resp.StatusCode, tooLarge
 			}
 			if _, err := w.Write(buf[:n]); err != nil {
-				return nil, fail(ErrBlob, resp.StatusCode, true, 0, "writing body: %v", err)
+				return resp.StatusCode, &failure{outcome: OutcomeError, status: resp.StatusCode, retryable: true, msg: "storing body: " + err.Error()}
 			}
 		}
 		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
 			if errors.Is(rerr, io.ErrUnexpectedEOF) {
-				return nil, fail(ErrTruncated, resp.StatusCode, true, 0, "body truncated after %d of %d bytes", read.Load(), resp.ContentLength)
+				return resp.StatusCode, &failure{outcome: OutcomeError, status: resp.StatusCode, retryable: true,
+					msg: fmt.Sprintf("body truncated after %d of %d bytes", read.Load(), resp.ContentLength)}
 			}
-			return nil, fail(ErrNetwork, resp.StatusCode, true, 0, "reading body after %d bytes: %v", read.Load(), rerr)
+			return resp.StatusCode, &failure{outcome: OutcomeError, status: resp.StatusCode, retryable: true,
+				msg: fmt.Sprintf("reading body after %d bytes: %v", read.Load(), rerr)}
 		}
 	}
 	if err := w.Commit(); err != nil {
-		return nil, fail(ErrBlob, resp.StatusCode, true, 0, "%v", err)
+		return resp.StatusCode, &failure{outcome: OutcomeError, status: resp.StatusCode, retryable: true, msg: err.Error()}
 	}
-	activity.GetLogger(ctx).Debug("fetched", "url", Redact(req.URL), "status", resp.StatusCode, "bytes", read.Load(), "attempt", attempt)
-	return &FetchResult{Blob: req.Blob, Status: resp.StatusCode, Size: read.Load(), Attempt: attempt}, nil
+	return resp.StatusCode, nil
 }
 
-// RemoveBlobs deletes every blob under prefix: a batch's blobs when it ends.
+// fetchURL fetches one URL with the batch's per-URL policy: attempts with
+// their own timeout, exponential backoff (or the server's Retry-After)
+// between them, all within the URL's budget. prior counts attempts made
+// before a restart. It returns a final word on the URL; ctx being canceled
+// ends it as canceled.
+func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Policy, prior int) Fetched {
+	start := time.Now()
+	out := Fetched{Index: t.Index, URL: t.URL, Attempts: prior}
+	defer func() { out.ElapsedMS = time.Since(start).Milliseconds() }()
+	urlCtx := ctx
+	if p.URLTimeout > 0 {
+		var cancel context.CancelFunc
+		urlCtx, cancel = context.WithTimeout(ctx, p.URLTimeout)
+		defer cancel()
+	}
+	blob := BodyKey(prefix, t.Index)
+	maxAttempts := max(p.MaxAttempts, 1)
+	for {
+		release, err := f.acquire(urlCtx)
+		if err != nil {
+			return f.ended(ctx, out, nil)
+		}
+		out.Attempts++
+		attemptCtx, cancel := context.WithTimeout(urlCtx, p.AttemptTimeout)
+		var read atomic.Int64
+		status, fail := f.fetchOnce(attemptCtx, t.URL, blob, &read)
+		timedOut := attemptCtx.Err() != nil
+		cancel()
+		release()
+		out.Status = status
+		if fail == nil {
+			out.Blob, out.Size = blob, read.Load()
+			return out
+		}
+		if ctx.Err() != nil || urlCtx.Err() != nil {
+			return f.ended(ctx, out, fail)
+		}
+		if timedOut {
+			fail = &failure{outcome: OutcomeTimeout, retryable: true, msg: "attempt timed out (attempt_timeout)"}
+		}
+		if !fail.retryable || out.Attempts >= maxAttempts {
+			return finish(out, fail)
+		}
+		delay := p.Backoff(out.Attempts)
+		if fail.delay > 0 {
+			delay = fail.delay
+		}
+		if dl, ok := urlCtx.Deadline(); ok && time.Now().Add(delay).After(dl) {
+			return finish(out, fail) // no budget left for another attempt
+		}
+		select {
+		case <-time.After(delay):
+		case <-urlCtx.Done():
+			return f.ended(ctx, out, fail)
+		}
+	}
+}
+
+// ended describes a URL stopped by its context: the chunk was canceled, or
+// the URL's budget (url_timeout) ran out.
+func (f *Fetcher) ended(ctx context.Context, out Fetched, last *failure) Fetched {
+	if ctx.Err() != nil {
+		out.Outcome, out.Error = OutcomeCanceled, "canceled"
+		return out
+	}
+	out.Outcome, out.Error = OutcomeTimeout, "URL timed out (url_timeout)"
+	if last != nil && last.msg != "" {
+		out.Error += " after: " + last.msg
+	}
+	return out
+}
+
+func finish(out Fetched, fail *failure) Fetched {
+	out.Outcome, out.Status, out.Error = fail.outcome, fail.status, fail.msg
+	return out
+}
+
+// fetchCheckpoint is the fetch activity's heartbeat: the URLs done so far
+// and the attempts made on the others, so a retried chunk resumes.
+type fetchCheckpoint struct {
+	Done     []Fetched   `json:"done"`
+	Attempts map[int]int `json:"attempts,omitempty"`
+}
+
+// FetchChunk fetches a chunk of URLs, Concurrency at a time. Every URL
+// ends with a blob to hash or a final outcome. In fail_fast mode the first
+// URL that finally fails cancels the rest of the chunk.
+func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*FetchChunkResult, error) {
+	tasks := req.URLs
+	if len(tasks) == 0 {
+		var err error
+		if tasks, err = f.readURLs(ctx, URLsKey(req.Prefix, req.Chunk), req.First); err != nil {
+			return nil, err
+		}
+	}
+	items := make([]Fetched, len(tasks))
+	done := make([]bool, len(tasks))
+	attempts := map[int]int{}
+	pos := make(map[int]int, len(tasks))
+	for i, t := range tasks {
+		pos[t.Index] = i
+	}
+	var cp fetchCheckpoint
+	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &cp) == nil {
+		for _, d := range cp.Done {
+			if i, ok := pos[d.Index]; ok {
+				items[i], done[i] = d, true
+			}
+		}
+		for idx, n := range cp.Attempts {
+			attempts[idx] = n
+		}
+	}
+
+	var mu sync.Mutex
+	running := map[int]int{} // index -> attempts made before this run
+	checkpoint := func() fetchCheckpoint {
+		mu.Lock()
+		defer mu.Unlock()
+		c := fetchCheckpoint{Attempts: map[int]int{}}
+		for i, ok := range done {
+			if ok {
+				c.Done = append(c.Done, items[i])
+			}
+		}
+		for idx, n := range running {
+			c.Attempts[idx] = n + 1 // the attempt under way counts
+		}
+		return c
+	}
+	stopHB := heartbeat(ctx, f.heartbeatEvery(), func() any { return checkpoint() })
+	defer stopHB()
+
+	runCtx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	conc := max(req.Concurrency, 1)
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	for i, t := range tasks {
+		if done[i] {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-runCtx.Done():
+		}
+		if runCtx.Err() != nil {
+			mu.Lock()
+			items[i] = Fetched{Index: t.Index, URL: t.URL, Outcome: OutcomeCanceled, Error: "canceled", Attempts: attempts[t.Index]}
+			done[i] = true
+			mu.Unlock()
+			continue
+		}
+		mu.Lock()
+		running[t.Index] = attempts[t.Index]
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r := f.fetchURL(runCtx, t, req.Prefix, req.Policy, attempts[t.Index])
+			mu.Lock()
+			items[i], done[i] = r, true
+			delete(running, t.Index)
+			mu.Unlock()
+			if req.Policy.FailFast && r.Outcome != "" && r.Outcome != OutcomeCanceled {
+				stopAll()
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-activity.GetWorkerStopChannel(ctx):
+		// The worker is shutting down: fail this attempt so the chunk is
+		// retried on another worker, from the last checkpoint.
+		return nil, temporal.NewApplicationError("worker stopped mid-chunk", "WorkerStopping")
+	default:
+	}
+	if ctx.Err() != nil {
+		// Canceled: report what was done, so the batch's result is true.
+		return nil, temporal.NewCanceledError(FetchChunkResult{Items: items})
+	}
+	activity.GetLogger(ctx).Debug("chunk fetched", "chunk", req.Chunk, "urls", len(items))
+	return &FetchChunkResult{Items: items}, nil
+}
+
+func (f *Fetcher) readURLs(ctx context.Context, key string, first int) ([]URLTask, error) {
+	r, err := f.Store.Open(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("reading the chunk's URLs: %w", err)
+	}
+	defer r.Close()
+	var tasks []URLTask
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), MaxURLLength+1024)
+	for sc.Scan() {
+		tasks = append(tasks, URLTask{Index: first + len(tasks), URL: sc.Text()})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading the chunk's URLs: %w", err)
+	}
+	return tasks, nil
+}
+
+// RemoveBlobs deletes everything under prefix: a batch's files when it ends.
 func (f *Fetcher) RemoveBlobs(ctx context.Context, prefix string) error {
 	if err := f.Store.DeletePrefix(ctx, prefix); err != nil {
 		return fmt.Errorf("removing blobs under %s: %w", prefix, err)
@@ -192,15 +372,26 @@ func (f *Fetcher) heartbeatEvery() time.Duration {
 	return DefaultHeartbeatEvery
 }
 
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
 // drain reads a little of an error body so the connection can be reused.
 func drain(body io.Reader) {
 	_, _ = io.CopyN(io.Discard, body, 64<<10)
 }
 
-// heartbeat records progress every interval until stop is called. A
-// heartbeat is how a cancel request reaches a running activity (its ctx is
-// cancelled), so this also runs while waiting for response headers.
-func heartbeat(ctx context.Context, every time.Duration, progress func() Progress) (stop func()) {
+func unwrapURL(err error) string {
+	s := err.Error()
+	// *url.Error reads `Get "http://...": cause`; keep the cause.
+	if i := strings.Index(s, `": `); i >= 0 && strings.HasPrefix(s, "Get ") {
+		return s[i+3:]
+	}
+	return s
+}
+
+// heartbeat records details() every interval until stop is called. A
+// heartbeat is also how a cancel request reaches a running activity (its
+// ctx is canceled).
+func heartbeat(ctx context.Context, every time.Duration, details func() any) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -214,7 +405,7 @@ func heartbeat(ctx context.Context, every time.Duration, progress func() Progres
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx, progress())
+				activity.RecordHeartbeat(ctx, details())
 			}
 		}
 	}()

@@ -1,33 +1,25 @@
 package activities
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/batchfetch/batchfetch/blobstore"
 )
 
-// HashRequest names the blob to hash.
-type HashRequest struct {
-	Blob string `json:"blob"`
-}
-
-// HashResult is the sha256 of a blob.
-type HashResult struct {
-	SHA256 string `json:"sha256"`
-	Size   int64  `json:"size"`
-}
-
-// Hasher is the CPU activity: it streams a blob through sha256. Run it on a
+// Hasher is the CPU activity: it streams blobs through sha256. Run it on a
 // worker of its own (the CPU task queue) sized to the machine's cores.
 type Hasher struct {
 	Store blobstore.Store
@@ -38,44 +30,182 @@ type Hasher struct {
 // hashChunk is how much is hashed between cancellation checks.
 const hashChunk = 1 << 20
 
-// Hash returns the sha256 of a blob. It checks for cancellation between
-// chunks, so a cancelled batch stops hashing mid-body.
-func (h *Hasher) Hash(ctx context.Context, req HashRequest) (*HashResult, error) {
-	attempt := activity.GetInfo(ctx).Attempt
+// hashCheckpoint is the hash activity's heartbeat: the results so far and
+// the state of the sha256 of the body under way, so a retried chunk (after
+// a worker crash) resumes mid-body instead of from byte zero.
+type hashCheckpoint struct {
+	Results []Result `json:"results"`
+	Offset  int64    `json:"offset,omitempty"`
+	State   []byte   `json:"state,omitempty"`
+}
+
+// HashChunk hashes the bodies of a chunk and returns the chunk's final
+// results, or writes them to the blob store for a staged batch. It checks
+// for cancellation between megabytes, so a canceled batch stops hashing
+// mid-body.
+func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChunkResult, error) {
 	every := h.HeartbeatEvery
 	if every <= 0 {
 		every = DefaultHeartbeatEvery
 	}
-	var done atomic.Int64
-	stop := heartbeat(ctx, every, func() Progress { return Progress{Attempt: attempt, Bytes: done.Load()} })
+	var cp hashCheckpoint
+	if activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &cp)
+	}
+	results := cp.Results
+	if len(results) > len(req.Items) {
+		results = nil
+	}
+
+	var mu sync.Mutex
+	var cur struct {
+		sum    hash.Hash
+		offset int64
+	}
+	stop := heartbeat(ctx, every, func() any {
+		mu.Lock()
+		defer mu.Unlock()
+		c := hashCheckpoint{Results: results}
+		if cur.sum != nil {
+			if state, err := cur.sum.(encoding.BinaryMarshaler).MarshalBinary(); err == nil {
+				c.Offset, c.State = cur.offset, state
+			}
+		}
+		return c
+	})
 	defer stop()
 
-	r, err := h.Store.Open(ctx, req.Blob)
+	for i := len(results); i < len(req.Items); i++ {
+		it := req.Items[i]
+		var r Result
+		if it.Outcome != "" {
+			r = it.Final()
+		} else {
+			var resumeAt int64
+			var resumeState []byte
+			if i == len(cp.Results) && cp.State != nil {
+				resumeAt, resumeState = cp.Offset, cp.State
+			}
+			sum, size, err := h.hashBlob(ctx, it.Blob, resumeAt, resumeState, func(s hash.Hash, off int64) {
+				mu.Lock()
+				cur.sum, cur.offset = s, off
+				mu.Unlock()
+			})
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			r = Result{URL: it.URL, Status: it.Status, Attempts: it.Attempts, ElapsedMS: it.ElapsedMS, Size: size}
+			if err != nil {
+				var nf *blobError
+				if !errors.As(err, &nf) || !nf.final {
+					return nil, err // retry the chunk; results so far are checkpointed
+				}
+				r.Outcome, r.Error, r.Size = OutcomeError, "hashing: "+err.Error(), it.Size
+			} else {
+				r.Outcome, r.SHA256 = OutcomeOK, sum
+			}
+		}
+		mu.Lock()
+		results = append(results, r)
+		cur.sum = nil
+		mu.Unlock()
+	}
+
+	out := &HashChunkResult{}
+	for i := range results {
+		if results[i].Outcome == OutcomeOK {
+			out.OK++
+			continue
+		}
+		out.Failed++
+		if out.FirstFailed == nil && results[i].Outcome != OutcomeCanceled {
+			out.FirstFailed = &results[i]
+		}
+	}
+	if !req.Staged {
+		out.Results = results
+		return out, nil
+	}
+	if err := writeResults(ctx, h.Store, ResultsKey(req.Prefix, req.Chunk), results); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+type blobError struct {
+	final bool
+	err   error
+}
+
+func (e *blobError) Error() string { return e.err.Error() }
+func (e *blobError) Unwrap() error { return e.err }
+
+// hashBlob returns the sha256 of a blob, resuming at offset from a
+// marshalled digest state when one is given. progress sees the digest
+// after every megabyte.
+func (h *Hasher) hashBlob(ctx context.Context, key string, offset int64, state []byte, progress func(hash.Hash, int64)) (string, int64, error) {
+	r, err := h.Store.Open(ctx, key)
 	if err != nil {
-		return nil, temporal.NewApplicationErrorWithOptions(err.Error(), ErrBlob, temporal.ApplicationErrorOptions{
-			NonRetryable: errors.Is(err, blobstore.ErrNotFound),
-			Details:      []any{FailureDetails{Attempt: attempt}},
-		})
+		return "", 0, &blobError{final: errors.Is(err, blobstore.ErrNotFound), err: err}
 	}
 	defer r.Close()
-
 	sum := sha256.New()
+	if state != nil && offset > 0 {
+		if err := sum.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err == nil {
+			if err := skip(r, offset); err != nil {
+				return "", 0, &blobError{err: err}
+			}
+			activity.GetLogger(ctx).Info("resuming hash", "blob", key, "offset", offset)
+		} else {
+			sum.Reset()
+			offset = 0
+		}
+	} else {
+		offset = 0
+	}
 	bufp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bufp)
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return "", 0, err
 		}
 		n, err := io.CopyBuffer(sum, io.LimitReader(r, hashChunk), *bufp)
-		done.Add(n)
+		offset += n
 		if err != nil {
-			return nil, temporal.NewApplicationErrorWithOptions(fmt.Sprintf("reading blob: %v", err), ErrBlob, temporal.ApplicationErrorOptions{
-				Details: []any{FailureDetails{Attempt: attempt}},
-			})
+			return "", 0, &blobError{err: fmt.Errorf("reading blob: %w", err)}
 		}
+		progress(sum, offset)
 		if n < hashChunk {
-			break
+			return hex.EncodeToString(sum.Sum(nil)), offset, nil
 		}
 	}
-	return &HashResult{SHA256: hex.EncodeToString(sum.Sum(nil)), Size: done.Load()}, nil
+}
+
+// skip moves r forward by n bytes, seeking when it can.
+func skip(r io.Reader, n int64) error {
+	if s, ok := r.(io.Seeker); ok {
+		_, err := s.Seek(n, io.SeekStart)
+		return err
+	}
+	_, err := io.CopyN(io.Discard, r, n)
+	return err
+}
+
+func writeResults(ctx context.Context, store blobstore.Store, key string, results []Result) error {
+	w, err := store.Create(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer w.Abort() //nolint:errcheck
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	for i := range results {
+		if err := enc.Encode(&results[i]); err != nil {
+			return err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return w.Commit()
 }

@@ -66,6 +66,11 @@ type options struct {
 	devPort   int
 	devUIPort int
 	logLevel  string
+	blobDir   string
+	demoURLs  int
+	outFile   string
+	store     blobstore.Store
+	uploaded  string // the URL list this run put in the blob store
 }
 
 // exitError carries an exit status up to main.
@@ -121,6 +126,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.devDB, "dev-db", defaultDevDir("dev.sqlite"), "with --dev: SQLite file holding the server's state")
 	fs.IntVar(&o.devPort, "dev-port", 7233, "with --dev: frontend gRPC port")
 	fs.IntVar(&o.devUIPort, "dev-ui-port", 8233, "with --dev: Web UI port")
+	fs.IntVar(&o.demoURLs, "demo-urls", 0, "with --dev and no URLs: fetch this many fast demo pages instead of the demo set (try 100000)")
+	fs.StringVar(&o.blobDir, "blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "the workers' blob store: large URL lists go in, large results come out (env BATCHFETCH_BLOB_DIR)")
+	fs.StringVar(&o.outFile, "out", "", "also write the results to this file as JSON lines")
 	fs.StringVar(&o.logLevel, "log-level", "off", "log of the Temporal client (and, with --dev, the workers): off, debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -129,6 +137,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return &exitError{exitUsage, errSilent}
 	}
 
+	if err := cli.EnvFallback(fs, "BATCHFETCH_"); err != nil {
+		return &exitError{exitUsage, err}
+	}
 	urls, err := readURLs(fs.Args(), o.file, stdin, !o.dev)
 	if err != nil {
 		return &exitError{exitUsage, err}
@@ -152,8 +163,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return &exitError{exitInternal, err}
 		}
 		defer env.stop()
-		c, webUI = env.client, env.webUI
-		if len(urls) == 0 {
+		c, webUI, o.store = env.client, env.webUI, env.store
+		if len(urls) == 0 && o.demoURLs > 0 {
+			urls = demosite.FastURLs(env.demoBase, o.demoURLs)
+		} else if len(urls) == 0 {
 			urls = demosite.URLs(env.demoBase)
 		}
 		fmt.Fprintf(stderr, "dev server %s, Web UI %s\n", env.hostPort, webUI)
@@ -177,8 +190,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	o.input.URLs = urls
+	if o.store == nil {
+		if o.store, err = blobstore.NewDir(o.blobDir); err != nil {
+			return &exitError{exitUsage, err}
+		}
+	}
 
-	run, err := start(ctx, c, o)
+	run, err := start(ctx, c, &o)
 	if err != nil {
 		return err
 	}
@@ -190,7 +208,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return nil
 	}
 
-	err = wait(ctx, c, run, o, stdout, stderr)
+	err = wait(ctx, c, run, &o, stdout, stderr)
+	if o.uploaded != "" {
+		_ = o.store.DeletePrefix(context.Background(), o.uploaded)
+	}
 	if o.serve && o.dev {
 		fmt.Fprintf(stderr, "serving the Web UI at %s; Ctrl-C to stop\n", webUI)
 		<-ctx.Done()
@@ -211,12 +232,22 @@ func checkInput(in workflows.Input, urls []string) error {
 	return nil
 }
 
-func start(ctx context.Context, c client.Client, o options) (client.WorkflowRun, error) {
+func start(ctx context.Context, c client.Client, o *options) (client.WorkflowRun, error) {
 	id := o.id
 	if id == "" {
 		var b [4]byte
 		_, _ = rand.Read(b[:])
 		id = "batchfetch-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+	}
+	count := len(o.input.URLs)
+	if count > workflows.InlineLimit {
+		// A long list goes through the blob store: Temporal caps a payload at 2 MB.
+		key := "inputs/" + strings.Map(safeKeyRune, id) + ".txt"
+		if err := upload(ctx, o.store, key, o.input.URLs); err != nil {
+			return nil, &exitError{exitInternal, fmt.Errorf("writing the URL list to the blob store: %w", err)}
+		}
+		o.uploaded = key
+		o.input.URLs, o.input.URLsFile = nil, key
 	}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:        id,
@@ -224,7 +255,7 @@ func start(ctx context.Context, c client.Client, o options) (client.WorkflowRun,
 		// The same ID never fetches twice: a second start attaches.
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		StaticSummary:            fmt.Sprintf("%d URLs, %s", len(o.input.URLs), o.input.Mode),
+		StaticSummary:            fmt.Sprintf("%d URLs, %s", count, o.input.Mode),
 	}, workflows.WorkflowName, o.input)
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &already) {
@@ -240,7 +271,7 @@ func start(ctx context.Context, c client.Client, o options) (client.WorkflowRun,
 	return run, nil
 }
 
-func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o options, stdout, stderr io.Writer) error {
+func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *options, stdout, stderr io.Writer) error {
 	done := make(chan struct{})
 	progressDone := make(chan struct{})
 	go func() {
@@ -265,7 +296,7 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o option
 		return &exitError{exitUsage, fmt.Errorf("invalid input: %s", appErr.Message())}
 	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrBatchFailed:
 		if appErr.HasDetails() && appErr.Details(&out) == nil {
-			if perr := printOutput(stdout, out, o.jsonOut); perr != nil {
+			if perr := printOutput(ctx, stdout, out, *o); perr != nil {
 				return perr
 			}
 		}
@@ -275,11 +306,11 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o option
 	default:
 		return &exitError{exitFailed, fmt.Errorf("batch %s: %w", run.GetID(), err)}
 	}
-	if err := printOutput(stdout, out, o.jsonOut); err != nil {
+	if err := printOutput(ctx, stdout, out, *o); err != nil {
 		return err
 	}
 	if out.Failed > 0 {
-		return &exitError{exitFailed, fmt.Errorf("%d of %d URLs failed", out.Failed, len(out.Results))}
+		return &exitError{exitFailed, fmt.Errorf("%d of %d URLs failed", out.Failed, out.Total)}
 	}
 	return nil
 }
@@ -290,6 +321,8 @@ func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, 
 	defer t.Stop()
 	tty := isTerminal(w)
 	last := ""
+	var began time.Time
+	var startDone int
 	for {
 		select {
 		case <-done:
@@ -311,7 +344,11 @@ func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, 
 		if v.Get(&p) != nil {
 			continue
 		}
-		line := fmt.Sprintf("%d/%d done, %d ok, %d failed, %d in flight", p.Done, p.Total, p.OK, p.Failed, p.InFlight)
+		now := time.Now()
+		if began.IsZero() {
+			began, startDone = now, p.Done
+		}
+		line := progressLine(p, now.Sub(began), p.Done-startDone)
 		if line == last {
 			continue
 		}
@@ -324,8 +361,36 @@ func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, 
 	}
 }
 
-func printOutput(w io.Writer, out workflows.Output, asJSON bool) error {
-	if asJSON {
+// progressLine renders progress as a bar with counts and the rate since
+// waiting began.
+func progressLine(p workflows.Progress, elapsed time.Duration, doneSince int) string {
+	const width = 24
+	filled := 0
+	if p.Total > 0 {
+		filled = p.Done * width / p.Total
+	}
+	rate := ""
+	if elapsed >= time.Second {
+		rate = fmt.Sprintf(" %.0f URLs/s", float64(doneSince)/elapsed.Seconds())
+	}
+	return fmt.Sprintf("[%s%s] %d/%d%s  ok %d  failed %d  in flight %d",
+		strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.Done, p.Total, rate, p.OK, p.Failed, p.InFlight)
+}
+
+func printOutput(ctx context.Context, w io.Writer, out workflows.Output, o options) error {
+	if out.ResultsFile != "" && out.Results == nil {
+		results, err := readResults(ctx, o.store, out.ResultsFile)
+		if err != nil {
+			return &exitError{exitInternal, fmt.Errorf("reading the results (%s) from the blob store: %w", out.ResultsFile, err)}
+		}
+		out.Results = results
+	}
+	if o.outFile != "" {
+		if err := writeJSONLines(o.outFile, out.Results); err != nil {
+			return &exitError{exitInternal, err}
+		}
+	}
+	if o.jsonOut {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
@@ -345,6 +410,70 @@ func printOutput(w io.Writer, out workflows.Output, asJSON bool) error {
 	}
 	fmt.Fprintf(tw, "\n%d ok, %d failed\n", out.OK, out.Failed)
 	return tw.Flush()
+}
+
+func readResults(ctx context.Context, store blobstore.Store, key string) ([]workflows.Result, error) {
+	r, err := store.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var results []workflows.Result
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 256<<10))
+	for {
+		var res workflows.Result
+		if err := dec.Decode(&res); err == io.EOF {
+			return results, nil
+		} else if err != nil {
+			return nil, err
+		}
+		results = append(results, res)
+	}
+}
+
+func writeJSONLines(path string, results []workflows.Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 256<<10)
+	enc := json.NewEncoder(bw)
+	for i := range results {
+		if err := enc.Encode(&results[i]); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func upload(ctx context.Context, store blobstore.Store, key string, urls []string) error {
+	w, err := store.Create(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer w.Abort() //nolint:errcheck
+	bw := bufio.NewWriterSize(w, 256<<10)
+	for _, u := range urls {
+		bw.WriteString(u) //nolint:errcheck // checked at Flush
+		bw.WriteByte('\n')
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return w.Commit()
+}
+
+// safeKeyRune keeps workflow IDs usable as file names.
+func safeKeyRune(r rune) rune {
+	if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+		return r
+	}
+	return '_'
 }
 
 // readURLs collects URLs from args, a file, or stdin when it is not a terminal.
@@ -404,6 +533,7 @@ func defaultDevDir(name string) string {
 
 type devEnv struct {
 	client   client.Client
+	store    blobstore.Store
 	hostPort string
 	webUI    string
 	demoBase string
@@ -451,7 +581,7 @@ func startDev(o options) (*devEnv, error) {
 		return nil, err
 	}
 	stops = append(stops, pools.Stop)
-	return &devEnv{client: c, hostPort: srv.FrontendHostPort(), webUI: srv.UIAddress(), demoBase: base, stop: stopAll}, nil
+	return &devEnv{client: c, store: store, hostPort: srv.FrontendHostPort(), webUI: srv.UIAddress(), demoBase: base, stop: stopAll}, nil
 }
 
 func sdkLogger(level string) (log.Logger, error) {

@@ -6,17 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
+	"path"
 	"strings"
 	"time"
+
+	"github.com/batchfetch/batchfetch/activities"
 )
 
 // Limits on one batch. Larger inputs are refused with InvalidInput.
 const (
-	// MaxURLs is the most URLs one batch takes.
-	MaxURLs = 5000
-	// MaxURLLength is the longest URL accepted, in bytes.
-	MaxURLLength = 8192
+	// MaxURLs is the most URLs one batch takes (inline URLs are also
+	// bound by Temporal's 2 MB payload limit: use urls_file beyond ~20,000).
+	MaxURLs = activities.MaxURLs
 	// MaxInFlightLimit is the highest max_in_flight accepted: Temporal
 	// advises against many more pending activities per workflow.
 	MaxInFlightLimit = 500
@@ -54,6 +55,9 @@ type Input struct {
 	InitialBackoff string `json:"initial_backoff,omitempty"`
 	// CPUTaskQueue serves the hash step (default "batchfetch-cpu").
 	CPUTaskQueue string `json:"cpu_task_queue,omitempty"`
+	// URLsFile replaces URLs for large batches: the key of a text file in
+	// the workers' blob store, one URL per line (# comments allowed).
+	URLsFile string `json:"urls_file,omitempty"`
 
 	// decodeErr records why the JSON form could not be decoded, so the
 	// workflow can fail with InvalidInput instead of failing its task.
@@ -71,6 +75,7 @@ type wireInput struct {
 	MaxAttempts    *int     `json:"max_attempts"`
 	InitialBackoff *string  `json:"initial_backoff"`
 	CPUTaskQueue   *string  `json:"cpu_task_queue"`
+	URLsFile       *string  `json:"urls_file"`
 }
 
 // UnmarshalJSON never fails: a malformed input is remembered and reported
@@ -101,7 +106,7 @@ func (in *Input) UnmarshalJSON(b []byte) error {
 		return *p
 	}
 	in.Mode, in.AttemptTimeout, in.URLTimeout = str(w.Mode), str(w.AttemptTimeout), str(w.URLTimeout)
-	in.InitialBackoff, in.CPUTaskQueue = str(w.InitialBackoff), str(w.CPUTaskQueue)
+	in.InitialBackoff, in.CPUTaskQueue, in.URLsFile = str(w.InitialBackoff), str(w.CPUTaskQueue), str(w.URLsFile)
 	// An explicit 0 is an error, not "use the default".
 	for _, f := range []struct {
 		name string
@@ -120,7 +125,7 @@ func (in *Input) UnmarshalJSON(b []byte) error {
 	for _, f := range []struct {
 		name string
 		v    *string
-	}{{"mode", w.Mode}, {"attempt_timeout", w.AttemptTimeout}, {"url_timeout", w.URLTimeout}, {"initial_backoff", w.InitialBackoff}, {"cpu_task_queue", w.CPUTaskQueue}} {
+	}{{"mode", w.Mode}, {"attempt_timeout", w.AttemptTimeout}, {"url_timeout", w.URLTimeout}, {"initial_backoff", w.InitialBackoff}, {"cpu_task_queue", w.CPUTaskQueue}, {"urls_file", w.URLsFile}} {
 		if f.v != nil && *f.v == "" {
 			in.decodeErr = fmt.Sprintf("%s: must not be empty (leave it out for the default)", f.name)
 			return nil
@@ -172,6 +177,7 @@ type Settings struct {
 	MaxAttempts    int
 	InitialBackoff time.Duration
 	CPUTaskQueue   string
+	URLsFile       string
 }
 
 // Validate checks an input and applies defaults. Its error names the bad
@@ -187,14 +193,22 @@ func (in Input) Validate() (Settings, error) {
 		InitialBackoff: DefaultInitialBackoff,
 		CPUTaskQueue:   CPUTaskQueue,
 	}
-	if len(in.URLs) == 0 {
+	switch {
+	case in.URLsFile != "" && len(in.URLs) > 0:
+		return s, fmt.Errorf("urls and urls_file: give one or the other")
+	case in.URLsFile != "":
+		if err := checkKey(in.URLsFile); err != nil {
+			return s, fmt.Errorf("urls_file: %w", err)
+		}
+		s.URLsFile = in.URLsFile
+	case len(in.URLs) == 0:
 		return s, fmt.Errorf("urls: must list at least one URL")
 	}
 	if len(in.URLs) > MaxURLs {
 		return s, fmt.Errorf("urls: %d URLs is over the limit of %d per batch", len(in.URLs), MaxURLs)
 	}
 	for i, raw := range in.URLs {
-		if err := checkURL(raw); err != nil {
+		if err := activities.CheckURL(raw); err != nil {
 			return s, fmt.Errorf("urls[%d]: %w", i, err)
 		}
 	}
@@ -238,6 +252,14 @@ func (in Input) Validate() (Settings, error) {
 	return s, nil
 }
 
+// checkKey accepts a relative, clean, slash-separated blob store key.
+func checkKey(k string) error {
+	if len(k) > 1024 || strings.HasPrefix(k, "/") || strings.Contains(k, "\\") || path.Clean(k) != k || k == ".." || strings.HasPrefix(k, "../") {
+		return fmt.Errorf("%q is not a key in the blob store (a relative path such as \"inputs/urls.txt\")", clip(k))
+	}
+	return nil
+}
+
 func parseDuration(field, v string, def time.Duration) (time.Duration, error) {
 	if v == "" {
 		return def, nil
@@ -253,47 +275,6 @@ func parseDuration(field, v string, def time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("%s: %s is over the limit of %s", field, d, MaxDuration)
 	}
 	return d, nil
-}
-
-func checkURL(raw string) error {
-	if len(raw) > MaxURLLength {
-		return fmt.Errorf("URL of %d bytes is over the limit of %d", len(raw), MaxURLLength)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("%q is not a URL: %v", clip(redact(raw)), unwrapURLError(err))
-	}
-	if u.User != nil {
-		return fmt.Errorf("%q: credentials in URLs are not accepted (they would be stored in workflow history)", clip(u.Redacted()))
-	}
-	if u.Scheme == "" || !u.IsAbs() {
-		return fmt.Errorf("%q is not an absolute URL (want http:// or https://)", clip(raw))
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q: scheme %q is not supported (want http or https)", clip(raw), u.Scheme)
-	}
-	if u.Host == "" || u.Hostname() == "" {
-		return fmt.Errorf("%q has no host", clip(raw))
-	}
-	return nil
-}
-
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-// redact hides a password in a string that may not parse as a URL.
-func redact(raw string) string {
-	if at := strings.LastIndex(raw, "@"); at >= 0 {
-		if scheme := strings.Index(raw, "://"); scheme >= 0 && scheme < at {
-			return raw[:scheme+3] + "xxxxx" + raw[at:]
-		}
-	}
-	return raw
 }
 
 // clip keeps error messages readable when a field is huge.

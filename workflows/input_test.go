@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/batchfetch/batchfetch/activities"
 )
 
 func TestValidateDefaults(t *testing.T) {
@@ -68,8 +70,8 @@ func TestValidateRejects(t *testing.T) {
 		{"no host", `{"urls":["http:///x"]}`, `urls[0]: "http:///x" has no host`},
 		{"bad escape", `{"urls":["http://a.example/%zz"]}`, `urls[0]: "http://a.example/%zz" is not a URL`},
 		{"credentials", `{"urls":["https://bob:hunter2@a.example/"]}`, `urls[0]: "https://bob:xxxxx@a.example/": credentials in URLs`},
-		{"huge url", `{"urls":["http://a.example/` + strings.Repeat("a", MaxURLLength) + `"]}`, "urls[0]: URL of 8209 bytes is over the limit of 8192"},
-		{"too many", string(manyJSON), "urls: 5001 URLs is over the limit of 5000"},
+		{"huge url", `{"urls":["http://a.example/` + strings.Repeat("a", activities.MaxURLLength) + `"]}`, "urls[0]: URL of 8209 bytes is over the limit of 8192"},
+		{"too many", string(manyJSON), "urls: 1000001 URLs is over the limit of 1000000"},
 		{"unknown field", `{"urls":["http://a.example/"],"max_inflight":3}`, `unknown field "max_inflight"`},
 		{"urls wrong type", `{"urls":"http://a.example/"}`, "urls: wrong JSON type: got string, want array"},
 		{"count wrong type", `{"urls":["http://a.example/"],"max_attempts":"3"}`, "max_attempts: wrong JSON type: got string, want number"},

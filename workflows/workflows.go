@@ -1,6 +1,6 @@
 // Package workflows holds the BatchFetch workflow: it fetches a list of URLs
-// as activities on the fetch task queue, hashes each body on the CPU task
-// queue, and waits for them as one group.
+// on the fetch task queue, hashes each body on the CPU task queue, and
+// waits for them as one group.
 //
 // Start it from Go like any workflow:
 //
@@ -8,6 +8,19 @@
 //		workflows.BatchFetch, workflows.Input{URLs: urls, Mode: workflows.ModeFailFast})
 //	var out workflows.Output
 //	err = run.Get(ctx, &out)
+//
+// # How a batch is split
+//
+// URLs are fetched in chunks, each one activity that applies the per-URL
+// timeouts and retry policy itself (so each URL keeps its own attempts and
+// outcome) and heartbeats a checkpoint (so a retried chunk resumes). A
+// batch of up to InlineLimit URLs is split into at most 100 chunks (one URL
+// per chunk for up to 100 URLs) and returns its results inline. A larger
+// batch is staged: its URLs are checked and written to chunk files of
+// StagedChunkSize URLs in the blob store, parts of ChunksPerPart chunks run
+// as child workflows one after another, and the results are written as
+// JSON lines to the blob store (Output.ResultsFile). No run comes near
+// Temporal's history or pending-activity limits.
 package workflows
 
 import (
@@ -16,7 +29,6 @@ import (
 	"strconv"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -27,6 +39,8 @@ import (
 const (
 	// WorkflowName is the workflow type.
 	WorkflowName = "BatchFetch"
+	// PartWorkflowName is the child workflow of a large batch.
+	PartWorkflowName = "BatchFetchPart"
 	// TaskQueue serves the workflow and its fetch activities.
 	TaskQueue = "batchfetch"
 	// CPUTaskQueue serves the hash activities.
@@ -38,7 +52,7 @@ const (
 	ModeFailFast = "fail_fast"
 
 	// ErrInvalidInput is the ApplicationError type of a rejected input.
-	ErrInvalidInput = "InvalidInput"
+	ErrInvalidInput = activities.ErrInvalidInput
 	// ErrBatchFailed is the ApplicationError type of a fail_fast batch that
 	// stopped; its message names the URL and its details hold the Output.
 	ErrBatchFailed = "BatchFailed"
@@ -46,30 +60,43 @@ const (
 
 // Outcomes of one URL.
 const (
-	OutcomeOK        = "ok"
-	OutcomeHTTPError = "http_error"
-	OutcomeTimeout   = "timeout"
-	OutcomeError     = "error"
-	OutcomeCanceled  = "canceled"
+	OutcomeOK        = activities.OutcomeOK
+	OutcomeHTTPError = activities.OutcomeHTTPError
+	OutcomeTimeout   = activities.OutcomeTimeout
+	OutcomeError     = activities.OutcomeError
+	OutcomeCanceled  = activities.OutcomeCanceled
+)
+
+// Sizes of the split.
+const (
+	// InlineLimit is the largest batch whose results come back inline.
+	InlineLimit = 1000
+	// StagedChunkSize is the URLs per chunk of a larger batch.
+	StagedChunkSize = 100
+	// ChunksPerPart is the chunks one child workflow runs.
+	ChunksPerPart = 100
+	// maxChunksInline bounds the chunks of an inline batch.
+	maxChunksInline = 100
+	// maxPending bounds the chunks being worked on at once (each has one
+	// pending activity: its fetch or its hash), so hashes queued behind a
+	// busy CPU worker cannot pile up pending activities.
+	maxPending = 500
+	// chunksInFlight is how many chunks share max_in_flight.
+	chunksInFlight = 8
 )
 
 // Result is what happened to one URL.
-type Result struct {
-	URL       string `json:"url"`
-	Outcome   string `json:"outcome"`
-	Status    int    `json:"status"`
-	SHA256    string `json:"sha256,omitempty"`
-	Size      int64  `json:"size"`
-	Attempts  int    `json:"attempts"`
-	ElapsedMS int64  `json:"elapsed_ms"`
-	Error     string `json:"error,omitempty"`
-}
+type Result = activities.Result
 
-// Output is the workflow's result: one Result per input URL, in input order.
+// Output is the workflow's result. A batch of up to InlineLimit URLs has
+// its Results inline, one per input URL in input order; a larger one has
+// them in the blob store, as JSON lines in the same order, under ResultsFile.
 type Output struct {
-	Results []Result `json:"results"`
-	OK      int      `json:"ok"`
-	Failed  int      `json:"failed"`
+	Results     []Result `json:"results,omitempty"`
+	OK          int      `json:"ok"`
+	Failed      int      `json:"failed"`
+	Total       int      `json:"total"`
+	ResultsFile string   `json:"results_file,omitempty"`
 }
 
 // Progress is the answer to the progress query.
@@ -85,16 +112,11 @@ type Progress struct {
 // activities heartbeat every second.
 const heartbeatTimeout = 10 * time.Second
 
-// maxPending bounds the URLs being worked on at once (each has one pending
-// activity: its fetch or its hash), so hashes queued behind a busy CPU
-// worker cannot pile up pending activities without limit.
-const maxPending = 500
-
-// hashTimeout bounds one hash attempt (a 1 GiB body takes a few seconds).
-const hashTimeout = 10 * time.Minute
-
-// BlobPrefix is where a run's bodies are kept in the blob store.
+// BlobPrefix is where a batch keeps its bodies and chunk files.
 func BlobPrefix(runID string) string { return "batches/" + runID }
+
+// ResultsKey is where a large batch's results go.
+func ResultsKey(runID string) string { return "results/" + runID + ".jsonl" }
 
 // BatchFetch fetches every URL of the input and hashes each body.
 func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
@@ -103,66 +125,121 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidInput, nil)
 	}
 	info := workflow.GetInfo(ctx)
-	b := &batch{
-		s:        s,
-		prefix:   BlobPrefix(info.WorkflowExecution.RunID),
-		queue:    info.TaskQueueName,
-		results:  make([]Result, len(s.URLs)),
-		progress: Progress{Total: len(s.URLs)},
-	}
-	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return b.progress, nil }); err != nil {
+	prefix := BlobPrefix(info.WorkflowExecution.RunID)
+	progress := &Progress{Total: len(s.URLs)}
+	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *progress, nil }); err != nil {
 		return nil, err
 	}
 	logger := workflow.GetLogger(ctx)
-	logger.Info("batch started", "urls", len(s.URLs), "mode", in.Mode, "max_in_flight", s.MaxInFlight)
-
-	runCtx, cancelRun := workflow.WithCancel(ctx)
-	// Waiting and cleaning up go on after a cancel of the workflow.
 	bg, _ := workflow.NewDisconnectedContext(ctx)
-
-	next := 0
-	for ; next < len(s.URLs); next++ {
-		if err := workflow.Await(runCtx, func() bool { return b.stopping || (b.progress.InFlight < s.MaxInFlight && b.running < maxPending) }); err != nil || b.stopping {
-			break
+	defer func() {
+		opts := workflow.ActivityOptions{
+			TaskQueue:           info.TaskQueueName,
+			StartToCloseTimeout: 5 * time.Minute,
+			HeartbeatTimeout:    time.Minute,
+			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 10},
+			Summary:             "remove " + prefix,
 		}
-		i := next
-		b.progress.InFlight++
-		b.running++
-		workflow.Go(runCtx, func(ctx workflow.Context) {
-			defer func() { b.running-- }()
-			b.fetchOne(ctx, i)
-			if b.s.FailFast && !b.stopping && b.results[i].Outcome != OutcomeOK {
-				b.stopping = true
-				b.failed = i
-				cancelRun()
-			}
-		})
-	}
-	_ = workflow.Await(bg, func() bool { return b.running == 0 })
-	cancelRun()
-	for ; next < len(s.URLs); next++ { // never started: canceled
-		b.results[next] = Result{URL: s.URLs[next], Outcome: OutcomeCanceled, Error: "not started: batch stopped"}
-		b.progress.Done++
-		b.progress.Failed++
-	}
+		var f *activities.Fetcher
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(bg, opts), f.RemoveBlobs, prefix).Get(bg, nil); err != nil {
+			logger.Error("removing blobs failed", "prefix", prefix, "error", err)
+		}
+	}()
 
-	cleanup := workflow.WithActivityOptions(bg, workflow.ActivityOptions{
-		TaskQueue:           b.queue,
-		StartToCloseTimeout: time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 10},
-		Summary:             "remove blobs " + b.prefix,
-	})
+	if s.URLsFile == "" && len(s.URLs) <= InlineLimit {
+		return runInline(ctx, s, prefix, progress)
+	}
+	return runStaged(ctx, s, prefix, progress)
+}
+
+// runInline runs a small batch in this workflow, with results inline.
+func runInline(ctx workflow.Context, s Settings, prefix string, progress *Progress) (*Output, error) {
+	n := len(s.URLs)
+	size := (n + maxChunksInline - 1) / maxChunksInline
+	var chunks []chunk
+	for first, c := 0, 0; first < n; first, c = first+size, c+1 {
+		ch := chunk{index: c, first: first}
+		for i := first; i < min(first+size, n); i++ {
+			ch.urls = append(ch.urls, activities.URLTask{Index: i, URL: s.URLs[i]})
+		}
+		ch.n = len(ch.urls)
+		chunks = append(chunks, ch)
+	}
+	e := newEngine(ctx, s, prefix, size, false, progress)
+	e.results = make([]Result, n)
+	e.run(ctx, chunks)
+	for i := range e.results {
+		if e.results[i].Outcome == "" {
+			e.results[i] = Result{URL: s.URLs[i], Outcome: OutcomeCanceled, Error: "canceled: batch stopped"}
+		}
+	}
+	out := &Output{Results: e.results, OK: progress.OK, Failed: n - progress.OK, Total: n}
+	progress.Done, progress.Failed, progress.InFlight = n, out.Failed, 0
+	return finish(ctx, e.failure, out)
+}
+
+// runStaged checks and stages a large batch's URLs, runs its parts, and
+// writes its results to the blob store.
+func runStaged(ctx workflow.Context, s Settings, prefix string, progress *Progress) (*Output, error) {
+	info := workflow.GetInfo(ctx)
 	var f *activities.Fetcher
-	if err := workflow.ExecuteActivity(cleanup, f.RemoveBlobs, b.prefix).Get(bg, nil); err != nil {
-		logger.Error("removing blobs failed", "prefix", b.prefix, "error", err)
+	stageCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           info.TaskQueueName,
+		StartToCloseTimeout: 30 * time.Minute,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
+		Summary:             "check and stage URLs",
+	})
+	var staged activities.StageResult
+	if err := workflow.ExecuteActivity(stageCtx, f.StageURLs, activities.StageRequest{
+		Prefix: prefix, URLs: s.URLs, URLsFile: s.URLsFile, ChunkSize: StagedChunkSize,
+	}).Get(ctx, &staged); err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == ErrInvalidInput {
+			return nil, temporal.NewNonRetryableApplicationError(appErr.Message(), ErrInvalidInput, nil)
+		}
+		return nil, err
+	}
+	progress.Total = staged.Count
+	s.URLs = nil // the chunks read their URLs from the blob store
+
+	var failure *Result
+	var known []activities.IndexedResult
+	if staged.Chunks <= ChunksPerPart {
+		e := newEngine(ctx, s, prefix, StagedChunkSize, true, progress)
+		e.run(ctx, stagedChunks(0, staged.Chunks, staged.Count))
+		failure, known = e.failure, e.known
+	} else {
+		failure, known = runParts(ctx, s, prefix, staged, progress)
 	}
 
-	out := &Output{Results: b.results, OK: b.progress.OK, Failed: b.progress.Failed}
-	if ctx.Err() != nil {
-		return nil, temporal.NewCanceledError(fmt.Sprintf("batch canceled: %d of %d URLs done", out.OK+out.Failed, len(s.URLs)))
+	bg, _ := workflow.NewDisconnectedContext(ctx)
+	assembleCtx := workflow.WithActivityOptions(bg, workflow.ActivityOptions{
+		TaskQueue:           info.TaskQueueName,
+		StartToCloseTimeout: 30 * time.Minute,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 10},
+		Summary:             "write results",
+	})
+	var assembled activities.AssembleResult
+	if err := workflow.ExecuteActivity(assembleCtx, f.AssembleResults, activities.AssembleRequest{
+		Prefix: prefix, Chunks: staged.Chunks, ChunkSize: StagedChunkSize,
+		Dest: ResultsKey(info.WorkflowExecution.RunID), Known: known,
+	}).Get(bg, &assembled); err != nil {
+		return nil, fmt.Errorf("writing results: %w", err)
 	}
-	if b.stopping {
-		r := b.results[b.failed]
+	out := &Output{OK: assembled.OK, Failed: assembled.Failed, Total: staged.Count, ResultsFile: assembled.Key}
+	*progress = Progress{Total: staged.Count, Done: staged.Count, OK: out.OK, Failed: out.Failed}
+	return finish(ctx, failure, out)
+}
+
+// finish turns a stopped or canceled batch into the workflow's error.
+func finish(ctx workflow.Context, failure *Result, out *Output) (*Output, error) {
+	if ctx.Err() != nil {
+		return nil, temporal.NewCanceledError(fmt.Sprintf("batch canceled: %d of %d URLs ok", out.OK, out.Total))
+	}
+	if failure != nil {
+		r := *failure
 		msg := fmt.Sprintf("%s failed (%s", r.URL, r.Outcome)
 		if r.Status != 0 {
 			msg += " " + strconv.Itoa(r.Status)
@@ -170,139 +247,119 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 		msg += "): " + r.Error
 		return nil, temporal.NewNonRetryableApplicationError(msg, ErrBatchFailed, nil, out)
 	}
-	logger.Info("batch done", "ok", out.OK, "failed", out.Failed)
+	workflow.GetLogger(ctx).Info("batch done", "ok", out.OK, "failed", out.Failed)
 	return out, nil
 }
 
-// batch is the state of one run; workflow coroutines share it without
-// locks (they never run at the same time).
-type batch struct {
-	s        Settings
-	prefix   string
-	queue    string
-	results  []Result
-	progress Progress
-	running  int  // URL coroutines alive
-	stopping bool // fail_fast tripped
-	failed   int  // index of the URL that tripped it
+func stagedChunks(from, to, count int) []chunk {
+	var chunks []chunk
+	for c := from; c < to; c++ {
+		first := c * StagedChunkSize
+		chunks = append(chunks, chunk{index: c, first: first, n: min(StagedChunkSize, count-first)})
+	}
+	return chunks
 }
 
-func (b *batch) fetchOne(ctx workflow.Context, i int) {
-	url := b.s.URLs[i]
-	start := workflow.Now(ctx)
-	r := &b.results[i]
-	*r = Result{URL: url}
-	defer func() {
-		r.ElapsedMS = workflow.Now(ctx).Sub(start).Milliseconds()
-		b.progress.Done++
-		if r.Outcome == OutcomeOK {
-			b.progress.OK++
-		} else {
-			b.progress.Failed++
-		}
-	}()
+// PartInput is one child workflow's share of a large batch.
+type PartInput struct {
+	Prefix      string `json:"prefix"`
+	Part        int    `json:"part"`
+	FirstChunk  int    `json:"first_chunk"`
+	EndChunk    int    `json:"end_chunk"`
+	Count       int    `json:"count"`
+	FetchQueue  string `json:"fetch_queue"`
+	Settings    Settings
+	ParentID    string `json:"parent_id"`
+	ParentRunID string `json:"parent_run_id"`
+}
 
-	fetchCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:              b.queue,
-		ActivityID:             "fetch-" + strconv.Itoa(i),
-		StartToCloseTimeout:    b.s.AttemptTimeout,
-		ScheduleToCloseTimeout: b.s.URLTimeout,
-		HeartbeatTimeout:       heartbeatTimeout,
-		WaitForCancellation:    true,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    b.s.InitialBackoff,
-			BackoffCoefficient: 2,
-			MaximumAttempts:    int32(b.s.MaxAttempts),
-		},
-		Summary: "GET " + url,
+// PartOutput is what a part reports to its parent.
+type PartOutput struct {
+	OK      int                        `json:"ok"`
+	Failed  int                        `json:"failed"`
+	Failure *Result                    `json:"failure,omitempty"`
+	Known   []activities.IndexedResult `json:"known,omitempty"`
+}
+
+// partProgressSignal carries a running part's progress to its parent.
+const partProgressSignal = "part-progress"
+
+type partProgress struct {
+	Part     int      `json:"part"`
+	Progress Progress `json:"progress"`
+}
+
+// runParts runs a staged batch's parts as child workflows, one after
+// another, each with the whole max_in_flight.
+func runParts(ctx workflow.Context, s Settings, prefix string, staged activities.StageResult, progress *Progress) (*Result, []activities.IndexedResult) {
+	info := workflow.GetInfo(ctx)
+	base := Progress{Total: staged.Count}
+	current := -1
+	sig := workflow.GetSignalChannel(ctx, partProgressSignal)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var p partProgress
+			if !sig.Receive(ctx, &p) {
+				return
+			}
+			if p.Part == current {
+				*progress = Progress{Total: base.Total, Done: base.Done + p.Progress.Done, OK: base.OK + p.Progress.OK,
+					Failed: base.Failed + p.Progress.Failed, InFlight: p.Progress.InFlight}
+			}
+		}
 	})
-	var f *activities.Fetcher
-	var fetched activities.FetchResult
-	err := workflow.ExecuteActivity(fetchCtx, f.Fetch, activities.FetchRequest{
-		URL:  url,
-		Blob: fmt.Sprintf("%s/%06d", b.prefix, i),
-	}).Get(ctx, &fetched)
-	b.progress.InFlight--
-	if err != nil {
-		describeFailure(r, err, b.s.MaxAttempts)
-		return
+	var known []activities.IndexedResult
+	for from := 0; from < staged.Chunks; from += ChunksPerPart {
+		to := min(from+ChunksPerPart, staged.Chunks)
+		current = from / ChunksPerPart
+		childCtx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID:          fmt.Sprintf("%s/part-%d", info.WorkflowExecution.ID, current),
+			TaskQueue:           info.TaskQueueName,
+			WaitForCancellation: true,
+			StaticSummary:       fmt.Sprintf("chunks %d to %d", from, to-1),
+		})
+		var part PartOutput
+		err := workflow.ExecuteChildWorkflow(childCtx, PartWorkflowName, PartInput{
+			Prefix: prefix, Part: current, FirstChunk: from, EndChunk: to, Count: staged.Count,
+			FetchQueue: info.TaskQueueName, Settings: s,
+			ParentID: info.WorkflowExecution.ID, ParentRunID: info.WorkflowExecution.RunID,
+		}).Get(ctx, &part)
+		current = -1
+		if err != nil {
+			return nil, known // canceled: the missing chunks read as canceled
+		}
+		base.Done += min(to*StagedChunkSize, staged.Count) - from*StagedChunkSize
+		base.OK += part.OK
+		base.Failed += part.Failed
+		*progress = base
+		known = append(known, part.Known...)
+		if part.Failure != nil {
+			return part.Failure, known
+		}
 	}
-	r.Status, r.Size, r.Attempts = fetched.Status, fetched.Size, int(fetched.Attempt)
-
-	hashCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           b.s.CPUTaskQueue,
-		ActivityID:          "hash-" + strconv.Itoa(i),
-		StartToCloseTimeout: hashTimeout,
-		HeartbeatTimeout:    heartbeatTimeout,
-		WaitForCancellation: true,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumAttempts: 5},
-		Summary:             "sha256 " + url,
-	})
-	var h *activities.Hasher
-	var hashed activities.HashResult
-	if err := workflow.ExecuteActivity(hashCtx, h.Hash, activities.HashRequest{Blob: fetched.Blob}).Get(ctx, &hashed); err != nil {
-		attempts := r.Attempts
-		describeFailure(r, err, 0)
-		r.Status, r.Attempts = fetched.Status, attempts
-		r.Error = "hashing: " + r.Error
-		return
-	}
-	r.Outcome, r.SHA256, r.Size = OutcomeOK, hashed.SHA256, hashed.Size
+	return nil, known
 }
 
-// describeFailure fills a Result from an activity's final error.
-func describeFailure(r *Result, err error, maxAttempts int) {
-	r.Outcome, r.Error = Classify(err)
-	var details activities.FailureDetails
-	var appErr *temporal.ApplicationError
-	var timeoutErr *temporal.TimeoutError
-	var actErr *temporal.ActivityError
-	switch {
-	case errors.As(err, &appErr) && appErr.HasDetails() && appErr.Details(&details) == nil:
-		r.Status, r.Attempts = details.Status, int(details.Attempt)
-	case errors.As(err, &timeoutErr):
-		var p activities.Progress
-		if timeoutErr.HasLastHeartbeatDetails() && timeoutErr.LastHeartbeatDetails(&p) == nil {
-			r.Attempts = int(p.Attempt)
-		}
-		if errors.As(err, &actErr) && actErr.RetryState() == enumspb.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED {
-			r.Attempts = maxAttempts
-		}
-		if r.Attempts == 0 {
-			r.Attempts = 1
-		}
-	}
-}
+// progressEvery is how many chunks a part finishes between progress
+// signals to its parent.
+const progressEvery = 5
 
-// Classify maps an activity's final error to an outcome and a message.
-func Classify(err error) (outcome, message string) {
-	var appErr *temporal.ApplicationError
-	var timeoutErr *temporal.TimeoutError
-	var canceledErr *temporal.CanceledError
-	switch {
-	case errors.As(err, &canceledErr):
-		return OutcomeCanceled, "canceled"
-	case errors.As(err, &timeoutErr):
-		return OutcomeTimeout, timeoutMessage(timeoutErr)
-	case errors.As(err, &appErr):
-		if appErr.Type() == activities.ErrHTTPStatus {
-			return OutcomeHTTPError, appErr.Message()
+// BatchFetchPart runs chunks [FirstChunk, EndChunk) of a staged batch.
+func BatchFetchPart(ctx workflow.Context, in PartInput) (*PartOutput, error) {
+	progress := &Progress{}
+	e := newEngine(ctx, in.Settings, in.Prefix, StagedChunkSize, true, progress)
+	e.fetchQueue = in.FetchQueue
+	chunksDone := 0
+	e.onChunkDone = func() {
+		chunksDone++
+		if in.ParentID != "" && chunksDone%progressEvery == 0 {
+			// Fire and forget: progress only.
+			workflow.SignalExternalWorkflow(ctx, in.ParentID, in.ParentRunID, partProgressSignal, partProgress{Part: in.Part, Progress: *progress})
 		}
-		return OutcomeError, appErr.Message()
-	default:
-		return OutcomeError, err.Error()
 	}
-}
-
-func timeoutMessage(err *temporal.TimeoutError) string {
-	switch err.TimeoutType() {
-	case enumspb.TIMEOUT_TYPE_START_TO_CLOSE:
-		return "attempt timed out (attempt_timeout)"
-	case enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE:
-		return "URL timed out (url_timeout)"
-	case enumspb.TIMEOUT_TYPE_HEARTBEAT:
-		return "worker stopped responding (heartbeat timeout)"
-	default:
-		return err.Error()
+	e.run(ctx, stagedChunks(in.FirstChunk, in.EndChunk, in.Count))
+	if ctx.Err() != nil {
+		return nil, temporal.NewCanceledError()
 	}
+	return &PartOutput{OK: progress.OK, Failed: progress.Failed, Failure: e.failure, Known: e.known}, nil
 }

@@ -3,74 +3,162 @@ package workflows
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/batchfetch/batchfetch/activities"
 )
 
-// fakes stands in for the activities: each URL's path says what happens.
+// fakes stands in for the activities; each URL's path says what happens.
 type fakes struct {
-	mu       sync.Mutex
-	fetched  []string
-	removed  []string
-	inFlight atomic.Int32
-	maxSeen  atomic.Int32
-	hashQ    []string
+	mu         sync.Mutex
+	fetched    map[int]int // URL index -> times fetched
+	removed    []string
+	slots      int // concurrency of the fetch chunks running now
+	maxSlots   int
+	hashQueues map[string]bool
+	staged     map[int][]string // chunk -> URLs
+	chunkFiles map[int][]activities.Result
+	assembled  []activities.Result
 }
 
-func (f *fakes) Fetch(ctx context.Context, req activities.FetchRequest) (*activities.FetchResult, error) {
-	n := f.inFlight.Add(1)
-	defer f.inFlight.Add(-1)
-	for {
-		m := f.maxSeen.Load()
-		if n <= m || f.maxSeen.CompareAndSwap(m, n) {
-			break
+func newFakes() *fakes {
+	return &fakes{fetched: map[int]int{}, hashQueues: map[string]bool{}, staged: map[int][]string{}, chunkFiles: map[int][]activities.Result{}}
+}
+
+func (f *fakes) FetchChunk(ctx context.Context, req activities.FetchChunkRequest) (*activities.FetchChunkResult, error) {
+	tasks := req.URLs
+	if tasks == nil {
+		f.mu.Lock()
+		for i, u := range f.staged[req.Chunk] {
+			tasks = append(tasks, activities.URLTask{Index: req.First + i, URL: u})
+		}
+		f.mu.Unlock()
+	}
+	f.mu.Lock()
+	f.slots += req.Concurrency
+	f.maxSlots = max(f.maxSlots, f.slots)
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.slots -= req.Concurrency
+		f.mu.Unlock()
+	}()
+	out := &activities.FetchChunkResult{}
+	for _, t := range tasks {
+		f.mu.Lock()
+		f.fetched[t.Index]++
+		f.mu.Unlock()
+		it := activities.Fetched{Index: t.Index, URL: t.URL, Attempts: 1, Status: 200}
+		switch {
+		case strings.HasSuffix(t.URL, "/missing"):
+			it.Outcome, it.Status, it.Error = activities.OutcomeHTTPError, 404, "HTTP 404 Not Found"
+		case strings.HasSuffix(t.URL, "/down"):
+			it.Outcome, it.Status, it.Attempts, it.Error = activities.OutcomeHTTPError, 503, 3, "HTTP 503 Service Unavailable"
+		case strings.HasSuffix(t.URL, "/hang"):
+			<-ctx.Done()
+			it.Outcome, it.Status, it.Error = activities.OutcomeCanceled, 0, "canceled"
+			out.Items = append(out.Items, it)
+			for _, rest := range tasks[len(out.Items):] {
+				out.Items = append(out.Items, activities.Fetched{Index: rest.Index, URL: rest.URL, Outcome: activities.OutcomeCanceled})
+			}
+			return nil, temporal.NewCanceledError(*out)
+		case strings.HasSuffix(t.URL, "/overlap"):
+			time.Sleep(20 * time.Millisecond) // long enough for the allowed chunks to overlap
+		}
+		if it.Outcome == "" {
+			it.Blob, it.Size = activities.BodyKey(req.Prefix, t.Index), int64(len(t.URL))
+		}
+		out.Items = append(out.Items, it)
+	}
+	return out, nil
+}
+
+func (f *fakes) HashChunk(ctx context.Context, req activities.HashChunkRequest) (*activities.HashChunkResult, error) {
+	f.mu.Lock()
+	f.hashQueues[activity.GetInfo(ctx).TaskQueue] = true
+	f.mu.Unlock()
+	out := &activities.HashChunkResult{}
+	var results []activities.Result
+	for _, it := range req.Items {
+		r := it.Final()
+		if it.Outcome == "" {
+			r.Outcome, r.SHA256 = activities.OutcomeOK, "sum-of-"+it.Blob
+			out.OK++
+		} else {
+			out.Failed++
+			if out.FirstFailed == nil {
+				rr := r
+				out.FirstFailed = &rr
+			}
+		}
+		results = append(results, r)
+	}
+	if req.Staged {
+		f.mu.Lock()
+		f.chunkFiles[req.Chunk] = results
+		f.mu.Unlock()
+	} else {
+		out.Results = results
+	}
+	return out, nil
+}
+
+func (f *fakes) StageURLs(_ context.Context, req activities.StageRequest) (*activities.StageResult, error) {
+	for i, u := range req.URLs {
+		if err := activities.CheckURL(u); err != nil {
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls[%d]: %v", i, err), activities.ErrInvalidInput, nil)
 		}
 	}
 	f.mu.Lock()
-	f.fetched = append(f.fetched, req.URL)
-	f.mu.Unlock()
-	attempt := activity.GetInfo(ctx).Attempt
-	fail := func(status int, retryable bool) error {
-		return temporal.NewApplicationErrorWithOptions("HTTP "+http(status), activities.ErrHTTPStatus, temporal.ApplicationErrorOptions{
-			NonRetryable: !retryable, Details: []any{activities.FailureDetails{Status: status, Attempt: attempt}},
-		})
+	defer f.mu.Unlock()
+	for i, u := range req.URLs {
+		f.staged[i/req.ChunkSize] = append(f.staged[i/req.ChunkSize], u)
 	}
-	switch {
-	case strings.HasSuffix(req.URL, "/missing"):
-		return nil, fail(404, false)
-	case strings.HasSuffix(req.URL, "/flaky") && attempt < 3:
-		return nil, fail(503, true)
-	case strings.HasSuffix(req.URL, "/down"):
-		return nil, fail(503, true)
-	case strings.HasSuffix(req.URL, "/hang"):
-		<-ctx.Done()
-		return nil, ctx.Err()
-	case strings.HasSuffix(req.URL, "/overlap"):
-		// Long enough for every fetch the workflow allows to overlap.
-		time.Sleep(50 * time.Millisecond)
-	}
-	return &activities.FetchResult{Blob: req.Blob, Status: 200, Size: int64(len(req.URL)), Attempt: attempt}, nil
+	return &activities.StageResult{Count: len(req.URLs), Chunks: len(f.staged)}, nil
 }
 
-func http(status int) string {
-	return map[int]string{404: "404 Not Found", 503: "503 Service Unavailable"}[status]
-}
-
-func (f *fakes) Hash(ctx context.Context, req activities.HashRequest) (*activities.HashResult, error) {
+func (f *fakes) AssembleResults(_ context.Context, req activities.AssembleRequest) (*activities.AssembleResult, error) {
 	f.mu.Lock()
-	f.hashQ = append(f.hashQ, activity.GetInfo(ctx).TaskQueue)
-	f.mu.Unlock()
-	return &activities.HashResult{SHA256: "sum-of-" + req.Blob, Size: 42}, nil
+	defer f.mu.Unlock()
+	known := map[int]activities.Result{}
+	for _, k := range req.Known {
+		known[k.Index] = k.Result
+	}
+	out := &activities.AssembleResult{Key: req.Dest}
+	for c := 0; c < req.Chunks; c++ {
+		rs, ok := f.chunkFiles[c]
+		if !ok {
+			for i, u := range f.staged[c] {
+				r, ok := known[c*req.ChunkSize+i]
+				if !ok {
+					r = activities.Result{URL: u, Outcome: activities.OutcomeCanceled}
+				}
+				rs = append(rs, r)
+			}
+		}
+		for _, r := range rs {
+			if r.Outcome == activities.OutcomeOK {
+				out.OK++
+			} else {
+				out.Failed++
+			}
+		}
+		f.assembled = append(f.assembled, rs...)
+	}
+	return out, nil
 }
 
 func (f *fakes) RemoveBlobs(_ context.Context, prefix string) error {
@@ -82,19 +170,24 @@ func (f *fakes) RemoveBlobs(_ context.Context, prefix string) error {
 
 func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *fakes) {
 	var s testsuite.WorkflowTestSuite
+	s.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := s.NewTestWorkflowEnvironment()
-	f := &fakes{}
-	env.RegisterActivityWithOptions(f.Fetch, activity.RegisterOptions{Name: "Fetch"})
-	env.RegisterActivityWithOptions(f.Hash, activity.RegisterOptions{Name: "Hash"})
-	env.RegisterActivityWithOptions(f.RemoveBlobs, activity.RegisterOptions{Name: "RemoveBlobs"})
-	env.SetTestTimeout(30 * time.Second)
+	f := newFakes()
+	for name, fn := range map[string]any{
+		"FetchChunk": f.FetchChunk, "HashChunk": f.HashChunk, "StageURLs": f.StageURLs,
+		"AssembleResults": f.AssembleResults, "RemoveBlobs": f.RemoveBlobs,
+	} {
+		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+	env.RegisterWorkflowWithOptions(BatchFetchPart, workflow.RegisterOptions{Name: PartWorkflowName})
+	env.SetTestTimeout(2 * time.Minute)
 	return env, f
 }
 
 func TestCollectReportsEveryURLInOrder(t *testing.T) {
 	env, f := newEnv(t)
-	urls := []string{"http://a.example/1", "http://a.example/missing", "http://a.example/flaky", "http://a.example/down", "http://a.example/1"}
-	env.ExecuteWorkflow(BatchFetch, Input{URLs: urls, MaxAttempts: 3, InitialBackoff: "10ms"})
+	urls := []string{"http://a.example/1", "http://a.example/missing", "http://a.example/2", "http://a.example/down", "http://a.example/1"}
+	env.ExecuteWorkflow(BatchFetch, Input{URLs: urls})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatalf("workflow failed: %v", err)
 	}
@@ -106,7 +199,7 @@ func TestCollectReportsEveryURLInOrder(t *testing.T) {
 		outcome  string
 		status   int
 		attempts int
-	}{{OutcomeOK, 200, 1}, {OutcomeHTTPError, 404, 1}, {OutcomeOK, 200, 3}, {OutcomeHTTPError, 503, 3}, {OutcomeOK, 200, 1}}
+	}{{OutcomeOK, 200, 1}, {OutcomeHTTPError, 404, 1}, {OutcomeOK, 200, 1}, {OutcomeHTTPError, 503, 3}, {OutcomeOK, 200, 1}}
 	if len(out.Results) != len(urls) {
 		t.Fatalf("got %d results, want %d", len(out.Results), len(urls))
 	}
@@ -115,41 +208,38 @@ func TestCollectReportsEveryURLInOrder(t *testing.T) {
 		if r.URL != urls[i] || r.Outcome != w.outcome || r.Status != w.status || r.Attempts != w.attempts {
 			t.Errorf("result %d: got %+v, want url %s outcome %s status %d attempts %d", i, r, urls[i], w.outcome, w.status, w.attempts)
 		}
-		if (r.Outcome == OutcomeOK) != (r.SHA256 != "") {
-			t.Errorf("result %d: sha256 %q with outcome %s", i, r.SHA256, r.Outcome)
-		}
 	}
-	if out.Results[0].SHA256 != "sum-of-"+BlobPrefix("default-test-run-id")+"/000000" {
-		t.Errorf("sha256 of result 0 = %q, want the hash of blob 0", out.Results[0].SHA256)
+	prefix := BlobPrefix("default-test-run-id")
+	if out.Results[2].SHA256 != "sum-of-"+activities.BodyKey(prefix, 2) {
+		t.Errorf("sha256 of result 2 = %q, want the hash of body 2", out.Results[2].SHA256)
 	}
-	if out.Results[1].Error != "HTTP 404 Not Found" {
-		t.Errorf("error of 404 = %q", out.Results[1].Error)
+	if out.OK != 3 || out.Failed != 2 || out.Total != 5 || out.ResultsFile != "" {
+		t.Errorf("ok=%d failed=%d total=%d file=%q, want 3, 2, 5 and inline results", out.OK, out.Failed, out.Total, out.ResultsFile)
 	}
-	if out.OK != 3 || out.Failed != 2 {
-		t.Errorf("counts ok=%d failed=%d, want 3 and 2", out.OK, out.Failed)
+	if len(f.hashQueues) != 1 || !f.hashQueues[CPUTaskQueue] {
+		t.Errorf("hashes ran on %v, want only %s", f.hashQueues, CPUTaskQueue)
 	}
-	for _, q := range f.hashQ {
-		if q != CPUTaskQueue {
-			t.Errorf("hash ran on task queue %q, want %q", q, CPUTaskQueue)
-		}
-	}
-	if len(f.removed) != 1 || f.removed[0] != BlobPrefix("default-test-run-id") {
+	if len(f.removed) != 1 || f.removed[0] != prefix {
 		t.Errorf("blobs removed: %v, want the batch's prefix once", f.removed)
 	}
 }
 
 func TestMaxInFlightBoundsConcurrentFetches(t *testing.T) {
-	env, f := newEnv(t)
-	var urls []string
-	for range 12 {
-		urls = append(urls, "http://a.example/overlap")
-	}
-	env.ExecuteWorkflow(BatchFetch, Input{URLs: urls, MaxInFlight: 3})
-	if err := env.GetWorkflowError(); err != nil {
-		t.Fatal(err)
-	}
-	if got := f.maxSeen.Load(); got > 3 || got < 2 {
-		t.Errorf("at most %d fetches ran at once, want 3 (max_in_flight)", got)
+	for _, tc := range []struct{ urls, maxInFlight int }{{12, 3}, {400, 20}, {3000, 40}} {
+		t.Run(fmt.Sprint(tc.urls), func(t *testing.T) {
+			env, f := newEnv(t)
+			var urls []string
+			for range tc.urls {
+				urls = append(urls, "http://a.example/overlap")
+			}
+			env.ExecuteWorkflow(BatchFetch, Input{URLs: urls, MaxInFlight: tc.maxInFlight})
+			if err := env.GetWorkflowError(); err != nil {
+				t.Fatal(err)
+			}
+			if f.maxSlots > tc.maxInFlight || f.maxSlots < tc.maxInFlight/2 {
+				t.Errorf("%d fetches ran at once, want up to max_in_flight %d", f.maxSlots, tc.maxInFlight)
+			}
+		})
 	}
 }
 
@@ -174,8 +264,8 @@ func TestFailFastCancelsSiblingsAndNamesTheURL(t *testing.T) {
 			t.Errorf("result %d outcome %s, want %s", i, out.Results[i].Outcome, want)
 		}
 	}
-	if out.Results[3].Attempts != 0 {
-		t.Errorf("the URL after the failure was started (%d attempts)", out.Results[3].Attempts)
+	if f.fetched[3] != 0 {
+		t.Errorf("the URL after the failure was fetched")
 	}
 	if len(f.removed) != 1 {
 		t.Errorf("blobs removed %d times, want once", len(f.removed))
@@ -231,14 +321,87 @@ func TestProgressQuery(t *testing.T) {
 	}
 }
 
+// A large batch is staged, split into child workflows, and written to a
+// results file: every URL exactly once, in input order.
+func TestLargeBatchIsSplitAndWrittenInOrder(t *testing.T) {
+	env, f := newEnv(t)
+	n := 2*ChunksPerPart*StagedChunkSize + 550 // three parts, the last one short
+	urls := make([]string, n)
+	for i := range urls {
+		urls[i] = fmt.Sprintf("http://a.example/%d", i)
+	}
+	urls[777] = "http://a.example/missing"
+	var parts []string
+	env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, _ converter.EncodedValues) {
+		parts = append(parts, info.WorkflowExecution.ID)
+	})
+	env.ExecuteWorkflow(BatchFetch, Input{URLs: urls, MaxInFlight: 200})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var out Output
+	if err := env.GetWorkflowResult(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Results != nil || out.ResultsFile != ResultsKey("default-test-run-id") || out.Total != n || out.OK != n-1 || out.Failed != 1 {
+		t.Errorf("got total %d ok %d failed %d file %q (%d inline), want %d, %d, 1, %q", out.Total, out.OK, out.Failed, out.ResultsFile, len(out.Results), n, n-1, ResultsKey("default-test-run-id"))
+	}
+	if len(parts) != 3 {
+		t.Errorf("ran %d child workflows, want 3", len(parts))
+	}
+	if len(f.assembled) != n {
+		t.Fatalf("results file has %d lines, want %d", len(f.assembled), n)
+	}
+	for i, r := range f.assembled {
+		if r.URL != urls[i] {
+			t.Fatalf("line %d is %s, want %s", i, r.URL, urls[i])
+		}
+	}
+	if f.assembled[777].Outcome != OutcomeHTTPError {
+		t.Errorf("line 777: %+v", f.assembled[777])
+	}
+	for i := range n {
+		if f.fetched[i] != 1 {
+			t.Fatalf("URL %d fetched %d times", i, f.fetched[i])
+		}
+	}
+	if f.maxSlots > 200 {
+		t.Errorf("%d fetches at once, over max_in_flight 200", f.maxSlots)
+	}
+}
+
+func TestLargeFailFastStopsEveryPart(t *testing.T) {
+	env, f := newEnv(t)
+	n := 3 * ChunksPerPart * StagedChunkSize
+	urls := make([]string, n)
+	for i := range urls {
+		urls[i] = fmt.Sprintf("http://a.example/%d", i)
+	}
+	urls[12345] = "http://a.example/missing"
+	env.ExecuteWorkflow(BatchFetch, Input{URLs: urls, Mode: ModeFailFast})
+	var appErr *temporal.ApplicationError
+	if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != ErrBatchFailed || !strings.Contains(appErr.Message(), "http://a.example/missing") {
+		t.Fatalf("got %v, want BatchFailed naming the URL", err)
+	}
+	var fetchedIdx []int
+	for i := range f.fetched {
+		fetchedIdx = append(fetchedIdx, i)
+	}
+	sort.Ints(fetchedIdx)
+	if last := fetchedIdx[len(fetchedIdx)-1]; last >= 2*ChunksPerPart*StagedChunkSize {
+		t.Errorf("fetched URL %d: the third part ran after the second one failed", last)
+	}
+	if len(f.assembled) != n || f.assembled[12345].Outcome != OutcomeHTTPError || f.assembled[n-1].Outcome != OutcomeCanceled {
+		t.Errorf("results file: %d lines, line 12345 %+v, last %+v", len(f.assembled), f.assembled[12345], f.assembled[n-1])
+	}
+}
+
 func TestClassify(t *testing.T) {
 	cases := []struct {
 		err  error
 		want string
 	}{
-		{temporal.NewApplicationError("HTTP 404", activities.ErrHTTPStatus), OutcomeHTTPError},
-		{temporal.NewApplicationError("reset", activities.ErrNetwork), OutcomeError},
-		{temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_START_TO_CLOSE, nil), OutcomeTimeout},
+		{temporal.NewApplicationError("boom", "Whatever"), OutcomeError},
 		{temporal.NewCanceledError(), OutcomeCanceled},
 		{errors.New("other"), OutcomeError},
 	}

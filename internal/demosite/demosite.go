@@ -94,6 +94,15 @@ func URLs(base string) []string {
 	)
 }
 
+// FastURLs lists n fast pages of the site at base.
+func FastURLs(base string, n int) []string {
+	urls := make([]string, n)
+	for i := range urls {
+		urls[i] = fmt.Sprintf("%s/fast/%d", base, i+1)
+	}
+	return urls
+}
+
 // Serve starts the site on addr (such as "127.0.0.1:0") and returns its
 // base URL and a function that stops it.
 func Serve(addr string) (base string, stop func(), err error) {

@@ -35,7 +35,8 @@ type Config struct {
 	// CPUTaskQueue serves hashes (default "batchfetch-cpu").
 	CPUTaskQueue string
 
-	// FetchSlots is how many fetches this worker runs at once (default 100).
+	// FetchSlots is how many requests this worker has open at once, over
+	// every chunk it runs (default 100).
 	FetchSlots int
 	// CPUSlots is how many hashes this worker runs at once (default: the
 	// number of CPUs, so hashing uses every core but queues beyond that).
@@ -123,7 +124,8 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 			WorkerStopTimeout:            cfg.StopTimeout,
 		})
 		w.RegisterWorkflowWithOptions(workflows.BatchFetch, workflow.RegisterOptions{Name: workflows.WorkflowName})
-		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, MaxBodyBytes: cfg.MaxBodyBytes})
+		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName})
+		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots})
 		p.workers = append(p.workers, w)
 	}
 	if cfg.Role == RoleCPU || cfg.Role == RoleAll {

@@ -1,0 +1,125 @@
+package activities
+
+import (
+	"fmt"
+	"time"
+)
+
+// Outcomes of one URL.
+const (
+	OutcomeOK        = "ok"
+	OutcomeHTTPError = "http_error"
+	OutcomeTimeout   = "timeout"
+	OutcomeError     = "error"
+	OutcomeCanceled  = "canceled"
+)
+
+// Result is what happened to one URL: a line of the batch's output.
+type Result struct {
+	URL       string `json:"url"`
+	Outcome   string `json:"outcome"`
+	Status    int    `json:"status"`
+	SHA256    string `json:"sha256,omitempty"`
+	Size      int64  `json:"size"`
+	Attempts  int    `json:"attempts"`
+	ElapsedMS int64  `json:"elapsed_ms"`
+	Error     string `json:"error,omitempty"`
+}
+
+// Policy is how each URL of a chunk is fetched: the batch's per-URL
+// timeouts and retry policy, applied by the fetch activity itself.
+type Policy struct {
+	AttemptTimeout time.Duration `json:"attempt_timeout"`
+	URLTimeout     time.Duration `json:"url_timeout,omitempty"`
+	MaxAttempts    int           `json:"max_attempts"`
+	InitialBackoff time.Duration `json:"initial_backoff"`
+	// FailFast stops the chunk at its first failed URL.
+	FailFast bool `json:"fail_fast,omitempty"`
+}
+
+// Backoff is the wait after the given (1-based) failed attempt: the
+// initial backoff, doubled after each retry.
+func (p Policy) Backoff(attempt int) time.Duration {
+	d := p.InitialBackoff
+	for i := 1; i < attempt && d < time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, time.Hour)
+}
+
+// URLTask is one URL of a batch, with its position in the input.
+type URLTask struct {
+	Index int    `json:"i"`
+	URL   string `json:"u"`
+}
+
+// FetchChunkRequest asks for a chunk of a batch's URLs to be fetched.
+type FetchChunkRequest struct {
+	// Prefix is the batch's place in the blob store.
+	Prefix string `json:"prefix"`
+	// Chunk numbers the chunk within the batch.
+	Chunk int `json:"chunk"`
+	// URLs of the chunk; for a staged batch, none: they are read from the
+	// chunk's file (URLsKey) and numbered from First.
+	URLs  []URLTask `json:"urls,omitempty"`
+	First int       `json:"first,omitempty"`
+	// Concurrency is how many of the chunk's URLs are fetched at once.
+	Concurrency int    `json:"concurrency"`
+	Policy      Policy `json:"policy"`
+}
+
+// Fetched is the fetch step's word on one URL: a blob to hash, or a final
+// outcome.
+type Fetched struct {
+	Index int    `json:"i"`
+	URL   string `json:"url"`
+	// Blob holds the body when the fetch succeeded (Outcome is empty).
+	Blob      string `json:"blob,omitempty"`
+	Outcome   string `json:"outcome,omitempty"`
+	Status    int    `json:"status"`
+	Size      int64  `json:"size"`
+	Attempts  int    `json:"attempts"`
+	ElapsedMS int64  `json:"elapsed_ms"`
+	Error     string `json:"error,omitempty"`
+}
+
+// Final is the Result of a URL whose fetch ended without a body.
+func (f Fetched) Final() Result {
+	return Result{URL: f.URL, Outcome: f.Outcome, Status: f.Status, Size: f.Size, Attempts: f.Attempts, ElapsedMS: f.ElapsedMS, Error: f.Error}
+}
+
+// FetchChunkResult lists every URL of the chunk in chunk order.
+type FetchChunkResult struct {
+	Items []Fetched `json:"items"`
+}
+
+// HashChunkRequest asks for the fetched bodies of a chunk to be hashed.
+type HashChunkRequest struct {
+	Prefix string    `json:"prefix"`
+	Chunk  int       `json:"chunk"`
+	Items  []Fetched `json:"items"`
+	// Staged: write the chunk's results to the blob store (ResultsKey)
+	// instead of returning them.
+	Staged bool `json:"staged,omitempty"`
+}
+
+// HashChunkResult holds the chunk's final results or, for a staged batch,
+// only their counts (the results are in the blob store).
+type HashChunkResult struct {
+	Results []Result `json:"results,omitempty"`
+	OK      int      `json:"ok"`
+	Failed  int      `json:"failed"`
+	// FirstFailed is the first URL of the chunk that did not end ok.
+	FirstFailed *Result `json:"first_failed,omitempty"`
+}
+
+// BodyKey holds the body of URL index.
+func BodyKey(prefix string, index int) string { return fmt.Sprintf("%s/bodies/%09d", prefix, index) }
+
+// URLsKey holds a staged chunk's URLs, one per line.
+func URLsKey(prefix string, chunk int) string { return fmt.Sprintf("%s/urls/%06d.txt", prefix, chunk) }
+
+// ResultsKey holds a staged chunk's results as JSON lines.
+func ResultsKey(prefix string, chunk int) string {
+	return fmt.Sprintf("%s/results/%06d.jsonl", prefix, chunk)
+}

@@ -1,0 +1,59 @@
+package activities
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// MaxURLLength is the longest URL accepted, in bytes.
+const MaxURLLength = 8192
+
+// CheckURL says why raw cannot be fetched, or nil. Its message quotes the
+// URL with any password hidden.
+func CheckURL(raw string) error {
+	if len(raw) > MaxURLLength {
+		return fmt.Errorf("URL of %d bytes is over the limit of %d", len(raw), MaxURLLength)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("%q is not a URL: %v", clip(redactRaw(raw)), err)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q: credentials in URLs are not accepted (they would be stored in workflow history)", clip(u.Redacted()))
+	}
+	if u.Scheme == "" || !u.IsAbs() {
+		return fmt.Errorf("%q is not an absolute URL (want http:// or https://)", clip(raw))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q: scheme %q is not supported (want http or https)", clip(raw), u.Scheme)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return fmt.Errorf("%q has no host", clip(raw))
+	}
+	return nil
+}
+
+// redactRaw hides a password in a string that may not parse as a URL.
+func redactRaw(raw string) string {
+	if at := strings.LastIndex(raw, "@"); at >= 0 {
+		if scheme := strings.Index(raw, "://"); scheme >= 0 && scheme < at {
+			return raw[:scheme+3] + "xxxxx" + raw[at:]
+		}
+	}
+	return raw
+}
+
+// clip keeps messages readable when a value is huge.
+func clip(s string) string {
+	const max = 200
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}
