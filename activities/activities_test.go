@@ -342,7 +342,7 @@ func TestHashResumesFromCheckpoint(t *testing.T) {
 	ctx := context.Background()
 	dir, _ := blobstore.NewDir(t.TempDir())
 	body := bytes.Repeat([]byte("abcdefgh"), 3<<20/8) // 3 MiB
-	w, _ := dir.Create(ctx, "batches/r/bodies/000000000")
+	w, _ := dir.Create(ctx, "batches/r/bodies/00/000000000")
 	_, _ = w.Write(body)
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
@@ -359,7 +359,7 @@ func TestHashResumesFromCheckpoint(t *testing.T) {
 	h := &Hasher{Store: store}
 	env.RegisterActivity(h)
 	env.SetHeartbeatDetails(hashCheckpoint{Offset: done, State: state})
-	v, err := env.ExecuteActivity(h.HashChunk, HashChunkRequest{Items: []Fetched{{URL: "http://x/", Blob: "batches/r/bodies/000000000", Status: 200, Attempts: 1}}})
+	v, err := env.ExecuteActivity(h.HashChunk, HashChunkRequest{Items: []Fetched{{URL: "http://x/", Blob: "batches/r/bodies/00/000000000", Status: 200, Attempts: 1}}})
 	if err != nil {
 		t.Fatal(err)
 	}

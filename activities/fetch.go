@@ -158,9 +158,9 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, blob string, read *atomic.
 // between them, all within the URL's budget. prior counts attempts made
 // before a restart. It returns a final word on the URL; ctx being canceled
 // ends it as canceled.
-func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Policy, prior int) Fetched {
+func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Policy, prior int) (out Fetched) {
 	start := time.Now()
-	out := Fetched{Index: t.Index, URL: t.URL, Attempts: prior}
+	out = Fetched{Index: t.Index, URL: t.URL, Attempts: prior}
 	defer func() { out.ElapsedMS = time.Since(start).Milliseconds() }()
 	urlCtx := ctx
 	if p.URLTimeout > 0 {

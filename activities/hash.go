@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"runtime"
 	"sync"
 	"time"
 
@@ -163,6 +164,15 @@ func (h *Hasher) hashBlob(ctx context.Context, key string, offset int64, state [
 	} else {
 		offset = 0
 	}
+	if size, ok, err := hashMapped(ctx, r, offset, sum, func(off int64) { progress(sum, off) }); ok {
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", 0, ctx.Err()
+			}
+			return "", 0, &blobError{err: fmt.Errorf("reading blob: %w", err)}
+		}
+		return hex.EncodeToString(sum.Sum(nil)), size, nil
+	}
 	bufp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bufp)
 	for {
@@ -175,6 +185,7 @@ func (h *Hasher) hashBlob(ctx context.Context, key string, offset int64, state [
 			return "", 0, &blobError{err: fmt.Errorf("reading blob: %w", err)}
 		}
 		progress(sum, offset)
+		runtime.Gosched() // let latency-sensitive goroutines in between megabytes
 		if n < hashChunk {
 			return hex.EncodeToString(sum.Sum(nil)), offset, nil
 		}

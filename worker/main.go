@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"syscall"
 
 	"go.temporal.io/sdk/client"
@@ -43,7 +42,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.TaskQueue, "task-queue", workflows.TaskQueue, "task queue of workflows and fetch activities")
 	fs.StringVar(&cfg.CPUTaskQueue, "cpu-task-queue", workflows.CPUTaskQueue, "task queue of hash activities")
 	fs.IntVar(&cfg.FetchSlots, "fetch-slots", 100, "fetches this worker runs at once")
-	fs.IntVar(&cfg.CPUSlots, "cpu-slots", runtime.NumCPU(), "hashes this worker runs at once (default: number of CPUs)")
+	fs.IntVar(&cfg.CPUSlots, "cpu-slots", workers.DefaultCPUSlots(), "hashes this worker runs at once (default: number of CPUs less one, so hashing never starves the I/O)")
 	fs.Float64Var(&cfg.FetchRate, "fetch-rate", 0, "fetches started per second by this worker (0: no cap)")
 	fs.Float64Var(&cfg.FetchQueueRate, "fetch-queue-rate", 0, "fetches started per second across all workers of the task queue (0: no cap)")
 	fs.Float64Var(&cfg.CPURate, "cpu-rate", 0, "hashes started per second by this worker (0: no cap)")

@@ -1,0 +1,64 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+)
+
+// onlyReader hides that a blob is a file, so hashing reads it.
+type onlyReader struct{ blobstore.Store }
+
+func (o onlyReader) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	r, err := o.Store.Open(ctx, key)
+	return struct{ io.ReadCloser }{r}, err
+}
+
+// BenchmarkHashBlob compares hashing a stored blob (mapped, or read) with
+// hashing the same bytes in memory:
+//
+//	BENCH_DIR=/dev/shm go test -run XXX -bench HashBlob -benchtime 5x ./activities
+func BenchmarkHashBlob(b *testing.B) {
+	const size = 256 << 20
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	dir, err := os.MkdirTemp(os.Getenv("BENCH_DIR"), "hashblob-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	store, _ := blobstore.NewDir(dir)
+	if err := os.MkdirAll(filepath.Join(dir, "b"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b", "x"), body, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("raw", func(b *testing.B) {
+		b.SetBytes(size)
+		for range b.N {
+			h := sha256.New()
+			h.Write(body)
+			h.Sum(nil)
+		}
+	})
+	for name, s := range map[string]blobstore.Store{"mapped": store, "read": onlyReader{store}} {
+		b.Run(name, func(b *testing.B) {
+			h := &Hasher{Store: s}
+			b.SetBytes(size)
+			for range b.N {
+				if _, _, err := h.hashBlob(context.Background(), "b/x", 0, nil, func(hash.Hash, int64) {}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

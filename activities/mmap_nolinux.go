@@ -1,0 +1,5 @@
+//go:build unix && !linux
+
+package activities
+
+const mapPopulate = 0
