@@ -803,3 +803,89 @@ func TestChunkResumesAfterWorkerRestart(t *testing.T) {
 	}
 	assertNoBlobs(t, run)
 }
+
+func TestLargeBodyResumesAfterWorkerRestart(t *testing.T) {
+	const queue = "e2e-resume"
+	body := randomBody(64 << 20)
+	const sentFirst = 8 << 20
+	firstSent := make(chan struct{})
+	var mu sync.Mutex
+	var ranges []string
+	s := newSite(t, map[string]http.HandlerFunc{
+		"/big": func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			ranges = append(ranges, r.Header.Get("Range"))
+			first := len(ranges) == 1
+			mu.Unlock()
+			w.Header().Set("ETag", `"big-v1"`)
+			if first { // 8 MiB, then nothing until the worker goes away
+				w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+				_, _ = w.Write(body[:sentFirst])
+				w.(http.Flusher).Flush()
+				close(firstSent)
+				<-r.Context().Done()
+				return
+			}
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+		},
+	})
+	pool, err := workers.Start(env.client, workers.Config{Role: workers.RoleFetch, TaskQueue: queue, Store: env.store, StopTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: fmt.Sprint("resume-", time.Now().UnixNano()), TaskQueue: queue},
+		workflows.WorkflowName, workflows.Input{URLs: []string{s.URL + "/big"}, CPUTaskQueue: cpuTaskQueue, AttemptTimeout: "5m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-firstSent:
+	case <-time.After(time.Minute):
+		t.Fatal("the download never started")
+	}
+	// Wait for the checkpoint to hold the 8 MiB, then take the worker away.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := env.client.DescribeWorkflowExecution(context.Background(), run.GetID(), run.GetRunID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var held int64
+		for _, pa := range d.GetPendingActivities() {
+			var cp struct {
+				Running map[string]struct{ Resume struct{ Bytes int64 } }
+			}
+			if pa.GetHeartbeatDetails() != nil && converter.GetDefaultDataConverter().FromPayloads(pa.GetHeartbeatDetails(), &cp) == nil {
+				held = cp.Running["0"].Resume.Bytes
+			}
+		}
+		if held == sentFirst {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the checkpoint never held the first %d bytes (saw %d)", sentFirst, held)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the server's view of the heartbeat
+	}
+	pool.Stop()
+	pool, err = workers.Start(env.client, workers.Config{Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Stop()
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	if r := out.Results[0]; r.Outcome != workflows.OutcomeOK || r.SHA256 != hex.EncodeToString(sum[:]) || r.Size != int64(len(body)) {
+		t.Errorf("got %+v, want the whole body's sha256", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ranges) != 2 || ranges[1] != fmt.Sprintf("bytes=%d-", sentFirst) {
+		t.Errorf("the server was asked for %q, want the whole body, then only the bytes after the first %d", ranges, sentFirst)
+	}
+	t.Logf("requests: %q", ranges)
+	assertNoBlobs(t, run)
+}

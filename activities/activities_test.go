@@ -484,3 +484,76 @@ func TestDirStore(t *testing.T) {
 		t.Errorf("DeletePrefix left %d entries in the root", len(entries))
 	}
 }
+
+func TestDroppedConnectionResumesWithRange(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef"), 4<<20/16) // 4 MiB
+	var mu sync.Mutex
+	var ranges []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ranges = append(ranges, r.Header.Get("Range"))
+		first := len(ranges) == 1
+		mu.Unlock()
+		w.Header().Set("ETag", `"v1"`)
+		if first { // send 1 MiB, then drop the connection
+			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+			_, _ = w.Write(body[:1<<20])
+			w.(http.Flusher).Flush()
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+	}))
+	defer srv.Close()
+	e := newFetchEnv(t, 0)
+	it := e.fetch(t, FetchChunkRequest{Prefix: "batches/r", URLs: chunkOf(srv.URL + "/big"), Concurrency: 1, Policy: quick})[0]
+	if it.Outcome != "" || it.Size != int64(len(body)) || it.Attempts != 2 {
+		t.Fatalf("got %+v, want the whole body after 2 attempts", it)
+	}
+	mu.Lock()
+	if len(ranges) != 2 || ranges[0] != "" || ranges[1] != "bytes=1048576-" {
+		t.Errorf("requests asked for ranges %q, want the whole body, then bytes=1048576-", ranges)
+	}
+	mu.Unlock()
+	v, err := e.env.ExecuteActivity(e.h.HashChunk, HashChunkRequest{Items: []Fetched{it}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hr HashChunkResult
+	_ = v.Get(&hr)
+	sum := sha256.Sum256(body)
+	if hr.Results[0].SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("sha256 %s, want %x: the resumed body is not the body", hr.Results[0].SHA256, sum)
+	}
+}
+
+func TestChangedBodyIsFetchedWhole(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		first := n == 1
+		mu.Unlock()
+		if first {
+			w.Header().Set("ETag", `"v1"`)
+			w.Header().Set("Content-Length", "2000000")
+			_, _ = w.Write(make([]byte, 500000))
+			w.(http.Flusher).Flush()
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+			return
+		}
+		w.Header().Set("ETag", `"v2"`) // changed: If-Range fails, the whole new body comes
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader("the new body"))
+	}))
+	defer srv.Close()
+	e := newFetchEnv(t, 0)
+	it := e.fetch(t, FetchChunkRequest{Prefix: "batches/r", URLs: chunkOf(srv.URL), Concurrency: 1, Policy: quick})[0]
+	if it.Outcome != "" || it.Size != int64(len("the new body")) {
+		t.Fatalf("got %+v, want the new body, whole", it)
+	}
+}

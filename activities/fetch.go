@@ -83,15 +83,53 @@ func (f *Fetcher) acquire(ctx context.Context) (release func(), err error) {
 	}
 }
 
-// fetchOnce makes one attempt: GET url and stream the body into blob.
-// read counts the bytes as they arrive.
-func (f *Fetcher) fetchOnce(ctx context.Context, url, blob string, read *atomic.Int64) (int, *failure) {
+// urlState is what is known of a URL being fetched: shared with the
+// heartbeat, which checkpoints it.
+type urlState struct {
+	mu       sync.Mutex
+	attempts int
+	resume   Resume
+	read     atomic.Int64 // bytes of the body held, this attempt included
+}
+
+// Resume is how far a URL's body got and what identified it, enough to ask
+// the server for the rest (Range, validated with If-Range).
+type Resume struct {
+	Bytes        int64  `json:"bytes,omitempty"`
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+}
+
+func (r Resume) validator() string {
+	if r.ETag != "" && !strings.HasPrefix(r.ETag, "W/") {
+		return r.ETag
+	}
+	return r.LastModified
+}
+
+// fetchOnce makes one attempt: GET url and stream the body into blob. When
+// an earlier attempt left part of the body and the server identified it,
+// it asks for the rest only.
+func (f *Fetcher) fetchOnce(ctx context.Context, url, blob string, st *urlState) (int, *failure) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, &failure{outcome: OutcomeError, msg: "building request: " + err.Error()}
 	}
+	st.mu.Lock()
+	prev := st.resume
+	st.mu.Unlock()
+	resumer, canResume := f.Store.(blobstore.Resumer)
+	var w blobstore.Writer
+	var pw blobstore.PausableWriter
+	if canResume && prev.Bytes > 0 && prev.validator() != "" {
+		if pw, err = resumer.Resume(ctx, blob, prev.Bytes); err == nil {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", prev.Bytes))
+			req.Header.Set("If-Range", prev.validator())
+		}
+	}
 	resp, err := f.Client.Do(req)
 	if err != nil {
+		keep(pw, st, prev)
 		if errors.Is(err, errTooManyRedirects) {
 			return 0, &failure{outcome: OutcomeError, msg: unwrapURL(err)}
 		}
@@ -101,26 +139,81 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, blob string, read *atomic.
 
 	switch ClassifyStatus(resp.StatusCode) {
 	case StatusRetryable:
+		keep(pw, st, prev)
 		drain(resp.Body)
 		return resp.StatusCode, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, retryable: true,
 			delay: RetryAfter(resp.Header.Get("Retry-After"), time.Now()), msg: "HTTP " + resp.Status}
 	case StatusPermanent:
+		if pw != nil {
+			_ = pw.Abort()
+		}
 		drain(resp.Body)
 		return resp.StatusCode, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, msg: "HTTP " + resp.Status}
 	}
+	status := resp.StatusCode
+	var base int64
+	if pw != nil && status == http.StatusPartialContent && strings.HasPrefix(resp.Header.Get("Content-Range"), fmt.Sprintf("bytes %d-", prev.Bytes)) {
+		base, status = prev.Bytes, http.StatusOK // the rest of the same body
+		activity.GetLogger(ctx).Info("resuming download", "url", Redact(url), "offset", base)
+	} else {
+		if pw != nil {
+			_ = pw.Abort() // the body changed, or the server ignored the range
+			pw = nil
+		}
+		if status == http.StatusPartialContent {
+			return status, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "unexpected partial content " + resp.Header.Get("Content-Range")}
+		}
+	}
+	st.mu.Lock()
+	st.resume = Resume{Bytes: base, ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified")}
+	if base > 0 {
+		st.resume.ETag, st.resume.LastModified = prev.ETag, prev.LastModified
+	}
+	cur := st.resume
+	st.mu.Unlock()
+	st.read.Store(base)
+
 	limit := f.MaxBodyBytes
 	if limit <= 0 {
 		limit = DefaultMaxBodyBytes
 	}
-	tooLarge := &failure{outcome: OutcomeError, status: resp.StatusCode, msg: fmt.Sprintf("body is over the %d-byte cap", limit)}
-	if resp.ContentLength > limit {
-		return resp.StatusCode, tooLarge
+	tooLarge := &failure{outcome: OutcomeError, status: status, msg: fmt.Sprintf("body is over the %d-byte cap", limit)}
+	if resp.ContentLength > limit-base {
+		if pw != nil {
+			_ = pw.Abort()
+		}
+		return status, tooLarge
 	}
-	w, err := f.Store.Create(ctx, blob)
+	switch {
+	case pw != nil:
+		w = pw
+	case canResume:
+		if pw, err = resumer.CreateResumable(ctx, blob); err == nil {
+			w = pw
+		}
+	default:
+		w, err = f.Store.Create(ctx, blob)
+	}
 	if err != nil {
-		return resp.StatusCode, &failure{outcome: OutcomeError, status: resp.StatusCode, retryable: true, msg: err.Error()}
+		return status, &failure{outcome: OutcomeError, status: status, retryable: true, msg: err.Error()}
 	}
-	defer w.Abort() //nolint:errcheck // a no-op after Commit
+	committed := false
+	defer func() {
+		if committed {
+			return
+		}
+		// Keep a part-read body for the next attempt when the server can
+		// resume it; drop it otherwise.
+		cur.Bytes = st.read.Load()
+		if pw != nil && cur.validator() != "" && cur.Bytes > 0 {
+			keep(pw, st, cur)
+			return
+		}
+		_ = w.Abort()
+		st.mu.Lock()
+		st.resume = Resume{}
+		st.mu.Unlock()
+	}()
 
 	bufp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bufp)
@@ -128,29 +221,47 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, blob string, read *atomic.
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			if read.Add(int64(n)) > limit {
-				return resp.StatusCode, tooLarge
+			if st.read.Load()+int64(n) > limit {
+				_ = w.Abort()
+				committed = true // nothing to keep
+				return status, tooLarge
 			}
 			if _, err := w.Write(buf[:n]); err != nil {
-				return resp.StatusCode, &failure{outcome: OutcomeError, status: resp.StatusCode, retryable: true, msg: "storing body: " + err.Error()}
+				return status, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "storing body: " + err.Error()}
 			}
+			st.read.Add(int64(n))
 		}
 		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {
 			if errors.Is(rerr, io.ErrUnexpectedEOF) {
-				return resp.StatusCode, &failure{outcome: OutcomeError, status: resp.StatusCode, retryable: true,
-					msg: fmt.Sprintf("body truncated after %d of %d bytes", read.Load(), resp.ContentLength)}
+				return status, &failure{outcome: OutcomeError, status: status, retryable: true,
+					msg: fmt.Sprintf("body truncated after %d of %d bytes", st.read.Load(), base+resp.ContentLength)}
 			}
-			return resp.StatusCode, &failure{outcome: OutcomeError, status: resp.StatusCode, retryable: true,
-				msg: fmt.Sprintf("reading body after %d bytes: %v", read.Load(), rerr)}
+			return status, &failure{outcome: OutcomeError, status: status, retryable: true,
+				msg: fmt.Sprintf("reading body after %d bytes: %v", st.read.Load(), rerr)}
 		}
 	}
 	if err := w.Commit(); err != nil {
-		return resp.StatusCode, &failure{outcome: OutcomeError, status: resp.StatusCode, retryable: true, msg: err.Error()}
+		return status, &failure{outcome: OutcomeError, status: status, retryable: true, msg: err.Error()}
 	}
-	return resp.StatusCode, nil
+	committed = true
+	return status, nil
+}
+
+// keep pauses a resumable writer and remembers how far it got.
+func keep(pw blobstore.PausableWriter, st *urlState, r Resume) {
+	if pw == nil {
+		return
+	}
+	if err := pw.Pause(); err != nil {
+		_ = pw.Abort()
+		r = Resume{}
+	}
+	st.mu.Lock()
+	st.resume = r
+	st.mu.Unlock()
 }
 
 // fetchURL fetches one URL with the batch's per-URL policy: attempts with
@@ -158,10 +269,15 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, blob string, read *atomic.
 // between them, all within the URL's budget. prior counts attempts made
 // before a restart. It returns a final word on the URL; ctx being canceled
 // ends it as canceled.
-func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Policy, prior int) (out Fetched) {
+func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Policy, st *urlState) (out Fetched) {
 	start := time.Now()
-	out = Fetched{Index: t.Index, URL: t.URL, Attempts: prior}
-	defer func() { out.ElapsedMS = time.Since(start).Milliseconds() }()
+	out = Fetched{Index: t.Index, URL: t.URL}
+	defer func() {
+		out.ElapsedMS = time.Since(start).Milliseconds()
+		st.mu.Lock()
+		out.Attempts = st.attempts
+		st.mu.Unlock()
+	}()
 	urlCtx := ctx
 	if p.URLTimeout > 0 {
 		var cancel context.CancelFunc
@@ -175,16 +291,18 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 		if err != nil {
 			return f.ended(ctx, out, nil)
 		}
-		out.Attempts++
+		st.mu.Lock()
+		st.attempts++
+		attempts := st.attempts
+		st.mu.Unlock()
 		attemptCtx, cancel := context.WithTimeout(urlCtx, p.AttemptTimeout)
-		var read atomic.Int64
-		status, fail := f.fetchOnce(attemptCtx, t.URL, blob, &read)
+		status, fail := f.fetchOnce(attemptCtx, t.URL, blob, st)
 		timedOut := attemptCtx.Err() != nil
 		cancel()
 		release()
 		out.Status = status
 		if fail == nil {
-			out.Blob, out.Size = blob, read.Load()
+			out.Blob, out.Size = blob, st.read.Load()
 			return out
 		}
 		if ctx.Err() != nil || urlCtx.Err() != nil {
@@ -193,10 +311,10 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 		if timedOut {
 			fail = &failure{outcome: OutcomeTimeout, retryable: true, msg: "attempt timed out (attempt_timeout)"}
 		}
-		if !fail.retryable || out.Attempts >= maxAttempts {
+		if !fail.retryable || attempts >= maxAttempts {
 			return finish(out, fail)
 		}
-		delay := p.Backoff(out.Attempts)
+		delay := p.Backoff(attempts)
 		if fail.delay > 0 {
 			delay = fail.delay
 		}
@@ -230,11 +348,17 @@ func finish(out Fetched, fail *failure) Fetched {
 	return out
 }
 
-// fetchCheckpoint is the fetch activity's heartbeat: the URLs done so far
-// and the attempts made on the others, so a retried chunk resumes.
+// fetchCheckpoint is the fetch activity's heartbeat: the URLs done so far,
+// and for the others the attempts made and how far their bodies got, so a
+// retried chunk resumes (a large body from its last byte).
 type fetchCheckpoint struct {
-	Done     []Fetched   `json:"done"`
-	Attempts map[int]int `json:"attempts,omitempty"`
+	Done    []Fetched        `json:"done"`
+	Running map[int]inFlight `json:"running,omitempty"`
+}
+
+type inFlight struct {
+	Attempts int    `json:"attempts"`
+	Resume   Resume `json:"resume,omitempty"`
 }
 
 // FetchChunk fetches a chunk of URLs, Concurrency at a time. Every URL
@@ -250,10 +374,11 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 	}
 	items := make([]Fetched, len(tasks))
 	done := make([]bool, len(tasks))
-	attempts := map[int]int{}
+	states := make([]*urlState, len(tasks))
 	pos := make(map[int]int, len(tasks))
 	for i, t := range tasks {
 		pos[t.Index] = i
+		states[i] = &urlState{}
 	}
 	var cp fetchCheckpoint
 	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &cp) == nil {
@@ -262,24 +387,33 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 				items[i], done[i] = d, true
 			}
 		}
-		for idx, n := range cp.Attempts {
-			attempts[idx] = n
+		for idx, r := range cp.Running {
+			if i, ok := pos[idx]; ok {
+				states[i].attempts, states[i].resume = r.Attempts, r.Resume
+			}
 		}
 	}
 
 	var mu sync.Mutex
-	running := map[int]int{} // index -> attempts made before this run
+	running := map[int]int{} // URL index -> position, for URLs under way
 	checkpoint := func() fetchCheckpoint {
 		mu.Lock()
 		defer mu.Unlock()
-		c := fetchCheckpoint{Attempts: map[int]int{}}
+		c := fetchCheckpoint{Running: map[int]inFlight{}}
 		for i, ok := range done {
 			if ok {
 				c.Done = append(c.Done, items[i])
 			}
 		}
-		for idx, n := range running {
-			c.Attempts[idx] = n + 1 // the attempt under way counts
+		for idx, i := range running {
+			st := states[i]
+			st.mu.Lock()
+			r := st.resume
+			if r.validator() != "" {
+				r.Bytes = st.read.Load()
+			}
+			c.Running[idx] = inFlight{Attempts: st.attempts, Resume: r}
+			st.mu.Unlock()
 		}
 		return c
 	}
@@ -301,19 +435,19 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 		}
 		if runCtx.Err() != nil {
 			mu.Lock()
-			items[i] = Fetched{Index: t.Index, URL: t.URL, Outcome: OutcomeCanceled, Error: "canceled", Attempts: attempts[t.Index]}
+			items[i] = Fetched{Index: t.Index, URL: t.URL, Outcome: OutcomeCanceled, Error: "canceled", Attempts: states[i].attempts}
 			done[i] = true
 			mu.Unlock()
 			continue
 		}
 		mu.Lock()
-		running[t.Index] = attempts[t.Index]
+		running[t.Index] = i
 		mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r := f.fetchURL(runCtx, t, req.Prefix, req.Policy, attempts[t.Index])
+			r := f.fetchURL(runCtx, t, req.Prefix, req.Policy, states[i])
 			mu.Lock()
 			items[i], done[i] = r, true
 			delete(running, t.Index)

@@ -40,6 +40,25 @@ type Writer interface {
 	Abort() error
 }
 
+// Resumer is a Store that can keep an unfinished blob for a later writer:
+// a download cut off part-way continues where it stopped.
+type Resumer interface {
+	// CreateResumable starts a blob like Create; its Writer also has
+	// Pause, which keeps what was written for Resume.
+	CreateResumable(ctx context.Context, key string) (PausableWriter, error)
+	// Resume reopens the unfinished blob under key at offset, dropping
+	// anything written after it. It fails when fewer bytes were kept.
+	Resume(ctx context.Context, key string, offset int64) (PausableWriter, error)
+}
+
+// PausableWriter is a Writer that can stop without committing or
+// discarding.
+type PausableWriter interface {
+	Writer
+	// Pause closes the writer and keeps what it wrote for Resume.
+	Pause() error
+}
+
 // Dir is a Store in a local directory (or a volume shared by the workers).
 type Dir struct {
 	Root string
@@ -83,6 +102,54 @@ func (d *Dir) Create(_ context.Context, key string) (Writer, error) {
 	return &dirWriter{f: f, final: p}, nil
 }
 
+// partial is where a resumable blob grows: one fixed name per key.
+func partial(p string) string {
+	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".partial")
+}
+
+// CreateResumable implements Resumer.
+func (d *Dir) CreateResumable(_ context.Context, key string) (PausableWriter, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
+	}
+	f, err := os.OpenFile(partial(p), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
+	}
+	return &dirWriter{f: f, final: p}, nil
+}
+
+// Resume implements Resumer.
+func (d *Dir) Resume(_ context.Context, key string, offset int64) (PausableWriter, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(partial(p), os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: resuming %s: %w", key, err)
+	}
+	st, err := f.Stat()
+	if err == nil && st.Size() < offset {
+		err = fmt.Errorf("only %d of %d bytes were kept", st.Size(), offset)
+	}
+	if err == nil {
+		err = f.Truncate(offset)
+	}
+	if err == nil {
+		_, err = f.Seek(offset, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("blobstore: resuming %s: %w", key, err)
+	}
+	return &dirWriter{f: f, final: p}, nil
+}
+
 type dirWriter struct {
 	f     *os.File
 	final string
@@ -105,6 +172,14 @@ func (w *dirWriter) Commit() error {
 		return fmt.Errorf("blobstore: %w", err)
 	}
 	return nil
+}
+
+func (w *dirWriter) Pause() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	return w.f.Close()
 }
 
 func (w *dirWriter) Abort() error {
