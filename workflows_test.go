@@ -31,6 +31,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/devserver"
 	"github.com/batchfetch/batchfetch/internal/logging"
@@ -42,6 +43,10 @@ const (
 	taskQueue    = "e2e"
 	cpuTaskQueue = "e2e-cpu"
 )
+
+// local lets the workers fetch from the test servers on 127.0.0.1 (the
+// guard refuses loopback addresses otherwise).
+var local = activities.ClientConfig{Guard: activities.Guard{Allow: []string{"127.0.0.1"}}}
 
 var env struct {
 	client  client.Client
@@ -73,7 +78,7 @@ func runTests(m *testing.M) int {
 	}
 	defer os.RemoveAll(env.blobDir)
 	env.store, _ = blobstore.NewDir(env.blobDir)
-	pools, err := workers.Start(env.client, workers.Config{TaskQueue: taskQueue, CPUTaskQueue: cpuTaskQueue, Store: env.store})
+	pools, err := workers.Start(env.client, workers.Config{HTTP: local, TaskQueue: taskQueue, CPUTaskQueue: cpuTaskQueue, Store: env.store})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting workers:", err)
 		return 1
@@ -440,7 +445,7 @@ func (r *slowReader) Close() error {
 func TestCancelStopsDownloadsAndHashing(t *testing.T) {
 	slow := &slowStore{Store: env.store, opened: make(chan struct{}, 1), closed: make(chan int64, 1)}
 	const queue = "e2e-cpu-slow-disk"
-	pool, err := workers.Start(env.client, workers.Config{Role: workers.RoleCPU, CPUTaskQueue: queue, Store: slow})
+	pool, err := workers.Start(env.client, workers.Config{HTTP: local, Role: workers.RoleCPU, CPUTaskQueue: queue, Store: slow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,7 +572,7 @@ func TestHashWaitsForACPUWorker(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // polling the server's view, not synchronising
 	}
 
-	pool, err := workers.Start(env.client, workers.Config{Role: workers.RoleCPU, CPUTaskQueue: queue, Store: env.store})
+	pool, err := workers.Start(env.client, workers.Config{HTTP: local, Role: workers.RoleCPU, CPUTaskQueue: queue, Store: env.store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -736,7 +741,7 @@ func TestChunkResumesAfterWorkerRestart(t *testing.T) {
 	for i := range urls {
 		urls[i] = fmt.Sprintf("%s/page/%d", s.URL, i)
 	}
-	pool, err := workers.Start(env.client, workers.Config{Role: workers.RoleFetch, TaskQueue: queue, Store: env.store, StopTimeout: time.Second})
+	pool, err := workers.Start(env.client, workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store, StopTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -775,7 +780,7 @@ func TestChunkResumesAfterWorkerRestart(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // polling the server's view of the heartbeat
 	}
 	pool.Stop() // the worker goes away mid-chunk
-	pool, err = workers.Start(env.client, workers.Config{Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
+	pool, err = workers.Start(env.client, workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -829,7 +834,7 @@ func TestLargeBodyResumesAfterWorkerRestart(t *testing.T) {
 			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 		},
 	})
-	pool, err := workers.Start(env.client, workers.Config{Role: workers.RoleFetch, TaskQueue: queue, Store: env.store, StopTimeout: time.Second})
+	pool, err := workers.Start(env.client, workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store, StopTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -868,7 +873,7 @@ func TestLargeBodyResumesAfterWorkerRestart(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // polling the server's view of the heartbeat
 	}
 	pool.Stop()
-	pool, err = workers.Start(env.client, workers.Config{Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
+	pool, err = workers.Start(env.client, workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
 	if err != nil {
 		t.Fatal(err)
 	}

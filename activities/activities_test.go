@@ -86,7 +86,10 @@ func newFetchEnv(t *testing.T, maxBody int64) *fetchEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := NewHTTPClient(ClientConfig{MaxRedirects: 3})
+	client, err := NewHTTPClient(ClientConfig{MaxRedirects: 3, Guard: Guard{Allow: []string{"127.0.0.1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(client.CloseIdleConnections)
 	env := s.NewTestActivityEnvironment()
 	f := &Fetcher{Client: client, Store: store, MaxBodyBytes: maxBody}

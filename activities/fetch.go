@@ -130,7 +130,8 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, blob string, st *urlState)
 	resp, err := f.Client.Do(req)
 	if err != nil {
 		keep(pw, st, prev)
-		if errors.Is(err, errTooManyRedirects) {
+		var blocked *BlockedError
+		if errors.Is(err, errTooManyRedirects) || errors.As(err, &blocked) {
 			return 0, &failure{outcome: OutcomeError, msg: unwrapURL(err)}
 		}
 		return 0, &failure{outcome: OutcomeError, retryable: true, msg: unwrapURL(err)}

@@ -24,6 +24,9 @@ type ClientConfig struct {
 	IdleConnTimeout time.Duration
 	// UserAgent sent with every request. Default "batchfetch/1".
 	UserAgent string
+	// Guard decides which addresses may be fetched: by default only
+	// public ones.
+	Guard Guard
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
@@ -50,13 +53,17 @@ func (c ClientConfig) withDefaults() ClientConfig {
 var errTooManyRedirects = errors.New("too many redirects")
 
 // NewHTTPClient builds the pooled client. It has no overall timeout: each
-// request carries the activity's deadline in its context.
-func NewHTTPClient(cfg ClientConfig) *http.Client {
+// request carries the activity's deadline in its context. It uses no proxy:
+// the guard must see the address it connects to.
+func NewHTTPClient(cfg ClientConfig) (*http.Client, error) {
 	cfg = cfg.withDefaults()
+	allow, err := cfg.Guard.compile()
+	if err != nil {
+		return nil, err
+	}
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
+		DialContext:           allow.dialer(dialer),
 		MaxIdleConns:          0, // no global cap; the per-host caps bound it
 		MaxIdleConnsPerHost:   cfg.MaxConnsPerHost,
 		MaxConnsPerHost:       cfg.MaxConnsPerHost,
@@ -74,7 +81,7 @@ func NewHTTPClient(cfg ClientConfig) *http.Client {
 			}
 			return nil
 		},
-	}
+	}, nil
 }
 
 type userAgent struct {

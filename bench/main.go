@@ -126,7 +126,7 @@ func startStack(c *config) (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := workers.Config{Store: store, CPUSlots: c.cpuSlots, FetchSlots: c.fetchSlots, HTTP: activities.ClientConfig{MaxConnsPerHost: c.perHost}}
+	cfg := workers.Config{Store: store, CPUSlots: c.cpuSlots, FetchSlots: c.fetchSlots, HTTP: loopback(c.perHost)}
 	pools, err := workers.Start(cl, cfg)
 	if err != nil {
 		return nil, err
@@ -233,7 +233,10 @@ func (s *site) largeURLs(n int, size int64, tag string) []string {
 // baseline fetches and hashes urls with plain Go: a goroutine per URL, a
 // semaphore of inFlight, the same pooled client, sha256 streamed.
 func baseline(urls []string, inFlight, perHost int) (time.Duration, error) {
-	hc := activities.NewHTTPClient(activities.ClientConfig{MaxConnsPerHost: perHost})
+	hc, err := activities.NewHTTPClient(loopback(perHost))
+	if err != nil {
+		return 0, err
+	}
 	defer hc.CloseIdleConnections()
 	sem := make(chan struct{}, inFlight)
 	var wg sync.WaitGroup
@@ -608,7 +611,7 @@ func rss(c *config, st *stack, s *site) error {
 		return fmt.Errorf("building the worker: %w", err)
 	}
 	queue := "bench-rss"
-	cmd := exec.Command(bin, "--task-queue", queue, "--cpu-task-queue", queue+"-cpu", "--blob-dir", filepath.Join(st.dir, "rss-blobs"), "--log-level", "warn")
+	cmd := exec.Command(bin, "--allow", "127.0.0.1", "--task-queue", queue, "--cpu-task-queue", queue+"-cpu", "--blob-dir", filepath.Join(st.dir, "rss-blobs"), "--log-level", "warn")
 	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+st.srv.FrontendHostPort(), "TEMPORAL_NAMESPACE=default")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -694,6 +697,11 @@ func countEvents(st *stack, id, runID string) (int, [][2]string, error) {
 		}
 	}
 	return n, children, nil
+}
+
+// loopback is the client configuration of both sides: the local site only.
+func loopback(perHost int) activities.ClientConfig {
+	return activities.ClientConfig{MaxConnsPerHost: perHost, Guard: activities.Guard{Allow: []string{"127.0.0.1"}}}
 }
 
 func defaultDir() string {

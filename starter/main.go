@@ -35,6 +35,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
+	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/devserver"
 	"github.com/batchfetch/batchfetch/internal/cli"
@@ -575,7 +576,9 @@ func startDev(o options) (*devEnv, error) {
 		stopAll()
 		return nil, err
 	}
-	pools, err := workers.Start(c, workers.Config{Store: store, TaskQueue: o.taskQueue, CPUTaskQueue: o.input.CPUTaskQueue})
+	// The demo site is on 127.0.0.1: the dev workers allow it, and only it.
+	pools, err := workers.Start(c, workers.Config{Store: store, TaskQueue: o.taskQueue, CPUTaskQueue: o.input.CPUTaskQueue,
+		HTTP: activities.ClientConfig{Guard: activities.Guard{Allow: []string{"127.0.0.1"}}}})
 	if err != nil {
 		stopAll()
 		return nil, err

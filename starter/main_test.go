@@ -23,12 +23,16 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/devserver"
 	"github.com/batchfetch/batchfetch/internal/logging"
 	"github.com/batchfetch/batchfetch/internal/workers"
 	"github.com/batchfetch/batchfetch/workflows"
 )
+
+// local lets the workers fetch from the test server on 127.0.0.1.
+var local = activities.ClientConfig{Guard: activities.Guard{Allow: []string{"127.0.0.1"}}}
 
 var (
 	binary   string
@@ -67,7 +71,7 @@ func runTests(m *testing.M) int {
 	}
 	defer c.Close()
 	store, _ := blobstore.NewDir(filepath.Join(dir, "blobs"))
-	pools, err := workers.Start(c, workers.Config{Store: store})
+	pools, err := workers.Start(c, workers.Config{HTTP: local, Store: store})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

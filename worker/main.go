@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"go.temporal.io/sdk/client"
@@ -50,6 +51,8 @@ func run(args []string) error {
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", activities.DefaultMaxBodyBytes, "largest body accepted; a longer one fails the URL")
 	fs.IntVar(&cfg.HTTP.MaxConnsPerHost, "max-conns-per-host", 32, "HTTP connections per host")
 	fs.IntVar(&cfg.HTTP.MaxRedirects, "max-redirects", 5, "redirects followed per request")
+	allow := fs.String("allow", "", "comma-separated CIDRs, addresses or host names to fetch although not public (by default loopback, private, link-local and metadata addresses are refused)")
+	fs.BoolVar(&cfg.HTTP.Guard.Off, "allow-all", false, "fetch any address, internal ones included (only where every URL is trusted)")
 	blobDir := fs.String("blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "directory for bodies between fetch and hash; fetch and CPU workers must share it")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "console", "console or json")
@@ -63,6 +66,9 @@ func run(args []string) error {
 		return err
 	}
 
+	if *allow != "" {
+		cfg.HTTP.Guard.Allow = strings.Split(*allow, ",")
+	}
 	logger, err := logging.New(*logLevel, *logFormat)
 	if err != nil {
 		return err

@@ -92,7 +92,11 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("no blob store configured")
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = activities.NewHTTPClient(c.HTTP)
+		hc, err := activities.NewHTTPClient(c.HTTP)
+		if err != nil {
+			return c, err
+		}
+		c.HTTPClient = hc
 	}
 	if c.StopTimeout == 0 {
 		c.StopTimeout = 10 * time.Second
