@@ -28,25 +28,29 @@ func CheckURL(raw string) error {
 		return fmt.Errorf("%q: credentials in URLs are not accepted (they would be stored in workflow history)", clip(u.Redacted()))
 	}
 	if u.Scheme == "" || !u.IsAbs() {
-		return fmt.Errorf("%q is not an absolute URL (want http:// or https://)", clip(raw))
+		return fmt.Errorf("%q is not an absolute URL (want http:// or https://)", clip(redactRaw(raw)))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q: scheme %q is not supported (want http or https)", clip(raw), u.Scheme)
+		return fmt.Errorf("%q: scheme %q is not supported (want http or https)", clip(redactRaw(raw)), u.Scheme)
 	}
 	if u.Host == "" || u.Hostname() == "" {
-		return fmt.Errorf("%q has no host", clip(raw))
+		return fmt.Errorf("%q has no host", clip(redactRaw(raw)))
 	}
 	return nil
 }
 
-// redactRaw hides a password in a string that may not parse as a URL.
+// redactRaw hides what may be credentials (anything before an "@" in the
+// authority) in a string that may not parse as a URL.
 func redactRaw(raw string) string {
-	if at := strings.LastIndex(raw, "@"); at >= 0 {
-		if scheme := strings.Index(raw, "://"); scheme >= 0 && scheme < at {
-			return raw[:scheme+3] + "xxxxx" + raw[at:]
-		}
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
 	}
-	return raw
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 && i < at {
+		start = i + 3
+	}
+	return raw[:start] + "xxxxx" + raw[at:]
 }
 
 // clip keeps messages readable when a value is huge.
