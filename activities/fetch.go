@@ -237,8 +237,11 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, blob string, st *urlState)
 		}
 		if rerr != nil {
 			if errors.Is(rerr, io.ErrUnexpectedEOF) {
-				return status, &failure{outcome: OutcomeError, status: status, retryable: true,
-					msg: fmt.Sprintf("body truncated after %d of %d bytes", st.read.Load(), base+resp.ContentLength)}
+				msg := fmt.Sprintf("body truncated after %d of %d bytes", st.read.Load(), base+resp.ContentLength)
+				if resp.ContentLength < 0 {
+					msg = fmt.Sprintf("body cut off after %d bytes (the connection closed mid-stream)", st.read.Load())
+				}
+				return status, &failure{outcome: OutcomeError, status: status, retryable: true, msg: msg}
 			}
 			return status, &failure{outcome: OutcomeError, status: status, retryable: true,
 				msg: fmt.Sprintf("reading body after %d bytes: %v", st.read.Load(), rerr)}
