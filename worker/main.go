@@ -14,15 +14,18 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/codec"
 	"github.com/batchfetch/batchfetch/internal/cli"
 	"github.com/batchfetch/batchfetch/internal/logging"
 	"github.com/batchfetch/batchfetch/internal/workers"
@@ -54,6 +57,8 @@ func run(args []string) error {
 	allow := fs.String("allow", "", "comma-separated CIDRs, addresses or host names to fetch although not public (by default loopback, private, link-local and metadata addresses are refused)")
 	fs.BoolVar(&cfg.HTTP.Guard.Off, "allow-all", false, "fetch any address, internal ones included (only where every URL is trusted)")
 	blobDir := fs.String("blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "directory for bodies between fetch and hash; fetch and CPU workers must share it")
+	codecListen := fs.String("codec-listen", "", "serve the codec-server endpoint for the Web UI on this address (needs BATCHFETCH_CODEC_KEYS and BATCHFETCH_CODEC_TOKEN)")
+	codecOrigins := fs.String("codec-origins", "http://127.0.0.1:8233,http://localhost:8233", "Web UI origins allowed to call the codec endpoint")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "console", "console or json")
 	if err := fs.Parse(args); err != nil {
@@ -93,6 +98,25 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *codecListen != "" {
+		cd, err := codec.FromEnv()
+		if err != nil {
+			return err
+		}
+		token := os.Getenv("BATCHFETCH_CODEC_TOKEN")
+		if cd == nil || token == "" {
+			return fmt.Errorf("--codec-listen needs BATCHFETCH_CODEC_KEYS (or BATCHFETCH_CODEC_KEY_FILE) and BATCHFETCH_CODEC_TOKEN")
+		}
+		srv := &http.Server{Addr: *codecListen, Handler: cd.Handler(token, strings.Split(*codecOrigins, ",")), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+				logger.Error("codec server", zap.Error(err))
+				stop()
+			}
+		}()
+		defer srv.Close()
+		logger.Info("codec server listening", zap.String("address", *codecListen))
+	}
 	logger.Info("worker starting",
 		zap.String("role", cfg.Role), zap.String("address", opts.HostPort), zap.String("namespace", opts.Namespace),
 		zap.String("task_queue", cfg.TaskQueue), zap.String("cpu_task_queue", cfg.CPUTaskQueue),

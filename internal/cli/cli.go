@@ -11,6 +11,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
+
+	"github.com/batchfetch/batchfetch/codec"
 )
 
 // ClientOptions reads the connection from the environment (and the
@@ -18,7 +20,8 @@ import (
 // TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_CLIENT_CERT_PATH,
 // TEMPORAL_TLS_CLIENT_KEY_PATH, TEMPORAL_TLS_SERVER_CA_CERT_PATH,
 // TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE... Unset means localhost:7233 and
-// namespace "default".
+// namespace "default". With BATCHFETCH_CODEC_KEYS or
+// BATCHFETCH_CODEC_KEY_FILE set, payloads are encrypted (package codec).
 func ClientOptions() (client.Options, error) {
 	opts, err := envconfig.LoadDefaultClientOptions()
 	if err != nil {
@@ -29,6 +32,13 @@ func ClientOptions() (client.Options, error) {
 	}
 	if opts.Namespace == "" {
 		opts.Namespace = client.DefaultNamespace
+	}
+	cd, err := codec.FromEnv()
+	if err != nil {
+		return client.Options{}, err
+	}
+	if cd != nil {
+		opts.DataConverter, opts.FailureConverter = cd.DataConverter(), cd.FailureConverter()
 	}
 	return opts, nil
 }
