@@ -188,11 +188,15 @@ func assertNoBlobs(t *testing.T, run client.WorkflowRun) {
 // recordHistory saves the run's history for the replay test when
 // BATCHFETCH_RECORD_HISTORIES names a directory.
 func recordHistory(t *testing.T, run client.WorkflowRun, name string) {
+	recordRun(t, run.GetID(), run.GetRunID(), name)
+}
+
+func recordRun(t *testing.T, id, runID, name string) {
 	dir := os.Getenv("BATCHFETCH_RECORD_HISTORIES")
 	if dir == "" {
 		return
 	}
-	iter := env.client.GetWorkflowHistory(context.Background(), run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	iter := env.client.GetWorkflowHistory(context.Background(), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var events []json.RawMessage
 	for iter.HasNext() {
 		ev, err := iter.Next()
@@ -210,7 +214,7 @@ func recordHistory(t *testing.T, run client.WorkflowRun, name string) {
 		t.Fatal(err)
 	}
 	// The replayer needs the original IDs: child workflow IDs derive from them.
-	meta, _ := json.Marshal(map[string]string{"workflow_id": run.GetID(), "run_id": run.GetRunID()})
+	meta, _ := json.Marshal(map[string]string{"workflow_id": id, "run_id": runID})
 	if err := os.WriteFile(filepath.Join(dir, name+".ids"), meta, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -257,6 +261,18 @@ func TestBodiesAreHashedOnTheCPUWorker(t *testing.T) {
 			r.SHA256 != hex.EncodeToString(sum[:]) || r.Size != int64(len(bodies[p])) {
 			t.Errorf("result %d: got %+v\nwant url %s ok 200, 1 attempt, size %d, sha256 %x", i, r, urls[i], len(bodies[p]), sum)
 		}
+	}
+	// The Web UI shows the batch's size and mode from its memo.
+	d, err := env.client.DescribeWorkflowExecution(context.Background(), run.GetID(), run.GetRunID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size, mode string
+	fields := d.GetWorkflowExecutionInfo().GetMemo().GetFields()
+	_ = converter.GetDefaultDataConverter().FromPayload(fields["urls"], &size)
+	_ = converter.GetDefaultDataConverter().FromPayload(fields["mode"], &mode)
+	if size != "5" || mode != "collect" {
+		t.Errorf("memo urls=%q mode=%q, want 5 and collect", size, mode)
 	}
 	assertNoBlobs(t, run)
 	recordHistory(t, run, "collect")
@@ -704,6 +720,9 @@ func TestLargeBatchIsSplitAndWrittenToAFile(t *testing.T) {
 			children++
 			c, _ := historyLength(t, started.GetWorkflowExecution().GetWorkflowId(), started.GetWorkflowExecution().GetRunId())
 			t.Logf("part %s: %d events", started.GetWorkflowExecution().GetWorkflowId(), c)
+			if children == 1 {
+				recordRun(t, started.GetWorkflowExecution().GetWorkflowId(), started.GetWorkflowExecution().GetRunId(), "large-part")
+			}
 			events = max(events, c)
 		}
 	}

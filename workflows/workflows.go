@@ -131,6 +131,21 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 		return nil, err
 	}
 	logger := workflow.GetLogger(ctx)
+	// Batches started before the memo existed replay without it.
+	if workflow.GetVersion(ctx, "memo", workflow.DefaultVersion, 1) == 1 {
+		mode := ModeCollect
+		if s.FailFast {
+			mode = ModeFailFast
+		}
+		size := strconv.Itoa(len(s.URLs))
+		if s.URLsFile != "" {
+			size = "file " + s.URLsFile
+		}
+		// Shown in the Web UI's list of workflows.
+		if err := workflow.UpsertMemo(ctx, map[string]any{"urls": size, "mode": mode, "max_in_flight": s.MaxInFlight}); err != nil {
+			return nil, err
+		}
+	}
 	bg, _ := workflow.NewDisconnectedContext(ctx)
 	defer func() {
 		opts := workflow.ActivityOptions{
