@@ -102,11 +102,19 @@ func main() {
 var errSilent = errors.New("")
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "start":
+			args = args[1:]
+		case "status", "cancel", "results":
+			return command(args[0], args[1:], stdout, stderr)
+		}
+	}
 	var o options
 	fs := flag.NewFlagSet("starter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: starter [flags] [URL...]\n\nURLs come from the arguments, --file (one per line, # comments), or stdin.\nThe Temporal connection comes from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the other TEMPORAL_* variables.\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: starter [start] [flags] [URL...]     start a batch and wait for it\n       starter status|cancel|results [flags] WORKFLOW_ID\n\nURLs come from the arguments, --file (one per line, # comments), or stdin.\nThe Temporal connection comes from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the other TEMPORAL_* variables.\n\nflags of start:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.file, "file", "", "read URLs from this file ('-' for stdin), one per line; # starts a comment")
@@ -172,18 +180,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stderr, "dev server %s, Web UI %s\n", env.hostPort, webUI)
 	} else {
-		opts, err := cli.ClientOptions()
-		if err != nil {
-			return &exitError{exitUsage, err}
-		}
-		if opts.Logger, err = sdkLogger(o.logLevel); err != nil {
-			return &exitError{exitUsage, err}
-		}
-		dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		c, err = client.DialContext(dialCtx, opts)
-		cancel()
-		if err != nil {
-			return &exitError{exitInternal, fmt.Errorf("cannot reach Temporal at %s (namespace %q): %w\n(start a server, set TEMPORAL_ADDRESS, or try --dev)", opts.HostPort, opts.Namespace, err)}
+		if c, err = dial(ctx, o.logLevel); err != nil {
+			return err
 		}
 		defer c.Close()
 	}
@@ -281,10 +279,22 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 			showProgress(ctx, c, run, done, stderr)
 		}
 	}()
+	warned := make(chan struct{})
+	go func() {
+		defer close(warned)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			if !o.quiet {
+				warnIfNoWorkers(ctx, c, o, stderr)
+			}
+		}
+	}()
 	var out workflows.Output
 	err := run.Get(ctx, &out)
 	close(done)
 	<-progressDone
+	<-warned
 
 	if ctx.Err() != nil {
 		return &exitError{exitFailed, fmt.Errorf("stopped waiting; the batch goes on: workflow_id=%s run_id=%s", run.GetID(), run.GetRunID())}

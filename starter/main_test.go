@@ -5,6 +5,7 @@ package main
 // server on 127.0.0.1.
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,6 +20,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
@@ -81,6 +83,10 @@ func runTests(m *testing.M) int {
 		hits.Add(1)
 		if r.URL.Path == "/missing" {
 			http.NotFound(w, r)
+			return
+		}
+		if r.URL.Path == "/slow" {
+			<-r.Context().Done()
 			return
 		}
 		_, _ = io.WriteString(w, "page "+r.URL.Path)
@@ -204,5 +210,77 @@ func TestUnreachableServer(t *testing.T) {
 	r := starter(t, "", []string{"TEMPORAL_ADDRESS=127.0.0.1:1"}, site.URL+"/a")
 	if r.code != exitInternal || !strings.Contains(r.stderr, "cannot reach Temporal at 127.0.0.1:1") {
 		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestStatusResultsAndCancel(t *testing.T) {
+	id := "starter-test-subcommands"
+	first := starter(t, "", nil, "start", "--id", id, "--json", "--quiet", site.URL+"/s1", site.URL+"/s2")
+	if first.code != 0 {
+		t.Fatalf("start: exit %d: %s", first.code, first.stderr)
+	}
+	st := starter(t, "", nil, "status", id)
+	if st.code != 0 || !strings.Contains(st.stdout, "status=Completed") {
+		t.Errorf("status: exit %d, %q", st.code, st.stdout)
+	}
+	res := starter(t, "", nil, "results", "--json", id)
+	if res.code != 0 || res.stdout != first.stdout {
+		t.Errorf("results: exit %d, output differs from the start's:\n%s\nvs\n%s", res.code, res.stdout, first.stdout)
+	}
+
+	slow := "starter-test-cancel"
+	if r := starter(t, "", nil, "--no-wait", "--id", slow, "--attempt-timeout", "5m", site.URL+"/slow"); r.code != 0 {
+		t.Fatalf("start: exit %d: %s", r.code, r.stderr)
+	}
+	if r := starter(t, "", nil, "results", slow); r.code != exitUsage || !strings.Contains(r.stderr, "still running") {
+		t.Errorf("results of a running batch: exit %d, %q", r.code, r.stderr)
+	}
+	if r := starter(t, "", nil, "status", slow); r.code != 0 || !strings.Contains(r.stdout, "status=Running") || !strings.Contains(r.stdout, "in flight 1") {
+		t.Errorf("status of a running batch: exit %d, %q", r.code, r.stdout)
+	}
+	if r := starter(t, "", nil, "cancel", "--wait", slow); r.code != 0 || !strings.Contains(r.stdout, "stopped") {
+		t.Errorf("cancel: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := starter(t, "", nil, "status", slow); !strings.Contains(r.stdout, "status=Canceled") {
+		t.Errorf("status after cancel: %q", r.stdout)
+	}
+	if r := starter(t, "", nil, "results", "no-such-batch"); r.code != exitUsage || !strings.Contains(r.stderr, `no batch with workflow ID "no-such-batch"`) {
+		t.Errorf("results of an unknown batch: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+func TestWarnsWhenNoWorkerPolls(t *testing.T) {
+	cmd := exec.Command(binary, "--task-queue", "nobody-polls-this", site.URL+"/a")
+	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+hostPort)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	found := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `no worker is polling task queue "nobody-polls-this"`) {
+				found <- true
+				return
+			}
+		}
+		found <- false
+	}()
+	select {
+	case ok := <-found:
+		if !ok {
+			t.Error("the starter ended without the warning")
+		}
+	case <-time.After(time.Minute):
+		t.Error("no warning within a minute")
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitFailed {
+		t.Errorf("after Ctrl-C: %v, want exit %d", err, exitFailed)
 	}
 }
