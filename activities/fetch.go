@@ -52,6 +52,8 @@ type Fetcher struct {
 	MaxConcurrent int
 	// HeartbeatEvery defaults to DefaultHeartbeatEvery.
 	HeartbeatEvery time.Duration
+	// Observer hears of every fetch (metrics). Optional.
+	Observer Observer
 
 	slotsOnce sync.Once
 	slots     chan struct{}
@@ -72,12 +74,15 @@ func (f *Fetcher) acquire(ctx context.Context) (release func(), err error) {
 			f.slots = make(chan struct{}, f.MaxConcurrent)
 		}
 	})
+	obs := observer(f.Observer)
 	if f.slots == nil {
-		return func() {}, nil
+		obs.SlotsInUse("fetch", 1)
+		return func() { obs.SlotsInUse("fetch", -1) }, nil
 	}
 	select {
 	case f.slots <- struct{}{}:
-		return func() { <-f.slots }, nil
+		obs.SlotsInUse("fetch", 1)
+		return func() { <-f.slots; obs.SlotsInUse("fetch", -1) }, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -307,6 +312,7 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 		out.Status = status
 		if fail == nil {
 			out.Blob, out.Size = blob, st.read.Load()
+			observer(f.Observer).Fetched(out.Size, time.Since(start))
 			return out
 		}
 		if ctx.Err() != nil || urlCtx.Err() != nil {

@@ -26,6 +26,8 @@ type Hasher struct {
 	Store blobstore.Store
 	// HeartbeatEvery defaults to DefaultHeartbeatEvery.
 	HeartbeatEvery time.Duration
+	// Observer hears of every hash and every URL's outcome (metrics). Optional.
+	Observer Observer
 }
 
 // hashChunk is how much is hashed between cancellation checks.
@@ -57,6 +59,7 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 	if len(results) > len(req.Items) {
 		results = nil
 	}
+	obs := observer(h.Observer)
 
 	var mu sync.Mutex
 	var cur struct {
@@ -87,13 +90,19 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 			if i == len(cp.Results) && cp.State != nil {
 				resumeAt, resumeState = cp.Offset, cp.State
 			}
+			obs.SlotsInUse("cpu", 1)
+			began := time.Now()
 			sum, size, err := h.hashBlob(ctx, it.Blob, resumeAt, resumeState, func(s hash.Hash, off int64) {
 				mu.Lock()
 				cur.sum, cur.offset = s, off
 				mu.Unlock()
 			})
+			obs.SlotsInUse("cpu", -1)
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			if err == nil {
+				obs.Hashed(size-resumeAt, time.Since(began))
 			}
 			r = Result{URL: it.URL, Status: it.Status, Attempts: it.Attempts, ElapsedMS: it.ElapsedMS, Size: size}
 			if err != nil {
@@ -123,12 +132,15 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 			out.FirstFailed = &results[i]
 		}
 	}
-	if !req.Staged {
+	if req.Staged {
+		if err := writeResults(ctx, h.Store, ResultsKey(req.Prefix, req.Chunk), results); err != nil {
+			return nil, err
+		}
+	} else {
 		out.Results = results
-		return out, nil
 	}
-	if err := writeResults(ctx, h.Store, ResultsKey(req.Prefix, req.Chunk), results); err != nil {
-		return nil, err
+	for i := range results {
+		obs.URLDone(results[i].Outcome)
 	}
 	return out, nil
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/batchfetch/batchfetch/codec"
 	"github.com/batchfetch/batchfetch/internal/cli"
 	"github.com/batchfetch/batchfetch/internal/logging"
+	"github.com/batchfetch/batchfetch/internal/metrics"
 	"github.com/batchfetch/batchfetch/internal/workers"
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -57,6 +58,7 @@ func run(args []string) error {
 	allow := fs.String("allow", "", "comma-separated CIDRs, addresses or host names to fetch although not public (by default loopback, private, link-local and metadata addresses are refused)")
 	fs.BoolVar(&cfg.HTTP.Guard.Off, "allow-all", false, "fetch any address, internal ones included (only where every URL is trusted)")
 	blobDir := fs.String("blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "directory for bodies between fetch and hash; fetch and CPU workers must share it")
+	metricsListen := fs.String("metrics-listen", "", "serve Prometheus metrics at http://ADDRESS/metrics (for example 0.0.0.0:9090)")
 	codecListen := fs.String("codec-listen", "", "serve the codec-server endpoint for the Web UI on this address (needs BATCHFETCH_CODEC_KEYS and BATCHFETCH_CODEC_TOKEN)")
 	codecOrigins := fs.String("codec-origins", "http://127.0.0.1:8233,http://localhost:8233", "Web UI origins allowed to call the codec endpoint")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -90,6 +92,13 @@ func run(args []string) error {
 		return err
 	}
 	opts.Logger = logging.SDK(logger)
+	var m *metrics.Metrics
+	if *metricsListen != "" {
+		m = metrics.New()
+		defer m.Close()
+		opts.MetricsHandler = m.SDKHandler()
+		cfg.Observer = m
+	}
 	c, err := client.Dial(opts)
 	if err != nil {
 		return fmt.Errorf("connecting to Temporal at %s (namespace %s): %w", opts.HostPort, opts.Namespace, err)
@@ -98,6 +107,19 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if m != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", m.Handler())
+		srv := &http.Server{Addr: *metricsListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+				logger.Error("metrics server", zap.Error(err))
+				stop()
+			}
+		}()
+		defer srv.Close()
+		logger.Info("metrics at /metrics", zap.String("address", *metricsListen))
+	}
 	if *codecListen != "" {
 		cd, err := codec.FromEnv()
 		if err != nil {

@@ -59,6 +59,8 @@ type Config struct {
 	// StopTimeout is how long running activities get to finish on shutdown
 	// (default 10s).
 	StopTimeout time.Duration
+	// Observer hears what the activities do (metrics). Optional.
+	Observer activities.Observer
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -136,7 +138,7 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		})
 		w.RegisterWorkflowWithOptions(workflows.BatchFetch, workflow.RegisterOptions{Name: workflows.WorkflowName})
 		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName})
-		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots})
+		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Observer: cfg.Observer})
 		p.workers = append(p.workers, w)
 	}
 	if cfg.Role == RoleCPU || cfg.Role == RoleAll {
@@ -150,7 +152,7 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 			// This worker runs activities only.
 			DisableWorkflowWorker: true,
 		})
-		w.RegisterActivity(&activities.Hasher{Store: cfg.Store})
+		w.RegisterActivity(&activities.Hasher{Store: cfg.Store, Observer: cfg.Observer})
 		p.workers = append(p.workers, w)
 	}
 	for i, w := range p.workers {

@@ -1,0 +1,97 @@
+// Package metrics exposes a worker's Prometheus metrics: the Temporal SDK's
+// own (through its tally contrib) and batchfetch's (URLs by outcome, bytes
+// fetched and hashed, fetch and hash latency, slots in use), on one
+// registry served at /metrics.
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/uber-go/tally/v4"
+	tallyprom "github.com/uber-go/tally/v4/prometheus"
+	"go.temporal.io/sdk/client"
+	sdktally "go.temporal.io/sdk/contrib/tally"
+)
+
+// Metrics is a worker's registry; it implements activities.Observer.
+type Metrics struct {
+	reg       *prometheus.Registry
+	closer    io.Closer
+	sdk       client.MetricsHandler
+	urls      *prometheus.CounterVec
+	fetched   prometheus.Counter
+	hashed    prometheus.Counter
+	fetchTime prometheus.Histogram
+	hashTime  prometheus.Histogram
+	slots     *prometheus.GaugeVec
+}
+
+// New builds the registry and the SDK's metrics handler on it.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reporter := tallyprom.NewReporter(tallyprom.Options{Registerer: reg, Gatherer: reg, DefaultTimerType: tallyprom.HistogramTimerType})
+	scope, closer := tally.NewRootScope(tally.ScopeOptions{
+		CachedReporter:  reporter,
+		Separator:       tallyprom.DefaultSeparator,
+		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
+	}, time.Second)
+	m := &Metrics{
+		reg:    reg,
+		closer: closer,
+		sdk:    sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)),
+		urls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "batchfetch_urls_total", Help: "URLs finished, by outcome (ok, http_error, timeout, error, canceled).",
+		}, []string{"outcome"}),
+		fetched: prometheus.NewCounter(prometheus.CounterOpts{Name: "batchfetch_fetch_bytes_total", Help: "Bytes of bodies fetched and stored."}),
+		hashed:  prometheus.NewCounter(prometheus.CounterOpts{Name: "batchfetch_hash_bytes_total", Help: "Bytes hashed (rate() gives hash bytes/s)."}),
+		fetchTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "batchfetch_fetch_duration_seconds", Help: "Time to fetch one URL, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
+		}),
+		hashTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "batchfetch_hash_duration_seconds", Help: "Time to hash one body.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18),
+		}),
+		slots: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "batchfetch_slots_in_use", Help: "Requests open (pool fetch) and hashes running (pool cpu) now.",
+		}, []string{"pool"}),
+	}
+	reg.MustRegister(m.urls, m.fetched, m.hashed, m.fetchTime, m.hashTime, m.slots)
+	return m
+}
+
+// SDKHandler is the client.Options.MetricsHandler that feeds the registry.
+func (m *Metrics) SDKHandler() client.MetricsHandler { return m.sdk }
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Close flushes the SDK's metrics.
+func (m *Metrics) Close() error { return m.closer.Close() }
+
+// URLDone implements activities.Observer.
+func (m *Metrics) URLDone(outcome string) { m.urls.WithLabelValues(outcome).Inc() }
+
+// Fetched implements activities.Observer.
+func (m *Metrics) Fetched(bytes int64, d time.Duration) {
+	m.fetched.Add(float64(bytes))
+	m.fetchTime.Observe(d.Seconds())
+}
+
+// Hashed implements activities.Observer.
+func (m *Metrics) Hashed(bytes int64, d time.Duration) {
+	m.hashed.Add(float64(bytes))
+	m.hashTime.Observe(d.Seconds())
+}
+
+// SlotsInUse implements activities.Observer.
+func (m *Metrics) SlotsInUse(pool string, delta int) {
+	m.slots.WithLabelValues(pool).Add(float64(delta))
+}

@@ -1,0 +1,137 @@
+package metrics_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/batchfetch/batchfetch/activities"
+	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/devserver"
+	"github.com/batchfetch/batchfetch/internal/logging"
+	"github.com/batchfetch/batchfetch/internal/metrics"
+	"github.com/batchfetch/batchfetch/internal/workers"
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndex(line, " ")
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
+
+// TestMetricsAfterABatch runs a batch of known composition and checks that
+// each counter moved by what the batch did.
+func TestMetricsAfterABatch(t *testing.T) {
+	srv, err := devserver.Start(devserver.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop() //nolint:errcheck
+	m := metrics.New()
+	defer m.Close()
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: logging.SDK(zap.NewNop()), MetricsHandler: m.SDKHandler()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	store, _ := blobstore.NewDir(t.TempDir())
+	pools, err := workers.Start(c, workers.Config{Store: store, Observer: m,
+		HTTP: activities.ClientConfig{Guard: activities.Guard{Allow: []string{"127.0.0.1"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pools.Stop()
+	bodies := map[string]int{"/a": 1000, "/b": 20000, "/c": 300000}
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, ok := bodies[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, strings.Repeat("x", n))
+	}))
+	defer site.Close()
+	metricsSrv := httptest.NewServer(m.Handler())
+	defer metricsSrv.Close()
+
+	run, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: workflows.TaskQueue}, workflows.WorkflowName,
+		workflows.Input{URLs: []string{site.URL + "/a", site.URL + "/b", site.URL + "/c", site.URL + "/missing"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Get(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	total := float64(1000 + 20000 + 300000)
+	want := map[string]float64{
+		`batchfetch_urls_total{outcome="ok"}`:         3,
+		`batchfetch_urls_total{outcome="http_error"}`: 1,
+		`batchfetch_fetch_bytes_total`:                total,
+		`batchfetch_hash_bytes_total`:                 total,
+		`batchfetch_fetch_duration_seconds_count`:     3,
+		`batchfetch_hash_duration_seconds_count`:      3,
+		`batchfetch_slots_in_use{pool="fetch"}`:       0,
+		`batchfetch_slots_in_use{pool="cpu"}`:         0,
+	}
+	got := scrape(t, metricsSrv.URL)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	// The SDK's own metrics are reported every second.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got = scrape(t, metricsSrv.URL)
+		completed := 0.0
+		for k, v := range got {
+			if strings.HasPrefix(k, "temporal_workflow_completed_total{") && strings.Contains(k, `workflow_type="BatchFetch"`) {
+				completed += v
+			}
+		}
+		if completed >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			var names []string
+			for k := range got {
+				if strings.HasPrefix(k, "temporal_workflow_completed") {
+					names = append(names, k)
+				}
+			}
+			t.Fatalf("no SDK workflow-completed metric after 15s; saw %v", names)
+		}
+		time.Sleep(200 * time.Millisecond) // the SDK's reporter flushes every second
+	}
+}
