@@ -40,13 +40,22 @@ func main() {
 	}
 }
 
-func run(args []string) error {
+// settings are the worker's flags, parsed.
+type settings struct {
+	cfg                                        workers.Config
+	allow, blobDir, metricsListen, codecListen *string
+	codecOrigins, logLevel, logFormat          *string
+}
+
+// newFlags declares every flag; docker-compose.yml and its test use them.
+func newFlags() (*flag.FlagSet, *settings) {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	var cfg workers.Config
-	fs.StringVar(&cfg.Role, "role", workers.RoleAll, "which pool to run: fetch (workflows and fetches), cpu (hashes) or all")
+	st := &settings{}
+	cfg := &st.cfg
+	fs.StringVar(&cfg.Role, "role", workers.RoleAll, "which pool to run: fetch (workflows and fetches), cpu (hashes), all, or codec (only the codec endpoint)")
 	fs.StringVar(&cfg.TaskQueue, "task-queue", workflows.TaskQueue, "task queue of workflows and fetch activities")
 	fs.StringVar(&cfg.CPUTaskQueue, "cpu-task-queue", workflows.CPUTaskQueue, "task queue of hash activities")
-	fs.IntVar(&cfg.FetchSlots, "fetch-slots", 100, "fetches this worker runs at once")
+	fs.IntVar(&cfg.FetchSlots, "fetch-slots", 100, "requests this worker has open at once")
 	fs.IntVar(&cfg.CPUSlots, "cpu-slots", workers.DefaultCPUSlots(), "hashes this worker runs at once (default: number of CPUs less one, so hashing never starves the I/O)")
 	fs.Float64Var(&cfg.FetchRate, "fetch-rate", 0, "fetches started per second by this worker (0: no cap)")
 	fs.Float64Var(&cfg.FetchQueueRate, "fetch-queue-rate", 0, "fetches started per second across all workers of the task queue (0: no cap)")
@@ -55,14 +64,37 @@ func run(args []string) error {
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", activities.DefaultMaxBodyBytes, "largest body accepted; a longer one fails the URL")
 	fs.IntVar(&cfg.HTTP.MaxConnsPerHost, "max-conns-per-host", 32, "HTTP connections per host")
 	fs.IntVar(&cfg.HTTP.MaxRedirects, "max-redirects", 5, "redirects followed per request")
-	allow := fs.String("allow", "", "comma-separated CIDRs, addresses or host names to fetch although not public (by default loopback, private, link-local and metadata addresses are refused)")
+	st.allow = fs.String("allow", "", "comma-separated CIDRs, addresses or host names to fetch although not public (by default loopback, private, link-local and metadata addresses are refused)")
 	fs.BoolVar(&cfg.HTTP.Guard.Off, "allow-all", false, "fetch any address, internal ones included (only where every URL is trusted)")
-	blobDir := fs.String("blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "directory for bodies between fetch and hash; fetch and CPU workers must share it")
-	metricsListen := fs.String("metrics-listen", "", "serve Prometheus metrics at http://ADDRESS/metrics (for example 0.0.0.0:9090)")
-	codecListen := fs.String("codec-listen", "", "serve the codec-server endpoint for the Web UI on this address (needs BATCHFETCH_CODEC_KEYS and BATCHFETCH_CODEC_TOKEN)")
-	codecOrigins := fs.String("codec-origins", "http://127.0.0.1:8233,http://localhost:8233", "Web UI origins allowed to call the codec endpoint")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	logFormat := fs.String("log-format", "console", "console or json")
+	st.blobDir = fs.String("blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "directory for bodies between fetch and hash; fetch and CPU workers must share it")
+	st.metricsListen = fs.String("metrics-listen", "", "serve Prometheus metrics at http://ADDRESS/metrics (for example 0.0.0.0:9090)")
+	st.codecListen = fs.String("codec-listen", "", "serve the codec-server endpoint for the Web UI on this address (needs BATCHFETCH_CODEC_KEYS and BATCHFETCH_CODEC_TOKEN)")
+	st.codecOrigins = fs.String("codec-origins", "http://127.0.0.1:8233,http://localhost:8233", "Web UI origins allowed to call the codec endpoint")
+	st.logLevel = fs.String("log-level", "info", "debug, info, warn or error")
+	st.logFormat = fs.String("log-format", "console", "console or json")
+	return fs, st
+}
+
+// healthcheck exits 0 when url answers 200 (for container health checks:
+// the image has no shell or curl).
+func healthcheck(url string) error {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+func run(args []string) error {
+	if len(args) == 2 && args[0] == "healthcheck" {
+		return healthcheck(args[1])
+	}
+	fs, st := newFlags()
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -72,6 +104,9 @@ func run(args []string) error {
 	if err := cli.EnvFallback(fs, "BATCHFETCH_"); err != nil {
 		return err
 	}
+	cfg := st.cfg
+	allow, blobDir, metricsListen, codecListen := st.allow, st.blobDir, st.metricsListen, st.codecListen
+	codecOrigins, logLevel, logFormat := st.codecOrigins, st.logLevel, st.logFormat
 
 	if *allow != "" {
 		cfg.HTTP.Guard.Allow = strings.Split(*allow, ",")
@@ -99,12 +134,6 @@ func run(args []string) error {
 		opts.MetricsHandler = m.SDKHandler()
 		cfg.Observer = m
 	}
-	c, err := client.Dial(opts)
-	if err != nil {
-		return fmt.Errorf("connecting to Temporal at %s (namespace %s): %w", opts.HostPort, opts.Namespace, err)
-	}
-	defer c.Close()
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if m != nil {
@@ -139,6 +168,18 @@ func run(args []string) error {
 		defer srv.Close()
 		logger.Info("codec server listening", zap.String("address", *codecListen))
 	}
+	if cfg.Role == "codec" {
+		if *codecListen == "" {
+			return fmt.Errorf("--role codec needs --codec-listen")
+		}
+		<-ctx.Done()
+		return nil
+	}
+	c, err := client.Dial(opts)
+	if err != nil {
+		return fmt.Errorf("connecting to Temporal at %s (namespace %s): %w", opts.HostPort, opts.Namespace, err)
+	}
+	defer c.Close()
 	logger.Info("worker starting",
 		zap.String("role", cfg.Role), zap.String("address", opts.HostPort), zap.String("namespace", opts.Namespace),
 		zap.String("task_queue", cfg.TaskQueue), zap.String("cpu_task_queue", cfg.CPUTaskQueue),

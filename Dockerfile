@@ -1,0 +1,19 @@
+# One image for every batchfetch service: the worker (default entrypoint,
+# any --role) and the starter. Static binaries on distroless, non-root.
+FROM golang:1.26.8 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/worker ./worker \
+ && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/starter ./starter \
+ && mkdir -p /out/data/blobs
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/worker /out/starter /usr/local/bin/
+# The blob volume mounts here; owned by the image's non-root user so a
+# fresh named volume is writable.
+COPY --from=build --chown=65532:65532 /out/data /var/lib/batchfetch
+USER 65532:65532
+ENV BATCHFETCH_BLOB_DIR=/var/lib/batchfetch/blobs
+ENTRYPOINT ["/usr/local/bin/worker"]
