@@ -610,12 +610,20 @@ func TestReadmeInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?s)temporal workflow start.*?--input '([^']+)'`).FindSubmatch(readme)
-	if m == nil {
-		t.Fatal("README.md has no `temporal workflow start ... --input '...'` line")
+	for _, cli := range []string{"temporal workflow start", "tctl workflow start"} {
+		t.Run(strings.Fields(cli)[0], func(t *testing.T) {
+			m := regexp.MustCompile(`(?s)` + cli + `.*?--input '([^']+)'`).FindSubmatch(readme)
+			if m == nil {
+				t.Fatalf("README.md has no `%s ... --input '...'` line", cli)
+			}
+			readmeInput(t, m[1])
+		})
 	}
+}
+
+func readmeInput(t *testing.T, raw []byte) {
 	var in map[string]any
-	if err := json.Unmarshal(m[1], &in); err != nil {
+	if err := json.Unmarshal(raw, &in); err != nil {
 		t.Fatalf("README input is not JSON: %v", err)
 	}
 	urls, _ := in["urls"].([]any)
@@ -634,8 +642,8 @@ func TestReadmeInput(t *testing.T) {
 		urls[i] = s.URL + path
 	}
 	in["cpu_task_queue"] = cpuTaskQueue
-	raw, _ := json.Marshal(in)
-	run := start(t, json.RawMessage(raw))
+	body, _ := json.Marshal(in)
+	run := start(t, json.RawMessage(body))
 	out, err := result(t, run)
 	if err != nil {
 		t.Fatalf("README input failed: %v", err)
