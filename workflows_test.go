@@ -921,3 +921,56 @@ func TestLargeBodyResumesAfterWorkerRestart(t *testing.T) {
 	t.Logf("requests: %q", ranges)
 	assertNoBlobs(t, run)
 }
+
+// TestBatchOnAnObjectStore runs fetch and hash workers that share bodies
+// through an object store (gocloud's in-memory bucket) instead of a
+// directory: a large batch, so the staged URLs and results go there too.
+func TestBatchOnAnObjectStore(t *testing.T) {
+	store, err := blobstore.Open(context.Background(), "mem://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const queue, cpuQueue = "e2e-bucket", "e2e-bucket-cpu"
+	pool, err := workers.Start(env.client, workers.Config{HTTP: local, TaskQueue: queue, CPUTaskQueue: cpuQueue, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Stop()
+	s := newSite(t, nil)
+	s.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, r.URL.Path) })
+	urls := make([]string, workflows.InlineLimit+50)
+	for i := range urls {
+		urls[i] = fmt.Sprintf("%s/obj/%d", s.URL, i)
+	}
+	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName,
+		workflows.Input{URLs: urls, CPUTaskQueue: cpuQueue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.OK != len(urls) || out.ResultsFile == "" {
+		t.Fatalf("got %+v", out)
+	}
+	r, err := store.Open(context.Background(), out.ResultsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	dec := json.NewDecoder(r)
+	for i := range urls {
+		var res workflows.Result
+		if err := dec.Decode(&res); err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		sum := sha256.Sum256([]byte(fmt.Sprintf("/obj/%d", i)))
+		if res.URL != urls[i] || res.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("line %d: %+v", i, res)
+		}
+	}
+	if _, err := store.Open(context.Background(), activities.BodyKey(workflows.BlobPrefix(run.GetRunID()), 0)); !errors.Is(err, blobstore.ErrNotFound) {
+		t.Errorf("a body was left in the bucket: %v", err)
+	}
+}

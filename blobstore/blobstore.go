@@ -75,9 +75,17 @@ func NewDir(root string) (*Dir, error) {
 	return &Dir{Root: root}, nil
 }
 
-func (d *Dir) path(key string) (string, error) {
+// checkKey accepts relative, clean, slash-separated keys only.
+func checkKey(key string) error {
 	if key == "" || strings.HasPrefix(key, "/") || path.Clean(key) != key || strings.HasPrefix(key, "..") || strings.Contains(key, "\\") {
-		return "", fmt.Errorf("blobstore: invalid key %q", key)
+		return fmt.Errorf("blobstore: invalid key %q", key)
+	}
+	return nil
+}
+
+func (d *Dir) path(key string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
 	}
 	return filepath.Join(d.Root, filepath.FromSlash(key)), nil
 }

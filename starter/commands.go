@@ -15,7 +15,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/internal/cli"
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -34,6 +33,7 @@ func command(name string, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.jsonOut, "json", false, "results: print JSON instead of a table")
 	fs.StringVar(&o.outFile, "out", "", "results: also write them to this file as JSON lines")
 	fs.StringVar(&o.blobDir, "blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "the workers' blob store, where large results are (env BATCHFETCH_BLOB_DIR)")
+	fs.StringVar(&o.blobURL, "blob-url", "", "the workers' object store instead of --blob-dir")
 	fs.StringVar(&o.logLevel, "log-level", "off", "log of the Temporal client")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -100,7 +100,7 @@ func command(name string, args []string, stdout, stderr io.Writer) error {
 		if running {
 			return &exitError{exitUsage, fmt.Errorf("batch %s is still running: `starter status %s` shows its progress", id, id)}
 		}
-		if o.store, err = blobstore.NewDir(o.blobDir); err != nil {
+		if o.store, err = openStore(ctx, o); err != nil {
 			return &exitError{exitUsage, err}
 		}
 		return wait(ctx, c, run, &o, stdout, stderr)

@@ -68,6 +68,7 @@ type options struct {
 	devUIPort int
 	logLevel  string
 	blobDir   string
+	blobURL   string
 	demoURLs  int
 	outFile   string
 	store     blobstore.Store
@@ -137,6 +138,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.devUIPort, "dev-ui-port", 8233, "with --dev: Web UI port")
 	fs.IntVar(&o.demoURLs, "demo-urls", 0, "with --dev and no URLs: fetch this many fast demo pages instead of the demo set (try 100000)")
 	fs.StringVar(&o.blobDir, "blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "the workers' blob store: large URL lists go in, large results come out (env BATCHFETCH_BLOB_DIR)")
+	fs.StringVar(&o.blobURL, "blob-url", "", "the workers' object store instead of --blob-dir (s3://bucket?region=..., gs://bucket, azblob://container)")
 	fs.StringVar(&o.outFile, "out", "", "also write the results to this file as JSON lines")
 	fs.StringVar(&o.logLevel, "log-level", "off", "log of the Temporal client (and, with --dev, the workers): off, debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -190,7 +192,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	o.input.URLs = urls
 	if o.store == nil {
-		if o.store, err = blobstore.NewDir(o.blobDir); err != nil {
+		if o.store, err = openStore(ctx, o); err != nil {
 			return &exitError{exitUsage, err}
 		}
 	}
@@ -216,6 +218,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		<-ctx.Done()
 	}
 	return err
+}
+
+// openStore opens the blob store the options name.
+func openStore(ctx context.Context, o options) (blobstore.Store, error) {
+	if o.blobURL != "" {
+		return blobstore.Open(ctx, o.blobURL)
+	}
+	return blobstore.NewDir(o.blobDir)
 }
 
 // checkInput refuses bad input before anything starts, with the

@@ -42,9 +42,9 @@ func main() {
 
 // settings are the worker's flags, parsed.
 type settings struct {
-	cfg                                        workers.Config
-	allow, blobDir, metricsListen, codecListen *string
-	codecOrigins, logLevel, logFormat          *string
+	cfg                                                 workers.Config
+	allow, blobDir, blobURL, metricsListen, codecListen *string
+	codecOrigins, logLevel, logFormat                   *string
 }
 
 // newFlags declares every flag; docker-compose.yml and its test use them.
@@ -67,6 +67,7 @@ func newFlags() (*flag.FlagSet, *settings) {
 	st.allow = fs.String("allow", "", "comma-separated CIDRs, addresses or host names to fetch although not public (by default loopback, private, link-local and metadata addresses are refused)")
 	fs.BoolVar(&cfg.HTTP.Guard.Off, "allow-all", false, "fetch any address, internal ones included (only where every URL is trusted)")
 	st.blobDir = fs.String("blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "directory for bodies between fetch and hash; fetch and CPU workers must share it")
+	st.blobURL = fs.String("blob-url", "", "an object store instead of --blob-dir, for workers on different machines: s3://bucket?region=..., gs://bucket, azblob://container")
 	st.metricsListen = fs.String("metrics-listen", "", "serve Prometheus metrics at http://ADDRESS/metrics (for example 0.0.0.0:9090)")
 	st.codecListen = fs.String("codec-listen", "", "serve the codec-server endpoint for the Web UI on this address (needs BATCHFETCH_CODEC_KEYS and BATCHFETCH_CODEC_TOKEN)")
 	st.codecOrigins = fs.String("codec-origins", "http://127.0.0.1:8233,http://localhost:8233", "Web UI origins allowed to call the codec endpoint")
@@ -106,6 +107,10 @@ func run(args []string) error {
 	}
 	cfg := st.cfg
 	allow, blobDir, metricsListen, codecListen := st.allow, st.blobDir, st.metricsListen, st.codecListen
+	blobLocation := *blobDir
+	if *st.blobURL != "" {
+		blobLocation = *st.blobURL
+	}
 	codecOrigins, logLevel, logFormat := st.codecOrigins, st.logLevel, st.logFormat
 
 	if *allow != "" {
@@ -116,7 +121,7 @@ func run(args []string) error {
 		return err
 	}
 	defer logger.Sync() //nolint:errcheck
-	store, err := blobstore.NewDir(*blobDir)
+	store, err := blobstore.Open(context.Background(), blobLocation)
 	if err != nil {
 		return err
 	}
@@ -183,7 +188,7 @@ func run(args []string) error {
 	logger.Info("worker starting",
 		zap.String("role", cfg.Role), zap.String("address", opts.HostPort), zap.String("namespace", opts.Namespace),
 		zap.String("task_queue", cfg.TaskQueue), zap.String("cpu_task_queue", cfg.CPUTaskQueue),
-		zap.Int("fetch_slots", cfg.FetchSlots), zap.Int("cpu_slots", cfg.CPUSlots), zap.String("blob_dir", *blobDir))
+		zap.Int("fetch_slots", cfg.FetchSlots), zap.Int("cpu_slots", cfg.CPUSlots), zap.String("blobs", blobLocation))
 	err = workers.Run(ctx, c, cfg)
 	logger.Info("worker stopped")
 	return err
