@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
@@ -653,6 +654,28 @@ func readmeInput(t *testing.T, raw []byte) {
 	}
 }
 
+// waitForCheckpoint polls the server's view of a pending activity until
+// its last heartbeat satisfies ok.
+func waitForCheckpoint(t *testing.T, run client.WorkflowRun, activityID, what string, ok func(*commonpb.Payloads) bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := env.client.DescribeWorkflowExecution(context.Background(), run.GetID(), run.GetRunID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pa := range d.GetPendingActivities() {
+			if pa.GetActivityId() == activityID && pa.GetHeartbeatDetails() != nil && ok(pa.GetHeartbeatDetails()) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never checkpointed %s", activityID, what)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the server's view of the heartbeat
+	}
+}
+
 // historyLength counts the events of a run.
 func historyLength(t *testing.T, id, runID string) (int, []*historypb.HistoryEvent) {
 	t.Helper()
@@ -783,29 +806,10 @@ func TestChunkResumesAfterWorkerRestart(t *testing.T) {
 		t.Fatal("URL 5 was never requested")
 	}
 	// Wait for chunk 0's checkpoint to hold URLs 0 to 4.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		d, err := env.client.DescribeWorkflowExecution(context.Background(), run.GetID(), run.GetRunID())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var done int
-		for _, pa := range d.GetPendingActivities() {
-			if pa.GetActivityId() == "fetch-0" && pa.GetHeartbeatDetails() != nil {
-				var cp struct{ Done []json.RawMessage }
-				if converter.GetDefaultDataConverter().FromPayloads(pa.GetHeartbeatDetails(), &cp) == nil {
-					done = len(cp.Done)
-				}
-			}
-		}
-		if done == 5 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("chunk 0 never checkpointed its first 5 URLs (saw %d)", done)
-		}
-		time.Sleep(100 * time.Millisecond) // polling the server's view of the heartbeat
-	}
+	waitForCheckpoint(t, run, "fetch-0", "its first 5 URLs", func(details *commonpb.Payloads) bool {
+		var cp struct{ Done []json.RawMessage }
+		return converter.GetDefaultDataConverter().FromPayloads(details, &cp) == nil && len(cp.Done) == 5
+	})
 	pool.Stop() // the worker goes away mid-chunk
 	pool, err = workers.Start(env.client, workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
 	if err != nil {
@@ -876,29 +880,12 @@ func TestLargeBodyResumesAfterWorkerRestart(t *testing.T) {
 		t.Fatal("the download never started")
 	}
 	// Wait for the checkpoint to hold the 8 MiB, then take the worker away.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		d, err := env.client.DescribeWorkflowExecution(context.Background(), run.GetID(), run.GetRunID())
-		if err != nil {
-			t.Fatal(err)
+	waitForCheckpoint(t, run, "fetch-0", fmt.Sprintf("the first %d bytes", sentFirst), func(details *commonpb.Payloads) bool {
+		var cp struct {
+			Running map[string]struct{ Resume struct{ Bytes int64 } }
 		}
-		var held int64
-		for _, pa := range d.GetPendingActivities() {
-			var cp struct {
-				Running map[string]struct{ Resume struct{ Bytes int64 } }
-			}
-			if pa.GetHeartbeatDetails() != nil && converter.GetDefaultDataConverter().FromPayloads(pa.GetHeartbeatDetails(), &cp) == nil {
-				held = cp.Running["0"].Resume.Bytes
-			}
-		}
-		if held == sentFirst {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the checkpoint never held the first %d bytes (saw %d)", sentFirst, held)
-		}
-		time.Sleep(100 * time.Millisecond) // polling the server's view of the heartbeat
-	}
+		return converter.GetDefaultDataConverter().FromPayloads(details, &cp) == nil && cp.Running["0"].Resume.Bytes == sentFirst
+	})
 	pool.Stop()
 	pool, err = workers.Start(env.client, workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
 	if err != nil {

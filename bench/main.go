@@ -443,19 +443,8 @@ func isolation(c *config, st *stack, s *site) error {
 	// The load: large bodies, fetched first while their CPU queue has no
 	// worker, then hashed by a CPU pool of the default size while the
 	// same small batch runs again.
-	const queue = "bench-iso-cpu"
 	ctx := context.Background()
-	load, err := st.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: workflows.TaskQueue}, workflows.WorkflowName,
-		workflows.Input{URLs: s.largeURLs(c.loadBodies, c.loadSize, "iso-load"), AttemptTimeout: "10m", CPUTaskQueue: queue})
-	if err != nil {
-		return err
-	}
-	if err := waitPending(st, load, "HashChunk", c.loadBodies); err != nil {
-		return err
-	}
-	cfg := st.cfg
-	cfg.Role, cfg.CPUTaskQueue = workers.RoleCPU, queue
-	pool, err := workers.Start(st.client, cfg)
+	load, pool, err := prefetched(st, s.largeURLs(c.loadBodies, c.loadSize, "iso-load"), "bench-iso-cpu")
 	if err != nil {
 		return err
 	}
@@ -479,6 +468,28 @@ func isolation(c *config, st *stack, s *site) error {
 	fmt.Printf("fetch latency under load   p50 %4d ms  p99 %4d ms  (still hashing when the batch ended: %v)\n", l50, l99, stillHashing)
 	fmt.Printf("p99 ratio loaded/alone     %.2f\n", float64(l99)/float64(max(a99, 1)))
 	return nil
+}
+
+// prefetched starts a batch of large bodies whose CPU queue has no worker,
+// waits until every body is fetched and waiting to be hashed, then starts
+// a CPU pool (of the stack's size) on that queue: what follows is hashing
+// alone, not hashing beside downloads.
+func prefetched(st *stack, urls []string, queue string) (client.WorkflowRun, *workers.Pools, error) {
+	run, err := st.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: workflows.TaskQueue}, workflows.WorkflowName,
+		workflows.Input{URLs: urls, AttemptTimeout: "10m", CPUTaskQueue: queue, MaxInFlight: len(urls)})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := waitPending(st, run, "HashChunk", len(urls)); err != nil {
+		return nil, nil, err
+	}
+	cfg := st.cfg
+	cfg.Role, cfg.CPUTaskQueue = workers.RoleCPU, queue
+	pool, err := workers.Start(st.client, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return run, pool, nil
 }
 
 // waitPending waits until run has n pending activities of type name.
@@ -543,19 +554,8 @@ func hashRate(c *config, st *stack, s *site) error {
 	hashStart, hashEnd := time.Time{}, time.Time{}
 	// Fetch every body first, then start a CPU worker of its own: the
 	// figure is hashing alone, not hashing beside downloads.
-	const queue = "bench-hash-cpu"
 	ctx := context.Background()
-	run, err := st.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: workflows.TaskQueue}, workflows.WorkflowName,
-		workflows.Input{URLs: s.largeURLs(c.loadBodies, c.loadSize, "hash"), AttemptTimeout: "10m", CPUTaskQueue: queue, MaxInFlight: c.loadBodies})
-	if err != nil {
-		return err
-	}
-	if err := waitPending(st, run, "HashChunk", c.loadBodies); err != nil {
-		return err
-	}
-	cfg := st.cfg
-	cfg.Role, cfg.CPUTaskQueue = workers.RoleCPU, queue
-	pool, err := workers.Start(st.client, cfg)
+	run, pool, err := prefetched(st, s.largeURLs(c.loadBodies, c.loadSize, "hash"), "bench-hash-cpu")
 	if err != nil {
 		return err
 	}

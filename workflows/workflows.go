@@ -148,15 +148,8 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 	}
 	bg, _ := workflow.NewDisconnectedContext(ctx)
 	defer func() {
-		opts := workflow.ActivityOptions{
-			TaskQueue:           info.TaskQueueName,
-			StartToCloseTimeout: 5 * time.Minute,
-			HeartbeatTimeout:    time.Minute,
-			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 10},
-			Summary:             "remove " + prefix,
-		}
 		var f *activities.Fetcher
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(bg, opts), f.RemoveBlobs, prefix).Get(bg, nil); err != nil {
+		if err := workflow.ExecuteActivity(housekeeping(bg, 5*time.Minute, 10, "remove "+prefix), f.RemoveBlobs, prefix).Get(bg, nil); err != nil {
 			logger.Error("removing blobs failed", "prefix", prefix, "error", err)
 		}
 	}()
@@ -198,15 +191,8 @@ func runInline(ctx workflow.Context, s Settings, prefix string, progress *Progre
 func runStaged(ctx workflow.Context, s Settings, prefix string, progress *Progress) (*Output, error) {
 	info := workflow.GetInfo(ctx)
 	var f *activities.Fetcher
-	stageCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           info.TaskQueueName,
-		StartToCloseTimeout: 30 * time.Minute,
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
-		Summary:             "check and stage URLs",
-	})
 	var staged activities.StageResult
-	if err := workflow.ExecuteActivity(stageCtx, f.StageURLs, activities.StageRequest{
+	if err := workflow.ExecuteActivity(housekeeping(ctx, 30*time.Minute, 5, "check and stage URLs"), f.StageURLs, activities.StageRequest{
 		Prefix: prefix, URLs: s.URLs, URLsFile: s.URLsFile, ChunkSize: StagedChunkSize,
 	}).Get(ctx, &staged); err != nil {
 		var appErr *temporal.ApplicationError
@@ -229,15 +215,8 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, progress *Progre
 	}
 
 	bg, _ := workflow.NewDisconnectedContext(ctx)
-	assembleCtx := workflow.WithActivityOptions(bg, workflow.ActivityOptions{
-		TaskQueue:           info.TaskQueueName,
-		StartToCloseTimeout: 30 * time.Minute,
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 10},
-		Summary:             "write results",
-	})
 	var assembled activities.AssembleResult
-	if err := workflow.ExecuteActivity(assembleCtx, f.AssembleResults, activities.AssembleRequest{
+	if err := workflow.ExecuteActivity(housekeeping(bg, 30*time.Minute, 10, "write results"), f.AssembleResults, activities.AssembleRequest{
 		Prefix: prefix, Chunks: staged.Chunks, ChunkSize: StagedChunkSize,
 		Dest: ResultsKey(info.WorkflowExecution.RunID), Known: known,
 	}).Get(bg, &assembled); err != nil {
@@ -246,6 +225,18 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, progress *Progre
 	out := &Output{OK: assembled.OK, Failed: assembled.Failed, Total: staged.Count, ResultsFile: assembled.Key}
 	*progress = Progress{Total: staged.Count, Done: staged.Count, OK: out.OK, Failed: out.Failed}
 	return finish(ctx, failure, out)
+}
+
+// housekeeping is the options of the batch's own activities (staging,
+// results, cleanup): on the fetch task queue, heartbeating, retried.
+func housekeeping(ctx workflow.Context, timeout time.Duration, attempts int32, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           workflow.GetInfo(ctx).TaskQueueName,
+		StartToCloseTimeout: timeout,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: attempts},
+		Summary:             summary,
+	})
 }
 
 // finish turns a stopped or canceled batch into the workflow's error.
