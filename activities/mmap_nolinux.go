@@ -1,5 +1,0 @@
-//go:build unix && !linux
-
-package activities
-
-const mapPopulate = 0
