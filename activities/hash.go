@@ -184,18 +184,24 @@ func (h *Hasher) hashBlob(ctx context.Context, key string, offset int64, state [
 	}
 	bufp := hashBufPool.Get().(*[]byte)
 	defer hashBufPool.Put(bufp)
+	buf := *bufp
 	for {
 		if err := ctx.Err(); err != nil {
 			return "", 0, err
 		}
-		n, err := io.CopyBuffer(sum, io.LimitReader(r, hashChunk), *bufp)
-		offset += n
-		if err != nil {
+		n, err := io.ReadFull(r, buf)
+		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 			return "", 0, &blobError{err: fmt.Errorf("reading blob: %w", err)}
 		}
+		// Hash what was read a megabyte at a time, yielding in between so
+		// latency-sensitive goroutines (fetches) get the processor soon.
+		for i := 0; i < n; i += 1 << 20 {
+			sum.Write(buf[i:min(i+1<<20, n)])
+			runtime.Gosched()
+		}
+		offset += int64(n)
 		progress(sum, offset)
-		runtime.Gosched() // let latency-sensitive goroutines in between megabytes
-		if n < hashChunk {
+		if n < len(buf) {
 			return hex.EncodeToString(sum.Sum(nil)), offset, nil
 		}
 	}
