@@ -161,6 +161,14 @@ func (f *fakes) AssembleResults(_ context.Context, req activities.AssembleReques
 	return out, nil
 }
 
+// fetchCount is how often URL index was fetched (activities may still be
+// finishing when a canceled workflow has returned).
+func (f *fakes) fetchCount(index int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fetched[index]
+}
+
 func (f *fakes) RemoveBlobs(_ context.Context, prefix string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -264,7 +272,7 @@ func TestFailFastCancelsSiblingsAndNamesTheURL(t *testing.T) {
 			t.Errorf("result %d outcome %s, want %s", i, out.Results[i].Outcome, want)
 		}
 	}
-	if f.fetched[3] != 0 {
+	if f.fetchCount(3) != 0 {
 		t.Errorf("the URL after the failure was fetched")
 	}
 	if len(f.removed) != 1 {
@@ -282,6 +290,8 @@ func TestInvalidInputFetchesNothing(t *testing.T) {
 	if !strings.Contains(appErr.Message(), "urls[1]") {
 		t.Errorf("message %q does not name urls[1]", appErr.Message())
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if len(f.fetched) != 0 || len(f.removed) != 0 {
 		t.Errorf("fetched %v and removed %v, want nothing done", f.fetched, f.removed)
 	}
@@ -361,8 +371,8 @@ func TestLargeBatchIsSplitAndWrittenInOrder(t *testing.T) {
 		t.Errorf("line 777: %+v", f.assembled[777])
 	}
 	for i := range n {
-		if f.fetched[i] != 1 {
-			t.Fatalf("URL %d fetched %d times", i, f.fetched[i])
+		if c := f.fetchCount(i); c != 1 {
+			t.Fatalf("URL %d fetched %d times", i, c)
 		}
 	}
 	if f.maxSlots > 200 {
@@ -384,9 +394,11 @@ func TestLargeFailFastStopsEveryPart(t *testing.T) {
 		t.Fatalf("got %v, want BatchFailed naming the URL", err)
 	}
 	var fetchedIdx []int
+	f.mu.Lock()
 	for i := range f.fetched {
 		fetchedIdx = append(fetchedIdx, i)
 	}
+	f.mu.Unlock()
 	sort.Ints(fetchedIdx)
 	if last := fetchedIdx[len(fetchedIdx)-1]; last >= 2*ChunksPerPart*StagedChunkSize {
 		t.Errorf("fetched URL %d: the third part ran after the second one failed", last)
