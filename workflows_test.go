@@ -151,6 +151,22 @@ func drip(connected chan<- string, gone chan<- time.Time) http.HandlerFunc {
 	}
 }
 
+// expectGone checks, once the workflow has ended, that n downloads had
+// already closed their connections, each within seconds of since.
+func expectGone(t *testing.T, gone <-chan time.Time, n int, since time.Time, what string) {
+	t.Helper()
+	for i := range n {
+		select {
+		case at := <-gone:
+			if d := at.Sub(since); d > 5*time.Second {
+				t.Errorf("download %d stopped %v after %s, want within seconds", i, d, what)
+			}
+		default:
+			t.Errorf("the workflow ended while download %d was still open", i)
+		}
+	}
+}
+
 func start(t *testing.T, in any) client.WorkflowRun {
 	t.Helper()
 	if typed, ok := in.(workflows.Input); ok && typed.CPUTaskQueue == "" {
@@ -398,16 +414,7 @@ func TestFailFastCancelsSiblings(t *testing.T) {
 		t.Errorf("message %q does not name the failing URL", appErr.Message())
 	}
 	// The workflow only fails once its siblings are really gone.
-	for i := range 3 {
-		select {
-		case at := <-gone:
-			if d := at.Sub(failedAt); d > 5*time.Second {
-				t.Errorf("download %d stopped %v after the failure, want within seconds", i, d)
-			}
-		default:
-			t.Errorf("the batch failed while download %d was still open", i)
-		}
-	}
+	expectGone(t, gone, 3, failedAt, "the failure")
 	var out workflows.Output
 	if err := appErr.Details(&out); err != nil {
 		t.Fatal(err)
@@ -505,16 +512,7 @@ func TestCancelStopsDownloadsAndHashing(t *testing.T) {
 	if !errors.As(err, &canceled) {
 		t.Fatalf("got %v, want canceled", err)
 	}
-	for i := range 2 {
-		select {
-		case at := <-gone:
-			if d := at.Sub(canceledAt); d > 5*time.Second {
-				t.Errorf("download %d stopped %v after the cancel", i, d)
-			}
-		default:
-			t.Errorf("the workflow ended while download %d was still open", i)
-		}
-	}
+	expectGone(t, gone, 2, canceledAt, "the cancel")
 	select {
 	case n := <-slow.closed:
 		if n >= int64(len(big)) {

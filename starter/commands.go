@@ -35,14 +35,8 @@ func command(name string, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.blobDir, "blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "the workers' blob store, where large results are (env BATCHFETCH_BLOB_DIR)")
 	fs.StringVar(&o.blobURL, "blob-url", "", "the workers' object store instead of --blob-dir")
 	fs.StringVar(&o.logLevel, "log-level", "off", "log of the Temporal client")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{exitUsage, errSilent}
-	}
-	if err := cli.EnvFallback(fs, "BATCHFETCH_"); err != nil {
-		return &exitError{exitUsage, err}
+	if done, err := parseFlags(fs, args); done || err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

@@ -141,15 +141,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.blobURL, "blob-url", "", "the workers' object store instead of --blob-dir (s3://bucket?region=..., gs://bucket, azblob://container)")
 	fs.StringVar(&o.outFile, "out", "", "also write the results to this file as JSON lines")
 	fs.StringVar(&o.logLevel, "log-level", "off", "log of the Temporal client (and, with --dev, the workers): off, debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{exitUsage, errSilent}
-	}
-
-	if err := cli.EnvFallback(fs, "BATCHFETCH_"); err != nil {
-		return &exitError{exitUsage, err}
+	if done, err := parseFlags(fs, args); done || err != nil {
+		return err
 	}
 	urls, err := readURLs(fs.Args(), o.file, stdin, !o.dev)
 	if err != nil {
@@ -218,6 +211,21 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		<-ctx.Done()
 	}
 	return err
+}
+
+// parseFlags parses args and fills unset flags from BATCHFETCH_*
+// variables. done is true after --help.
+func parseFlags(fs *flag.FlagSet, args []string) (done bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return false, &exitError{exitUsage, errSilent}
+	}
+	if err := cli.EnvFallback(fs, "BATCHFETCH_"); err != nil {
+		return false, &exitError{exitUsage, err}
+	}
+	return false, nil
 }
 
 // openStore opens the blob store the options name.
