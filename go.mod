@@ -3,6 +3,7 @@ module github.com/batchfetch/batchfetch
 go 1.26.8
 
 require (
+	code.dny.dev/ssrf v0.3.0
 	github.com/prometheus/client_golang v1.21.0
 	github.com/temporalio/ui-server/v2 v2.55.0
 	github.com/uber-go/tally/v4 v4.1.17

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -150,7 +151,7 @@ func TestFetchChunkStoresBodiesAndHashes(t *testing.T) {
 		t.Fatalf("got %d items", len(items))
 	}
 	for i, it := range items {
-		if it.Outcome != "" || it.Status != 200 || it.Attempts != 1 || it.Blob != BodyKey("batches/r", i) || it.URL != urls[i] {
+		if it.Outcome != "" || it.Status != 200 || it.Attempts != 1 || !strings.HasPrefix(it.Blob, BodyKey("batches/r", i)+".") || it.URL != urls[i] {
 			t.Errorf("item %d: %+v", i, it)
 		}
 	}
@@ -361,8 +362,10 @@ func TestHashResumesFromCheckpoint(t *testing.T) {
 	env := s.NewTestActivityEnvironment()
 	h := &Hasher{Store: store}
 	env.RegisterActivity(h)
-	env.SetHeartbeatDetails(hashCheckpoint{Offset: done, State: state})
-	v, err := env.ExecuteActivity(h.HashChunk, HashChunkRequest{Items: []Fetched{{URL: "http://x/", Blob: "batches/r/bodies/00/000000000", Status: 200, Attempts: 1}}})
+	crcDone := crc32.Checksum(body[:done], castagnoli)
+	crcAll := crc32.Checksum(body, castagnoli)
+	env.SetHeartbeatDetails(hashCheckpoint{Blob: "batches/r/bodies/00/000000000", Offset: done, State: state, CRC32C: crcDone})
+	v, err := env.ExecuteActivity(h.HashChunk, HashChunkRequest{Items: []Fetched{{URL: "http://x/", Blob: "batches/r/bodies/00/000000000", Status: 200, Attempts: 1, Size: int64(len(body)), CRC32C: &crcAll}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,15 +20,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/batchfetch/batchfetch/blobstore"
 )
@@ -93,9 +94,44 @@ func (f *Fetcher) acquire(ctx context.Context) (release func(), err error) {
 type urlState struct {
 	mu       sync.Mutex
 	attempts int
-	resume   Resume
-	read     atomic.Int64 // bytes of the body held, this attempt included
+	// resume is the body of the attempt under way, or the part of it kept
+	// for the next attempt: its blob, how many bytes it holds and their
+	// CRC, updated together after every write.
+	resume Resume
 }
+
+func (st *urlState) set(r Resume) {
+	st.mu.Lock()
+	st.resume = r
+	st.mu.Unlock()
+}
+
+func (st *urlState) get() Resume {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.resume
+}
+
+// wrote accounts for n more bytes of the body, written to the blob.
+func (st *urlState) wrote(b []byte) {
+	st.mu.Lock()
+	st.resume.Bytes += int64(len(b))
+	st.resume.CRC32C = crc32.Update(st.resume.CRC32C, castagnoli, b)
+	st.mu.Unlock()
+}
+
+// checkpoint is what a retried chunk needs to resume this URL.
+func (st *urlState) checkpoint() inFlight {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	r := st.resume
+	if !r.resumable() {
+		r = Resume{}
+	}
+	return inFlight{Attempts: st.attempts, Resume: r}
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Resume is how far a URL's body got and what identified it, enough to ask
 // the server for the rest (Range, validated with If-Range).
@@ -103,6 +139,10 @@ type Resume struct {
 	Bytes        int64  `json:"bytes,omitempty"`
 	ETag         string `json:"etag,omitempty"`
 	LastModified string `json:"last_modified,omitempty"`
+	// Blob is the key of the attempt that holds the first Bytes bytes
+	// (paused, or still being written); CRC32C is their checksum.
+	Blob   string `json:"blob,omitempty"`
+	CRC32C uint32 `json:"crc32c,omitempty"`
 }
 
 func (r Resume) validator() string {
@@ -112,97 +152,157 @@ func (r Resume) validator() string {
 	return r.LastModified
 }
 
-// fetchOnce makes one attempt: GET url and stream the body into blob. When
-// an earlier attempt left part of the body and the server identified it,
-// it asks for the rest only.
-func (f *Fetcher) fetchOnce(ctx context.Context, url, blob string, st *urlState) (int, *failure) {
+func (r Resume) resumable() bool { return r.Bytes > 0 && r.Blob != "" && r.validator() != "" }
+
+// stored is a body an attempt committed.
+type stored struct {
+	key  string
+	size int64
+	crc  uint32
+}
+
+// dropKept tells whether a part-read body is of no use to a later attempt:
+// the batch was canceled, or the server gave up on this attempt (a later
+// one resumes from the checkpoint, or starts over if this part is gone).
+// A body cut off by the attempt's own timeout, or by its worker shutting
+// down (the chunk resumes on another worker), is kept.
+func dropKept(ctx context.Context) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	cause := context.Cause(ctx)
+	return !errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, worker.ErrWorkerShutdown)
+}
+
+// cancelRequested tells whether the workflow asked for the activity to be
+// canceled, as opposed to the server no longer knowing this attempt (it
+// timed out while the worker was frozen or cut off: a zombie).
+func cancelRequested(ctx context.Context) bool {
+	var c *temporal.CanceledError
+	return ctx.Err() != nil && errors.As(context.Cause(ctx), &c)
+}
+
+// fetchOnce makes one attempt: GET url and stream the body into a blob of
+// this attempt's own. When an earlier attempt kept part of the body and the
+// server identified it, it copies that part into the new blob (checking it
+// against its CRC) and asks the server for the rest only.
+func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, st *urlState) (int, stored, *failure) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, &failure{outcome: OutcomeError, msg: "building request: " + err.Error()}
+		return 0, stored{}, &failure{outcome: OutcomeError, msg: "building request: " + err.Error()}
 	}
-	st.mu.Lock()
-	prev := st.resume
-	st.mu.Unlock()
+	key := attemptKey(prefix, index)
+	prev := st.get()
 	resumer, canResume := f.Store.(blobstore.Resumer)
-	var w blobstore.Writer
 	var pw blobstore.PausableWriter
-	if canResume && prev.Bytes > 0 && prev.validator() != "" {
-		if pw, err = resumer.Resume(ctx, blob, prev.Bytes); err == nil {
+	if canResume && prev.resumable() {
+		crc := crc32.New(castagnoli)
+		pw, err = resumer.ResumeFrom(ctx, key, prev.Blob, prev.Bytes, crc)
+		switch {
+		case err != nil:
+			activity.GetLogger(ctx).Info("cannot resume download, starting over", "url", Redact(url), "error", err)
+			pw = nil
+			st.set(Resume{})
+		case crc.Sum32() != prev.CRC32C:
+			activity.GetLogger(ctx).Warn("kept part of the body does not match its checksum, starting over", "url", Redact(url), "bytes", prev.Bytes)
+			_ = pw.Abort()
+			pw = nil
+			st.set(Resume{})
+		default:
+			prev.Blob = key // a checkpoint now points at this attempt's copy
+			st.set(prev)
 			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", prev.Bytes))
 			req.Header.Set("If-Range", prev.validator())
 		}
 	}
+	// discard drops what this attempt holds; pause keeps it for the next.
+	discard := func() {
+		if pw != nil {
+			_ = pw.Abort()
+			pw = nil
+		}
+		st.set(Resume{})
+	}
+	pause := func() {
+		if pw == nil {
+			return
+		}
+		if dropKept(ctx) || pw.Pause() != nil {
+			discard()
+		}
+	}
 	resp, err := f.Client.Do(req)
 	if err != nil {
-		keep(pw, st, prev)
+		pause()
 		var blocked *BlockedError
 		if errors.Is(err, errTooManyRedirects) || errors.As(err, &blocked) {
-			return 0, &failure{outcome: OutcomeError, msg: unwrapURL(err)}
+			return 0, stored{}, &failure{outcome: OutcomeError, msg: unwrapURL(err)}
 		}
-		return 0, &failure{outcome: OutcomeError, retryable: true, msg: unwrapURL(err)}
+		return 0, stored{}, &failure{outcome: OutcomeError, retryable: true, msg: unwrapURL(err)}
 	}
 	defer resp.Body.Close()
 
+	if pw != nil && resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		// The server cannot serve the rest (the kept part may be the
+		// whole body, its stream having failed after the last byte):
+		// start over from byte zero.
+		drain(resp.Body)
+		resp.Body.Close()
+		discard()
+		return f.fetchOnce(ctx, url, prefix, index, st)
+	}
 	switch ClassifyStatus(resp.StatusCode) {
 	case StatusRetryable:
-		keep(pw, st, prev)
+		pause()
 		drain(resp.Body)
-		return resp.StatusCode, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, retryable: true,
+		return resp.StatusCode, stored{}, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, retryable: true,
 			delay: RetryAfter(resp.Header.Get("Retry-After"), time.Now()), msg: "HTTP " + resp.Status}
 	case StatusPermanent:
-		if pw != nil {
-			_ = pw.Abort()
-		}
+		discard()
 		drain(resp.Body)
-		return resp.StatusCode, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, msg: "HTTP " + resp.Status}
+		return resp.StatusCode, stored{}, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, msg: "HTTP " + resp.Status}
 	}
 	status := resp.StatusCode
-	var base int64
+	cur := Resume{ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified"), Blob: key}
 	if pw != nil && status == http.StatusPartialContent && strings.HasPrefix(resp.Header.Get("Content-Range"), fmt.Sprintf("bytes %d-", prev.Bytes)) {
-		base, status = prev.Bytes, http.StatusOK // the rest of the same body
-		activity.GetLogger(ctx).Info("resuming download", "url", Redact(url), "offset", base)
+		cur = prev // the rest of the same body, after the copied part
+		status = http.StatusOK
+		activity.GetLogger(ctx).Info("resuming download", "url", Redact(url), "offset", prev.Bytes)
 	} else {
-		if pw != nil {
-			_ = pw.Abort() // the body changed, or the server ignored the range
-			pw = nil
-		}
+		discard() // the body changed, or the server ignored the range
 		if status == http.StatusPartialContent {
-			return status, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "unexpected partial content " + resp.Header.Get("Content-Range")}
+			return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "unexpected partial content " + resp.Header.Get("Content-Range")}
 		}
 	}
-	st.mu.Lock()
-	st.resume = Resume{Bytes: base, ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified")}
-	if base > 0 {
-		st.resume.ETag, st.resume.LastModified = prev.ETag, prev.LastModified
-	}
-	cur := st.resume
-	st.mu.Unlock()
-	st.read.Store(base)
 
 	limit := f.MaxBodyBytes
 	if limit <= 0 {
 		limit = DefaultMaxBodyBytes
 	}
 	tooLarge := &failure{outcome: OutcomeError, status: status, msg: fmt.Sprintf("body is over the %d-byte cap", limit)}
-	if resp.ContentLength > limit-base {
-		if pw != nil {
-			_ = pw.Abort()
-		}
-		return status, tooLarge
+	if resp.ContentLength > limit-cur.Bytes {
+		discard()
+		return status, stored{}, tooLarge
 	}
+	var w blobstore.Writer
 	switch {
 	case pw != nil:
 		w = pw
 	case canResume:
-		if pw, err = resumer.CreateResumable(ctx, blob); err == nil {
+		if pw, err = resumer.CreateResumable(ctx, key); err == nil {
 			w = pw
 		}
 	default:
-		w, err = f.Store.Create(ctx, blob)
+		w, err = f.Store.Create(ctx, key)
 	}
 	if err != nil {
-		return status, &failure{outcome: OutcomeError, status: status, retryable: true, msg: err.Error()}
+		st.set(Resume{})
+		return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: err.Error()}
 	}
+	if pw == nil {
+		cur.Blob = "" // this store cannot keep a part for later
+	}
+	st.set(cur)
 	committed := false
 	defer func() {
 		if committed {
@@ -210,15 +310,12 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, blob string, st *urlState)
 		}
 		// Keep a part-read body for the next attempt when the server can
 		// resume it; drop it otherwise.
-		cur.Bytes = st.read.Load()
-		if pw != nil && cur.validator() != "" && cur.Bytes > 0 {
-			keep(pw, st, cur)
+		if pw != nil && st.get().resumable() {
+			pause()
 			return
 		}
 		_ = w.Abort()
-		st.mu.Lock()
-		st.resume = Resume{}
-		st.mu.Unlock()
+		st.set(Resume{})
 	}()
 
 	bufp := bufPool.Get().(*[]byte)
@@ -227,50 +324,40 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, blob string, st *urlState)
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			if st.read.Load()+int64(n) > limit {
+			if st.get().Bytes+int64(n) > limit {
 				_ = w.Abort()
+				st.set(Resume{})
 				committed = true // nothing to keep
-				return status, tooLarge
+				return status, stored{}, tooLarge
 			}
 			if _, err := w.Write(buf[:n]); err != nil {
-				return status, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "storing body: " + err.Error()}
+				return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "storing body: " + err.Error()}
 			}
-			st.read.Add(int64(n))
+			st.wrote(buf[:n])
 		}
 		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {
+			read := st.get().Bytes
 			if errors.Is(rerr, io.ErrUnexpectedEOF) {
-				msg := fmt.Sprintf("body truncated after %d of %d bytes", st.read.Load(), base+resp.ContentLength)
+				msg := fmt.Sprintf("body truncated after %d of %d bytes", read, cur.Bytes+resp.ContentLength)
 				if resp.ContentLength < 0 {
-					msg = fmt.Sprintf("body cut off after %d bytes (the connection closed mid-stream)", st.read.Load())
+					msg = fmt.Sprintf("body cut off after %d bytes (the connection closed mid-stream)", read)
 				}
-				return status, &failure{outcome: OutcomeError, status: status, retryable: true, msg: msg}
+				return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: msg}
 			}
-			return status, &failure{outcome: OutcomeError, status: status, retryable: true,
-				msg: fmt.Sprintf("reading body after %d bytes: %v", st.read.Load(), rerr)}
+			return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true,
+				msg: fmt.Sprintf("reading body after %d bytes: %v", read, rerr)}
 		}
 	}
+	done := st.get()
 	if err := w.Commit(); err != nil {
-		return status, &failure{outcome: OutcomeError, status: status, retryable: true, msg: err.Error()}
+		return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: err.Error()}
 	}
 	committed = true
-	return status, nil
-}
-
-// keep pauses a resumable writer and remembers how far it got.
-func keep(pw blobstore.PausableWriter, st *urlState, r Resume) {
-	if pw == nil {
-		return
-	}
-	if err := pw.Pause(); err != nil {
-		_ = pw.Abort()
-		r = Resume{}
-	}
-	st.mu.Lock()
-	st.resume = r
-	st.mu.Unlock()
+	st.set(Resume{})
+	return status, stored{key: key, size: done.Bytes, crc: done.CRC32C}, nil
 }
 
 // fetchURL fetches one URL with the batch's per-URL policy: attempts with
@@ -293,7 +380,16 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 		urlCtx, cancel = context.WithTimeout(ctx, p.URLTimeout)
 		defer cancel()
 	}
-	blob := BodyKey(prefix, t.Index)
+	defer func() {
+		// A URL that ended without a body keeps nothing for later, unless
+		// its worker is shutting down: the chunk resumes elsewhere.
+		if kept := st.get(); out.Blob == "" && kept.Blob != "" && (out.Outcome != OutcomeCanceled || dropKept(ctx)) {
+			if r, ok := f.Store.(blobstore.Resumer); ok {
+				_ = r.Discard(context.WithoutCancel(ctx), kept.Blob)
+			}
+			st.set(Resume{})
+		}
+	}()
 	maxAttempts := max(p.MaxAttempts, 1)
 	for {
 		release, err := f.acquire(urlCtx)
@@ -305,13 +401,13 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 		attempts := st.attempts
 		st.mu.Unlock()
 		attemptCtx, cancel := context.WithTimeout(urlCtx, p.AttemptTimeout)
-		status, fail := f.fetchOnce(attemptCtx, t.URL, blob, st)
+		status, body, fail := f.fetchOnce(attemptCtx, t.URL, prefix, t.Index, st)
 		timedOut := attemptCtx.Err() != nil
 		cancel()
 		release()
 		out.Status = status
 		if fail == nil {
-			out.Blob, out.Size = blob, st.read.Load()
+			out.Blob, out.Size, out.CRC32C = body.key, body.size, &body.crc
 			observer(f.Observer).Fetched(out.Size, time.Since(start))
 			return out
 		}
@@ -354,14 +450,16 @@ func (f *Fetcher) ended(ctx context.Context, out Fetched, last *failure) Fetched
 }
 
 func finish(out Fetched, fail *failure) Fetched {
-	out.Outcome, out.Status, out.Error = fail.outcome, fail.status, fail.msg
+	out.Outcome, out.Status, out.Error = fail.outcome, fail.status, TruncateError(fail.msg)
 	return out
 }
 
-// fetchCheckpoint is the fetch activity's heartbeat: the URLs done so far,
+// FetchCheckpoint is the fetch activity's heartbeat: the URLs done so far,
 // and for the others the attempts made and how far their bodies got, so a
-// retried chunk resumes (a large body from its last byte).
-type fetchCheckpoint struct {
+// retried chunk resumes (a large body from its last byte). The workflow
+// reads it from a timed-out chunk's last heartbeat, so the URLs done by
+// then keep their results.
+type FetchCheckpoint struct {
 	Done    []Fetched        `json:"done"`
 	Running map[int]inFlight `json:"running,omitempty"`
 }
@@ -390,7 +488,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 		pos[t.Index] = i
 		states[i] = &urlState{}
 	}
-	var cp fetchCheckpoint
+	var cp FetchCheckpoint
 	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &cp) == nil {
 		for _, d := range cp.Done {
 			if i, ok := pos[d.Index]; ok {
@@ -406,24 +504,17 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 
 	var mu sync.Mutex
 	running := map[int]int{} // URL index -> position, for URLs under way
-	checkpoint := func() fetchCheckpoint {
+	checkpoint := func() FetchCheckpoint {
 		mu.Lock()
 		defer mu.Unlock()
-		c := fetchCheckpoint{Running: map[int]inFlight{}}
+		c := FetchCheckpoint{Running: map[int]inFlight{}}
 		for i, ok := range done {
 			if ok {
 				c.Done = append(c.Done, items[i])
 			}
 		}
 		for idx, i := range running {
-			st := states[i]
-			st.mu.Lock()
-			r := st.resume
-			if r.validator() != "" {
-				r.Bytes = st.read.Load()
-			}
-			c.Running[idx] = inFlight{Attempts: st.attempts, Resume: r}
-			st.mu.Unlock()
+			c.Running[idx] = states[i].checkpoint()
 		}
 		return c
 	}
@@ -476,10 +567,26 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 	default:
 	}
 	if ctx.Err() != nil {
-		// Canceled: report what was done, so the batch's result is true.
+		if !cancelRequested(ctx) {
+			// The server gave up on this attempt (its worker was frozen
+			// or cut off): another attempt owns the chunk now.
+			return nil, ctx.Err()
+		}
+		// Canceled: report what was done, so the batch's result is true;
+		// a staged chunk's results go to the blob store.
+		if len(req.URLs) == 0 {
+			if err := writeStopped(ctx, f.Store, req.Prefix, req.Chunk, items); err != nil {
+				activity.GetLogger(ctx).Warn("recording a canceled chunk's results failed", "chunk", req.Chunk, "error", err)
+			}
+		}
 		return nil, temporal.NewCanceledError(FetchChunkResult{Items: items})
 	}
 	activity.GetLogger(ctx).Debug("chunk fetched", "chunk", req.Chunk, "urls", len(items))
+	for i := range items {
+		if items[i].Outcome != "" { // final: no hash step will count it
+			observer(f.Observer).URLDone(items[i].Outcome)
+		}
+	}
 	return &FetchChunkResult{Items: items}, nil
 }
 

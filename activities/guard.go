@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+
+	"code.dny.dev/ssrf"
 )
 
 // Guard decides which addresses the fetcher may connect to. By default it
@@ -41,11 +43,73 @@ func (e *BlockedError) Error() string {
 }
 
 // Blocked says why addr is not a public destination, or "" when it is.
+// The ranges are code.dny.dev/ssrf's, taken from IANA's special-purpose
+// registries: for IPv6, only global unicast (2000::/3) outside its
+// special-purpose ranges is public. An IPv6 address that embeds an IPv4
+// one is judged by that address: NAT64 (64:ff9b::/96) allows a public
+// IPv4 host only; 6to4 (2002::/16) and IPv4-compatible (::/96) addresses
+// are refused outright, naming the IPv4 address they hide.
 func Blocked(addr netip.Addr) string {
 	addr = addr.Unmap()
-	switch {
-	case !addr.IsValid():
+	if !addr.IsValid() {
 		return "not an address"
+	}
+	if addr.Is4() {
+		return blocked4(addr)
+	}
+	b := addr.As16()
+	switch {
+	case ssrf.IPv6NAT64Prefix.Contains(addr):
+		v4 := netip.AddrFrom4([4]byte(b[12:16]))
+		if why := blocked4(v4); why != "" {
+			return fmt.Sprintf("a NAT64 address for %s, which is %s", v4, why)
+		}
+		return ""
+	case sixToFour.Contains(addr):
+		return fmt.Sprintf("a 6to4 address (it embeds %s; 6to4 is deprecated)", netip.AddrFrom4([4]byte(b[2:6])))
+	case ipv4Compatible.Contains(addr) && !addr.IsUnspecified() && !addr.IsLoopback():
+		return fmt.Sprintf("an IPv4-compatible address (it embeds %s; the form is deprecated)", netip.AddrFrom4([4]byte(b[12:16])))
+	}
+	if why := common(addr); why != "" {
+		return why
+	}
+	if !ssrf.IPv6GlobalUnicast.Contains(addr) {
+		return "not a global unicast address (outside 2000::/3)"
+	}
+	for _, p := range ssrf.IPv6DeniedPrefixes {
+		if p.Contains(addr) {
+			return "in " + p.String() + ", a special-purpose range"
+		}
+	}
+	return ""
+}
+
+var (
+	sixToFour      = netip.MustParsePrefix("2002::/16")
+	ipv4Compatible = netip.MustParsePrefix("::/96")
+)
+
+func blocked4(addr netip.Addr) string {
+	if why := common(addr); why != "" {
+		return why
+	}
+	for _, p := range ssrf.IPv4DeniedPrefixes {
+		if p.Contains(addr) {
+			switch p.String() {
+			case "0.0.0.0/8":
+				return `in "this network" (0.0.0.0/8)`
+			case "100.64.0.0/10":
+				return "a shared (carrier-grade NAT) address"
+			}
+			return "in " + p.String() + ", a special-purpose range"
+		}
+	}
+	return ""
+}
+
+// common names the non-public kinds both families share.
+func common(addr netip.Addr) string {
+	switch {
 	case addr.IsUnspecified():
 		return "unspecified"
 	case addr.IsLoopback():
@@ -57,26 +121,7 @@ func Blocked(addr netip.Addr) string {
 	case addr.IsLinkLocalMulticast(), addr.IsInterfaceLocalMulticast(), addr.IsMulticast():
 		return "a multicast address"
 	}
-	for _, p := range special {
-		if p.prefix.Contains(addr) {
-			return p.why
-		}
-	}
 	return ""
-}
-
-// special are the non-public ranges netip has no method for.
-var special = []struct {
-	prefix netip.Prefix
-	why    string
-}{
-	{netip.MustParsePrefix("0.0.0.0/8"), `in "this network" (0.0.0.0/8)`},
-	{netip.MustParsePrefix("100.64.0.0/10"), "a shared (carrier-grade NAT) address"},
-	{netip.MustParsePrefix("192.0.0.0/24"), "an IETF protocol address"},
-	{netip.MustParsePrefix("198.18.0.0/15"), "a benchmarking address"},
-	{netip.MustParsePrefix("240.0.0.0/4"), "a reserved address"},
-	{netip.MustParsePrefix("64:ff9b:1::/48"), "a local-use NAT64 address"},
-	{netip.MustParsePrefix("fd00:ec2::254/128"), "a cloud metadata address"},
 }
 
 type allowList struct {

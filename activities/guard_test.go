@@ -27,9 +27,37 @@ func TestBlockedClassifiesAddresses(t *testing.T) {
 			t.Errorf("%s is allowed, want it refused", s)
 		}
 	}
-	for _, s := range []string{"93.184.215.14", "8.8.8.8", "1.1.1.1", "2606:4700::1111", "100.128.0.1", "172.32.0.1", "::ffff:8.8.8.8"} {
+	for _, s := range []string{"93.184.215.14", "8.8.8.8", "1.1.1.1", "2606:4700::1111", "100.128.0.1", "172.32.0.1", "::ffff:8.8.8.8",
+		"64:ff9b::808:808", // NAT64 for 8.8.8.8, on a DNS64 network
+	} {
 		if why := Blocked(netip.MustParseAddr(s)); why != "" {
 			t.Errorf("%s is refused (%s), want it allowed", s, why)
+		}
+	}
+}
+
+// IPv6 forms that embed an IPv4 address are judged by that address, or
+// refused outright; the reason names the address they hide.
+func TestBlockedSeesIPv4InsideIPv6(t *testing.T) {
+	for addr, want := range map[string]string{
+		"64:ff9b::a9fe:a9fe":   "169.254.169.254", // NAT64: the metadata service on a DNS64 network
+		"64:ff9b::7f00:1":      "127.0.0.1",
+		"64:ff9b::a00:1":       "10.0.0.1",
+		"64:ff9b::c0a8:101":    "192.168.1.1",
+		"2002:a9fe:a9fe::1":    "169.254.169.254", // 6to4
+		"2002:7f00:1::":        "127.0.0.1",
+		"2002:808:808::1":      "8.8.8.8",         // refused too: 6to4 is deprecated
+		"::a9fe:a9fe":          "169.254.169.254", // IPv4-compatible
+		"::10.0.0.1":           "10.0.0.1",
+		"64:ff9b:1::a9fe:a9fe": "", // local-use NAT64: refused, whatever it embeds
+		"2001:0:4136:e378::1":  "", // Teredo
+		"2001:db8::1":          "", // documentation
+	} {
+		why := Blocked(netip.MustParseAddr(addr))
+		if why == "" {
+			t.Errorf("%s is allowed, want it refused", addr)
+		} else if want != "" && !strings.Contains(why, want) {
+			t.Errorf("%s refused as %q, want the reason to name %s", addr, why, want)
 		}
 	}
 }

@@ -9,13 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
+	"hash/crc32"
 	"io"
 	"runtime"
 	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/batchfetch/batchfetch/blobstore"
 )
@@ -40,18 +41,43 @@ const hashChunk = 4 << 20
 var hashBufPool = sync.Pool{New: func() any { b := make([]byte, hashChunk); return &b }}
 
 // hashCheckpoint is the hash activity's heartbeat: the results so far and
-// the state of the sha256 of the body under way, so a retried chunk (after
-// a worker crash) resumes mid-body instead of from byte zero.
+// the state of the body under way (its blob, how far the hash got, the
+// sha256 and CRC-32C states there), so a retried chunk (after a worker
+// crash) resumes mid-body instead of from byte zero.
 type hashCheckpoint struct {
 	Results []Result `json:"results"`
+	Blob    string   `json:"blob,omitempty"`
 	Offset  int64    `json:"offset,omitempty"`
 	State   []byte   `json:"state,omitempty"`
+	CRC32C  uint32   `json:"crc32c,omitempty"`
 }
+
+// hashState is how far the hash of one blob got: the digest state is
+// marshalled by the hashing goroutine itself, between writes, so a
+// checkpoint never pairs a digest with an offset it does not belong to.
+type hashState struct {
+	Offset int64
+	State  []byte
+	CRC32C uint32
+}
+
+// integrityAttempts is how many attempts of a hash activity retry a body
+// whose bytes differ from what the fetch stored, before its URL ends as an
+// error.
+const integrityAttempts = 3
+
+// IntegrityErrorType is the ApplicationError type of a hash attempt that
+// found a blob whose bytes differ from what the fetch stored.
+const IntegrityErrorType = "IntegrityMismatch"
 
 // HashChunk hashes the bodies of a chunk and returns the chunk's final
 // results, or writes them to the blob store for a staged batch. It checks
 // for cancellation between megabytes, so a canceled batch stops hashing
-// mid-body.
+// mid-body; then what was hashed so far is returned (or stored) with the
+// cancellation.
+//
+// Every body is checked against the size and CRC-32C its fetch recorded:
+// an ok result is always the hash of the exact bytes the fetch stored.
 func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChunkResult, error) {
 	every := h.HeartbeatEvery
 	if every <= 0 {
@@ -68,18 +94,14 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 	obs := observer(h.Observer)
 
 	var mu sync.Mutex
-	var cur struct {
-		sum    hash.Hash
-		offset int64
-	}
+	var curBlob string
+	var cur *hashState
 	stop := heartbeat(ctx, every, func() any {
 		mu.Lock()
 		defer mu.Unlock()
 		c := hashCheckpoint{Results: results}
-		if cur.sum != nil {
-			if state, err := cur.sum.(encoding.BinaryMarshaler).MarshalBinary(); err == nil {
-				c.Offset, c.State = cur.offset, state
-			}
+		if cur != nil {
+			c.Blob, c.Offset, c.State, c.CRC32C = curBlob, cur.Offset, cur.State, cur.CRC32C
 		}
 		return c
 	})
@@ -91,42 +113,80 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 		if it.Outcome != "" {
 			r = it.Final()
 		} else {
-			var resumeAt int64
-			var resumeState []byte
-			if i == len(cp.Results) && cp.State != nil {
-				resumeAt, resumeState = cp.Offset, cp.State
+			var resume *hashState
+			if i == len(cp.Results) && cp.Blob == it.Blob && cp.State != nil {
+				resume = &hashState{Offset: cp.Offset, State: cp.State, CRC32C: cp.CRC32C}
 			}
+			mu.Lock()
+			curBlob, cur = it.Blob, nil
+			mu.Unlock()
 			obs.SlotsInUse("cpu", 1)
 			began := time.Now()
-			sum, size, err := h.hashBlob(ctx, it.Blob, resumeAt, resumeState, func(s hash.Hash, off int64) {
+			sum, err := h.hashBlob(ctx, it.Blob, resume, func(s hashState) {
 				mu.Lock()
-				cur.sum, cur.offset = s, off
+				cur = &s
 				mu.Unlock()
 			})
 			obs.SlotsInUse("cpu", -1)
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return h.stopped(ctx, req, results)
 			}
-			if err == nil {
-				obs.Hashed(size-resumeAt, time.Since(began))
-			}
-			r = Result{URL: it.URL, Status: it.Status, Attempts: it.Attempts, ElapsedMS: it.ElapsedMS, Size: size}
-			if err != nil {
+			r = Result{URL: it.URL, Status: it.Status, Attempts: it.Attempts, ElapsedMS: it.ElapsedMS, Size: it.Size}
+			switch {
+			case err != nil:
 				var nf *blobError
 				if !errors.As(err, &nf) || !nf.final {
 					return nil, err // retry the chunk; results so far are checkpointed
 				}
-				r.Outcome, r.Error, r.Size = OutcomeError, "hashing: "+err.Error(), it.Size
-			} else {
-				r.Outcome, r.SHA256 = OutcomeOK, sum
+				r.Outcome, r.Error = OutcomeError, TruncateError("hashing: "+err.Error())
+			case sum.size != it.Size || (it.CRC32C != nil && sum.crc != *it.CRC32C):
+				msg := fmt.Sprintf("integrity check failed: %s holds %d bytes", it.Blob, sum.size)
+				if it.CRC32C != nil {
+					msg += fmt.Sprintf(" (crc32c %08x), the fetch stored %d bytes (crc32c %08x)", sum.crc, it.Size, *it.CRC32C)
+				} else {
+					msg += fmt.Sprintf(", the fetch stored %d bytes", it.Size)
+				}
+				activity.GetLogger(ctx).Error("blob differs from what was fetched", "url", Redact(it.URL), "detail", msg)
+				if activity.GetInfo(ctx).Attempt < integrityAttempts {
+					return nil, temporal.NewApplicationError(msg, IntegrityErrorType)
+				}
+				r.Outcome, r.Error = OutcomeError, msg
+			default:
+				obs.Hashed(sum.size-resumedAt(resume), time.Since(began))
+				r.Outcome, r.SHA256 = OutcomeOK, sum.hex
 			}
 		}
 		mu.Lock()
 		results = append(results, r)
-		cur.sum = nil
+		cur = nil
 		mu.Unlock()
 	}
 
+	out := countResults(results)
+	if req.Staged {
+		if err := writeResults(ctx, h.Store, ResultsKey(req.Prefix, req.Chunk), results); err != nil {
+			return nil, err
+		}
+	} else {
+		out.Results = results
+	}
+	for i := range results {
+		if req.Items[i].Outcome == "" { // the fetch counted the others
+			obs.URLDone(results[i].Outcome)
+		}
+	}
+	return out, nil
+}
+
+func resumedAt(s *hashState) int64 {
+	if s == nil {
+		return 0
+	}
+	return s.Offset
+}
+
+// countResults counts a chunk's results.
+func countResults(results []Result) *HashChunkResult {
 	out := &HashChunkResult{}
 	for i := range results {
 		if results[i].Outcome == OutcomeOK {
@@ -138,17 +198,33 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 			out.FirstFailed = &results[i]
 		}
 	}
+	return out
+}
+
+// stopped ends a hash attempt whose context was canceled. When the
+// workflow asked for it, the results so far (and the URLs it never got
+// to, as canceled) go back with the cancellation, or to the blob store
+// for a staged batch. An attempt the server gave up on (a zombie) returns
+// nothing: another attempt owns the chunk.
+func (h *Hasher) stopped(ctx context.Context, req HashChunkRequest, done []Result) (*HashChunkResult, error) {
+	if !cancelRequested(ctx) {
+		return nil, ctx.Err()
+	}
+	results := append([]Result(nil), done...)
+	for _, it := range req.Items[len(done):] {
+		results = append(results, stoppedResult(it, OutcomeCanceled, "canceled before hashing"))
+	}
+	out := countResults(results)
 	if req.Staged {
-		if err := writeResults(ctx, h.Store, ResultsKey(req.Prefix, req.Chunk), results); err != nil {
-			return nil, err
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := writeResults(wctx, h.Store, StoppedResultsKey(req.Prefix, req.Chunk), results); err != nil {
+			activity.GetLogger(ctx).Warn("recording a canceled chunk's results failed", "chunk", req.Chunk, "error", err)
 		}
 	} else {
 		out.Results = results
 	}
-	for i := range results {
-		obs.URLDone(results[i].Outcome)
-	}
-	return out, nil
+	return nil, temporal.NewCanceledError(*out)
 }
 
 type blobError struct {
@@ -159,50 +235,61 @@ type blobError struct {
 func (e *blobError) Error() string { return e.err.Error() }
 func (e *blobError) Unwrap() error { return e.err }
 
-// hashBlob returns the sha256 of a blob, resuming at offset from a
-// marshalled digest state when one is given. progress sees the digest
-// after every megabyte.
-func (h *Hasher) hashBlob(ctx context.Context, key string, offset int64, state []byte, progress func(hash.Hash, int64)) (string, int64, error) {
+// blobSum is what hashing a blob found.
+type blobSum struct {
+	hex  string
+	size int64
+	crc  uint32
+}
+
+// hashBlob returns the sha256, size and CRC-32C of a blob, resuming from a
+// checkpointed state when one is given. progress sees the state after
+// every read (the sha256 state marshalled then, with its offset and CRC).
+func (h *Hasher) hashBlob(ctx context.Context, key string, resume *hashState, progress func(hashState)) (blobSum, error) {
 	r, err := h.Store.Open(ctx, key)
 	if err != nil {
-		return "", 0, &blobError{final: errors.Is(err, blobstore.ErrNotFound), err: err}
+		return blobSum{}, &blobError{final: errors.Is(err, blobstore.ErrNotFound), err: err}
 	}
 	defer r.Close()
 	sum := sha256.New()
-	if state != nil && offset > 0 {
-		if err := sum.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err == nil {
-			if err := skip(r, offset); err != nil {
-				return "", 0, &blobError{err: err}
+	var offset int64
+	var crc uint32
+	if resume != nil && resume.Offset > 0 {
+		if err := sum.(encoding.BinaryUnmarshaler).UnmarshalBinary(resume.State); err == nil {
+			if err := skip(r, resume.Offset); err != nil {
+				return blobSum{}, &blobError{err: err}
 			}
+			offset, crc = resume.Offset, resume.CRC32C
 			activity.GetLogger(ctx).Info("resuming hash", "blob", key, "offset", offset)
 		} else {
 			sum.Reset()
-			offset = 0
 		}
-	} else {
-		offset = 0
 	}
 	bufp := hashBufPool.Get().(*[]byte)
 	defer hashBufPool.Put(bufp)
 	buf := *bufp
 	for {
 		if err := ctx.Err(); err != nil {
-			return "", 0, err
+			return blobSum{}, err
 		}
 		n, err := io.ReadFull(r, buf)
 		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-			return "", 0, &blobError{err: fmt.Errorf("reading blob: %w", err)}
+			return blobSum{}, &blobError{err: fmt.Errorf("reading blob: %w", err)}
 		}
 		// Hash what was read a megabyte at a time, yielding in between so
 		// latency-sensitive goroutines (fetches) get the processor soon.
 		for i := 0; i < n; i += 1 << 20 {
-			sum.Write(buf[i:min(i+1<<20, n)])
+			part := buf[i:min(i+1<<20, n)]
+			sum.Write(part)
+			crc = crc32.Update(crc, castagnoli, part)
 			runtime.Gosched()
 		}
 		offset += int64(n)
-		progress(sum, offset)
 		if n < len(buf) {
-			return hex.EncodeToString(sum.Sum(nil)), offset, nil
+			return blobSum{hex: hex.EncodeToString(sum.Sum(nil)), size: offset, crc: crc}, nil
+		}
+		if state, err := sum.(encoding.BinaryMarshaler).MarshalBinary(); err == nil {
+			progress(hashState{Offset: offset, State: state, CRC32C: crc})
 		}
 	}
 }

@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"crypto/sha256"
-	"hash"
 	"os"
 	"path/filepath"
 	"testing"
@@ -45,7 +44,7 @@ func BenchmarkHashBlob(b *testing.B) {
 		h := &Hasher{Store: store}
 		b.SetBytes(size)
 		for range b.N {
-			if _, _, err := h.hashBlob(context.Background(), "b/x", 0, nil, func(hash.Hash, int64) {}); err != nil {
+			if _, err := h.hashBlob(context.Background(), "b/x", nil, func(hashState) {}); err != nil {
 				b.Fatal(err)
 			}
 		}

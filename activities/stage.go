@@ -168,8 +168,20 @@ type AssembleRequest struct {
 	ChunkSize int    `json:"chunk_size"`
 	Dest      string `json:"dest"`
 	// Known results for URLs whose chunk never wrote its file (the URL
-	// that stopped a fail_fast batch); every other such URL is canceled.
+	// that stopped a fail_fast batch): at most one per part.
 	Known []IndexedResult `json:"known,omitempty"`
+	// Failed are runs of chunks whose part (a child workflow) failed: a
+	// URL of theirs with no results file gets the run's outcome and error.
+	// Every other URL without a results file is canceled.
+	Failed []FailedChunks `json:"failed,omitempty"`
+}
+
+// FailedChunks is a run of chunks [From, To) that failed as one, and why.
+type FailedChunks struct {
+	From    int    `json:"from"`
+	To      int    `json:"to"`
+	Outcome string `json:"outcome"`
+	Error   string `json:"error"`
 }
 
 // IndexedResult is a Result with its position in the input.
@@ -211,28 +223,15 @@ func (f *Fetcher) AssembleResults(ctx context.Context, req AssembleRequest) (*As
 		if c%50 == 0 {
 			activity.RecordHeartbeat(ctx, c)
 		}
-		r, err := f.Store.Open(ctx, ResultsKey(req.Prefix, c))
-		if err == nil {
-			dec := json.NewDecoder(r)
-			for {
-				var res Result
-				if err := dec.Decode(&res); err == io.EOF {
-					break
-				} else if err != nil {
-					r.Close()
-					return nil, fmt.Errorf("reading results of chunk %d: %w", c, err)
-				}
-				count(&res)
-				if err := enc.Encode(&res); err != nil {
-					r.Close()
-					return nil, err
-				}
-			}
-			r.Close()
-			continue
+		found, err := copyResults(ctx, f.Store, ResultsKey(req.Prefix, c), c, enc, count)
+		if err == nil && !found {
+			found, err = copyResults(ctx, f.Store, StoppedResultsKey(req.Prefix, c), c, enc, count)
 		}
-		if !errors.Is(err, blobstore.ErrNotFound) {
+		if err != nil {
 			return nil, err
+		}
+		if found {
+			continue
 		}
 		tasks, err := f.readURLs(ctx, URLsKey(req.Prefix, c), c*req.ChunkSize)
 		if err != nil {
@@ -245,6 +244,11 @@ func (f *Fetcher) AssembleResults(ctx context.Context, req AssembleRequest) (*As
 			}
 			if !ok {
 				res = Result{URL: t.URL, Outcome: OutcomeCanceled, Error: "canceled: batch stopped"}
+				for _, fc := range req.Failed {
+					if c >= fc.From && c < fc.To {
+						res.Outcome, res.Error = fc.Outcome, TruncateError(fc.Error)
+					}
+				}
 			}
 			count(&res)
 			if err := enc.Encode(&res); err != nil {
@@ -256,4 +260,29 @@ func (f *Fetcher) AssembleResults(ctx context.Context, req AssembleRequest) (*As
 		return nil, err
 	}
 	return out, nil
+}
+
+// copyResults appends a chunk's results file to enc, if there is one.
+func copyResults(ctx context.Context, store blobstore.Store, key string, chunk int, enc *json.Encoder, count func(*Result)) (bool, error) {
+	r, err := store.Open(ctx, key)
+	if errors.Is(err, blobstore.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
+	dec := json.NewDecoder(r)
+	for {
+		var res Result
+		if err := dec.Decode(&res); err == io.EOF {
+			return true, nil
+		} else if err != nil {
+			return false, fmt.Errorf("reading results of chunk %d: %w", chunk, err)
+		}
+		count(&res)
+		if err := enc.Encode(&res); err != nil {
+			return false, err
+		}
+	}
 }

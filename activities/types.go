@@ -1,8 +1,11 @@
 package activities
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Outcomes of one URL.
@@ -73,14 +76,19 @@ type FetchChunkRequest struct {
 type Fetched struct {
 	Index int    `json:"i"`
 	URL   string `json:"url"`
-	// Blob holds the body when the fetch succeeded (Outcome is empty).
-	Blob      string `json:"blob,omitempty"`
-	Outcome   string `json:"outcome,omitempty"`
-	Status    int    `json:"status"`
-	Size      int64  `json:"size"`
-	Attempts  int    `json:"attempts"`
-	ElapsedMS int64  `json:"elapsed_ms"`
-	Error     string `json:"error,omitempty"`
+	// Blob holds the body when the fetch succeeded (Outcome is empty):
+	// the exact blob the attempt that fetched it wrote, never shared with
+	// another attempt.
+	Blob string `json:"blob,omitempty"`
+	// CRC32C is the Castagnoli CRC of the body's bytes as they were
+	// fetched; the hash step checks the blob against it and Size.
+	CRC32C    *uint32 `json:"crc32c,omitempty"`
+	Outcome   string  `json:"outcome,omitempty"`
+	Status    int     `json:"status"`
+	Size      int64   `json:"size"`
+	Attempts  int     `json:"attempts"`
+	ElapsedMS int64   `json:"elapsed_ms"`
+	Error     string  `json:"error,omitempty"`
 }
 
 // Final is the Result of a URL whose fetch ended without a body.
@@ -113,17 +121,52 @@ type HashChunkResult struct {
 	FirstFailed *Result `json:"first_failed,omitempty"`
 }
 
-// BodyKey holds the body of URL index. Bodies are spread over 256
-// directories: many files created at once in one directory contend for
-// its lock (on ext4, 20 times slower at 100 writers).
+// BodyKey is where the bodies of URL index go: each attempt writes a blob
+// of its own, BodyKey(prefix, index) + "." + a random token. Bodies are
+// spread over 256 directories: many files created at once in one
+// directory contend for its lock (on ext4, 20 times slower at 100
+// writers).
 func BodyKey(prefix string, index int) string {
 	return fmt.Sprintf("%s/bodies/%02x/%09d", prefix, index%256, index)
+}
+
+// attemptKey names the blob one attempt at a URL writes: no two attempts,
+// on any worker, share one.
+func attemptKey(prefix string, index int) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return BodyKey(prefix, index) + "." + hex.EncodeToString(b[:])
 }
 
 // URLsKey holds a staged chunk's URLs, one per line.
 func URLsKey(prefix string, chunk int) string { return fmt.Sprintf("%s/urls/%06d.txt", prefix, chunk) }
 
-// ResultsKey holds a staged chunk's results as JSON lines.
+// ResultsKey holds a staged chunk's results as JSON lines, written by the
+// hash step when the chunk completes.
 func ResultsKey(prefix string, chunk int) string {
 	return fmt.Sprintf("%s/results/%06d.jsonl", prefix, chunk)
+}
+
+// StoppedResultsKey holds the results of a staged chunk that did not
+// complete: written when its batch is canceled (what was done so far) or
+// when its activities finally failed (each URL with its error).
+// AssembleResults reads it only when ResultsKey is missing.
+func StoppedResultsKey(prefix string, chunk int) string {
+	return fmt.Sprintf("%s/results/%06d.stopped.jsonl", prefix, chunk)
+}
+
+// MaxErrorText bounds the error text one URL's result carries, so that no
+// payload grows with the length of an error chain.
+const MaxErrorText = 1024
+
+// TruncateError shortens s to MaxErrorText bytes (on a rune boundary).
+func TruncateError(s string) string {
+	if len(s) <= MaxErrorText {
+		return s
+	}
+	cut := MaxErrorText - len(" …")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + " …"
 }

@@ -42,13 +42,23 @@ type Writer interface {
 
 // Resumer is a Store that can keep an unfinished blob for a later writer:
 // a download cut off part-way continues where it stopped.
+//
+// Every writer has a key of its own: a new attempt never reopens an older
+// attempt's file, it copies the kept prefix into its own. A writer that an
+// older attempt still holds open (a frozen process that wakes up) can then
+// never touch the new attempt's bytes.
 type Resumer interface {
 	// CreateResumable starts a blob like Create; its Writer also has
-	// Pause, which keeps what was written for Resume.
+	// Pause, which keeps what was written for ResumeFrom.
 	CreateResumable(ctx context.Context, key string) (PausableWriter, error)
-	// Resume reopens the unfinished blob under key at offset, dropping
-	// anything written after it. It fails when fewer bytes were kept.
-	Resume(ctx context.Context, key string, offset int64) (PausableWriter, error)
+	// ResumeFrom starts a resumable blob under key that begins with the
+	// first offset bytes a paused writer of from kept. The copied bytes
+	// are also written to tee (when not nil), so the caller can check
+	// them. from's kept bytes are released once copied. It fails when
+	// fewer than offset bytes were kept.
+	ResumeFrom(ctx context.Context, key, from string, offset int64, tee io.Writer) (PausableWriter, error)
+	// Discard releases what a paused writer of key kept.
+	Discard(ctx context.Context, key string) error
 }
 
 // PausableWriter is a Writer that can stop without committing or
@@ -110,7 +120,8 @@ func (d *Dir) Create(_ context.Context, key string) (Writer, error) {
 	return &dirWriter{f: f, final: p}, nil
 }
 
-// partial is where a resumable blob grows: one fixed name per key.
+// partial is where a resumable blob grows: one name per key, and every
+// writer has a key of its own.
 func partial(p string) string {
 	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".partial")
 }
@@ -124,38 +135,64 @@ func (d *Dir) CreateResumable(_ context.Context, key string) (PausableWriter, er
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return nil, fmt.Errorf("blobstore: %w", err)
 	}
-	f, err := os.OpenFile(partial(p), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(partial(p), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("blobstore: %w", err)
 	}
 	return &dirWriter{f: f, final: p}, nil
 }
 
-// Resume implements Resumer.
-func (d *Dir) Resume(_ context.Context, key string, offset int64) (PausableWriter, error) {
+// ResumeFrom implements Resumer.
+func (d *Dir) ResumeFrom(_ context.Context, key, from string, offset int64, tee io.Writer) (PausableWriter, error) {
 	p, err := d.path(key)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(partial(p), os.O_WRONLY, 0o644)
+	fp, err := d.path(from)
 	if err != nil {
-		return nil, fmt.Errorf("blobstore: resuming %s: %w", key, err)
+		return nil, err
 	}
-	st, err := f.Stat()
-	if err == nil && st.Size() < offset {
-		err = fmt.Errorf("only %d of %d bytes were kept", st.Size(), offset)
+	src, err := os.Open(partial(fp))
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: resuming from %s: %w", from, err)
 	}
-	if err == nil {
-		err = f.Truncate(offset)
+	defer func() {
+		src.Close()
+		_ = os.Remove(partial(fp)) // released: the new attempt holds its own copy
+	}()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
 	}
-	if err == nil {
-		_, err = f.Seek(offset, io.SeekStart)
+	dst, err := os.OpenFile(partial(p), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
+	}
+	var w io.Writer = dst
+	if tee != nil {
+		w = io.MultiWriter(dst, tee)
+	}
+	n, err := io.Copy(w, io.LimitReader(src, offset))
+	if err == nil && n < offset {
+		err = fmt.Errorf("only %d of %d bytes were kept", n, offset)
 	}
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("blobstore: resuming %s: %w", key, err)
+		dst.Close()
+		_ = os.Remove(dst.Name())
+		return nil, fmt.Errorf("blobstore: resuming %s from %s: %w", key, from, err)
 	}
-	return &dirWriter{f: f, final: p}, nil
+	return &dirWriter{f: dst, final: p}, nil
+}
+
+// Discard implements Resumer.
+func (d *Dir) Discard(_ context.Context, key string) error {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(partial(p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	return nil
 }
 
 type dirWriter struct {

@@ -331,6 +331,11 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 		}
 		return &exitError{exitFailed, fmt.Errorf("batch failed: %s", appErr.Message())}
 	case errors.As(err, &canceled):
+		if partial, ok := workflows.CanceledOutput(err); ok {
+			if perr := printOutput(ctx, stdout, *partial, *o); perr != nil {
+				return perr
+			}
+		}
 		return &exitError{exitFailed, fmt.Errorf("batch canceled (workflow_id=%s)", run.GetID())}
 	default:
 		return &exitError{exitFailed, fmt.Errorf("batch %s: %w", run.GetID(), err)}

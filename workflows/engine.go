@@ -30,14 +30,17 @@ type engine struct {
 	conc       int // URLs fetched at once within a chunk
 	progress   *Progress
 	results    []Result // inline batches: every URL's result
-	// known holds the final results a staged batch cannot find in its
-	// chunk files (chunks whose activities ended early).
+	// known holds the result of the URL that stopped a staged fail_fast
+	// batch (its chunk never writes a results file): at most one. Every
+	// other URL of a staged batch has its result in the blob store.
 	known       []activities.IndexedResult
 	failure     *Result // the URL that stopped a fail_fast batch
+	failureAt   int     // its index in the batch
 	onChunkDone func()
 
-	slots    int // fetch slots held by running chunks
-	running  int // chunks being worked on
+	stopAll  func() // cancels every running chunk
+	slots    int    // fetch slots held by running chunks
+	running  int    // chunks being worked on
 	stopping bool
 }
 
@@ -57,6 +60,7 @@ func newEngine(ctx workflow.Context, s Settings, prefix string, chunkSize int, s
 func (e *engine) run(ctx workflow.Context, chunks []chunk) {
 	runCtx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
+	e.stopAll = cancel
 	// Waiting goes on after a cancel: siblings confirm their cancellation.
 	bg, _ := workflow.NewDisconnectedContext(ctx)
 	for _, ch := range chunks {
@@ -76,13 +80,13 @@ func (e *engine) run(ctx workflow.Context, chunks []chunk) {
 					e.onChunkDone()
 				}
 			}()
-			e.runChunk(ctx, ch, w, cancel)
+			e.runChunk(ctx, ch, w)
 		})
 	}
 	_ = workflow.Await(bg, func() bool { return e.running == 0 })
 }
 
-func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int, stopAll func()) {
+func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 	var f *activities.Fetcher
 	fetchCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:           e.fetchQueue,
@@ -97,6 +101,7 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int, stopAll func())
 		Summary:     e.summary("GET", ch),
 	})
 	var fetched activities.FetchChunkResult
+	var chunkOutcome, chunkMsg string // the fetch activity's own failure
 	err := workflow.ExecuteActivity(fetchCtx, f.FetchChunk, activities.FetchChunkRequest{
 		Prefix: e.prefix, Chunk: ch.index, URLs: ch.urls, First: ch.first, Concurrency: w,
 		Policy: activities.Policy{
@@ -108,20 +113,49 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int, stopAll func())
 	e.progress.InFlight -= w
 	if err != nil {
 		var canceled *temporal.CanceledError
-		if !errors.As(err, &canceled) || !canceled.HasDetails() || canceled.Details(&fetched) != nil || len(fetched.Items) != ch.n {
-			fetched.Items = e.failedItems(ch, err)
+		if errors.As(err, &canceled) {
+			// The batch stopped: a staged chunk recorded what it had done
+			// in the blob store, an inline one sends it back.
+			if !canceled.HasDetails() || canceled.Details(&fetched) != nil || len(fetched.Items) != ch.n {
+				fetched.Items = e.failedItems(ch, OutcomeCanceled, "canceled")
+			}
+			e.finishEarly(ch, fetched.Items)
+			return
 		}
-		e.finishEarly(ch, fetched.Items)
-		return
+		// The fetch activity finally failed. URLs its last heartbeat had
+		// finished keep their word (and their bodies get hashed); every
+		// other URL fails with the activity's error.
+		outcome, msg := Classify(err)
+		chunkOutcome, chunkMsg = outcome, msg
+		fetched.Items = e.failedItems(ch, outcome, msg)
+		var timeout *temporal.TimeoutError
+		var cp activities.FetchCheckpoint
+		if errors.As(err, &timeout) && timeout.HasLastHeartbeatDetails() && timeout.LastHeartbeatDetails(&cp) == nil {
+			for _, d := range cp.Done {
+				if i := d.Index - ch.first; i >= 0 && i < ch.n {
+					fetched.Items[i] = d
+				}
+			}
+		}
+		workflow.GetLogger(ctx).Warn("fetch chunk failed", "chunk", ch.index, "error", msg)
 	}
 	if e.s.FailFast {
 		for _, it := range fetched.Items {
 			if it.Outcome != "" && it.Outcome != OutcomeCanceled {
-				e.stop(it.Final(), stopAll)
+				e.stop(it.Final(), it.Index)
 				e.finishEarly(ch, fetched.Items)
 				return
 			}
 		}
+	}
+	hasBody := false
+	for _, it := range fetched.Items {
+		hasBody = hasBody || it.Outcome == ""
+	}
+	if !hasBody {
+		// Nothing to hash: every URL of the chunk has its final word.
+		e.record(ctx, ch, fetched.Items, chunkOutcome, chunkMsg)
+		return
 	}
 
 	var h *activities.Hasher
@@ -138,18 +172,24 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int, stopAll func())
 	if err := workflow.ExecuteActivity(hashCtx, h.HashChunk, activities.HashChunkRequest{
 		Prefix: e.prefix, Chunk: ch.index, Items: fetched.Items, Staged: e.staged,
 	}).Get(ctx, &hashed); err != nil {
-		msg := "canceled"
-		outcome := OutcomeCanceled
 		var canceled *temporal.CanceledError
-		if !errors.As(err, &canceled) {
-			outcome, msg = OutcomeError, "hashing: "+err.Error()
-		}
-		for i := range fetched.Items {
-			if fetched.Items[i].Outcome == "" {
-				fetched.Items[i].Outcome, fetched.Items[i].Error = outcome, msg
+		if errors.As(err, &canceled) {
+			// What was hashed before the cancel stays hashed.
+			var done activities.HashChunkResult
+			if !e.staged && canceled.HasDetails() && canceled.Details(&done) == nil && len(done.Results) == ch.n {
+				for i, r := range done.Results {
+					e.results[ch.first+i] = r
+				}
+				e.count(ch.n, done.OK)
+				return
 			}
+			e.finishEarly(ch, fetched.Items)
+			return
 		}
-		e.finishEarly(ch, fetched.Items)
+		// The hash activity finally failed: its bodies' URLs fail with
+		// its error, the others keep their fetch's word.
+		msg := activities.TruncateError("hashing: " + cause(err).Error())
+		e.record(ctx, ch, fetched.Items, OutcomeError, msg)
 		return
 	}
 	if !e.staged {
@@ -159,12 +199,67 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int, stopAll func())
 	}
 	e.count(ch.n, hashed.OK)
 	if e.s.FailFast && hashed.FirstFailed != nil {
-		e.stop(*hashed.FirstFailed, stopAll)
+		e.stop(*hashed.FirstFailed, -1)
 	}
 }
 
+// record ends a chunk that will not be hashed: every URL keeps its
+// fetch's final word, and a fetched body left unhashed fails with
+// outcome and msg. A staged chunk's results go to the blob store (one
+// small activity, so nothing about its URLs stays in the workflow).
+func (e *engine) record(ctx workflow.Context, ch chunk, items []activities.Fetched, outcome, msg string) {
+	if e.staged {
+		var f *activities.Fetcher
+		if err := workflow.ExecuteActivity(housekeeping(ctx, 5*time.Minute, 5, fmt.Sprintf("record results of URLs %d to %d", ch.first+1, ch.first+ch.n)),
+			f.RecordChunkFailure, activities.ChunkFailure{
+				Prefix: e.prefix, Chunk: ch.index, First: ch.first, Items: ownWords(items, outcome, msg), Outcome: outcome, Error: msg,
+			}).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("recording a chunk's results failed", "chunk", ch.index, "error", err)
+		}
+	} else {
+		for _, it := range items {
+			r := it.Final()
+			if it.Outcome == "" {
+				r.Outcome, r.Error = outcome, msg
+			}
+			e.results[it.Index] = r
+		}
+	}
+	var first *activities.Fetched
+	for i := range items {
+		if first == nil && items[i].Outcome != OutcomeCanceled {
+			first = &items[i]
+		}
+	}
+	e.count(ch.n, 0) // no body was hashed: none is ok
+	if e.s.FailFast && first != nil {
+		r := first.Final()
+		if first.Outcome == "" {
+			r.Outcome, r.Error = outcome, msg
+		}
+		e.stop(r, first.Index)
+	}
+}
+
+// ownWords keeps the items of a staged chunk that say more than the
+// chunk's own outcome and msg, without their URLs (the activity reads them
+// from the chunk's file), so the payload stays small.
+func ownWords(items []activities.Fetched, outcome, msg string) []activities.Fetched {
+	var out []activities.Fetched
+	for _, it := range items {
+		if it.Outcome != "" && it.Outcome == outcome && it.Error == msg {
+			continue
+		}
+		it.URL = ""
+		out = append(out, it)
+	}
+	return out
+}
+
 // finishEarly records a chunk that ends without hashing: items that got
-// no further than their fetch are canceled.
+// no further than their fetch are canceled. A staged chunk's results are
+// in the blob store already (its activity wrote them when canceled), but
+// for the URL that stopped a fail_fast batch.
 func (e *engine) finishEarly(ch chunk, items []activities.Fetched) {
 	for _, it := range items {
 		if it.Outcome == "" {
@@ -172,7 +267,7 @@ func (e *engine) finishEarly(ch chunk, items []activities.Fetched) {
 		}
 		r := it.Final()
 		if e.staged {
-			if r.Outcome != OutcomeCanceled {
+			if e.failure != nil && it.Index == e.failureAt && len(e.known) == 0 {
 				e.known = append(e.known, activities.IndexedResult{Index: it.Index, Result: r})
 			}
 		} else {
@@ -184,8 +279,7 @@ func (e *engine) finishEarly(ch chunk, items []activities.Fetched) {
 
 // failedItems describes a chunk whose fetch activity ended with an error
 // and no word on its URLs.
-func (e *engine) failedItems(ch chunk, err error) []activities.Fetched {
-	outcome, msg := Classify(err)
+func (e *engine) failedItems(ch chunk, outcome, msg string) []activities.Fetched {
 	items := make([]activities.Fetched, ch.n)
 	for i := range items {
 		items[i] = activities.Fetched{Index: ch.first + i, Outcome: outcome, Error: msg}
@@ -204,13 +298,20 @@ func (e *engine) count(n, ok int) {
 	e.progress.Failed += n - ok
 }
 
-func (e *engine) stop(r Result, stopAll func()) {
+// stop ends a fail_fast batch at its first final failure: r, the URL at
+// index (-1 when its index is not at hand: its chunk's results are
+// written).
+func (e *engine) stop(r Result, index int) {
 	if e.stopping {
 		return
 	}
 	e.stopping = true
+	e.failureAt = index
+	if r.URL == "" && index >= 0 {
+		r.URL = fmt.Sprintf("URL %d of the batch", index+1) // a staged chunk's URLs are in its file
+	}
 	e.failure = &r
-	stopAll()
+	e.stopAll()
 }
 
 // chunkTimeout bounds one attempt of a fetch chunk: every URL may use its
@@ -238,16 +339,28 @@ func (e *engine) summary(verb string, ch chunk) string {
 	return fmt.Sprintf("%s URLs %d to %d", verb, ch.first+1, ch.first+ch.n)
 }
 
+// cause is what went wrong in an activity or child workflow, without the
+// wrapper that names its type and event IDs.
+func cause(err error) error {
+	var actErr *temporal.ActivityError
+	var childErr *temporal.ChildWorkflowExecutionError
+	if (errors.As(err, &actErr) || errors.As(err, &childErr)) && errors.Unwrap(err) != nil {
+		return errors.Unwrap(err)
+	}
+	return err
+}
+
 // Classify maps an activity's final error to an outcome and a message.
 func Classify(err error) (outcome, message string) {
+	err = cause(err)
 	var canceledErr *temporal.CanceledError
 	var timeoutErr *temporal.TimeoutError
 	switch {
 	case errors.As(err, &canceledErr):
 		return OutcomeCanceled, "canceled"
 	case errors.As(err, &timeoutErr):
-		return OutcomeTimeout, "activity timed out: " + timeoutErr.Error()
+		return OutcomeTimeout, activities.TruncateError("activity timed out: " + timeoutErr.Error())
 	default:
-		return OutcomeError, err.Error()
+		return OutcomeError, activities.TruncateError(err.Error())
 	}
 }

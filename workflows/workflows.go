@@ -206,19 +206,20 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, progress *Progre
 
 	var failure *Result
 	var known []activities.IndexedResult
+	var failed []activities.FailedChunks
 	if staged.Chunks <= ChunksPerPart {
 		e := newEngine(ctx, s, prefix, StagedChunkSize, true, progress)
 		e.run(ctx, stagedChunks(0, staged.Chunks, staged.Count))
 		failure, known = e.failure, e.known
 	} else {
-		failure, known = runParts(ctx, s, prefix, staged, progress)
+		failure, known, failed = runParts(ctx, s, prefix, staged, progress)
 	}
 
 	bg, _ := workflow.NewDisconnectedContext(ctx)
 	var assembled activities.AssembleResult
 	if err := workflow.ExecuteActivity(housekeeping(bg, 30*time.Minute, 10, "write results"), f.AssembleResults, activities.AssembleRequest{
 		Prefix: prefix, Chunks: staged.Chunks, ChunkSize: StagedChunkSize,
-		Dest: ResultsKey(info.WorkflowExecution.RunID), Known: known,
+		Dest: ResultsKey(info.WorkflowExecution.RunID), Known: known, Failed: failed,
 	}).Get(bg, &assembled); err != nil {
 		return nil, fmt.Errorf("writing results: %w", err)
 	}
@@ -239,10 +240,13 @@ func housekeeping(ctx workflow.Context, timeout time.Duration, attempts int32, s
 	})
 }
 
-// finish turns a stopped or canceled batch into the workflow's error.
+// finish turns a stopped or canceled batch into the workflow's error. Both
+// carry the Output in their details: what was done before the batch
+// stopped stays done. CanceledOutput reads it from a canceled batch's
+// error.
 func finish(ctx workflow.Context, failure *Result, out *Output) (*Output, error) {
 	if ctx.Err() != nil {
-		return nil, temporal.NewCanceledError(fmt.Sprintf("batch canceled: %d of %d URLs ok", out.OK, out.Total))
+		return nil, temporal.NewCanceledError(fmt.Sprintf("batch canceled: %d of %d URLs ok", out.OK, out.Total), *out)
 	}
 	if failure != nil {
 		r := *failure
@@ -255,6 +259,23 @@ func finish(ctx workflow.Context, failure *Result, out *Output) (*Output, error)
 	}
 	workflow.GetLogger(ctx).Info("batch done", "ok", out.OK, "failed", out.Failed)
 	return out, nil
+}
+
+// CanceledOutput returns what a canceled batch had done (its results up to
+// the cancel; URLs it never finished read as canceled), from the error its
+// run returned. ok is false when err is no canceled batch, or one that
+// carries no output (batches canceled before this version).
+func CanceledOutput(err error) (out *Output, ok bool) {
+	var canceled *temporal.CanceledError
+	if !errors.As(err, &canceled) || !canceled.HasDetails() {
+		return nil, false
+	}
+	var msg string
+	out = &Output{}
+	if canceled.Details(&msg, out) != nil || out.Total == 0 {
+		return nil, false
+	}
+	return out, true
 }
 
 func stagedChunks(from, to, count int) []chunk {
@@ -279,7 +300,9 @@ type PartInput struct {
 	ParentRunID string `json:"parent_run_id"`
 }
 
-// PartOutput is what a part reports to its parent.
+// PartOutput is what a part reports to its parent. Its size does not grow
+// with the part: results are in the blob store, and Known holds at most
+// the URL that stopped a fail_fast part.
 type PartOutput struct {
 	OK      int                        `json:"ok"`
 	Failed  int                        `json:"failed"`
@@ -296,8 +319,11 @@ type partProgress struct {
 }
 
 // runParts runs a staged batch's parts as child workflows, one after
-// another, each with the whole max_in_flight.
-func runParts(ctx workflow.Context, s Settings, prefix string, staged activities.StageResult, progress *Progress) (*Result, []activities.IndexedResult) {
+// another, each with the whole max_in_flight. A part that fails (it was
+// terminated, timed out, or failed) does not end the batch in collect
+// mode: its chunks without results get the part's error. In fail_fast
+// mode it stops the batch.
+func runParts(ctx workflow.Context, s Settings, prefix string, staged activities.StageResult, progress *Progress) (*Result, []activities.IndexedResult, []activities.FailedChunks) {
 	info := workflow.GetInfo(ctx)
 	base := Progress{Total: staged.Count}
 	current := -1
@@ -315,6 +341,7 @@ func runParts(ctx workflow.Context, s Settings, prefix string, staged activities
 		}
 	})
 	var known []activities.IndexedResult
+	var failed []activities.FailedChunks
 	for from := 0; from < staged.Chunks; from += ChunksPerPart {
 		to := min(from+ChunksPerPart, staged.Chunks)
 		current = from / ChunksPerPart
@@ -331,34 +358,62 @@ func runParts(ctx workflow.Context, s Settings, prefix string, staged activities
 			ParentID: info.WorkflowExecution.ID, ParentRunID: info.WorkflowExecution.RunID,
 		}).Get(ctx, &part)
 		current = -1
+		partNo := from / ChunksPerPart
+		urls := min(to*StagedChunkSize, staged.Count) - from*StagedChunkSize
 		if err != nil {
-			return nil, known // canceled: the missing chunks read as canceled
+			if ctx.Err() != nil {
+				return nil, known, failed // canceled: the missing chunks read as canceled
+			}
+			// The part failed. Its chunks that finished have their results;
+			// the others get its error (one record, whatever their size).
+			outcome, msg := Classify(err)
+			if outcome == OutcomeCanceled {
+				msg = "part canceled: " + msg
+			}
+			msg = activities.TruncateError(fmt.Sprintf("part %d (URLs %d to %d) failed: %s", partNo, from*StagedChunkSize+1, from*StagedChunkSize+urls, msg))
+			workflow.GetLogger(ctx).Error("part failed", "part", partNo, "error", err)
+			failed = append(failed, activities.FailedChunks{From: from, To: to, Outcome: outcome, Error: msg})
+			base.Done += urls
+			base.Failed += urls // the results file has the exact counts
+			*progress = base
+			if s.FailFast {
+				return &Result{URL: fmt.Sprintf("URLs %d to %d", from*StagedChunkSize+1, from*StagedChunkSize+urls), Outcome: outcome, Error: msg}, known, failed
+			}
+			continue
 		}
-		base.Done += min(to*StagedChunkSize, staged.Count) - from*StagedChunkSize
+		base.Done += urls
 		base.OK += part.OK
 		base.Failed += part.Failed
 		*progress = base
 		known = append(known, part.Known...)
 		if part.Failure != nil {
-			return part.Failure, known
+			return part.Failure, known, failed
 		}
 	}
-	return nil, known
+	return nil, known, failed
 }
 
 // progressEvery is how many chunks a part finishes between progress
-// signals to its parent.
-const progressEvery = 5
+// signals to its parent: 5 per part, 500 for a batch of a million URLs.
+// Parts started before this version signal every 5 chunks.
+const (
+	progressEvery       = 20
+	progressEveryBefore = 5
+)
 
 // BatchFetchPart runs chunks [FirstChunk, EndChunk) of a staged batch.
 func BatchFetchPart(ctx workflow.Context, in PartInput) (*PartOutput, error) {
+	every := progressEveryBefore
+	if workflow.GetVersion(ctx, "progress-every-20", workflow.DefaultVersion, 1) == 1 {
+		every = progressEvery
+	}
 	progress := &Progress{}
 	e := newEngine(ctx, in.Settings, in.Prefix, StagedChunkSize, true, progress)
 	e.fetchQueue = in.FetchQueue
 	chunksDone := 0
 	e.onChunkDone = func() {
 		chunksDone++
-		if in.ParentID != "" && chunksDone%progressEvery == 0 {
+		if in.ParentID != "" && chunksDone%every == 0 {
 			// Fire and forget: progress only.
 			workflow.SignalExternalWorkflow(ctx, in.ParentID, in.ParentRunID, partProgressSignal, partProgress{Part: in.Part, Progress: *progress})
 		}

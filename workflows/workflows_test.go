@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
@@ -31,11 +32,12 @@ type fakes struct {
 	hashQueues map[string]bool
 	staged     map[int][]string // chunk -> URLs
 	chunkFiles map[int][]activities.Result
+	stopped    map[int][]activities.Result // chunk -> RecordChunkFailure's file
 	assembled  []activities.Result
 }
 
 func newFakes() *fakes {
-	return &fakes{fetched: map[int]int{}, hashQueues: map[string]bool{}, staged: map[int][]string{}, chunkFiles: map[int][]activities.Result{}}
+	return &fakes{fetched: map[int]int{}, hashQueues: map[string]bool{}, staged: map[int][]string{}, chunkFiles: map[int][]activities.Result{}, stopped: map[int][]activities.Result{}}
 }
 
 func (f *fakes) FetchChunk(ctx context.Context, req activities.FetchChunkRequest) (*activities.FetchChunkResult, error) {
@@ -57,6 +59,23 @@ func (f *fakes) FetchChunk(ctx context.Context, req activities.FetchChunkRequest
 		f.mu.Unlock()
 	}()
 	out := &activities.FetchChunkResult{}
+	for i, t := range tasks {
+		switch {
+		case strings.HasSuffix(t.URL, "/chunk-dies"):
+			// The activity itself fails for good (say its worker keeps
+			// crashing on it): no word on any of its URLs.
+			return nil, temporal.NewNonRetryableApplicationError("fetch worker exploded", "Exploded", nil)
+		case strings.HasSuffix(t.URL, "/stall"):
+			// The chunk times out; its last heartbeat had finished the
+			// URLs before this one.
+			var cp activities.FetchCheckpoint
+			for _, d := range tasks[:i] {
+				cp.Done = append(cp.Done, activities.Fetched{Index: d.Index, URL: d.URL, Status: 200, Attempts: 1,
+					Blob: activities.BodyKey(req.Prefix, d.Index), Size: int64(len(d.URL))})
+			}
+			return nil, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_HEARTBEAT, nil, cp)
+		}
+	}
 	for _, t := range tasks {
 		f.mu.Lock()
 		f.fetched[t.Index]++
@@ -92,6 +111,11 @@ func (f *fakes) HashChunk(ctx context.Context, req activities.HashChunkRequest) 
 	f.mu.Unlock()
 	out := &activities.HashChunkResult{}
 	var results []activities.Result
+	for _, it := range req.Items {
+		if strings.HasSuffix(it.URL, "/hash-dies") {
+			return nil, temporal.NewNonRetryableApplicationError("cpu worker exploded", "Exploded", nil)
+		}
+	}
 	for _, it := range req.Items {
 		r := it.Final()
 		if it.Outcome == "" {
@@ -141,10 +165,21 @@ func (f *fakes) AssembleResults(_ context.Context, req activities.AssembleReques
 	for c := 0; c < req.Chunks; c++ {
 		rs, ok := f.chunkFiles[c]
 		if !ok {
+			rs, ok = f.stopped[c]
+		}
+		if !ok {
 			for i, u := range f.staged[c] {
 				r, ok := known[c*req.ChunkSize+i]
+				if ok && r.URL == "" {
+					r.URL = u
+				}
 				if !ok {
 					r = activities.Result{URL: u, Outcome: activities.OutcomeCanceled}
+					for _, fc := range req.Failed {
+						if c >= fc.From && c < fc.To {
+							r.Outcome, r.Error = fc.Outcome, fc.Error
+						}
+					}
 				}
 				rs = append(rs, r)
 			}
@@ -159,6 +194,30 @@ func (f *fakes) AssembleResults(_ context.Context, req activities.AssembleReques
 		f.assembled = append(f.assembled, rs...)
 	}
 	return out, nil
+}
+
+// RecordChunkFailure stands in for the activity of that name.
+func (f *fakes) RecordChunkFailure(_ context.Context, req activities.ChunkFailure) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	known := map[int]activities.Fetched{}
+	for _, it := range req.Items {
+		known[it.Index] = it
+	}
+	var rs []activities.Result
+	for i, u := range f.staged[req.Chunk] {
+		r := activities.Result{Outcome: req.Outcome, Error: req.Error}
+		if it, ok := known[req.First+i]; ok {
+			r = it.Final()
+			if it.Outcome == "" {
+				r.Outcome, r.Error = req.Outcome, req.Error
+			}
+		}
+		r.URL = u
+		rs = append(rs, r)
+	}
+	f.stopped[req.Chunk] = rs
+	return nil
 }
 
 // fetchCount is how often URL index was fetched (activities may still be
@@ -176,18 +235,22 @@ func (f *fakes) RemoveBlobs(_ context.Context, prefix string) error {
 	return nil
 }
 
-func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *fakes) {
+func newEnv(t *testing.T, part ...func(workflow.Context, PartInput) (*PartOutput, error)) (*testsuite.TestWorkflowEnvironment, *fakes) {
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := s.NewTestWorkflowEnvironment()
 	f := newFakes()
 	for name, fn := range map[string]any{
 		"FetchChunk": f.FetchChunk, "HashChunk": f.HashChunk, "StageURLs": f.StageURLs,
-		"AssembleResults": f.AssembleResults, "RemoveBlobs": f.RemoveBlobs,
+		"AssembleResults": f.AssembleResults, "RemoveBlobs": f.RemoveBlobs, "RecordChunkFailure": f.RecordChunkFailure,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
-	env.RegisterWorkflowWithOptions(BatchFetchPart, workflow.RegisterOptions{Name: PartWorkflowName})
+	partFn := BatchFetchPart
+	if len(part) > 0 {
+		partFn = part[0]
+	}
+	env.RegisterWorkflowWithOptions(partFn, workflow.RegisterOptions{Name: PartWorkflowName})
 	env.SetTestTimeout(2 * time.Minute)
 	return env, f
 }
