@@ -246,4 +246,3 @@ func TestRangeNotSatisfiableStartsOver(t *testing.T) {
 		t.Errorf("sha256 %s, want %s", hr.Results[0].SHA256, hexSum(body))
 	}
 }
-
