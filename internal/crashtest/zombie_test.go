@@ -555,7 +555,9 @@ func fullURLs(s *shiftySite, paths []string) []string {
 	return urls
 }
 
-func isLarge(u string) bool { return strings.Contains(u, "/changing/") || strings.Contains(u, "/stable/") }
+func isLarge(u string) bool {
+	return strings.Contains(u, "/changing/") || strings.Contains(u, "/stable/")
+}
 
 // TestFrozenAndKilledWorkersNeverChangeTheAnswer freezes a fetch worker
 // mid-download of a body that changes on every request until its attempt
