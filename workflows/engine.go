@@ -33,9 +33,12 @@ type engine struct {
 	// known holds the result of the URL that stopped a staged fail_fast
 	// batch (its chunk never writes a results file): at most one. Every
 	// other URL of a staged batch has its result in the blob store.
-	known       []activities.IndexedResult
-	failure     *Result // the URL that stopped a fail_fast batch
-	failureAt   int     // its index in the batch
+	known     []activities.IndexedResult
+	failure   *Result // the URL that stopped a fail_fast batch
+	failureAt int     // its index in the batch
+	// unrecorded are staged chunks that failed and whose record of it
+	// could not be written: the results file gives their URLs this error.
+	unrecorded  []activities.FailedChunks
 	onChunkDone func()
 
 	stopAll  func() // cancels every running chunk
@@ -213,8 +216,17 @@ func (e *engine) record(ctx workflow.Context, ch chunk, items []activities.Fetch
 		if err := workflow.ExecuteActivity(housekeeping(ctx, 5*time.Minute, 5, fmt.Sprintf("record results of URLs %d to %d", ch.first+1, ch.first+ch.n)),
 			f.RecordChunkFailure, activities.ChunkFailure{
 				Prefix: e.prefix, Chunk: ch.index, First: ch.first, Items: ownWords(items, outcome, msg), Outcome: outcome, Error: msg,
-			}).Get(ctx, nil); err != nil {
+			}).Get(ctx, nil); err != nil && ctx.Err() == nil {
+			// The chunk's URLs still get their error, from the workflow:
+			// at most one record per chunk.
 			workflow.GetLogger(ctx).Error("recording a chunk's results failed", "chunk", ch.index, "error", err)
+			if msg == "" {
+				msg = "its results could not be recorded: " + cause(err).Error()
+			}
+			if outcome == "" {
+				outcome = OutcomeError
+			}
+			e.unrecorded = append(e.unrecorded, activities.FailedChunks{From: ch.index, To: ch.index + 1, Outcome: outcome, Error: activities.TruncateError(msg)})
 		}
 	} else {
 		for _, it := range items {

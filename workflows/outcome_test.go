@@ -170,6 +170,31 @@ func TestFailedPartIsNotASuccess(t *testing.T) {
 	})
 }
 
+// A staged chunk that fails, and whose failure cannot be recorded in the
+// blob store either, still reads as failed, not canceled.
+func TestUnrecordedChunkFailureStillFails(t *testing.T) {
+	env, f := newEnv(t)
+	urls := largeURLs(2000)
+	urls[1234] = "http://a.example/chunk-dies"
+	urls[1250] = "http://a.example/unrecordable"
+	env.ExecuteWorkflow(BatchFetch, Input{URLs: urls})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var out Output
+	if err := env.GetWorkflowResult(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out.OK != 1900 || out.Failed != 100 {
+		t.Errorf("ok %d failed %d, want 1900 and 100", out.OK, out.Failed)
+	}
+	for i := 1200; i < 1300; i++ {
+		if r := f.assembled[i]; r.Outcome != OutcomeError || !strings.Contains(r.Error, "fetch worker exploded") {
+			t.Fatalf("URL %d: %+v, want the chunk's error", i, r)
+		}
+	}
+}
+
 // A canceled batch returns what it had done: finished URLs stay finished.
 func TestCancelKeepsFinishedResults(t *testing.T) {
 	env, _ := newEnv(t)

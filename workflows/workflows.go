@@ -210,9 +210,12 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, progress *Progre
 	if staged.Chunks <= ChunksPerPart {
 		e := newEngine(ctx, s, prefix, StagedChunkSize, true, progress)
 		e.run(ctx, stagedChunks(0, staged.Chunks, staged.Count))
-		failure, known = e.failure, e.known
+		failure, known, failed = e.failure, e.known, e.unrecorded
 	} else {
-		failure, known, failed = runParts(ctx, s, prefix, staged, progress)
+		var err error
+		if failure, known, failed, err = runParts(ctx, s, prefix, staged, progress); err != nil {
+			return nil, err
+		}
 	}
 
 	bg, _ := workflow.NewDisconnectedContext(ctx)
@@ -308,6 +311,9 @@ type PartOutput struct {
 	Failed  int                        `json:"failed"`
 	Failure *Result                    `json:"failure,omitempty"`
 	Known   []activities.IndexedResult `json:"known,omitempty"`
+	// Unrecorded are chunks that failed and whose results file could not
+	// be written (at most the part's ChunksPerPart).
+	Unrecorded []activities.FailedChunks `json:"unrecorded,omitempty"`
 }
 
 // partProgressSignal carries a running part's progress to its parent.
@@ -323,7 +329,7 @@ type partProgress struct {
 // terminated, timed out, or failed) does not end the batch in collect
 // mode: its chunks without results get the part's error. In fail_fast
 // mode it stops the batch.
-func runParts(ctx workflow.Context, s Settings, prefix string, staged activities.StageResult, progress *Progress) (*Result, []activities.IndexedResult, []activities.FailedChunks) {
+func runParts(ctx workflow.Context, s Settings, prefix string, staged activities.StageResult, progress *Progress) (*Result, []activities.IndexedResult, []activities.FailedChunks, error) {
 	info := workflow.GetInfo(ctx)
 	base := Progress{Total: staged.Count}
 	current := -1
@@ -362,7 +368,7 @@ func runParts(ctx workflow.Context, s Settings, prefix string, staged activities
 		urls := min(to*StagedChunkSize, staged.Count) - from*StagedChunkSize
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, known, failed // canceled: the missing chunks read as canceled
+				return nil, known, failed, nil // canceled: the missing chunks read as canceled
 			}
 			// The part failed. Its chunks that finished have their results;
 			// the others get its error (one record, whatever their size).
@@ -377,7 +383,7 @@ func runParts(ctx workflow.Context, s Settings, prefix string, staged activities
 			base.Failed += urls // the results file has the exact counts
 			*progress = base
 			if s.FailFast {
-				return &Result{URL: fmt.Sprintf("URLs %d to %d", from*StagedChunkSize+1, from*StagedChunkSize+urls), Outcome: outcome, Error: msg}, known, failed
+				return &Result{URL: fmt.Sprintf("URLs %d to %d", from*StagedChunkSize+1, from*StagedChunkSize+urls), Outcome: outcome, Error: msg}, known, failed, nil
 			}
 			continue
 		}
@@ -386,11 +392,17 @@ func runParts(ctx workflow.Context, s Settings, prefix string, staged activities
 		base.Failed += part.Failed
 		*progress = base
 		known = append(known, part.Known...)
+		failed = append(failed, part.Unrecorded...)
+		if len(failed) > 2*ChunksPerPart {
+			// The blob store keeps refusing: say so rather than carry
+			// more.
+			return nil, known, failed, fmt.Errorf("the results of %d chunks could not be recorded, the last: %s", len(failed), failed[len(failed)-1].Error)
+		}
 		if part.Failure != nil {
-			return part.Failure, known, failed
+			return part.Failure, known, failed, nil
 		}
 	}
-	return nil, known, failed
+	return nil, known, failed, nil
 }
 
 // progressEvery is how many chunks a part finishes between progress
@@ -422,5 +434,5 @@ func BatchFetchPart(ctx workflow.Context, in PartInput) (*PartOutput, error) {
 	if ctx.Err() != nil {
 		return nil, temporal.NewCanceledError()
 	}
-	return &PartOutput{OK: progress.OK, Failed: progress.Failed, Failure: e.failure, Known: e.known}, nil
+	return &PartOutput{OK: progress.OK, Failed: progress.Failed, Failure: e.failure, Known: e.known, Unrecorded: e.unrecorded}, nil
 }

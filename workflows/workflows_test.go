@@ -200,6 +200,11 @@ func (f *fakes) AssembleResults(_ context.Context, req activities.AssembleReques
 func (f *fakes) RecordChunkFailure(_ context.Context, req activities.ChunkFailure) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for _, u := range f.staged[req.Chunk] {
+		if strings.HasSuffix(u, "/unrecordable") {
+			return temporal.NewNonRetryableApplicationError("blob store refused", "Refused", nil)
+		}
+	}
 	known := map[int]activities.Fetched{}
 	for _, it := range req.Items {
 		known[it.Index] = it
