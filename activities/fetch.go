@@ -136,9 +136,16 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Resume is how far a URL's body got and what identified it, enough to ask
 // the server for the rest (Range, validated with If-Range).
 type Resume struct {
-	Bytes        int64  `json:"bytes,omitempty"`
+	Bytes int64 `json:"bytes,omitempty"`
+	// ETag (strong only) or LastModified (only when it is a strong
+	// validator: a second or more before the response's Date) identify
+	// the body; RFC 9110 allows no other in If-Range.
 	ETag         string `json:"etag,omitempty"`
 	LastModified string `json:"last_modified,omitempty"`
+	// Total is the body's length when the server said it (0: unknown);
+	// Encoding its Content-Encoding. A range of the rest must match both.
+	Total    int64  `json:"total,omitempty"`
+	Encoding string `json:"encoding,omitempty"`
 	// Blob is the key of the attempt that holds the first Bytes bytes
 	// (paused, or still being written); CRC32C is their checksum.
 	Blob   string `json:"blob,omitempty"`
@@ -146,13 +153,60 @@ type Resume struct {
 }
 
 func (r Resume) validator() string {
-	if r.ETag != "" && !strings.HasPrefix(r.ETag, "W/") {
+	if r.ETag != "" {
 		return r.ETag
 	}
 	return r.LastModified
 }
 
-func (r Resume) resumable() bool { return r.Bytes > 0 && r.Blob != "" && r.validator() != "" }
+func (r Resume) resumable() bool {
+	return r.Bytes > 0 && r.Blob != "" && r.validator() != "" && (r.Total == 0 || r.Bytes < r.Total)
+}
+
+// identify reads what identifies a response's body for a later Range
+// request: a strong ETag, or else a Last-Modified that is a strong
+// validator. A weak ETag rules out both (RFC 9110, 13.1.5).
+func identify(resp *http.Response) Resume {
+	r := Resume{Encoding: resp.Header.Get("Content-Encoding")}
+	if resp.ContentLength > 0 {
+		r.Total = resp.ContentLength
+	}
+	if etag := resp.Header.Get("ETag"); etag != "" {
+		if !strings.HasPrefix(etag, "W/") {
+			r.ETag = etag
+		}
+		return r
+	}
+	lm := resp.Header.Get("Last-Modified")
+	modified, err1 := http.ParseTime(lm)
+	date, err2 := http.ParseTime(resp.Header.Get("Date"))
+	if err1 == nil && err2 == nil && date.Sub(modified) >= time.Second {
+		r.LastModified = lm
+	}
+	return r
+}
+
+// continues tells whether a 206 answer to a request for the bytes after
+// prev.Bytes is the rest of the same body: it starts there and runs to
+// the end, of the same length, encoding and validator. It returns the
+// body's total length.
+func continues(resp *http.Response, prev Resume) (int64, bool) {
+	var start, end, total int64
+	if n, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &start, &end, &total); err != nil || n != 3 {
+		return 0, false
+	}
+	switch {
+	case start != prev.Bytes || end != total-1 || (prev.Total != 0 && total != prev.Total):
+		return 0, false
+	case resp.Header.Get("Content-Encoding") != prev.Encoding:
+		return 0, false
+	case prev.ETag != "" && resp.Header.Get("ETag") != "" && resp.Header.Get("ETag") != prev.ETag:
+		return 0, false
+	case prev.ETag == "" && resp.Header.Get("Last-Modified") != "" && resp.Header.Get("Last-Modified") != prev.LastModified:
+		return 0, false
+	}
+	return total, true
+}
 
 // stored is a body an attempt committed.
 type stored struct {
@@ -263,16 +317,30 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, 
 		return resp.StatusCode, stored{}, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, msg: "HTTP " + resp.Status}
 	}
 	status := resp.StatusCode
-	cur := Resume{ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified"), Blob: key}
-	if pw != nil && status == http.StatusPartialContent && strings.HasPrefix(resp.Header.Get("Content-Range"), fmt.Sprintf("bytes %d-", prev.Bytes)) {
-		cur = prev // the rest of the same body, after the copied part
-		status = http.StatusOK
-		activity.GetLogger(ctx).Info("resuming download", "url", Redact(url), "offset", prev.Bytes)
-	} else {
-		discard() // the body changed, or the server ignored the range
-		if status == http.StatusPartialContent {
-			return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "unexpected partial content " + resp.Header.Get("Content-Range")}
+	cur := identify(resp)
+	cur.Blob = key
+	if pw != nil {
+		total, ok := continues(resp, prev)
+		if status != http.StatusPartialContent || !ok {
+			// The body changed, the server ignored the range, or its
+			// answer is not exactly the rest of the same body: drop the
+			// kept part and take the whole body.
+			discard()
+			if status == http.StatusPartialContent {
+				drain(resp.Body)
+				resp.Body.Close()
+				activity.GetLogger(ctx).Info("the rest of the body does not match the kept part, starting over", "url", Redact(url), "content_range", resp.Header.Get("Content-Range"))
+				return f.fetchOnce(ctx, url, prefix, index, st)
+			}
+		} else {
+			cur = prev // the rest of the same body, after the copied part
+			cur.Total = total
+			status = http.StatusOK
+			activity.GetLogger(ctx).Info("resuming download", "url", Redact(url), "offset", prev.Bytes)
 		}
+	}
+	if status == http.StatusPartialContent {
+		return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "unexpected partial content " + resp.Header.Get("Content-Range")}
 	}
 
 	limit := f.MaxBodyBytes
@@ -352,6 +420,10 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, 
 		}
 	}
 	done := st.get()
+	if done.Total != 0 && done.Bytes != done.Total {
+		return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true,
+			msg: fmt.Sprintf("body truncated after %d of %d bytes", done.Bytes, done.Total)}
+	}
 	if err := w.Commit(); err != nil {
 		return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: err.Error()}
 	}

@@ -71,6 +71,11 @@ func NewHTTPClient(cfg ClientConfig) (*http.Client, error) {
 		TLSHandshakeTimeout:   cfg.DialTimeout,
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
+		// Bodies are hashed as the server sends them: the transport asks
+		// for no compression and decompresses nothing (it would do so for
+		// a whole body but not for a range of it, and offsets would mix
+		// the two).
+		DisableCompression: true,
 	}
 	ua := cfg.UserAgent
 	return &http.Client{
