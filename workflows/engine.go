@@ -41,15 +41,19 @@ type engine struct {
 	unrecorded  []activities.FailedChunks
 	onChunkDone func()
 
+	// strict is false for batches started before chunk failures were
+	// recorded (they replay the way they ran).
+	strict   bool
 	stopAll  func() // cancels every running chunk
 	slots    int    // fetch slots held by running chunks
 	running  int    // chunks being worked on
 	stopping bool
 }
 
-func newEngine(ctx workflow.Context, s Settings, prefix string, chunkSize int, staged bool, progress *Progress) *engine {
+func newEngine(ctx workflow.Context, s Settings, prefix string, chunkSize int, staged, strict bool, progress *Progress) *engine {
 	share := (s.MaxInFlight + chunksInFlight - 1) / chunksInFlight
 	return &engine{
+		strict:     strict,
 		s:          s,
 		prefix:     prefix,
 		fetchQueue: workflow.GetInfo(ctx).TaskQueueName,
@@ -125,10 +129,14 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 			e.finishEarly(ch, fetched.Items)
 			return
 		}
+		outcome, msg := Classify(err)
+		if !e.strict { // batches started before: the chunk ends here
+			e.finishEarly(ch, e.failedItems(ch, outcome, msg))
+			return
+		}
 		// The fetch activity finally failed. URLs its last heartbeat had
 		// finished keep their word (and their bodies get hashed); every
 		// other URL fails with the activity's error.
-		outcome, msg := Classify(err)
 		chunkOutcome, chunkMsg = outcome, msg
 		fetched.Items = e.failedItems(ch, outcome, msg)
 		var timeout *temporal.TimeoutError
@@ -144,18 +152,29 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 	}
 	if e.s.FailFast {
 		for _, it := range fetched.Items {
-			if it.Outcome != "" && it.Outcome != OutcomeCanceled {
-				e.stop(it.Final(), it.Index)
-				e.finishEarly(ch, fetched.Items)
+			if it.Outcome == "" || it.Outcome == OutcomeCanceled {
+				continue
+			}
+			r := it.Final()
+			if chunkOutcome != "" { // the chunk's activity failed, not one URL
+				r = Result{URL: e.name(ch), Outcome: chunkOutcome, Error: chunkMsg}
+			}
+			e.stop(r, it.Index)
+			if e.staged && e.strict {
+				// Every URL of the chunk keeps its word in the results.
+				bg, _ := workflow.NewDisconnectedContext(ctx)
+				e.record(bg, ch, fetched.Items, OutcomeCanceled, "canceled before hashing")
 				return
 			}
+			e.finishEarly(ch, fetched.Items)
+			return
 		}
 	}
 	hasBody := false
 	for _, it := range fetched.Items {
 		hasBody = hasBody || it.Outcome == ""
 	}
-	if !hasBody {
+	if !hasBody && e.strict {
 		// Nothing to hash: every URL of the chunk has its final word.
 		e.record(ctx, ch, fetched.Items, chunkOutcome, chunkMsg)
 		return
@@ -192,6 +211,15 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 		// The hash activity finally failed: its bodies' URLs fail with
 		// its error, the others keep their fetch's word.
 		msg := activities.TruncateError("hashing: " + cause(err).Error())
+		if !e.strict { // batches started before: the chunk ends here
+			for i := range fetched.Items {
+				if fetched.Items[i].Outcome == "" {
+					fetched.Items[i].Outcome, fetched.Items[i].Error = OutcomeError, msg
+				}
+			}
+			e.finishEarly(ch, fetched.Items)
+			return
+		}
 		e.record(ctx, ch, fetched.Items, OutcomeError, msg)
 		return
 	}
@@ -342,6 +370,15 @@ func (e *engine) chunkTimeout(n, conc int) time.Duration {
 	}
 	waves := time.Duration((n + conc - 1) / conc)
 	return min(waves*perURL+5*time.Minute, MaxDuration)
+}
+
+// name names a chunk's URLs in a message: the URL itself when the chunk
+// has one and the workflow knows it.
+func (e *engine) name(ch chunk) string {
+	if ch.n == 1 && ch.urls != nil {
+		return ch.urls[0].URL
+	}
+	return fmt.Sprintf("URLs %d to %d", ch.first+1, ch.first+ch.n)
 }
 
 func (e *engine) summary(verb string, ch chunk) string {

@@ -195,6 +195,42 @@ func TestUnrecordedChunkFailureStillFails(t *testing.T) {
 	}
 }
 
+// A staged fail_fast batch stopped by a chunk keeps every URL of that
+// chunk's own word: a second 404 stays a 404, and a chunk whose fetch
+// activity failed has its error on every URL.
+func TestStagedFailFastKeepsTheStoppingChunksWords(t *testing.T) {
+	t.Run("two 404s", func(t *testing.T) {
+		env, f := newEnv(t)
+		urls := largeURLs(1500)
+		urls[3], urls[7] = "http://a.example/missing", "http://a.example/missing"
+		env.ExecuteWorkflow(BatchFetch, Input{URLs: urls, Mode: ModeFailFast})
+		var appErr *temporal.ApplicationError
+		if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != ErrBatchFailed {
+			t.Fatalf("got %v, want BatchFailed", err)
+		}
+		for _, i := range []int{3, 7} {
+			if r := f.assembled[i]; r.Outcome != OutcomeHTTPError || r.Status != 404 || r.URL != urls[i] {
+				t.Errorf("URL %d: %+v, want its 404", i, r)
+			}
+		}
+	})
+	t.Run("chunk dies", func(t *testing.T) {
+		env, f := newEnv(t)
+		urls := largeURLs(1500)
+		urls[150] = "http://a.example/chunk-dies" // chunk 1: URLs 100 to 199
+		env.ExecuteWorkflow(BatchFetch, Input{URLs: urls, Mode: ModeFailFast})
+		var appErr *temporal.ApplicationError
+		if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != ErrBatchFailed || !strings.Contains(appErr.Message(), "URLs 101 to 200 failed (error): fetch worker exploded") {
+			t.Fatalf("got %v, want BatchFailed naming the chunk's URLs and error", err)
+		}
+		for i := 100; i < 200; i++ {
+			if r := f.assembled[i]; r.Outcome != OutcomeError || !strings.Contains(r.Error, "fetch worker exploded") {
+				t.Fatalf("URL %d: %+v, want the chunk's error", i, r)
+			}
+		}
+	})
+}
+
 // A canceled batch returns what it had done: finished URLs stay finished.
 func TestCancelKeepsFinishedResults(t *testing.T) {
 	env, _ := newEnv(t)

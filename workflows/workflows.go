@@ -154,14 +154,23 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 		}
 	}()
 
+	strict := strictOutcomes(ctx)
 	if s.URLsFile == "" && len(s.URLs) <= InlineLimit {
-		return runInline(ctx, s, prefix, progress)
+		return runInline(ctx, s, prefix, strict, progress)
 	}
-	return runStaged(ctx, s, prefix, progress)
+	return runStaged(ctx, s, prefix, strict, progress)
+}
+
+// strictOutcomes tells whether this run records every failure of a chunk,
+// a hash or a part as the failure of exactly its URLs (and stops a
+// fail_fast batch on it). Runs started before that version replay as they
+// ran: a failed chunk's URLs read as canceled there.
+func strictOutcomes(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, "strict-outcomes", workflow.DefaultVersion, 1) == 1
 }
 
 // runInline runs a small batch in this workflow, with results inline.
-func runInline(ctx workflow.Context, s Settings, prefix string, progress *Progress) (*Output, error) {
+func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, progress *Progress) (*Output, error) {
 	n := len(s.URLs)
 	size := (n + maxChunksInline - 1) / maxChunksInline
 	var chunks []chunk
@@ -173,7 +182,7 @@ func runInline(ctx workflow.Context, s Settings, prefix string, progress *Progre
 		ch.n = len(ch.urls)
 		chunks = append(chunks, ch)
 	}
-	e := newEngine(ctx, s, prefix, size, false, progress)
+	e := newEngine(ctx, s, prefix, size, false, strict, progress)
 	e.results = make([]Result, n)
 	e.run(ctx, chunks)
 	for i := range e.results {
@@ -188,7 +197,7 @@ func runInline(ctx workflow.Context, s Settings, prefix string, progress *Progre
 
 // runStaged checks and stages a large batch's URLs, runs its parts, and
 // writes its results to the blob store.
-func runStaged(ctx workflow.Context, s Settings, prefix string, progress *Progress) (*Output, error) {
+func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, progress *Progress) (*Output, error) {
 	info := workflow.GetInfo(ctx)
 	var f *activities.Fetcher
 	var staged activities.StageResult
@@ -208,12 +217,12 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, progress *Progre
 	var known []activities.IndexedResult
 	var failed []activities.FailedChunks
 	if staged.Chunks <= ChunksPerPart {
-		e := newEngine(ctx, s, prefix, StagedChunkSize, true, progress)
+		e := newEngine(ctx, s, prefix, StagedChunkSize, true, strict, progress)
 		e.run(ctx, stagedChunks(0, staged.Chunks, staged.Count))
 		failure, known, failed = e.failure, e.known, e.unrecorded
 	} else {
 		var err error
-		if failure, known, failed, err = runParts(ctx, s, prefix, staged, progress); err != nil {
+		if failure, known, failed, err = runParts(ctx, s, prefix, staged, strict, progress); err != nil {
 			return nil, err
 		}
 	}
@@ -329,7 +338,7 @@ type partProgress struct {
 // terminated, timed out, or failed) does not end the batch in collect
 // mode: its chunks without results get the part's error. In fail_fast
 // mode it stops the batch.
-func runParts(ctx workflow.Context, s Settings, prefix string, staged activities.StageResult, progress *Progress) (*Result, []activities.IndexedResult, []activities.FailedChunks, error) {
+func runParts(ctx workflow.Context, s Settings, prefix string, staged activities.StageResult, strict bool, progress *Progress) (*Result, []activities.IndexedResult, []activities.FailedChunks, error) {
 	info := workflow.GetInfo(ctx)
 	base := Progress{Total: staged.Count}
 	current := -1
@@ -367,7 +376,7 @@ func runParts(ctx workflow.Context, s Settings, prefix string, staged activities
 		partNo := from / ChunksPerPart
 		urls := min(to*StagedChunkSize, staged.Count) - from*StagedChunkSize
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || !strict {
 				return nil, known, failed, nil // canceled: the missing chunks read as canceled
 			}
 			// The part failed. Its chunks that finished have their results;
@@ -415,12 +424,13 @@ const (
 
 // BatchFetchPart runs chunks [FirstChunk, EndChunk) of a staged batch.
 func BatchFetchPart(ctx workflow.Context, in PartInput) (*PartOutput, error) {
+	strict := strictOutcomes(ctx)
 	every := progressEveryBefore
-	if workflow.GetVersion(ctx, "progress-every-20", workflow.DefaultVersion, 1) == 1 {
+	if strict {
 		every = progressEvery
 	}
 	progress := &Progress{}
-	e := newEngine(ctx, in.Settings, in.Prefix, StagedChunkSize, true, progress)
+	e := newEngine(ctx, in.Settings, in.Prefix, StagedChunkSize, true, strict, progress)
 	e.fetchQueue = in.FetchQueue
 	chunksDone := 0
 	e.onChunkDone = func() {
