@@ -364,6 +364,7 @@ func TestStatusesRetriesAndTimeouts(t *testing.T) {
 		t.Errorf("retries came after %v and %v, want at least 1s then 2s", h[1].Sub(h[0]), h[2].Sub(h[1]))
 	}
 	assertNoBlobs(t, run)
+	recordHistory(t, run, "collect-failures")
 }
 
 func TestURLTimeoutBoundsRetries(t *testing.T) {
