@@ -582,7 +582,11 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 		c := FetchCheckpoint{Running: map[int]inFlight{}}
 		for i, ok := range done {
 			if ok {
-				c.Done = append(c.Done, items[i])
+				it := items[i]
+				if len(req.URLs) == 0 {
+					it.URL = "" // in the chunk's file
+				}
+				c.Done = append(c.Done, it)
 			}
 		}
 		for idx, i := range running {
@@ -651,7 +655,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 				activity.GetLogger(ctx).Warn("recording a canceled chunk's results failed", "chunk", req.Chunk, "error", err)
 			}
 		}
-		return nil, temporal.NewCanceledError(FetchChunkResult{Items: items})
+		return nil, temporal.NewCanceledError(FetchChunkResult{Items: lean(req, items)})
 	}
 	activity.GetLogger(ctx).Debug("chunk fetched", "chunk", req.Chunk, "urls", len(items))
 	for i := range items {
@@ -659,11 +663,36 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 			observer(f.Observer).URLDone(items[i].Outcome)
 		}
 	}
-	return &FetchChunkResult{Items: items}, nil
+	return &FetchChunkResult{Items: lean(req, items)}, nil
+}
+
+// lean drops the URLs of a staged chunk's items (they are in its file,
+// and a hundred long URLs would make the payload large) but that of the
+// first URL that failed, which a fail_fast batch names.
+func lean(req FetchChunkRequest, items []Fetched) []Fetched {
+	if len(req.URLs) > 0 {
+		return items
+	}
+	out := make([]Fetched, len(items))
+	named := false
+	for i, it := range items {
+		if named || it.Outcome == "" || it.Outcome == OutcomeCanceled {
+			it.URL = ""
+		} else {
+			named = true
+		}
+		out[i] = it
+	}
+	return out
 }
 
 func (f *Fetcher) readURLs(ctx context.Context, key string, first int) ([]URLTask, error) {
-	r, err := f.Store.Open(ctx, key)
+	return readURLs(ctx, f.Store, key, first)
+}
+
+// readURLs reads a staged chunk's URLs, numbered from first.
+func readURLs(ctx context.Context, store blobstore.Store, key string, first int) ([]URLTask, error) {
+	r, err := store.Open(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("reading the chunk's URLs: %w", err)
 	}

@@ -91,6 +91,22 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 	if len(results) > len(req.Items) {
 		results = nil
 	}
+	if req.Staged && len(req.Items) > 0 {
+		// A staged chunk's URLs are in its file, not in the request.
+		tasks, err := readURLs(ctx, h.Store, URLsKey(req.Prefix, req.Chunk), req.Items[0].Index)
+		if err != nil {
+			return nil, err
+		}
+		if len(tasks) != len(req.Items) {
+			return nil, fmt.Errorf("chunk %d lists %d URLs, its request %d", req.Chunk, len(tasks), len(req.Items))
+		}
+		items := make([]Fetched, len(req.Items))
+		for i, it := range req.Items {
+			it.URL = tasks[i].URL
+			items[i] = it
+		}
+		req.Items = items
+	}
 	obs := observer(h.Observer)
 
 	var mu sync.Mutex

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -433,4 +434,46 @@ func TestMillionURLsAllFailingStayBounded(t *testing.T) {
 		}
 	}
 	t.Logf("largest payload %d bytes (%s); parent run at most %d events; %d runs", dc.largest, dc.largestV, parentEvents, len(ev.runs))
+}
+
+// inlineFits never lets through URLs whose encoding takes more than
+// InlineBytes, whatever characters the encoding escapes.
+func TestInlineFitsCountsTheEncodedURLs(t *testing.T) {
+	for _, filler := range []string{"x", "&", "<>", `"\`, "%20"} {
+		url := "http://a.example/?" + strings.Repeat(filler, 1200/len(filler))
+		for n := 1; n <= InlineLimit; n += 37 {
+			urls := make([]string, n)
+			for i := range urls {
+				urls[i] = url
+			}
+			b, _ := json.Marshal(urls)
+			if inlineFits(urls) && len(b) > InlineBytes {
+				t.Fatalf("%d URLs of %q: inline, but they encode to %d bytes", n, filler, len(b))
+			}
+			if !inlineFits(urls) && len(b) <= InlineBytes/2 {
+				t.Fatalf("%d URLs of %q: staged, though they encode to only %d bytes", n, filler, len(b))
+			}
+		}
+	}
+}
+
+// A batch of long URLs is staged even under InlineLimit, so its output
+// stays under Temporal's payload limit.
+func TestLongURLsAreStaged(t *testing.T) {
+	env, f := newEnv(t)
+	urls := make([]string, 600)
+	for i := range urls {
+		urls[i] = fmt.Sprintf("http://a.example/%d/%s", i, strings.Repeat("x", 1000))
+	}
+	env.ExecuteWorkflow(BatchFetch, Input{URLs: urls})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var out Output
+	if err := env.GetWorkflowResult(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Results != nil || out.ResultsFile == "" || out.OK != 600 || len(f.assembled) != 600 {
+		t.Errorf("got %d inline results, file %q, ok %d; want the results in a file", len(out.Results), out.ResultsFile, out.OK)
+	}
 }

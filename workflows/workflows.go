@@ -71,6 +71,9 @@ const (
 const (
 	// InlineLimit is the largest batch whose results come back inline.
 	InlineLimit = 1000
+	// InlineBytes bounds the URLs (JSON-encoded) of a batch whose
+	// results come back inline; a batch of longer URLs is staged.
+	InlineBytes = 512 << 10
 	// StagedChunkSize is the URLs per chunk of a larger batch.
 	StagedChunkSize = 100
 	// ChunksPerPart is the chunks one child workflow runs.
@@ -155,10 +158,32 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 	}()
 
 	strict := strictOutcomes(ctx)
-	if s.URLsFile == "" && len(s.URLs) <= InlineLimit {
+	if s.URLsFile == "" && len(s.URLs) <= InlineLimit && (!strict || inlineFits(s.URLs)) {
 		return runInline(ctx, s, prefix, strict, progress)
 	}
 	return runStaged(ctx, s, prefix, strict, progress)
+}
+
+// inlineFits tells whether a batch's results fit in the workflow's own
+// output: its URLs, as the output encodes them, take at most InlineBytes
+// (each result adds its fields and at most activities.MaxErrorText of
+// error to its URL, and Temporal refuses payloads over 2 MB).
+func inlineFits(urls []string) bool {
+	n := 2
+	for _, u := range urls {
+		n += 3 // quotes and comma
+		for i := 0; i < len(u); i++ {
+			switch c := u[i]; {
+			case c == '<' || c == '>' || c == '&' || c < 0x20:
+				n += 6 // \u0026
+			case c == '"' || c == '\\':
+				n += 2
+			default:
+				n++
+			}
+		}
+	}
+	return n <= InlineBytes
 }
 
 // strictOutcomes tells whether this run records every failure of a chunk,
