@@ -200,9 +200,9 @@ func continues(resp *http.Response, prev Resume) (int64, bool) {
 		return 0, false
 	case resp.Header.Get("Content-Encoding") != prev.Encoding:
 		return 0, false
-	case prev.ETag != "" && resp.Header.Get("ETag") != "" && resp.Header.Get("ETag") != prev.ETag:
-		return 0, false
-	case prev.ETag == "" && resp.Header.Get("Last-Modified") != "" && resp.Header.Get("Last-Modified") != prev.LastModified:
+	case prev.ETag != "" && resp.Header.Get("ETag") != prev.ETag:
+		return 0, false // a 206 repeats the validator (RFC 9110 15.3.7)
+	case prev.ETag == "" && resp.Header.Get("Last-Modified") != prev.LastModified:
 		return 0, false
 	}
 	return total, true
@@ -564,6 +564,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &cp) == nil {
 		for _, d := range cp.Done {
 			if i, ok := pos[d.Index]; ok {
+				d.URL = tasks[i].URL // a staged checkpoint leaves it out
 				items[i], done[i] = d, true
 			}
 		}

@@ -106,6 +106,9 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 			items[i] = it
 		}
 		req.Items = items
+		for i := range results {
+			results[i].URL = items[i].URL
+		}
 	}
 	obs := observer(h.Observer)
 
@@ -116,6 +119,15 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 		mu.Lock()
 		defer mu.Unlock()
 		c := hashCheckpoint{Results: results}
+		if req.Staged {
+			// The URLs are in the chunk's file: a checkpoint of a
+			// hundred long URLs would be large.
+			c.Results = make([]Result, len(results))
+			for i, r := range results {
+				r.URL = ""
+				c.Results[i] = r
+			}
+		}
 		if cur != nil {
 			c.Blob, c.Offset, c.State, c.CRC32C = curBlob, cur.Offset, cur.State, cur.CRC32C
 		}

@@ -155,18 +155,52 @@ func StoppedResultsKey(prefix string, chunk int) string {
 	return fmt.Sprintf("%s/results/%06d.stopped.jsonl", prefix, chunk)
 }
 
-// MaxErrorText bounds the error text one URL's result carries, so that no
-// payload grows with the length of an error chain.
+// MaxErrorText bounds the error text one URL's result carries, as JSON
+// encodes it (where <, >, & and control characters take six bytes each),
+// so that no payload grows with an error chain or a server's reason
+// phrase.
 const MaxErrorText = 1024
 
-// TruncateError shortens s to MaxErrorText bytes (on a rune boundary).
+// TruncateError shortens s so that its JSON encoding takes at most
+// MaxErrorText bytes, cutting on a rune boundary.
 func TruncateError(s string) string {
-	if len(s) <= MaxErrorText {
+	if encodedLen(s) <= MaxErrorText {
 		return s
 	}
-	cut := MaxErrorText - len(" …")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	const more = " …"
+	budget := MaxErrorText - len(more)
+	n := 0
+	for i, r := range s {
+		c := runeCost(r, s[i:])
+		if n+c > budget {
+			return s[:i] + more
+		}
+		n += c
 	}
-	return s[:cut] + " …"
+	return s
+}
+
+// encodedLen is how many bytes s takes inside a JSON string.
+func encodedLen(s string) int {
+	n := 0
+	for i, r := range s {
+		n += runeCost(r, s[i:])
+	}
+	return n
+}
+
+func runeCost(r rune, rest string) int {
+	switch {
+	case r == utf8.RuneError:
+		if _, size := utf8.DecodeRuneInString(rest); size <= 1 {
+			return 6 // an invalid byte becomes \ufffd
+		}
+		return 3
+	case r == '<' || r == '>' || r == '&' || r < 0x20 || r == 0x2028 || r == 0x2029:
+		return 6
+	case r == '"' || r == '\\':
+		return 2
+	default:
+		return utf8.RuneLen(r)
+	}
 }

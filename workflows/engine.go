@@ -162,8 +162,7 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 			e.stop(r, it.Index)
 			if e.staged && e.strict {
 				// Every URL of the chunk keeps its word in the results.
-				bg, _ := workflow.NewDisconnectedContext(ctx)
-				e.record(bg, ch, fetched.Items, OutcomeCanceled, "canceled before hashing")
+				e.record(ctx, ch, fetched.Items, OutcomeCanceled, "canceled before hashing")
 				return
 			}
 			e.finishEarly(ch, fetched.Items)
@@ -198,11 +197,18 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 		if errors.As(err, &canceled) {
 			// What was hashed before the cancel stays hashed.
 			var done activities.HashChunkResult
-			if !e.staged && canceled.HasDetails() && canceled.Details(&done) == nil && len(done.Results) == ch.n {
+			ran := canceled.HasDetails() && canceled.Details(&done) == nil
+			if !e.staged && ran && len(done.Results) == ch.n {
 				for i, r := range done.Results {
 					e.results[ch.first+i] = r
 				}
 				e.count(ch.n, done.OK)
+				return
+			}
+			if e.staged && e.strict && !ran && hasFinal(fetched.Items) {
+				// The hash never started, so no file holds the fetch's
+				// final words (a 404 stays a 404): record them.
+				e.record(ctx, ch, fetched.Items, OutcomeCanceled, "canceled before hashing")
 				return
 			}
 			e.finishEarly(ch, fetched.Items)
@@ -240,11 +246,14 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 // small activity, so nothing about its URLs stays in the workflow).
 func (e *engine) record(ctx workflow.Context, ch chunk, items []activities.Fetched, outcome, msg string) {
 	if e.staged {
+		// Recorded even when the batch is being canceled or stopped: the
+		// URLs' words are true either way.
+		bg, _ := workflow.NewDisconnectedContext(ctx)
 		var f *activities.Fetcher
-		if err := workflow.ExecuteActivity(housekeeping(ctx, 5*time.Minute, 5, fmt.Sprintf("record results of URLs %d to %d", ch.first+1, ch.first+ch.n)),
+		if err := workflow.ExecuteActivity(housekeeping(bg, 5*time.Minute, 5, fmt.Sprintf("record results of URLs %d to %d", ch.first+1, ch.first+ch.n)),
 			f.RecordChunkFailure, activities.ChunkFailure{
 				Prefix: e.prefix, Chunk: ch.index, First: ch.first, Items: ownWords(items, outcome, msg), Outcome: outcome, Error: msg,
-			}).Get(ctx, nil); err != nil && ctx.Err() == nil {
+			}).Get(bg, nil); err != nil {
 			// The chunk's URLs still get their error, from the workflow:
 			// at most one record per chunk.
 			workflow.GetLogger(ctx).Error("recording a chunk's results failed", "chunk", ch.index, "error", err)
@@ -279,6 +288,16 @@ func (e *engine) record(ctx workflow.Context, ch chunk, items []activities.Fetch
 		}
 		e.stop(r, first.Index)
 	}
+}
+
+// hasFinal tells whether any item has a final word other than canceled.
+func hasFinal(items []activities.Fetched) bool {
+	for _, it := range items {
+		if it.Outcome != "" && it.Outcome != OutcomeCanceled {
+			return true
+		}
+	}
+	return false
 }
 
 // ownWords keeps the items of a staged chunk that say more than the

@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -403,7 +402,7 @@ func TestMillionURLsAllFailingStayBounded(t *testing.T) {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
 	env.RegisterWorkflowWithOptions(BatchFetchPart, workflow.RegisterOptions{Name: PartWorkflowName})
-	var parentEvents int
+	var parentEvents, partEvents int
 	env.ExecuteWorkflow(BatchFetch, Input{URLsFile: "inputs/million.txt"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatalf("workflow failed: %v", err)
@@ -431,29 +430,47 @@ func TestMillionURLsAllFailingStayBounded(t *testing.T) {
 		}
 		if !strings.Contains(id, "/part-") {
 			parentEvents = n
+		} else {
+			partEvents = max(partEvents, n)
 		}
 	}
-	t.Logf("largest payload %d bytes (%s); parent run at most %d events; %d runs", dc.largest, dc.largestV, parentEvents, len(ev.runs))
+	t.Logf("largest payload %d bytes (%s); at most %d events in the parent run, %d in a part; %d runs", dc.largest, dc.largestV, parentEvents, partEvents, len(ev.runs))
 }
 
-// inlineFits never lets through URLs whose encoding takes more than
-// InlineBytes, whatever characters the encoding escapes.
-func TestInlineFitsCountsTheEncodedURLs(t *testing.T) {
-	for _, filler := range []string{"x", "&", "<>", `"\`, "%20"} {
-		url := "http://a.example/?" + strings.Repeat(filler, 1200/len(filler))
+// Whenever inlineFits lets a batch run inline, its output stays under
+// Temporal's 2 MB even if every URL fails with the longest error, made of
+// the characters JSON escapes most; and an ordinary batch of 1,000 URLs
+// still runs inline.
+func TestInlineFitsBoundsTheOutput(t *testing.T) {
+	worstErr := activities.TruncateError(strings.Repeat("<", 5000))
+	for _, filler := range []string{"x", "&", "<>", `"\`, "é"} {
+		url := "http://a.example/?" + strings.Repeat(filler, 600/len(filler))
 		for n := 1; n <= InlineLimit; n += 37 {
 			urls := make([]string, n)
+			out := Output{Total: n, Failed: n}
 			for i := range urls {
 				urls[i] = url
+				out.Results = append(out.Results, Result{URL: url, Outcome: OutcomeHTTPError, Status: 599, Size: 1 << 40,
+					Attempts: 100, ElapsedMS: 1 << 40, SHA256: strings.Repeat("f", 64), Error: worstErr})
 			}
-			b, _ := json.Marshal(urls)
-			if inlineFits(urls) && len(b) > InlineBytes {
-				t.Fatalf("%d URLs of %q: inline, but they encode to %d bytes", n, filler, len(b))
+			if !inlineFits(urls) {
+				continue
 			}
-			if !inlineFits(urls) && len(b) <= InlineBytes/2 {
-				t.Fatalf("%d URLs of %q: staged, though they encode to only %d bytes", n, filler, len(b))
+			p, err := converter.GetDefaultDataConverter().ToPayload(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Size() > 2<<20 {
+				t.Fatalf("%d URLs of %q run inline, but their output can take %d bytes", n, filler, p.Size())
 			}
 		}
+	}
+	urls := make([]string, InlineLimit)
+	for i := range urls {
+		urls[i] = fmt.Sprintf("https://www.example.com/products/category-%d/item-%d?ref=batch&lang=en", i%50, i)
+	}
+	if !inlineFits(urls) {
+		t.Errorf("1,000 ordinary URLs do not run inline")
 	}
 }
 
@@ -461,9 +478,9 @@ func TestInlineFitsCountsTheEncodedURLs(t *testing.T) {
 // stays under Temporal's payload limit.
 func TestLongURLsAreStaged(t *testing.T) {
 	env, f := newEnv(t)
-	urls := make([]string, 600)
+	urls := make([]string, InlineLimit)
 	for i := range urls {
-		urls[i] = fmt.Sprintf("http://a.example/%d/%s", i, strings.Repeat("x", 1000))
+		urls[i] = fmt.Sprintf("http://a.example/%d/%s", i, strings.Repeat("x", 600))
 	}
 	env.ExecuteWorkflow(BatchFetch, Input{URLs: urls})
 	if err := env.GetWorkflowError(); err != nil {
@@ -473,7 +490,7 @@ func TestLongURLsAreStaged(t *testing.T) {
 	if err := env.GetWorkflowResult(&out); err != nil {
 		t.Fatal(err)
 	}
-	if out.Results != nil || out.ResultsFile == "" || out.OK != 600 || len(f.assembled) != 600 {
+	if out.Results != nil || out.ResultsFile == "" || out.OK != InlineLimit || len(f.assembled) != InlineLimit {
 		t.Errorf("got %d inline results, file %q, ok %d; want the results in a file", len(out.Results), out.ResultsFile, out.OK)
 	}
 }

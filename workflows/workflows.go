@@ -71,9 +71,9 @@ const (
 const (
 	// InlineLimit is the largest batch whose results come back inline.
 	InlineLimit = 1000
-	// InlineBytes bounds the URLs (JSON-encoded) of a batch whose
-	// results come back inline; a batch of longer URLs is staged.
-	InlineBytes = 512 << 10
+	// InlineOutputBytes bounds the output of a batch whose results come
+	// back inline (see inlineFits); a batch of longer URLs is staged.
+	InlineOutputBytes = 1536 << 10
 	// StagedChunkSize is the URLs per chunk of a larger batch.
 	StagedChunkSize = 100
 	// ChunksPerPart is the chunks one child workflow runs.
@@ -164,18 +164,19 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 	return runStaged(ctx, s, prefix, strict, progress)
 }
 
-// inlineFits tells whether a batch's results fit in the workflow's own
-// output: its URLs, as the output encodes them, take at most InlineBytes
-// (each result adds its fields and at most activities.MaxErrorText of
-// error to its URL, and Temporal refuses payloads over 2 MB).
+// inlineFits tells whether a batch's results surely fit in the
+// workflow's own output: its URLs as the output encodes them, plus for
+// each result its other fields and an error of up to
+// activities.MaxErrorText, take at most InlineOutputBytes (Temporal
+// refuses payloads over 2 MB). Only batches of long URLs are staged for it.
 func inlineFits(urls []string) bool {
-	n := 2
+	n := 2 + len(urls)*(resultFields+activities.MaxErrorText)
 	for _, u := range urls {
 		n += 3 // quotes and comma
 		for i := 0; i < len(u); i++ {
 			switch c := u[i]; {
-			case c == '<' || c == '>' || c == '&' || c < 0x20:
-				n += 6 // \u0026
+			case c == '<' || c == '>' || c == '&' || c < 0x20 || c >= 0x80:
+				n += 6 // \u0026; a byte of a multi-byte rune counted high
 			case c == '"' || c == '\\':
 				n += 2
 			default:
@@ -183,8 +184,12 @@ func inlineFits(urls []string) bool {
 			}
 		}
 	}
-	return n <= InlineBytes
+	return n <= InlineOutputBytes
 }
+
+// resultFields bounds the encoding of a result's fields but its URL and
+// error.
+const resultFields = 256
 
 // strictOutcomes tells whether this run records every failure of a chunk,
 // a hash or a part as the failure of exactly its URLs (and stops a

@@ -1,0 +1,122 @@
+package workflows
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/batchfetch/batchfetch/activities"
+	"github.com/batchfetch/batchfetch/blobstore"
+)
+
+// rawServer answers every request with a status line whose reason
+// phrase the server chooses.
+func rawServer(t *testing.T, status string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					// read one request's header
+					for {
+						l, err := br.ReadString('\n')
+						if err != nil {
+							return
+						}
+						if l == "\r\n" {
+							break
+						}
+					}
+					fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: 0\r\n\r\n", status)
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// An inline batch of 1,000 URLs whose server sends long reason phrases
+// that JSON escapes six-fold, with the real activities: its output stays
+// under Temporal's 2 MB.
+func TestInlineOutputWithLongErrorsFits(t *testing.T) {
+	base := rawServer(t, "404 "+strings.Repeat("<", 3000))
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	env := s.NewTestWorkflowEnvironment()
+	dc := &sizes{DataConverter: converter.GetDefaultDataConverter()}
+	env.SetDataConverter(dc)
+	store, _ := blobstore.NewDir(t.TempDir())
+	client, err := activities.NewHTTPClient(activities.ClientConfig{Guard: activities.Guard{Allow: []string{"127.0.0.1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.RegisterActivity(&activities.Fetcher{Client: client, Store: store})
+	env.RegisterActivity(&activities.Hasher{Store: store})
+	env.RegisterWorkflowWithOptions(BatchFetchPart, workflow.RegisterOptions{Name: PartWorkflowName})
+	env.SetTestTimeout(2 * time.Minute)
+	urls := make([]string, InlineLimit)
+	for i := range urls {
+		urls[i] = fmt.Sprintf("%s/%d", base, i)
+	}
+	env.ExecuteWorkflow(BatchFetch, Input{URLs: urls, MaxInFlight: 64})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var out Output
+	_ = env.GetWorkflowResult(&out)
+	p, _ := converter.GetDefaultDataConverter().ToPayload(out)
+	t.Logf("%d results, failed %d, error of result 0: %d bytes; output payload %d bytes; largest payload %d (%s)",
+		len(out.Results), out.Failed, len(out.Results[0].Error), p.Size(), dc.largest, dc.largestV)
+	if out.Failed != InlineLimit || p.Size() > 2<<20 || dc.largest > 2<<20 {
+		t.Errorf("%d failed; the output is %d bytes, the largest payload %d: want under Temporal's 2 MB", out.Failed, p.Size(), dc.largest)
+	}
+}
+
+// A staged batch canceled while a chunk's hash is still queued (its
+// activity never started: Temporal cancels it with no details): the
+// chunk's URLs whose fetch had failed for good keep their word.
+func TestStagedCancelBeforeHashKeepsFetchFailures(t *testing.T) {
+	env, f := newEnv(t)
+	env.RegisterActivityWithOptions(func(ctx context.Context, req activities.HashChunkRequest) (*activities.HashChunkResult, error) {
+		if req.Chunk == 0 {
+			<-ctx.Done() // queued behind a busy CPU worker
+			return nil, temporal.NewCanceledError()
+		}
+		return f.HashChunk(ctx, req)
+	}, activity.RegisterOptions{Name: "HashChunk"})
+	env.RegisterDelayedCallback(env.CancelWorkflow, time.Second)
+	urls := largeURLs(InlineLimit + 1)
+	urls[0] = "http://a.example/missing"
+	env.ExecuteWorkflow(BatchFetch, Input{URLs: urls})
+	err := env.GetWorkflowError()
+	out, ok := CanceledOutput(err)
+	if !ok {
+		t.Fatalf("got %v", err)
+	}
+	t.Logf("canceled batch: ok %d failed %d; URL 0 (a 404): %+v", out.OK, out.Failed, f.assembled[0])
+	if f.assembled[0].Outcome != OutcomeHTTPError {
+		t.Errorf("URL 0 failed with a 404 before the cancel, reads %q", f.assembled[0].Outcome)
+	}
+}
