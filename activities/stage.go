@@ -80,6 +80,15 @@ func (f *Fetcher) StageURLs(ctx context.Context, req StageRequest) (*StageResult
 			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls: over the limit of %d per batch", MaxURLs), ErrInvalidInput, nil)
 		}
 		if count%req.ChunkSize == 0 {
+			if err := ctx.Err(); err != nil {
+				// Canceled, or the server gave up on this attempt (a frozen
+				// worker woke up): stop writing. Nothing is deleted: a
+				// live attempt may be writing the same files.
+				if w != nil {
+					_ = w.Abort()
+				}
+				return nil, err
+			}
 			if w != nil {
 				if err := flushCommit(bw, w); err != nil {
 					abort()
