@@ -145,10 +145,14 @@ func TestResumeRefusesA206WithoutItsValidator(t *testing.T) {
 	v2 := randomBytes(22, 1000)
 	var mu sync.Mutex
 	n := 0
+	var resumed string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		n++
 		k := n
+		if k == 2 {
+			resumed = r.Header.Get("Range")
+		}
 		mu.Unlock()
 		if k == 1 {
 			dropAfter(w, `"v1"`, v1, 400)
@@ -173,5 +177,10 @@ func TestResumeRefusesA206WithoutItsValidator(t *testing.T) {
 	t.Logf("outcome %s size %d sha %s; v1 %s v2 %s mixed %s", r.Outcome, r.Size, r.SHA256[:12], hexSum(v1)[:12], hexSum(v2)[:12], hexSum(mixed)[:12])
 	if r.Outcome != OutcomeOK || r.SHA256 != hexSum(v2) {
 		t.Errorf("got %s sha256 %s, want ok with v2 (a mix of v1 and v2: %v)", r.Outcome, r.SHA256, r.SHA256 == hexSum(mixed))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if resumed != "bytes=400-" {
+		t.Errorf("the second request asked for %q, want the rest (bytes=400-)", resumed)
 	}
 }

@@ -43,10 +43,12 @@ func TestResumeRefusesAShortRange(t *testing.T) {
 	body := randomBytes(11, 1000)
 	var mu sync.Mutex
 	var n int
+	var ranges []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		n++
 		k := n
+		ranges = append(ranges, r.Header.Get("Range")+" "+r.Header.Get("If-Range"))
 		mu.Unlock()
 		if k == 1 {
 			dropAfter(w, `"v1"`, body, 400)
@@ -71,6 +73,11 @@ func TestResumeRefusesAShortRange(t *testing.T) {
 	t.Logf("fetch: outcome=%q size=%d; hash: outcome=%s size=%d sha=%s", it.Outcome, it.Size, r.Outcome, r.Size, r.SHA256)
 	if r.Outcome != OutcomeOK || r.SHA256 != hexSum(body) {
 		t.Errorf("got %s, %d bytes, sha256 %s; want ok with the whole %d-byte body, %s", r.Outcome, r.Size, r.SHA256, len(body), hexSum(body))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ranges) != 3 || ranges[1] != `bytes=400- "v1"` || ranges[2] != " " {
+		t.Errorf("requests %q, want the whole body, the rest (bytes=400- if \"v1\"), then the whole body", ranges)
 	}
 }
 
@@ -114,6 +121,9 @@ func TestResumeRefusesTheRestOfAnotherBody(t *testing.T) {
 	if r.Outcome != OutcomeOK || r.SHA256 != hexSum(v2) {
 		t.Errorf("got %s sha256 %s, want ok with v2 %s (a mix of v1 and v2: %v)", r.Outcome, r.SHA256, hexSum(v2), r.SHA256 == hexSum(mixed))
 	}
+	if ifRange != `"v1"` {
+		t.Errorf("the second request had If-Range %q, want a resume validated by \"v1\"", ifRange)
+	}
 }
 
 // An object stored with Content-Encoding: gzip (object-store metadata,
@@ -155,6 +165,12 @@ func TestResumeOfAnEncodedBodyStaysInItsBytes(t *testing.T) {
 	if r.Outcome != OutcomeOK || r.SHA256 != hexSum(stored) {
 		t.Errorf("got %s, %d bytes; want ok with the %d bytes the server stores and sends", r.Outcome, r.Size, len(stored))
 	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{`Range="" AE=""`, fmt.Sprintf(`Range="bytes=%d-" AE=""`, len(stored)/2)}
+	if len(reqs) != 2 || reqs[0] != want[0] || reqs[1] != want[1] {
+		t.Errorf("requests %q, want %q: no compression asked, then the rest", reqs, want)
+	}
 }
 
 // Last-Modified as the only validator, from a server (http.ServeContent)
@@ -184,6 +200,7 @@ func TestResumeNeedsAStrongValidator(t *testing.T) {
 				}
 				if k == 1 {
 					w.Header().Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
+					w.Header().Set("Date", mod.UTC().Format(http.TimeFormat)) // modified this very second
 					w.Header().Set("Content-Length", "1000")
 					_, _ = w.Write(v1[:400])
 					w.(http.Flusher).Flush()

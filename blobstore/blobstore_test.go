@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/batchfetch/batchfetch/blobstore"
@@ -77,5 +79,69 @@ func TestStores(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A resumed writer starts from a copy of what an earlier, paused writer
+// kept: a key of its own, the earlier kept bytes released, and the earlier
+// writer (still open, as a frozen process's would be) unable to touch it.
+func TestResumeFromCopiesIntoANewKey(t *testing.T) {
+	ctx := context.Background()
+	d, err := blobstore.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := d.CreateResumable(ctx, "b/x.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(old, "0123456789")
+	var tee strings.Builder
+	resumed, err := d.ResumeFrom(ctx, "b/x.2", "b/x.1", 6, &tee)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tee.String() != "012345" {
+		t.Errorf("copied %q, want the first 6 bytes", tee.String())
+	}
+	fmt.Fprint(old, "STALE") // the old writer goes on: its file is its own
+	_ = old.Commit()
+	fmt.Fprint(resumed, "678")
+	if err := resumed.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.Open(ctx, "b/x.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r)
+	r.Close()
+	if string(b) != "012345678" {
+		t.Errorf("resumed blob %q, want 012345678", b)
+	}
+	if _, err := d.ResumeFrom(ctx, "b/x.3", "b/x.1", 6, nil); err == nil {
+		t.Errorf("resumed from kept bytes already released")
+	}
+	// Fewer bytes kept than asked for: refused, and nothing left.
+	short, _ := d.CreateResumable(ctx, "b/y.1")
+	fmt.Fprint(short, "abc")
+	_ = short.Pause()
+	if _, err := d.ResumeFrom(ctx, "b/y.2", "b/y.1", 10, nil); err == nil {
+		t.Errorf("resumed 10 bytes from 3 kept")
+	}
+	// A key is never written twice.
+	again, _ := d.CreateResumable(ctx, "b/z.1")
+	_ = again.Pause()
+	if _, err := d.CreateResumable(ctx, "b/z.1"); err == nil {
+		t.Errorf("two writers for one key")
+	}
+	if err := d.Discard(ctx, "b/z.1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeletePrefix(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(d.Root); len(entries) != 0 {
+		t.Errorf("%d entries left in the root", len(entries))
 	}
 }

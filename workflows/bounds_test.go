@@ -4,8 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -94,8 +99,8 @@ func TestInlineOutputWithLongErrorsFits(t *testing.T) {
 	}
 }
 
-// A staged batch canceled while a chunk's hash is still queued (its
-// activity never started: Temporal cancels it with no details): the
+// A staged batch canceled while a chunk's hash is waiting (a hash attempt
+// canceled with no details, as one canceled before it starts is): the
 // chunk's URLs whose fetch had failed for good keep their word.
 func TestStagedCancelBeforeHashKeepsFetchFailures(t *testing.T) {
 	env, f := newEnv(t)
@@ -118,5 +123,57 @@ func TestStagedCancelBeforeHashKeepsFetchFailures(t *testing.T) {
 	t.Logf("canceled batch: ok %d failed %d; URL 0 (a 404): %+v", out.OK, out.Failed, f.assembled[0])
 	if f.assembled[0].Outcome != OutcomeHTTPError {
 		t.Errorf("URL 0 failed with a 404 before the cancel, reads %q", f.assembled[0].Outcome)
+	}
+}
+
+// A body whose blob no longer matches what its fetch stored (a disk that
+// flipped a bit after the fetch) is hashed again by later attempts, then
+// reported as an error naming the mismatch: never ok.
+func TestIntegrityMismatchEndsAsError(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "the body the server sent "+r.URL.Path)
+	}))
+	defer srv.Close()
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	env := s.NewTestWorkflowEnvironment()
+	dir := t.TempDir()
+	store, _ := blobstore.NewDir(dir)
+	client, err := activities.NewHTTPClient(activities.ClientConfig{Guard: activities.Guard{Allow: []string{"127.0.0.1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.RegisterActivity(&activities.Fetcher{Client: client, Store: store})
+	h := &activities.Hasher{Store: store}
+	attempts := 0
+	env.RegisterActivityWithOptions(func(ctx context.Context, req activities.HashChunkRequest) (*activities.HashChunkResult, error) {
+		attempts++
+		if attempts == 1 {
+			for _, it := range req.Items {
+				if strings.HasSuffix(it.URL, "/flipped") {
+					p := filepath.Join(dir, filepath.FromSlash(it.Blob))
+					b, _ := os.ReadFile(p)
+					b[0] ^= 1
+					if err := os.WriteFile(p, b, 0o644); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+		return h.HashChunk(ctx, req)
+	}, activity.RegisterOptions{Name: "HashChunk"})
+	env.SetTestTimeout(2 * time.Minute)
+	env.ExecuteWorkflow(BatchFetch, Input{URLs: []string{srv.URL + "/flipped"}})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var out Output
+	_ = env.GetWorkflowResult(&out)
+	r := out.Results[0]
+	if r.Outcome != OutcomeError || !strings.Contains(r.Error, "integrity check failed") || r.SHA256 != "" {
+		t.Errorf("got %+v, want an error naming the integrity check", r)
+	}
+	if attempts != 3 {
+		t.Errorf("the hash ran %d attempts, want 3 (two retried, the third reports)", attempts)
 	}
 }

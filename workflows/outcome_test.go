@@ -420,13 +420,14 @@ func TestMillionURLsAllFailingStayBounded(t *testing.T) {
 	if out.OK != 0 || out.Failed != n {
 		t.Errorf("ok %d failed %d, want 0 and %d", out.OK, out.Failed, n)
 	}
-	const payloadLimit = 2 << 20
-	if dc.largest > payloadLimit/4 {
-		t.Errorf("largest payload %d bytes (%s), want well under Temporal's %d", dc.largest, dc.largestV, payloadLimit)
+	// Temporal refuses payloads over 2 MB and warns at 10,240 events; the
+	// bounds here are the figures the README quotes, with some room.
+	if dc.largest > 4<<10 {
+		t.Errorf("largest payload %d bytes (%s), want a few KB whatever the batch size", dc.largest, dc.largestV)
 	}
 	for id, n := range ev.runs {
-		if n > 10240 {
-			t.Errorf("run %s: up to %d history events, over the 10,240 warning", id, n)
+		if limit := map[bool]int{true: 1300, false: 3000}[strings.Contains(id, "/part-")]; n > limit {
+			t.Errorf("run %s: up to %d history events, over %d", id, n, limit)
 		}
 		if !strings.Contains(id, "/part-") {
 			parentEvents = n
