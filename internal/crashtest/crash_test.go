@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,12 +59,12 @@ type proc struct {
 	args []string
 	env  []string
 	cmd  *exec.Cmd
-	out  *bytes.Buffer
+	out  *output
 }
 
 func (p *proc) start() {
 	p.t.Helper()
-	p.out = &bytes.Buffer{}
+	p.out = &output{}
 	p.cmd = exec.Command(filepath.Join(bin, p.name), p.args...)
 	p.cmd.Env = append(os.Environ(), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -218,7 +219,26 @@ func newCluster(t *testing.T) *cluster {
 	return c
 }
 
-func tail(b *bytes.Buffer) string {
+// output collects a process's output; the test reads it while the
+// process writes.
+type output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+func tail(b *output) string {
 	if b == nil {
 		return ""
 	}
