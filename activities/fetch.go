@@ -55,6 +55,9 @@ type Fetcher struct {
 	HeartbeatEvery time.Duration
 	// Observer hears of every fetch (metrics). Optional.
 	Observer Observer
+	// StoreID is Store's identity (blobstore.ID), carried in every fetch
+	// result so that a hash worker on another store refuses the work.
+	StoreID string
 
 	slotsOnce sync.Once
 	slots     chan struct{}
@@ -656,7 +659,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 				activity.GetLogger(ctx).Warn("recording a canceled chunk's results failed", "chunk", req.Chunk, "error", err)
 			}
 		}
-		return nil, temporal.NewCanceledError(FetchChunkResult{Items: lean(req, items)})
+		return nil, temporal.NewCanceledError(FetchChunkResult{Items: lean(req, items), Store: f.StoreID})
 	}
 	activity.GetLogger(ctx).Debug("chunk fetched", "chunk", req.Chunk, "urls", len(items))
 	for i := range items {
@@ -664,7 +667,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 			observer(f.Observer).URLDone(items[i].Outcome)
 		}
 	}
-	return &FetchChunkResult{Items: lean(req, items)}, nil
+	return &FetchChunkResult{Items: lean(req, items), Store: f.StoreID}, nil
 }
 
 // lean drops the URLs of a staged chunk's items (they are in its file,

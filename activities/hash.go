@@ -29,7 +29,15 @@ type Hasher struct {
 	HeartbeatEvery time.Duration
 	// Observer hears of every hash and every URL's outcome (metrics). Optional.
 	Observer Observer
+	// StoreID is Store's identity (blobstore.ID) and StoreLocation where
+	// it is (for messages): a chunk fetched into another store is refused.
+	StoreID, StoreLocation string
 }
+
+// WrongStoreType is the ApplicationError type of a hash attempt refused
+// because the worker's blob store is not the one the bodies are in. It is
+// retried, so that a worker on the right store can take it.
+const WrongStoreType = "WrongBlobStore"
 
 // hashChunk is how much is read and hashed at a time, between
 // cancellation checks. Reading 4 MiB into a buffer that stays in cache,
@@ -82,6 +90,12 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 	every := h.HeartbeatEvery
 	if every <= 0 {
 		every = DefaultHeartbeatEvery
+	}
+	if req.Store != "" && h.StoreID != "" && req.Store != h.StoreID {
+		msg := fmt.Sprintf("this CPU worker's blob store (%s, identity %s) is not the one the chunk's bodies were fetched into (identity %s): start it with the same --blob-dir or --blob-url as the fetch workers",
+			h.StoreLocation, h.StoreID, req.Store)
+		activity.GetLogger(ctx).Error("refusing a chunk fetched into another blob store", "detail", msg)
+		return nil, temporal.NewApplicationError(msg, WrongStoreType)
 	}
 	var cp hashCheckpoint
 	if activity.HasHeartbeatDetails(ctx) {

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -253,5 +254,22 @@ func TestRangeNotSatisfiableStartsOver(t *testing.T) {
 	_ = v.Get(&hr)
 	if hr.Results[0].SHA256 != hexSum(body) {
 		t.Errorf("sha256 %s, want %s", hr.Results[0].SHA256, hexSum(body))
+	}
+}
+
+// A CPU worker whose blob store is not the one a chunk was fetched into
+// refuses it with an error that says what to do, and Temporal retries it
+// (on a worker that has the right store, when there is one).
+func TestHashRefusesAChunkOfAnotherStore(t *testing.T) {
+	dir, _ := blobstore.NewDir(t.TempDir())
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	h := &Hasher{Store: dir, StoreID: "mine", StoreLocation: "/var/blobs-here"}
+	env.RegisterActivity(h)
+	_, err := env.ExecuteActivity(h.HashChunk, HashChunkRequest{Store: "theirs", Items: []Fetched{{URL: "http://x/", Blob: "b/x", Size: 1}}})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != WrongStoreType || appErr.NonRetryable() ||
+		!strings.Contains(appErr.Message(), "/var/blobs-here") || !strings.Contains(appErr.Message(), "--blob-dir") {
+		t.Fatalf("got %v, want a retryable %s naming the store and the flag", err, WrongStoreType)
 	}
 }

@@ -99,6 +99,9 @@ func (f Fetched) Final() Result {
 // FetchChunkResult lists every URL of the chunk in chunk order.
 type FetchChunkResult struct {
 	Items []Fetched `json:"items"`
+	// Store is the identity of the blob store the bodies are in
+	// (blobstore.ID); the hash step refuses to work from another.
+	Store string `json:"store,omitempty"`
 }
 
 // HashChunkRequest asks for the fetched bodies of a chunk to be hashed.
@@ -106,6 +109,8 @@ type HashChunkRequest struct {
 	Prefix string    `json:"prefix"`
 	Chunk  int       `json:"chunk"`
 	Items  []Fetched `json:"items"`
+	// Store is the identity of the blob store the fetch wrote to.
+	Store string `json:"store,omitempty"`
 	// Staged: write the chunk's results to the blob store (ResultsKey)
 	// instead of returning them.
 	Staged bool `json:"staged,omitempty"`

@@ -145,3 +145,49 @@ func TestResumeFromCopiesIntoANewKey(t *testing.T) {
 		t.Errorf("%d entries left in the root", len(entries))
 	}
 }
+
+// Every process that opens a store sees the same identity, however many
+// ask at once; another store has another.
+func TestStoreIdentity(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	mem, err := blobstore.Open(ctx, "mem://") // one bucket per Open
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, loc := range []string{dir, "mem://"} {
+		t.Run(loc[:4], func(t *testing.T) {
+			ids := make(chan string, 8)
+			for range 8 {
+				go func() {
+					s := mem
+					if loc == dir {
+						d, err := blobstore.NewDir(dir) // as another process would
+						if err != nil {
+							t.Error(err)
+						}
+						s = d
+					}
+					id, err := blobstore.ID(ctx, s)
+					if err != nil {
+						t.Error(err)
+					}
+					ids <- id
+				}()
+			}
+			first := <-ids
+			for range 7 {
+				if id := <-ids; id != first || id == "" {
+					t.Errorf("identities %q and %q for one store", first, id)
+				}
+			}
+		})
+	}
+	other, _ := blobstore.NewDir(t.TempDir())
+	a, _ := blobstore.NewDir(dir)
+	idA, _ := blobstore.ID(ctx, a)
+	idB, _ := blobstore.ID(ctx, other)
+	if idA == idB {
+		t.Errorf("two stores share the identity %q", idA)
+	}
+}

@@ -174,6 +174,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			urls = demosite.URLs(env.demoBase)
 		}
 		fmt.Fprintf(stderr, "dev server %s, Web UI %s\n", env.hostPort, webUI)
+		fmt.Fprintf(stderr, "database %s, blobs %s\n", o.devDB, env.blobDir)
+		fmt.Fprintf(stderr, "attach another worker: TEMPORAL_ADDRESS=%s go run ./worker --role cpu --blob-dir %s\n", env.hostPort, env.blobDir)
 	} else {
 		if c, err = dial(ctx, o.logLevel); err != nil {
 			return err
@@ -570,6 +572,7 @@ type devEnv struct {
 	store    blobstore.Store
 	hostPort string
 	webUI    string
+	blobDir  string
 	demoBase string
 	stop     func()
 }
@@ -604,20 +607,21 @@ func startDev(o options) (*devEnv, error) {
 		return nil, fmt.Errorf("connecting to the dev server: %w", err)
 	}
 	stops = append(stops, c.Close)
-	store, err := blobstore.NewDir(filepath.Join(filepath.Dir(o.devDB), "blobs"))
+	blobDir := filepath.Join(filepath.Dir(o.devDB), "blobs")
+	store, err := blobstore.NewDir(blobDir)
 	if err != nil {
 		stopAll()
 		return nil, err
 	}
 	// The demo site is on 127.0.0.1: the dev workers allow it, and only it.
-	pools, err := workers.Start(c, workers.Config{Store: store, TaskQueue: o.taskQueue, CPUTaskQueue: o.input.CPUTaskQueue,
+	pools, err := workers.Start(c, workers.Config{Store: store, StoreLocation: blobDir, TaskQueue: o.taskQueue, CPUTaskQueue: o.input.CPUTaskQueue,
 		HTTP: activities.ClientConfig{Guard: activities.Guard{Allow: []string{"127.0.0.1"}}}})
 	if err != nil {
 		stopAll()
 		return nil, err
 	}
 	stops = append(stops, pools.Stop)
-	return &devEnv{client: c, store: store, hostPort: srv.FrontendHostPort(), webUI: srv.UIAddress(), demoBase: base, stop: stopAll}, nil
+	return &devEnv{client: c, store: store, blobDir: blobDir, hostPort: srv.FrontendHostPort(), webUI: srv.UIAddress(), demoBase: base, stop: stopAll}, nil
 }
 
 func sdkLogger(level string) (log.Logger, error) {

@@ -284,3 +284,23 @@ func TestWarnsWhenNoWorkerPolls(t *testing.T) {
 		t.Errorf("after Ctrl-C: %v, want exit %d", err, exitFailed)
 	}
 }
+
+// Dev mode says where its database and blobs live, and the exact command
+// that attaches another worker to it (a worker on another blob store
+// would be refused the chunks).
+func TestDevModeSaysHowToAttachAWorker(t *testing.T) {
+	dir := t.TempDir()
+	r := starter(t, "", nil, "--dev", "--dev-db", filepath.Join(dir, "dev.sqlite"), "--dev-port", "0", "--dev-ui-port", "0", "--quiet")
+	blobs := filepath.Join(dir, "blobs")
+	for _, want := range []string{
+		"database " + filepath.Join(dir, "dev.sqlite") + ", blobs " + blobs,
+		"go run ./worker --role cpu --blob-dir " + blobs,
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if !strings.Contains(r.stderr, "attach another worker: TEMPORAL_ADDRESS=127.0.0.1:") {
+		t.Errorf("stderr does not give the server's address to attach a worker:\n%s", r.stderr)
+	}
+}

@@ -76,6 +76,12 @@ func newFlags() (*flag.FlagSet, *settings) {
 	return fs, st
 }
 
+// storeID is the store's identity for the log ("" when it has none).
+func storeID(s blobstore.Store) string {
+	id, _ := blobstore.ID(context.Background(), s)
+	return id
+}
+
 // healthcheck exits 0 when url answers 200 (for container health checks:
 // the image has no shell or curl).
 func healthcheck(url string) error {
@@ -125,7 +131,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.Store = store
+	cfg.Store, cfg.StoreLocation = store, blobLocation
 
 	opts, err := cli.ClientOptions()
 	if err != nil {
@@ -188,7 +194,7 @@ func run(args []string) error {
 	logger.Info("worker starting",
 		zap.String("role", cfg.Role), zap.String("address", opts.HostPort), zap.String("namespace", opts.Namespace),
 		zap.String("task_queue", cfg.TaskQueue), zap.String("cpu_task_queue", cfg.CPUTaskQueue),
-		zap.Int("fetch_slots", cfg.FetchSlots), zap.Int("cpu_slots", cfg.CPUSlots), zap.String("blobs", blobLocation))
+		zap.Int("fetch_slots", cfg.FetchSlots), zap.Int("cpu_slots", cfg.CPUSlots), zap.String("blobs", blobLocation), zap.String("blob_store_id", storeID(store)))
 	err = workers.Run(ctx, c, cfg)
 	logger.Info("worker stopped")
 	return err

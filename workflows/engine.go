@@ -191,7 +191,7 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 	})
 	var hashed activities.HashChunkResult
 	if err := workflow.ExecuteActivity(hashCtx, h.HashChunk, activities.HashChunkRequest{
-		Prefix: e.prefix, Chunk: ch.index, Items: fetched.Items, Staged: e.staged,
+		Prefix: e.prefix, Chunk: ch.index, Items: fetched.Items, Staged: e.staged, Store: fetched.Store,
 	}).Get(ctx, &hashed); err != nil {
 		var canceled *temporal.CanceledError
 		if errors.As(err, &canceled) {

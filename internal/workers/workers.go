@@ -48,8 +48,12 @@ type Config struct {
 	CPURate, CPUQueueRate     float64
 
 	// Store holds bodies between fetch and hash. Both pools must see the
-	// same store (one machine, a shared volume, or an object store).
+	// same store (one machine, a shared volume, or an object store): a CPU
+	// worker refuses chunks fetched into another (see blobstore.ID).
 	Store blobstore.Store
+	// StoreLocation says where Store is, for messages (the --blob-dir or
+	// --blob-url value).
+	StoreLocation string
 	// HTTPClient is shared by every fetch (default: NewHTTPClient(HTTP)).
 	HTTPClient *http.Client
 	// HTTP configures the default HTTPClient.
@@ -126,6 +130,12 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		return nil, err
 	}
 	p := &Pools{client: cfg.HTTPClient}
+	// The store's identity goes with every fetched chunk: a CPU worker on
+	// another store refuses it (and one on the right store takes it).
+	storeID, err := blobstore.ID(context.Background(), cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("blob store %s: %w", cfg.StoreLocation, err)
+	}
 	if cfg.Role == RoleFetch || cfg.Role == RoleAll {
 		w := worker.New(c, cfg.TaskQueue, worker.Options{
 			MaxConcurrentActivityExecutionSize: cfg.FetchSlots,
@@ -138,7 +148,7 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		})
 		w.RegisterWorkflowWithOptions(workflows.BatchFetch, workflow.RegisterOptions{Name: workflows.WorkflowName})
 		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName})
-		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Observer: cfg.Observer})
+		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Observer: cfg.Observer})
 		p.workers = append(p.workers, w)
 	}
 	if cfg.Role == RoleCPU || cfg.Role == RoleAll {
@@ -152,7 +162,7 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 			// This worker runs activities only.
 			DisableWorkflowWorker: true,
 		})
-		w.RegisterActivity(&activities.Hasher{Store: cfg.Store, Observer: cfg.Observer})
+		w.RegisterActivity(&activities.Hasher{Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, Observer: cfg.Observer})
 		p.workers = append(p.workers, w)
 	}
 	for i, w := range p.workers {
