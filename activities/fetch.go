@@ -56,8 +56,9 @@ type Fetcher struct {
 	// Observer hears of every fetch (metrics). Optional.
 	Observer Observer
 	// StoreID is Store's identity (blobstore.ID), carried in every fetch
-	// result so that a hash worker on another store refuses the work.
-	StoreID string
+	// result so that a hash worker on another store refuses the work;
+	// StoreLocation says where Store is, for messages.
+	StoreID, StoreLocation string
 
 	slotsOnce sync.Once
 	slots     chan struct{}
@@ -719,6 +720,14 @@ func (f *Fetcher) RemoveBlobs(ctx context.Context, prefix string) error {
 		return fmt.Errorf("removing blobs under %s: %w", prefix, err)
 	}
 	return nil
+}
+
+// describeStore says which store this worker has, for messages.
+func (f *Fetcher) describeStore() string {
+	if f.StoreID == "" {
+		return ""
+	}
+	return fmt.Sprintf(" this worker uses (%s, identity %s): whoever wrote it must use the workers' --blob-dir or --blob-url", f.StoreLocation, f.StoreID)
 }
 
 func (f *Fetcher) heartbeatEvery() time.Duration {

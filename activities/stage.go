@@ -143,7 +143,7 @@ func (f *Fetcher) urlSource(ctx context.Context, req StageRequest) (next func() 
 	r, err := f.Store.Open(ctx, req.URLsFile)
 	if err != nil {
 		if errors.Is(err, blobstore.ErrNotFound) {
-			return nil, nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls_file: %q is not in the blob store", req.URLsFile), ErrInvalidInput, nil)
+			return nil, nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls_file: %q is not in the blob store%s", req.URLsFile, f.describeStore()), ErrInvalidInput, nil)
 		}
 		return nil, nil, nil, err
 	}
@@ -204,6 +204,8 @@ type AssembleResult struct {
 	Key    string `json:"key"`
 	OK     int    `json:"ok"`
 	Failed int    `json:"failed"`
+	// Store is the identity of the blob store holding Key.
+	Store string `json:"store,omitempty"`
 }
 
 // AssembleResults writes Dest from the chunk files. Chunks that never
@@ -220,7 +222,7 @@ func (f *Fetcher) AssembleResults(ctx context.Context, req AssembleRequest) (*As
 	defer w.Abort() //nolint:errcheck
 	bw := bufio.NewWriterSize(w, 256<<10)
 	enc := json.NewEncoder(bw)
-	out := &AssembleResult{Key: req.Dest}
+	out := &AssembleResult{Key: req.Dest, Store: f.StoreID}
 	count := func(r *Result) {
 		if r.Outcome == OutcomeOK {
 			out.OK++

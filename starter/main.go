@@ -196,6 +196,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if !o.noWait {
+		// Always said, so that status, results and cancel can be used on it.
+		fmt.Fprintf(stderr, "batch workflow_id=%s run_id=%s\n", run.GetID(), run.GetRunID())
+	}
 	if webUI != "" {
 		fmt.Fprintf(stderr, "watch it: %s/namespaces/default/workflows/%s/%s/history\n", webUI, run.GetID(), run.GetRunID())
 	}
@@ -228,6 +232,29 @@ func parseFlags(fs *flag.FlagSet, args []string) (done bool, err error) {
 		return false, &exitError{exitUsage, err}
 	}
 	return false, nil
+}
+
+// summary counts a batch's outcomes: canceled URLs apart from failed ones.
+func summary(out workflows.Output) string {
+	canceled := 0
+	for _, r := range out.Results {
+		if r.Outcome == workflows.OutcomeCanceled {
+			canceled++
+		}
+	}
+	s := fmt.Sprintf("%d ok, %d failed", out.OK, out.Failed-canceled)
+	if canceled > 0 {
+		s += fmt.Sprintf(", %d canceled", canceled)
+	}
+	return s
+}
+
+// storeLocation says where the starter's blob store is.
+func (o options) storeLocation() string {
+	if o.blobURL != "" {
+		return o.blobURL
+	}
+	return o.blobDir
 }
 
 // openStore opens the blob store the options name.
@@ -324,7 +351,12 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 	switch {
 	case err == nil:
 	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrInvalidInput:
-		return &exitError{exitUsage, fmt.Errorf("invalid input: %s", appErr.Message())}
+		msg := "invalid input: " + appErr.Message()
+		if o.uploaded != "" && strings.Contains(msg, o.uploaded) {
+			id, _ := blobstore.ID(ctx, o.store)
+			msg += fmt.Sprintf(" (this starter wrote the list to %s, identity %s)", o.storeLocation(), id)
+		}
+		return &exitError{exitUsage, errors.New(msg)}
 	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrBatchFailed:
 		if appErr.HasDetails() && appErr.Details(&out) == nil {
 			if perr := printOutput(ctx, stdout, out, *o); perr != nil {
@@ -415,6 +447,10 @@ func progressLine(p workflows.Progress, elapsed time.Duration, doneSince int) st
 
 func printOutput(ctx context.Context, w io.Writer, out workflows.Output, o options) error {
 	if out.ResultsFile != "" && out.Results == nil {
+		if mine, err := blobstore.ID(ctx, o.store); err == nil && mine != "" && out.BlobStore != "" && mine != out.BlobStore {
+			return &exitError{exitUsage, fmt.Errorf("the results (%s) are in the workers' blob store (identity %s), not in this starter's (%s, identity %s): run the starter with the workers' --blob-dir or --blob-url",
+				out.ResultsFile, out.BlobStore, o.storeLocation(), mine)}
+		}
 		results, err := readResults(ctx, o.store, out.ResultsFile)
 		if err != nil {
 			return &exitError{exitInternal, fmt.Errorf("reading the results (%s) from the blob store: %w", out.ResultsFile, err)}
@@ -444,7 +480,7 @@ func printOutput(ctx context.Context, w io.Writer, out workflows.Output, o optio
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%d\t%s\t%s\n", i+1, r.Outcome, r.Status, r.Attempts,
 			(time.Duration(r.ElapsedMS) * time.Millisecond).String(), r.Size, sum, r.URL)
 	}
-	fmt.Fprintf(tw, "\n%d ok, %d failed\n", out.OK, out.Failed)
+	fmt.Fprintf(tw, "\n%s\n", summary(out))
 	return tw.Flush()
 }
 

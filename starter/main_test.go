@@ -43,6 +43,9 @@ var (
 	site     *httptest.Server
 )
 
+// workersBlobDir is the test workers' blob store.
+var workersBlobDir string
+
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
@@ -72,7 +75,8 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer c.Close()
-	store, _ := blobstore.NewDir(filepath.Join(dir, "blobs"))
+	workersBlobDir = filepath.Join(dir, "blobs")
+	store, _ := blobstore.NewDir(workersBlobDir)
 	pools, err := workers.Start(c, workers.Config{HTTP: local, Store: store})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -302,5 +306,29 @@ func TestDevModeSaysHowToAttachAWorker(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "attach another worker: TEMPORAL_ADDRESS=127.0.0.1:") {
 		t.Errorf("stderr does not give the server's address to attach a worker:\n%s", r.stderr)
+	}
+}
+
+// A starter on another blob store than the workers' is told so, with the
+// flag to set: when its URL list goes through the store, and when it reads
+// a large batch's results. Every started batch's ID is said.
+func TestAStarterOnAnotherStoreIsTold(t *testing.T) {
+	var list strings.Builder
+	for i := range 1001 {
+		fmt.Fprintf(&list, "%s/p/%d\n", site.URL, i)
+	}
+	elsewhere := t.TempDir()
+	r := starter(t, list.String(), nil, "--blob-dir", elsewhere, "--quiet", "--file", "-")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--blob-dir") || !strings.Contains(r.stderr, elsewhere) || !strings.Contains(r.stderr, workersBlobDir) {
+		t.Errorf("list on another store: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	id := fmt.Sprint("stores-", time.Now().UnixNano())
+	r = starter(t, list.String(), nil, "--blob-dir", workersBlobDir, "--quiet", "--id", id, "--file", "-")
+	if r.code != 0 || !strings.Contains(r.stderr, "batch workflow_id="+id) {
+		t.Fatalf("on the workers' store: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	r = starter(t, "", nil, "results", "--blob-dir", elsewhere, id)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "run the starter with the workers' --blob-dir") || !strings.Contains(r.stderr, elsewhere) {
+		t.Errorf("results from another store: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 }

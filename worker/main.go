@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -35,6 +36,9 @@ import (
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // the usage is printed; asking for it is no error
+		}
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}

@@ -100,6 +100,9 @@ type Output struct {
 	Failed      int      `json:"failed"`
 	Total       int      `json:"total"`
 	ResultsFile string   `json:"results_file,omitempty"`
+	// BlobStore is the identity of the blob store holding ResultsFile
+	// (see blobstore.ID): a reader on another store can tell.
+	BlobStore string `json:"blob_store,omitempty"`
 }
 
 // Progress is the answer to the progress query.
@@ -265,7 +268,7 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	}).Get(bg, &assembled); err != nil {
 		return nil, fmt.Errorf("writing results: %w", err)
 	}
-	out := &Output{OK: assembled.OK, Failed: assembled.Failed, Total: staged.Count, ResultsFile: assembled.Key}
+	out := &Output{OK: assembled.OK, Failed: assembled.Failed, Total: staged.Count, ResultsFile: assembled.Key, BlobStore: assembled.Store}
 	*progress = Progress{Total: staged.Count, Done: staged.Count, OK: out.OK, Failed: out.Failed}
 	return finish(ctx, failure, out)
 }

@@ -104,6 +104,9 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		c.HTTPClient = hc
 	}
+	if d, ok := c.Store.(*blobstore.Dir); ok && c.StoreLocation == "" {
+		c.StoreLocation = d.Root
+	}
 	if c.StopTimeout == 0 {
 		c.StopTimeout = 10 * time.Second
 	}
@@ -148,7 +151,7 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		})
 		w.RegisterWorkflowWithOptions(workflows.BatchFetch, workflow.RegisterOptions{Name: workflows.WorkflowName})
 		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName})
-		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Observer: cfg.Observer})
+		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Observer: cfg.Observer})
 		p.workers = append(p.workers, w)
 	}
 	if cfg.Role == RoleCPU || cfg.Role == RoleAll {
