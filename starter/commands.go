@@ -35,14 +35,14 @@ func command(name string, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.blobDir, "blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "the workers' blob store, where large results are (env BATCHFETCH_BLOB_DIR)")
 	fs.StringVar(&o.blobURL, "blob-url", "", "the workers' object store instead of --blob-dir")
 	fs.StringVar(&o.logLevel, "log-level", "off", "log of the Temporal client")
-	if done, err := parseFlags(fs, args); done || err != nil {
+	positional, done, err := parseFlags(fs, args)
+	if done || err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return &exitError{exitUsage, errSilent}
+	if len(positional) != 1 {
+		return &exitError{exitUsage, fmt.Errorf("%s takes one WORKFLOW_ID, got %d arguments (starter %s --help)", name, len(positional), name)}
 	}
-	id := fs.Arg(0)
+	id := positional[0]
 	ctx := context.Background()
 	c, err := dial(ctx, o.logLevel)
 	if err != nil {

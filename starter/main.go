@@ -141,15 +141,19 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.blobURL, "blob-url", "", "the workers' object store instead of --blob-dir (s3://bucket?region=..., gs://bucket, azblob://container)")
 	fs.StringVar(&o.outFile, "out", "", "also write the results to this file as JSON lines")
 	fs.StringVar(&o.logLevel, "log-level", "off", "log of the Temporal client (and, with --dev, the workers): off, debug, info, warn or error")
-	if done, err := parseFlags(fs, args); done || err != nil {
+	positional, done, err := parseFlags(fs, args)
+	if done || err != nil {
 		return err
 	}
-	urls, err := readURLs(fs.Args(), o.file, stdin, !o.dev)
+	urls, err := readURLs(positional, o.file, stdin, !o.dev)
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}
-	if o.input.MaxInFlight <= 0 || o.input.MaxAttempts <= 0 {
-		return &exitError{exitUsage, errors.New("--max-in-flight and --max-attempts must be at least 1")}
+	if o.input.MaxInFlight <= 0 {
+		return &exitError{exitUsage, fmt.Errorf("--max-in-flight must be at least 1, not %d", o.input.MaxInFlight)}
+	}
+	if o.input.MaxAttempts <= 0 {
+		return &exitError{exitUsage, fmt.Errorf("--max-attempts must be at least 1, not %d", o.input.MaxAttempts)}
 	}
 	if !o.dev {
 		if err := checkInput(o.input, urls); err != nil {
@@ -219,19 +223,40 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return err
 }
 
-// parseFlags parses args and fills unset flags from BATCHFETCH_*
-// variables. done is true after --help.
-func parseFlags(fs *flag.FlagSet, args []string) (done bool, err error) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return true, nil
+// parseFlags parses args, flags and arguments in any order (flags after
+// "--" are arguments), and fills unset flags from BATCHFETCH_* variables.
+// It returns the arguments; done is true after --help (the usage is
+// printed). A bad flag is an error that says so first.
+func parseFlags(fs *flag.FlagSet, args []string) (positional []string, done bool, err error) {
+	usage := fs.Usage
+	fs.Usage = func() {} // printed for --help only, below
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	defer func() { fs.Usage = usage; fs.SetOutput(out) }()
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(out)
+				usage()
+				return nil, true, nil
+			}
+			return nil, false, &exitError{exitUsage, fmt.Errorf("%v (%s --help lists the flags)", err, fs.Name())}
 		}
-		return false, &exitError{exitUsage, errSilent}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			positional = append(positional, rest...) // everything after -- is an argument
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
 	if err := cli.EnvFallback(fs, "BATCHFETCH_"); err != nil {
-		return false, &exitError{exitUsage, err}
+		return nil, false, &exitError{exitUsage, err}
 	}
-	return false, nil
+	return positional, false, nil
 }
 
 // summary counts a batch's outcomes: canceled URLs apart from failed ones.

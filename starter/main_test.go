@@ -332,3 +332,30 @@ func TestAStarterOnAnotherStoreIsTold(t *testing.T) {
 		t.Errorf("results from another store: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 }
+
+// Flags may follow arguments; every error says what is wrong, first, and
+// names the one flag at fault.
+func TestFlagsAnywhereAndErrorsThatSayWhat(t *testing.T) {
+	r := starter(t, "", nil, site.URL+"/a", "--json", "--quiet")
+	if r.code != 0 || !strings.Contains(r.stdout, `"ok": 1`) {
+		t.Errorf("a flag after the URL: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--bogus"}, "starter: flag provided but not defined: -bogus"},
+		{[]string{"status"}, "starter: status takes one WORKFLOW_ID, got 0 arguments"},
+		{[]string{"results", "a", "b"}, "starter: results takes one WORKFLOW_ID, got 2 arguments"},
+		{[]string{site.URL + "/a", "--max-in-flight", "0"}, "starter: --max-in-flight must be at least 1"},
+		{[]string{site.URL + "/a", "--max-attempts", "-1"}, "starter: --max-attempts must be at least 1"},
+	} {
+		r := starter(t, "", nil, tc.args...)
+		if r.code != exitUsage || !strings.HasPrefix(r.stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want exit %d and %q first", tc.args, r.code, r.stderr, exitUsage, tc.want)
+		}
+	}
+	if r := starter(t, "", nil, "--help"); r.code != 0 || !strings.Contains(r.stderr, "usage: starter") {
+		t.Errorf("--help: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
