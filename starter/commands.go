@@ -39,6 +39,9 @@ func command(name string, args []string, stdout, stderr io.Writer) error {
 	if done || err != nil {
 		return err
 	}
+	if err := checkWritable(o.outFile); err != nil {
+		return &exitError{exitUsage, err}
+	}
 	if len(positional) != 1 {
 		return &exitError{exitUsage, fmt.Errorf("%s takes one WORKFLOW_ID, got %d arguments (starter %s --help)", name, len(positional), name)}
 	}
@@ -71,6 +74,11 @@ func command(name string, args []string, stdout, stderr io.Writer) error {
 			if err == nil && v.Get(&p) == nil {
 				fmt.Fprintln(stdout, progressLine(p, 0, 0))
 			}
+			return nil
+		}
+		// A finished batch: its counts, from its result.
+		if out, ok := finishedOutput(ctx, run); ok {
+			fmt.Fprintf(stdout, "%s of %d\n", summary(*out), out.Total)
 		}
 		return nil
 	case "cancel":
@@ -138,4 +146,19 @@ func warnIfNoWorkers(ctx context.Context, c client.Client, o *options, w io.Writ
 			fmt.Fprintf(w, "\nstarter: no worker is polling task queue %q: the batch waits until one does (start one: go run ./worker --role %s)\n", ch.queue, ch.role)
 		}
 	}
+}
+
+// finishedOutput is a closed batch's output, also when it failed or was
+// canceled (their errors carry it).
+func finishedOutput(ctx context.Context, run client.WorkflowRun) (*workflows.Output, bool) {
+	var out workflows.Output
+	err := run.Get(ctx, &out)
+	if err == nil {
+		return &out, true
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == workflows.ErrBatchFailed && appErr.HasDetails() && appErr.Details(&out) == nil {
+		return &out, true
+	}
+	return workflows.CanceledOutput(err)
 }

@@ -145,6 +145,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if done || err != nil {
 		return err
 	}
+	if err := checkWritable(o.outFile); err != nil {
+		return &exitError{exitUsage, err}
+	}
 	urls, err := readURLs(positional, o.file, stdin, !o.dev)
 	if err != nil {
 		return &exitError{exitUsage, err}
@@ -272,6 +275,23 @@ func summary(out workflows.Output) string {
 		s += fmt.Sprintf(", %d canceled", canceled)
 	}
 	return s
+}
+
+// checkWritable tells, before any batch starts, whether --out can be
+// written, leaving nothing behind.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+		return f.Close() // exists and is writable
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".batchfetch-out-check-")
+	if err != nil {
+		return fmt.Errorf("--out %s cannot be written: %w", path, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // storeLocation says where the starter's blob store is.
@@ -424,6 +444,9 @@ func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, 
 			}
 			return
 		case <-ctx.Done():
+			if tty && last != "" {
+				fmt.Fprintln(w) // what follows starts on its own line
+			}
 			return
 		case <-t.C:
 		}
@@ -464,7 +487,13 @@ func progressLine(p workflows.Progress, elapsed time.Duration, doneSince int) st
 	}
 	rate := ""
 	if elapsed >= time.Second {
-		rate = fmt.Sprintf(" %.0f URLs/s", float64(doneSince)/elapsed.Seconds())
+		r := float64(doneSince) / elapsed.Seconds()
+		switch {
+		case r >= 10:
+			rate = fmt.Sprintf(" %.0f URLs/s", r)
+		case doneSince > 0:
+			rate = fmt.Sprintf(" %.2g URLs/s", r) // never 0 while URLs finish
+		}
 	}
 	return fmt.Sprintf("[%s%s] %d/%d%s  ok %d  failed %d  in flight %d",
 		strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.Done, p.Total, rate, p.OK, p.Failed, p.InFlight)

@@ -359,3 +359,21 @@ func TestFlagsAnywhereAndErrorsThatSayWhat(t *testing.T) {
 		t.Errorf("--help: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// --out is checked before a batch starts; a finished batch's status shows
+// its counts.
+func TestOutCheckedFirstAndStatusCounts(t *testing.T) {
+	before := hits.Load()
+	r := starter(t, "", nil, "--out", filepath.Join(t.TempDir(), "no", "such", "dir", "r.jsonl"), site.URL+"/a")
+	if r.code != exitUsage || !strings.HasPrefix(r.stderr, "starter: --out ") || hits.Load() != before {
+		t.Errorf("--out in a missing directory: exit %d, stderr %q, %d requests made", r.code, r.stderr, hits.Load()-before)
+	}
+	id := fmt.Sprint("counts-", time.Now().UnixNano())
+	if r := starter(t, "", nil, "--id", id, "--quiet", site.URL+"/a", site.URL+"/missing"); r.code != exitFailed {
+		t.Fatalf("batch: exit %d, stderr %s", r.code, r.stderr)
+	}
+	r = starter(t, "", nil, "status", id)
+	if r.code != 0 || !strings.Contains(r.stdout, "status=Completed") || !strings.Contains(r.stdout, "1 ok, 1 failed of 2") {
+		t.Errorf("status of a finished batch: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
