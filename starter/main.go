@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -31,6 +32,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
@@ -199,7 +201,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 	}
 
-	run, err := start(ctx, c, &o)
+	run, err := start(ctx, c, &o, stderr)
 	if err != nil {
 		return err
 	}
@@ -277,6 +279,30 @@ func summary(out workflows.Output) string {
 	return s
 }
 
+// attach finds an existing batch with workflow ID id: the same ID never
+// fetches twice. It says so, and whether the batch's URLs differ from in's.
+func attach(ctx context.Context, c client.Client, id string, in workflows.Input, stderr io.Writer) (client.WorkflowRun, bool) {
+	d, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return nil, false
+	}
+	runID := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	fmt.Fprintf(stderr, "attached to the existing batch workflow_id=%s run_id=%s (%s): the same ID never fetches twice\n",
+		id, runID, d.GetWorkflowExecutionInfo().GetStatus())
+	iter := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if iter.HasNext() {
+		if ev, err := iter.Next(); err == nil {
+			var theirs workflows.Input
+			if started := ev.GetWorkflowExecutionStartedEventAttributes(); started != nil &&
+				converter.GetDefaultDataConverter().FromPayloads(started.GetInput(), &theirs) == nil &&
+				theirs.URLsFile == "" && !slices.Equal(theirs.URLs, in.URLs) {
+				fmt.Fprintf(stderr, "note: its URLs are not these (%d URLs there, %d here); use another --id for a new batch\n", len(theirs.URLs), len(in.URLs))
+			}
+		}
+	}
+	return c.GetWorkflow(ctx, id, runID), true
+}
+
 // checkWritable tells, before any batch starts, whether --out can be
 // written, leaving nothing behind.
 func checkWritable(path string) error {
@@ -323,8 +349,13 @@ func checkInput(in workflows.Input, urls []string) error {
 	return nil
 }
 
-func start(ctx context.Context, c client.Client, o *options) (client.WorkflowRun, error) {
+func start(ctx context.Context, c client.Client, o *options, stderr io.Writer) (client.WorkflowRun, error) {
 	id := o.id
+	if id != "" {
+		if run, ok := attach(ctx, c, id, o.input, stderr); ok {
+			return run, nil
+		}
+	}
 	if id == "" {
 		var b [4]byte
 		_, _ = rand.Read(b[:])

@@ -201,6 +201,13 @@ func TestSameIDAttachesInsteadOfFetchingTwice(t *testing.T) {
 	if first.stdout != second.stdout {
 		t.Errorf("the second start printed a different result:\n%s\nvs\n%s", first.stdout, second.stdout)
 	}
+	if !strings.Contains(second.stderr, "attached to the existing batch workflow_id="+id) || strings.Contains(second.stderr, "are not these") {
+		t.Errorf("the second start does not say it attached: %q", second.stderr)
+	}
+	third := starter(t, "", nil, "--id", id, "--json", "--quiet", site.URL+"/other")
+	if hits.Load() != before || !strings.Contains(third.stderr, "its URLs are not these (1 URLs there, 1 here)") {
+		t.Errorf("other URLs under the same ID: %d requests, stderr %q", hits.Load()-before, third.stderr)
+	}
 }
 
 func TestNoWaitPrintsIDs(t *testing.T) {
