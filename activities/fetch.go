@@ -449,6 +449,9 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 		st.mu.Lock()
 		out.Attempts = st.attempts
 		st.mu.Unlock()
+		if out.Outcome != "" && out.Outcome != OutcomeCanceled {
+			observer(f.Observer).Fetched(0, time.Since(start)) // a fetch that ended without a body
+		}
 	}()
 	urlCtx := ctx
 	if p.URLTimeout > 0 {

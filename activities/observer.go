@@ -5,10 +5,12 @@ import "time"
 // Observer hears what the activities do, for metrics. Its methods must be
 // safe for concurrent use.
 type Observer interface {
-	// URLDone reports a URL's final outcome (from the hash step, which
-	// every URL that was not canceled goes through).
+	// URLDone reports a URL's final outcome, once, from the step that
+	// decided it: the fetch for a URL that ends there (a 404), the hash
+	// for the others.
 	URLDone(outcome string)
-	// Fetched reports a stored body and the URL's fetch time.
+	// Fetched reports a URL's fetch time, whatever its outcome, and the
+	// bytes of its body (0 when it has none).
 	Fetched(bytes int64, d time.Duration)
 	// Hashed reports a hashed body and the time it took.
 	Hashed(bytes int64, d time.Duration)

@@ -144,7 +144,7 @@ func run(args []string) error {
 	opts.Logger = logging.SDK(logger)
 	var m *metrics.Metrics
 	if *metricsListen != "" {
-		m = metrics.New()
+		m = metrics.New(cfg.Role)
 		defer m.Close()
 		opts.MetricsHandler = m.SDKHandler()
 		cfg.Observer = m

@@ -30,27 +30,38 @@ type Metrics struct {
 	slots     *prometheus.GaugeVec
 }
 
-// New builds the registry and the SDK's metrics handler on it.
-func New() *Metrics {
+// sanitize keeps Prometheus's rules for names and keys; label values may
+// hold what task queue names and worker identities hold (batchfetch-cpu,
+// pid@host).
+var sanitize = func() tally.SanitizeOptions {
+	o := sdktally.PrometheusSanitizeOptions
+	o.ValueCharacters = tally.ValidCharacters{Ranges: tally.AlphanumericRange, Characters: []rune{'_', '-', '.', ':', '/', '@'}}
+	return o
+}()
+
+// New builds the registry and the SDK's metrics handler on it. role
+// (fetch, cpu, or all/empty) says which of batchfetch's metrics the worker
+// can move: only those are exported.
+func New(role string) *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	reporter := tallyprom.NewReporter(tallyprom.Options{Registerer: reg, Gatherer: reg, DefaultTimerType: tallyprom.HistogramTimerType})
 	scope, closer := tally.NewRootScope(tally.ScopeOptions{
 		CachedReporter:  reporter,
 		Separator:       tallyprom.DefaultSeparator,
-		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
+		SanitizeOptions: &sanitize,
 	}, time.Second)
 	m := &Metrics{
 		reg:    reg,
 		closer: closer,
 		sdk:    sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)),
 		urls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "batchfetch_urls_total", Help: "URLs finished, by outcome (ok, http_error, timeout, error, canceled).",
+			Name: "batchfetch_urls_total", Help: "URLs finished, by outcome (ok, http_error, timeout, error, canceled), each counted once by the worker that decided it: the fetch worker for URLs that end at their fetch, the CPU worker for hashed ones.",
 		}, []string{"outcome"}),
 		fetched: prometheus.NewCounter(prometheus.CounterOpts{Name: "batchfetch_fetch_bytes_total", Help: "Bytes of bodies fetched and stored."}),
 		hashed:  prometheus.NewCounter(prometheus.CounterOpts{Name: "batchfetch_hash_bytes_total", Help: "Bytes hashed (rate() gives hash bytes/s)."}),
 		fetchTime: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "batchfetch_fetch_duration_seconds", Help: "Time to fetch one URL, retries included.",
+			Name: "batchfetch_fetch_duration_seconds", Help: "Time to fetch one URL, retries included, whatever its outcome.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
 		}),
 		hashTime: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -61,7 +72,13 @@ func New() *Metrics {
 			Name: "batchfetch_slots_in_use", Help: "Requests open (pool fetch) and hashes running (pool cpu) now.",
 		}, []string{"pool"}),
 	}
-	reg.MustRegister(m.urls, m.fetched, m.hashed, m.fetchTime, m.hashTime, m.slots)
+	reg.MustRegister(m.urls, m.slots)
+	if role != "cpu" {
+		reg.MustRegister(m.fetched, m.fetchTime)
+	}
+	if role != "fetch" {
+		reg.MustRegister(m.hashed, m.hashTime)
+	}
 	return m
 }
 

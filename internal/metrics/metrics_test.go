@@ -58,7 +58,7 @@ func TestMetricsAfterABatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop() //nolint:errcheck
-	m := metrics.New()
+	m := metrics.New("")
 	defer m.Close()
 	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: logging.SDK(zap.NewNop()), MetricsHandler: m.SDKHandler()})
 	if err != nil {
@@ -99,7 +99,7 @@ func TestMetricsAfterABatch(t *testing.T) {
 		`batchfetch_urls_total{outcome="http_error"}`: 1,
 		`batchfetch_fetch_bytes_total`:                total,
 		`batchfetch_hash_bytes_total`:                 total,
-		`batchfetch_fetch_duration_seconds_count`:     3,
+		`batchfetch_fetch_duration_seconds_count`:     4, // the 404 too
 		`batchfetch_hash_duration_seconds_count`:      3,
 		`batchfetch_slots_in_use{pool="fetch"}`:       0,
 		`batchfetch_slots_in_use{pool="cpu"}`:         0,
@@ -131,6 +131,106 @@ func TestMetricsAfterABatch(t *testing.T) {
 				}
 			}
 			t.Fatalf("no SDK workflow-completed metric after 15s; saw %v", names)
+		}
+		time.Sleep(200 * time.Millisecond) // the SDK's reporter flushes every second
+	}
+}
+
+// TestMetricsOfSplitRoles runs a fetch-only and a CPU-only worker, each
+// with its own registry and client, on a batch of known composition: each
+// exports only the metrics it can move, every URL is counted once by the
+// worker that decided it, and the SDK's task_queue label has the queue's
+// real name.
+func TestMetricsOfSplitRoles(t *testing.T) {
+	srv, err := devserver.Start(devserver.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop() //nolint:errcheck
+	store, _ := blobstore.NewDir(t.TempDir())
+	roles := map[string]*metrics.Metrics{}
+	for _, role := range []string{workers.RoleFetch, workers.RoleCPU} {
+		m := metrics.New(role)
+		defer m.Close()
+		c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: logging.SDK(zap.NewNop()), MetricsHandler: m.SDKHandler()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		pools, err := workers.Start(c, workers.Config{Role: role, Store: store, Observer: m,
+			HTTP: activities.ClientConfig{Guard: activities.Guard{Allow: []string{"127.0.0.1"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pools.Stop()
+		roles[role] = m
+	}
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, strings.Repeat("x", 1000))
+	}))
+	defer site.Close()
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: logging.SDK(zap.NewNop())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	run, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: workflows.TaskQueue}, workflows.WorkflowName,
+		workflows.Input{URLs: []string{site.URL + "/a", site.URL + "/b", site.URL + "/missing"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Get(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	fetchSrv := httptest.NewServer(roles[workers.RoleFetch].Handler())
+	defer fetchSrv.Close()
+	cpuSrv := httptest.NewServer(roles[workers.RoleCPU].Handler())
+	defer cpuSrv.Close()
+	fetch, cpu := scrape(t, fetchSrv.URL), scrape(t, cpuSrv.URL)
+	for k, v := range map[string]float64{
+		`batchfetch_urls_total{outcome="http_error"}`: 1, // decided by the fetch
+		`batchfetch_fetch_bytes_total`:                2000,
+		`batchfetch_fetch_duration_seconds_count`:     3,
+	} {
+		if fetch[k] != v {
+			t.Errorf("fetch worker: %s = %v, want %v", k, fetch[k], v)
+		}
+	}
+	for k, v := range map[string]float64{
+		`batchfetch_urls_total{outcome="ok"}`:     2, // decided by the hash
+		`batchfetch_hash_bytes_total`:            2000,
+		`batchfetch_hash_duration_seconds_count`: 2,
+	} {
+		if cpu[k] != v {
+			t.Errorf("cpu worker: %s = %v, want %v", k, cpu[k], v)
+		}
+	}
+	for k := range fetch {
+		if strings.HasPrefix(k, "batchfetch_hash_") || k == `batchfetch_urls_total{outcome="ok"}` {
+			t.Errorf("the fetch worker exports %s, which it cannot move", k)
+		}
+	}
+	for k := range cpu {
+		if strings.HasPrefix(k, "batchfetch_fetch_") || k == `batchfetch_urls_total{outcome="http_error"}` {
+			t.Errorf("the cpu worker exports %s, which it cannot move", k)
+		}
+	}
+	// The SDK's metrics name the CPU queue as it is (reported every second).
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		found := false
+		for k := range scrape(t, cpuSrv.URL) {
+			found = found || (strings.HasPrefix(k, "temporal_") && strings.Contains(k, `task_queue="batchfetch-cpu"`))
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no SDK metric of the CPU worker has task_queue=\"batchfetch-cpu\"")
 		}
 		time.Sleep(200 * time.Millisecond) // the SDK's reporter flushes every second
 	}
