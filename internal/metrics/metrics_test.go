@@ -201,7 +201,7 @@ func TestMetricsOfSplitRoles(t *testing.T) {
 		}
 	}
 	for k, v := range map[string]float64{
-		`batchfetch_urls_total{outcome="ok"}`:     2, // decided by the hash
+		`batchfetch_urls_total{outcome="ok"}`:    2, // decided by the hash
 		`batchfetch_hash_bytes_total`:            2000,
 		`batchfetch_hash_duration_seconds_count`: 2,
 	} {
