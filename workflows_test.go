@@ -284,12 +284,13 @@ func TestBodiesAreHashedOnTheCPUWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var size, mode string
+	var size int
+	var mode string
 	fields := d.GetWorkflowExecutionInfo().GetMemo().GetFields()
 	_ = converter.GetDefaultDataConverter().FromPayload(fields["urls"], &size)
 	_ = converter.GetDefaultDataConverter().FromPayload(fields["mode"], &mode)
-	if size != "5" || mode != "collect" {
-		t.Errorf("memo urls=%q mode=%q, want 5 and collect", size, mode)
+	if size != 5 || mode != "collect" {
+		t.Errorf("memo urls=%d mode=%q, want the number 5 and collect", size, mode)
 	}
 	assertNoBlobs(t, run)
 	recordHistory(t, run, "collect")

@@ -143,12 +143,24 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 		if s.FailFast {
 			mode = ModeFailFast
 		}
-		size := strconv.Itoa(len(s.URLs))
-		if s.URLsFile != "" {
-			size = "file " + s.URLsFile
+		// Shown in the Web UI's list of workflows and its Memo tab.
+		memo := map[string]any{"mode": mode, "max_in_flight": s.MaxInFlight}
+		if workflow.GetVersion(ctx, "memo-urls-number", workflow.DefaultVersion, 1) == 1 {
+			// urls is a number; a file-backed list says which file
+			// (its count is known once it is staged: the progress query).
+			if s.URLsFile != "" {
+				memo["urls_file"] = s.URLsFile
+			} else {
+				memo["urls"] = len(s.URLs)
+			}
+		} else {
+			size := strconv.Itoa(len(s.URLs))
+			if s.URLsFile != "" {
+				size = "file " + s.URLsFile
+			}
+			memo["urls"] = size
 		}
-		// Shown in the Web UI's list of workflows.
-		if err := workflow.UpsertMemo(ctx, map[string]any{"urls": size, "mode": mode, "max_in_flight": s.MaxInFlight}); err != nil {
+		if err := workflow.UpsertMemo(ctx, memo); err != nil {
 			return nil, err
 		}
 	}
