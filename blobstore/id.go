@@ -43,8 +43,8 @@ func newID() string {
 
 func parseID(b []byte) (string, error) {
 	id := strings.TrimSpace(string(b))
-	if id == "" || len(id) > 64 {
-		return "", fmt.Errorf("blobstore: %s holds no store identity", IDKey)
+	if id == "" || len(id) > 64 || strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return "", fmt.Errorf("blobstore: %s at the store's root holds no store identity (%q): delete it and restart the workers", IDKey, id)
 	}
 	return id, nil
 }
@@ -67,7 +67,17 @@ func (d *Dir) ID(context.Context) (string, error) {
 	err = os.Link(tmp, p)
 	_ = os.Remove(tmp)
 	if err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", fmt.Errorf("blobstore: %w", err)
+		// A file system without hard links: create it exclusively.
+		f, cerr := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if cerr == nil {
+			_, werr := f.WriteString(newID() + "\n")
+			if cerr = f.Close(); werr != nil {
+				cerr = werr
+			}
+		}
+		if cerr != nil && !errors.Is(cerr, fs.ErrExist) {
+			return "", fmt.Errorf("blobstore: creating %s: %w", p, cerr)
+		}
 	}
 	if b, err = os.ReadFile(p); err != nil {
 		return "", fmt.Errorf("blobstore: %w", err)

@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -309,10 +310,14 @@ func checkWritable(path string) error {
 	if path == "" {
 		return nil
 	}
-	if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err == nil {
 		return f.Close() // exists and is writable
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".batchfetch-out-check-")
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("--out %s cannot be written: %w", path, err) // a directory, read-only...
+	}
+	f, err = os.CreateTemp(filepath.Dir(path), ".batchfetch-out-check-")
 	if err != nil {
 		return fmt.Errorf("--out %s cannot be written: %w", path, err)
 	}

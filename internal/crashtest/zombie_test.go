@@ -604,7 +604,7 @@ func isLarge(u string) bool {
 // result with the hash of a body the site sent whole, the frozen
 // download's from a request made after the stale one.
 func TestFrozenAndKilledWorkersNeverChangeTheAnswer(t *testing.T) {
-	s, paths := newShiftySite(t, 8, 8, 40, 32<<20, 4<<20)
+	s, paths := newShiftySite(t, 12, 12, 40, 32<<20, 4<<20)
 	urls := fullURLs(s, paths)
 	f := newFleet(t, 2, 2)
 	run := startShifty(t, f, urls, 6)
@@ -621,13 +621,14 @@ func TestFrozenAndKilledWorkersNeverChangeTheAnswer(t *testing.T) {
 	if fetchFrozen == nil {
 		t.Fatal("no download of a changing body was caught in flight: the batch ended first")
 	}
+	// Then kill the other fetch worker mid-download, while the CPU freeze
+	// may still be under way.
+	if !f.killBusy(run, f.fetch, "fetch", fetchFrozen) {
+		t.Error("no fetch was running on the other fetch worker to be killed: the batch ended first")
+	}
 	wg.Wait()
 	if cpuErr != nil || cpuFrozen == nil {
 		t.Errorf("no hash of a large body was frozen mid-hash and retried: %v", cpuErr)
-	}
-	// Then kill the other worker of each role mid-task.
-	if !f.killBusy(run, f.fetch, "fetch", fetchFrozen) {
-		t.Error("no fetch was running on the other fetch worker to be killed: the batch ended first")
 	}
 	if !f.killBusy(run, f.cpu, "hash", cpuFrozen) {
 		t.Log("no hash was caught running on the other CPU worker to be killed")
