@@ -408,8 +408,8 @@ func TestStageAndAssemble(t *testing.T) {
 	}
 	var ar AssembleResult
 	_ = v.Get(&ar)
-	if ar.OK != 2 || ar.Failed != 3 {
-		t.Errorf("counts %+v, want 2 ok and 3 failed", ar)
+	if ar.OK != 2 || ar.Failed != 3 || ar.Canceled != 2 {
+		t.Errorf("counts %+v, want 2 ok and 3 failed, 2 of them canceled", ar)
 	}
 	r, err := e.store.Open(ctx, "results/r.jsonl")
 	if err != nil {

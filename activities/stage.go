@@ -204,6 +204,8 @@ type AssembleResult struct {
 	Key    string `json:"key"`
 	OK     int    `json:"ok"`
 	Failed int    `json:"failed"`
+	// Canceled counts the failed lines whose outcome is canceled.
+	Canceled int `json:"canceled,omitempty"`
 	// Store is the identity of the blob store holding Key.
 	Store string `json:"store,omitempty"`
 }
@@ -228,6 +230,9 @@ func (f *Fetcher) AssembleResults(ctx context.Context, req AssembleRequest) (*As
 			out.OK++
 		} else {
 			out.Failed++
+		}
+		if r.Outcome == OutcomeCanceled {
+			out.Canceled++
 		}
 	}
 	for c := 0; c < req.Chunks; c++ {

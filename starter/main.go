@@ -267,10 +267,13 @@ func parseFlags(fs *flag.FlagSet, args []string) (positional []string, done bool
 
 // summary counts a batch's outcomes: canceled URLs apart from failed ones.
 func summary(out workflows.Output) string {
-	canceled := 0
-	for _, r := range out.Results {
-		if r.Outcome == workflows.OutcomeCanceled {
-			canceled++
+	canceled := out.Canceled
+	if out.Results != nil {
+		canceled = 0
+		for _, r := range out.Results {
+			if r.Outcome == workflows.OutcomeCanceled {
+				canceled++
+			}
 		}
 	}
 	s := fmt.Sprintf("%d ok, %d failed", out.OK, out.Failed-canceled)

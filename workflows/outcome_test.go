@@ -251,6 +251,9 @@ func TestCancelKeepsFinishedResults(t *testing.T) {
 			t.Errorf("result %d: %+v, want %s", i, out.Results[i], want)
 		}
 	}
+	if out.OK != 1 || out.Failed != 2 || out.Canceled != 1 {
+		t.Errorf("ok %d failed %d canceled %d, want 1, 2 (one of them canceled) and 1", out.OK, out.Failed, out.Canceled)
+	}
 }
 
 // sizes records the largest payload the data converter produced.

@@ -100,6 +100,9 @@ type Output struct {
 	Failed      int      `json:"failed"`
 	Total       int      `json:"total"`
 	ResultsFile string   `json:"results_file,omitempty"`
+	// Canceled is how many of the Failed were canceled (the batch was
+	// canceled or stopped before they finished).
+	Canceled int `json:"canceled,omitempty"`
 	// BlobStore is the identity of the blob store holding ResultsFile
 	// (see blobstore.ID): a reader on another store can tell.
 	BlobStore string `json:"blob_store,omitempty"`
@@ -236,6 +239,11 @@ func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 		}
 	}
 	out := &Output{Results: e.results, OK: progress.OK, Failed: n - progress.OK, Total: n}
+	for i := range out.Results {
+		if out.Results[i].Outcome == OutcomeCanceled {
+			out.Canceled++
+		}
+	}
 	progress.Done, progress.Failed, progress.InFlight = n, out.Failed, 0
 	return finish(ctx, e.failure, out)
 }
@@ -280,7 +288,7 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	}).Get(bg, &assembled); err != nil {
 		return nil, fmt.Errorf("writing results: %w", err)
 	}
-	out := &Output{OK: assembled.OK, Failed: assembled.Failed, Total: staged.Count, ResultsFile: assembled.Key, BlobStore: assembled.Store}
+	out := &Output{OK: assembled.OK, Failed: assembled.Failed, Total: staged.Count, ResultsFile: assembled.Key, BlobStore: assembled.Store, Canceled: assembled.Canceled}
 	*progress = Progress{Total: staged.Count, Done: staged.Count, OK: out.OK, Failed: out.Failed}
 	return finish(ctx, failure, out)
 }
