@@ -1,12 +1,10 @@
 package activities
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/internal/statusline"
 )
 
 // The hash step's heartbeat of a staged chunk of a hundred of the longest
@@ -65,44 +64,11 @@ func TestStagedHashHeartbeatStaysSmall(t *testing.T) {
 	}
 }
 
-func rawServer(t *testing.T, status string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					for {
-						l, err := br.ReadString('\n')
-						if err != nil {
-							return
-						}
-						if l == "\r\n" {
-							break
-						}
-					}
-					fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: 0\r\n\r\n", status)
-				}
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String()
-}
-
 // A server's long reason phrase, made of characters JSON escapes six-fold,
 // takes at most MaxErrorText bytes of any payload, so a staged chunk of a
 // hundred such failures stays small.
 func TestLongErrorsStaySmall(t *testing.T) {
-	base := rawServer(t, "404 "+strings.Repeat("<", 3000))
+	base := statusline.Serve(t, "404 "+strings.Repeat("<", 3000))
 	e := newFetchEnv(t, 0)
 	w, _ := e.store.Create(context.Background(), URLsKey("batches/r", 0))
 	for i := range 100 {

@@ -1,12 +1,10 @@
 package workflows
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,49 +22,14 @@ import (
 
 	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/internal/statusline"
 )
-
-// rawServer answers every request with a status line whose reason
-// phrase the server chooses.
-func rawServer(t *testing.T, status string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					// read one request's header
-					for {
-						l, err := br.ReadString('\n')
-						if err != nil {
-							return
-						}
-						if l == "\r\n" {
-							break
-						}
-					}
-					fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: 0\r\n\r\n", status)
-				}
-			}()
-		}
-	}()
-	return "http://" + ln.Addr().String()
-}
 
 // An inline batch of 1,000 URLs whose server sends long reason phrases
 // that JSON escapes six-fold, with the real activities: its output stays
 // under Temporal's 2 MB.
 func TestInlineOutputWithLongErrorsFits(t *testing.T) {
-	base := rawServer(t, "404 "+strings.Repeat("<", 3000))
+	base := statusline.Serve(t, "404 "+strings.Repeat("<", 3000))
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := s.NewTestWorkflowEnvironment()
