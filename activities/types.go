@@ -169,7 +169,7 @@ const MaxErrorText = 1024
 // TruncateError shortens s so that its JSON encoding takes at most
 // MaxErrorText bytes, cutting on a rune boundary.
 func TruncateError(s string) string {
-	if encodedLen(s) <= MaxErrorText {
+	if JSONLen(s) <= MaxErrorText {
 		return s
 	}
 	const more = " …"
@@ -185,8 +185,9 @@ func TruncateError(s string) string {
 	return s
 }
 
-// encodedLen is how many bytes s takes inside a JSON string.
-func encodedLen(s string) int {
+// JSONLen is how many bytes s takes inside a JSON string as Go encodes it
+// (quotes not counted): <, >, & and control characters take six.
+func JSONLen(s string) int {
 	n := 0
 	for i, r := range s {
 		n += runeCost(r, s[i:])

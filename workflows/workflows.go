@@ -190,17 +190,7 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 func inlineFits(urls []string) bool {
 	n := 2 + len(urls)*(resultFields+activities.MaxErrorText)
 	for _, u := range urls {
-		n += 3 // quotes and comma
-		for i := 0; i < len(u); i++ {
-			switch c := u[i]; {
-			case c == '<' || c == '>' || c == '&' || c < 0x20 || c >= 0x80:
-				n += 6 // \u0026; a byte of a multi-byte rune counted high
-			case c == '"' || c == '\\':
-				n += 2
-			default:
-				n++
-			}
-		}
+		n += 3 + activities.JSONLen(u) // with its quotes and comma
 	}
 	return n <= InlineOutputBytes
 }
