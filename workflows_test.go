@@ -29,13 +29,11 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
-	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
-	"github.com/batchfetch/batchfetch/devserver"
-	"github.com/batchfetch/batchfetch/internal/logging"
+	"github.com/batchfetch/batchfetch/internal/devstack"
 	"github.com/batchfetch/batchfetch/internal/workers"
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -50,6 +48,7 @@ const (
 var local = activities.ClientConfig{Guard: activities.Guard{Allow: []string{"127.0.0.1"}}}
 
 var env struct {
+	stack   *devstack.Stack
 	client  client.Client
 	blobDir string
 	store   *blobstore.Dir
@@ -60,31 +59,14 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
-	srv, err := devserver.Start(devserver.Config{})
+	stack, err := devstack.Start(context.Background(), devstack.Config{Workers: workers.Config{HTTP: local, TaskQueue: taskQueue, CPUTaskQueue: cpuTaskQueue}})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the dev server:", err)
+		fmt.Fprintln(os.Stderr, "starting the dev stack:", err)
 		return 1
 	}
-	defer srv.Stop() //nolint:errcheck
-	env.client, err = client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: logging.SDK(zap.NewNop())})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "connecting:", err)
-		return 1
-	}
-	defer env.client.Close()
-	env.blobDir, err = os.MkdirTemp("", "batchfetch-e2e-blobs-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(env.blobDir)
-	env.store, _ = blobstore.NewDir(env.blobDir)
-	pools, err := workers.Start(env.client, workers.Config{HTTP: local, TaskQueue: taskQueue, CPUTaskQueue: cpuTaskQueue, Store: env.store})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting workers:", err)
-		return 1
-	}
-	defer pools.Stop()
+	defer stack.Stop()
+	env.stack = stack
+	env.client, env.blobDir, env.store = stack.Client, stack.BlobDir(), stack.Store.(*blobstore.Dir)
 	return m.Run()
 }
 
@@ -409,7 +391,7 @@ func TestFailFastCancelsSiblings(t *testing.T) {
 	run := start(t, workflows.Input{URLs: urls, Mode: workflows.ModeFailFast, MaxInFlight: 4, AttemptTimeout: "2m"})
 	_, err := result(t, run)
 	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != workflows.ErrBatchFailed {
+	if !errors.As(err, &appErr) || appErr.Type() != workflows.BatchFailedType {
 		t.Fatalf("got %v, want BatchFailed", err)
 	}
 	if !strings.Contains(appErr.Message(), s.URL+"/missing") {
@@ -471,7 +453,7 @@ func (r *slowReader) Close() error {
 func TestCancelStopsDownloadsAndHashing(t *testing.T) {
 	slow := &slowStore{Store: env.store, opened: make(chan struct{}, 1), closed: make(chan int64, 1)}
 	const queue = "e2e-cpu-slow-disk"
-	pool, err := workers.Start(env.client, workers.Config{HTTP: local, Role: workers.RoleCPU, CPUTaskQueue: queue, Store: slow})
+	pool, err := env.stack.StartWorkers(workers.Config{HTTP: local, Role: workers.RoleCPU, CPUTaskQueue: queue, Store: slow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,7 +528,7 @@ func TestBadInputIsRejectedBeforeAnyRequest(t *testing.T) {
 		run := start(t, json.RawMessage(tc.raw))
 		_, err := result(t, run)
 		var appErr *temporal.ApplicationError
-		if !errors.As(err, &appErr) || appErr.Type() != workflows.ErrInvalidInput || !appErr.NonRetryable() {
+		if !errors.As(err, &appErr) || appErr.Type() != workflows.InvalidInputType || !appErr.NonRetryable() {
 			t.Errorf("%s: got %v, want a non-retryable InvalidInput", tc.raw, err)
 			continue
 		}
@@ -589,7 +571,7 @@ func TestHashWaitsForACPUWorker(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // polling the server's view, not synchronising
 	}
 
-	pool, err := workers.Start(env.client, workers.Config{HTTP: local, Role: workers.RoleCPU, CPUTaskQueue: queue, Store: env.store})
+	pool, err := env.stack.StartWorkers(workers.Config{HTTP: local, Role: workers.RoleCPU, CPUTaskQueue: queue, Store: env.store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -791,7 +773,7 @@ func TestChunkResumesAfterWorkerRestart(t *testing.T) {
 	for i := range urls {
 		urls[i] = fmt.Sprintf("%s/page/%d", s.URL, i)
 	}
-	pool, err := workers.Start(env.client, workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store, StopTimeout: time.Second})
+	pool, err := env.stack.StartWorkers(workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store, StopTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -811,7 +793,7 @@ func TestChunkResumesAfterWorkerRestart(t *testing.T) {
 		return converter.GetDefaultDataConverter().FromPayloads(details, &cp) == nil && len(cp.Done) == 5
 	})
 	pool.Stop() // the worker goes away mid-chunk
-	pool, err = workers.Start(env.client, workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
+	pool, err = env.stack.StartWorkers(workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -865,7 +847,7 @@ func TestLargeBodyResumesAfterWorkerRestart(t *testing.T) {
 			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 		},
 	})
-	pool, err := workers.Start(env.client, workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store, StopTimeout: time.Second})
+	pool, err := env.stack.StartWorkers(workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store, StopTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -887,7 +869,7 @@ func TestLargeBodyResumesAfterWorkerRestart(t *testing.T) {
 		return converter.GetDefaultDataConverter().FromPayloads(details, &cp) == nil && cp.Running["0"].Resume.Bytes == sentFirst
 	})
 	pool.Stop()
-	pool, err = workers.Start(env.client, workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
+	pool, err = env.stack.StartWorkers(workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -918,7 +900,7 @@ func TestBatchOnAnObjectStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	const queue, cpuQueue = "e2e-bucket", "e2e-bucket-cpu"
-	pool, err := workers.Start(env.client, workers.Config{HTTP: local, TaskQueue: queue, CPUTaskQueue: cpuQueue, Store: store})
+	pool, err := env.stack.StartWorkers(workers.Config{HTTP: local, TaskQueue: queue, CPUTaskQueue: cpuQueue, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -438,7 +438,7 @@ func TestStageRefusesABadURLAndLeavesNothing(t *testing.T) {
 	urls[201] = "file:///etc/passwd"
 	_, err := e.env.ExecuteActivity(e.f.StageURLs, StageRequest{Prefix: "batches/r", URLs: urls, ChunkSize: 100})
 	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != ErrInvalidInput || !strings.Contains(appErr.Message(), "urls[201]") {
+	if !errors.As(err, &appErr) || appErr.Type() != InvalidInputType || !strings.Contains(appErr.Message(), "urls[201]") {
 		t.Fatalf("got %v, want InvalidInput naming urls[201]", err)
 	}
 	if f := e.files(t); len(f) != 0 {

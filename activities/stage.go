@@ -15,9 +15,20 @@ import (
 	"github.com/batchfetch/batchfetch/blobstore"
 )
 
-// ErrInvalidInput is the ApplicationError type of input that cannot be
-// fetched. It is never retried.
-const ErrInvalidInput = "InvalidInput"
+// ApplicationError types of the activities' own failures.
+const (
+	// InvalidInputType is the type of input that cannot be fetched. It is
+	// never retried.
+	InvalidInputType = "InvalidInput"
+	// WorkerStoppingType is a chunk given back by a worker that is shutting
+	// down; it is retried on another worker, from its checkpoint.
+	WorkerStoppingType = "WorkerStopping"
+)
+
+// ErrInvalidInput is InvalidInputType.
+//
+// Deprecated: use InvalidInputType; the name says it is a type, not an error.
+const ErrInvalidInput = InvalidInputType
 
 // MaxURLs is the most URLs one batch takes.
 const MaxURLs = 1_000_000
@@ -43,7 +54,7 @@ type StageResult struct {
 // with InvalidInput naming it; then nothing is left behind.
 func (f *Fetcher) StageURLs(ctx context.Context, req StageRequest) (*StageResult, error) {
 	if req.ChunkSize <= 0 {
-		return nil, temporal.NewNonRetryableApplicationError("chunk size must be positive", ErrInvalidInput, nil)
+		return nil, temporal.NewNonRetryableApplicationError("chunk size must be positive", InvalidInputType, nil)
 	}
 	next, where, closeSrc, err := f.urlSource(ctx, req)
 	if err != nil {
@@ -73,11 +84,11 @@ func (f *Fetcher) StageURLs(ctx context.Context, req StageRequest) (*StageResult
 		}
 		if err := CheckURL(raw); err != nil {
 			abort()
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", where(pos), err), ErrInvalidInput, nil)
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", where(pos), err), InvalidInputType, nil)
 		}
 		if count >= MaxURLs {
 			abort()
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls: over the limit of %d per batch", MaxURLs), ErrInvalidInput, nil)
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls: over the limit of %d per batch", MaxURLs), InvalidInputType, nil)
 		}
 		if count%req.ChunkSize == 0 {
 			if err := ctx.Err(); err != nil {
@@ -111,7 +122,7 @@ func (f *Fetcher) StageURLs(ctx context.Context, req StageRequest) (*StageResult
 	}
 	if count == 0 {
 		abort()
-		return nil, temporal.NewNonRetryableApplicationError("urls: must list at least one URL", ErrInvalidInput, nil)
+		return nil, temporal.NewNonRetryableApplicationError("urls: must list at least one URL", InvalidInputType, nil)
 	}
 	if err := flushCommit(bw, w); err != nil {
 		abort()
@@ -143,7 +154,7 @@ func (f *Fetcher) urlSource(ctx context.Context, req StageRequest) (next func() 
 	r, err := f.Store.Open(ctx, req.URLsFile)
 	if err != nil {
 		if errors.Is(err, blobstore.ErrNotFound) {
-			return nil, nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls_file: %q is not in the blob store%s", req.URLsFile, f.describeStore()), ErrInvalidInput, nil)
+			return nil, nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls_file: %q is not in the blob store%s", req.URLsFile, f.describeStore()), InvalidInputType, nil)
 		}
 		return nil, nil, nil, err
 	}
@@ -162,7 +173,7 @@ func (f *Fetcher) urlSource(ctx context.Context, req StageRequest) (next func() 
 				}
 			}
 			if err := sc.Err(); err != nil {
-				return "", line, false, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls_file line %d: %v", line+1, err), ErrInvalidInput, nil)
+				return "", line, false, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls_file line %d: %v", line+1, err), InvalidInputType, nil)
 			}
 			return "", 0, false, nil
 		}, func(pos int) string { return fmt.Sprintf("urls_file line %d", pos) },

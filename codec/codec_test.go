@@ -16,15 +16,10 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/batchfetch/batchfetch/activities"
-	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/codec"
-	"github.com/batchfetch/batchfetch/devserver"
-	"github.com/batchfetch/batchfetch/internal/logging"
-	"github.com/batchfetch/batchfetch/internal/workers"
+	"github.com/batchfetch/batchfetch/internal/devstack"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -68,32 +63,17 @@ func TestKeysRotate(t *testing.T) {
 func TestNoPlaintextInTheServersDatabase(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "server.sqlite")
-	srv, err := devserver.Start(devserver.Config{DBFile: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = srv.Stop()
-		}
-	}()
 	cd, err := codec.New([]string{"test:" + key(7)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: logging.SDK(zap.NewNop()),
+	stack, err := devstack.Start(context.Background(), devstack.Config{DBFile: db,
 		DataConverter: cd.DataConverter(), FailureConverter: cd.FailureConverter()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	store, _ := blobstore.NewDir(filepath.Join(dir, "blobs"))
-	pools, err := workers.Start(c, workers.Config{Store: store, HTTP: activities.ClientConfig{Guard: activities.Guard{Allow: []string{"127.0.0.1"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pools.Stop()
+	defer stack.Stop()
+	c := stack.Client
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.URL.Path, "missing") {
 			http.NotFound(w, r)
@@ -148,12 +128,7 @@ func TestNoPlaintextInTheServersDatabase(t *testing.T) {
 		}
 	}
 
-	pools.Stop()
-	c.Close()
-	if err := srv.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	stopped = true
+	stack.Stop() // the database files are complete once the server has stopped
 	files, _ := filepath.Glob(db + "*")
 	if len(files) == 0 {
 		t.Fatal("no database files")

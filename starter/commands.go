@@ -13,100 +13,91 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
+	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/internal/cli"
-	"github.com/batchfetch/batchfetch/workflows"
 )
 
-// command runs `starter status|cancel|results ID`.
-func command(name string, args []string, stdout, stderr io.Writer) error {
-	var o options
-	fs := flag.NewFlagSet("starter "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: starter %s [flags] WORKFLOW_ID\n\nflags:\n", name)
-		fs.PrintDefaults()
+// batchCommand is what status, cancel and results share: one WORKFLOW_ID,
+// --run-id and --log-level, and the lookup of the batch.
+type batchCommand struct {
+	name   string
+	fs     *flag.FlagSet
+	runID  string
+	o      options
+	stderr io.Writer
+}
+
+func newBatchCommand(name, usage string, stderr io.Writer) *batchCommand {
+	b := &batchCommand{name: name, stderr: stderr}
+	b.fs = flag.NewFlagSet("starter "+name, flag.ContinueOnError)
+	b.fs.SetOutput(stderr)
+	b.fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: starter %s [flags] WORKFLOW_ID\n\n%s\n\nflags:\n", name, usage)
+		b.fs.PrintDefaults()
 	}
-	runID := fs.String("run-id", "", "a run of the workflow other than the latest")
-	waitStop := fs.Bool("wait", false, "cancel: wait until the batch has stopped")
-	fs.BoolVar(&o.jsonOut, "json", false, "results: print JSON instead of a table")
-	fs.StringVar(&o.outFile, "out", "", "results: also write them to this file as JSON lines")
-	fs.StringVar(&o.blobDir, "blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "the workers' blob store, where large results are (env BATCHFETCH_BLOB_DIR)")
-	fs.StringVar(&o.blobURL, "blob-url", "", "the workers' object store instead of --blob-dir")
-	fs.StringVar(&o.logLevel, "log-level", "off", "log of the Temporal client")
-	positional, done, err := parseFlags(fs, args)
+	b.fs.StringVar(&b.runID, "run-id", "", "a run of the workflow other than the latest")
+	b.fs.StringVar(&b.o.logLevel, "log-level", "off", "log of the Temporal client")
+	return b
+}
+
+// storeFlags adds the flags that say where the workers' blob store is.
+func (o *options) storeFlags(fs *flag.FlagSet, what string) {
+	fs.StringVar(&o.blobDir, "blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "the workers' blob store: "+what+" (env BATCHFETCH_BLOB_DIR)")
+	fs.StringVar(&o.blobURL, "blob-url", "", "the workers' object store instead of --blob-dir (s3://bucket?region=..., gs://bucket, azblob://container)")
+}
+
+// batch is one batch found by its workflow ID.
+type batch struct {
+	c       client.Client
+	id      string
+	run     client.WorkflowRun
+	status  enumspb.WorkflowExecutionStatus
+	running bool
+}
+
+// run parses args, connects, finds the batch and hands it to do.
+func (b *batchCommand) run(args []string, do func(ctx context.Context, bt *batch) error) error {
+	ctx := context.Background()
+	bt, done, err := b.open(ctx, args)
 	if done || err != nil {
 		return err
 	}
-	if err := checkWritable(o.outFile); err != nil {
-		return &exitError{exitUsage, err}
+	defer bt.c.Close()
+	return do(ctx, bt)
+}
+
+// open parses args, connects and finds the batch. done is true after
+// --help. The caller closes bt.c.
+func (b *batchCommand) open(ctx context.Context, args []string) (bt *batch, done bool, err error) {
+	positional, done, err := parseFlags(b.fs, args)
+	if done || err != nil {
+		return nil, done, err
+	}
+	if err := checkWritable(b.o.outFile); err != nil {
+		return nil, false, &exitError{exitUsage, err}
 	}
 	if len(positional) != 1 {
-		return &exitError{exitUsage, fmt.Errorf("%s takes one WORKFLOW_ID, got %d arguments (starter %s --help)", name, len(positional), name)}
+		return nil, false, &exitError{exitUsage, fmt.Errorf("%s takes one WORKFLOW_ID, got %d arguments (starter %s --help)", b.name, len(positional), b.name)}
 	}
 	id := positional[0]
-	ctx := context.Background()
-	c, err := dial(ctx, o.logLevel)
+	c, err := dial(ctx, b.o.logLevel)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
-	defer c.Close()
-	desc, err := c.DescribeWorkflowExecution(ctx, id, *runID)
+	desc, err := c.DescribeWorkflowExecution(ctx, id, b.runID)
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
-		return &exitError{exitUsage, fmt.Errorf("no batch with workflow ID %q (see the IDs in the Web UI, or `temporal workflow list`)", id)}
+		c.Close()
+		return nil, false, &exitError{exitNotFound, fmt.Errorf("no batch with workflow ID %q (see the IDs in the Web UI, or `temporal workflow list`)", id)}
 	}
 	if err != nil {
-		return &exitError{exitInternal, err}
+		c.Close()
+		return nil, false, &exitError{exitInternal, err}
 	}
 	info := desc.GetWorkflowExecutionInfo()
-	run := c.GetWorkflow(ctx, id, info.GetExecution().GetRunId())
-	running := info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
-
-	switch name {
-	case "status":
-		status := info.GetStatus().String()
-		fmt.Fprintf(stdout, "workflow_id=%s run_id=%s status=%s\n", id, run.GetRunID(), status)
-		if running {
-			v, err := c.QueryWorkflow(ctx, id, run.GetRunID(), workflows.ProgressQuery)
-			var p workflows.Progress
-			if err == nil && v.Get(&p) == nil {
-				fmt.Fprintln(stdout, progressLine(p, 0, 0))
-			}
-			return nil
-		}
-		// A finished batch: its counts, from its result.
-		if out, ok := finishedOutput(ctx, run); ok {
-			fmt.Fprintf(stdout, "%s of %d\n", summary(*out), out.Total)
-		}
-		return nil
-	case "cancel":
-		if !running {
-			return &exitError{exitUsage, fmt.Errorf("batch %s is not running (%s)", id, info.GetStatus())}
-		}
-		if err := c.CancelWorkflow(ctx, id, run.GetRunID()); err != nil {
-			return &exitError{exitInternal, err}
-		}
-		fmt.Fprintf(stdout, "cancel requested: workflow_id=%s run_id=%s\n", id, run.GetRunID())
-		if *waitStop {
-			err := run.Get(ctx, nil)
-			var canceled *temporal.CanceledError
-			if err != nil && !errors.As(err, &canceled) {
-				return &exitError{exitFailed, err}
-			}
-			fmt.Fprintln(stdout, "stopped")
-		}
-		return nil
-	default: // results
-		if running {
-			return &exitError{exitUsage, fmt.Errorf("batch %s is still running: `starter status %s` shows its progress", id, id)}
-		}
-		if o.store, err = openStore(ctx, o); err != nil {
-			return &exitError{exitUsage, err}
-		}
-		return wait(ctx, c, run, &o, stdout, stderr)
-	}
+	return &batch{c: c, id: id, run: c.GetWorkflow(ctx, id, info.GetExecution().GetRunId()), status: info.GetStatus(),
+		running: info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING}, false, nil
 }
 
 // dial connects to Temporal from the TEMPORAL_* environment.
@@ -127,38 +118,18 @@ func dial(ctx context.Context, logLevel string) (client.Client, error) {
 	return c, nil
 }
 
-// warnIfNoWorkers tells the user when nobody serves the batch's queues.
-func warnIfNoWorkers(ctx context.Context, c client.Client, o *options, w io.Writer) {
-	checks := []struct {
-		queue string
-		kind  enumspb.TaskQueueType
-		role  string
-	}{
-		{o.taskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW, "fetch"},
-		{o.input.CPUTaskQueue, enumspb.TASK_QUEUE_TYPE_ACTIVITY, "cpu"},
+// storeLocation says where the starter's blob store is.
+func (o options) storeLocation() string {
+	if o.blobURL != "" {
+		return o.blobURL
 	}
-	for _, ch := range checks {
-		if ch.queue == "" {
-			continue
-		}
-		d, err := c.DescribeTaskQueue(ctx, ch.queue, ch.kind)
-		if err == nil && len(d.GetPollers()) == 0 {
-			fmt.Fprintf(w, "\nstarter: no worker is polling task queue %q: the batch waits until one does (start one: go run ./worker --role %s)\n", ch.queue, ch.role)
-		}
-	}
+	return o.blobDir
 }
 
-// finishedOutput is a closed batch's output, also when it failed or was
-// canceled (their errors carry it).
-func finishedOutput(ctx context.Context, run client.WorkflowRun) (*workflows.Output, bool) {
-	var out workflows.Output
-	err := run.Get(ctx, &out)
-	if err == nil {
-		return &out, true
+// openStore opens the blob store the options name.
+func openStore(ctx context.Context, o options) (blobstore.Store, error) {
+	if o.blobURL != "" {
+		return blobstore.Open(ctx, o.blobURL)
 	}
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() == workflows.ErrBatchFailed && appErr.HasDetails() && appErr.Details(&out) == nil {
-		return &out, true
-	}
-	return workflows.CanceledOutput(err)
+	return blobstore.NewDir(o.blobDir)
 }

@@ -7,6 +7,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -22,19 +23,9 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
-
-	"github.com/batchfetch/batchfetch/activities"
-	"github.com/batchfetch/batchfetch/blobstore"
-	"github.com/batchfetch/batchfetch/devserver"
-	"github.com/batchfetch/batchfetch/internal/logging"
-	"github.com/batchfetch/batchfetch/internal/workers"
+	"github.com/batchfetch/batchfetch/internal/devstack"
 	"github.com/batchfetch/batchfetch/workflows"
 )
-
-// local lets the workers fetch from the test server on 127.0.0.1.
-var local = activities.ClientConfig{Guard: activities.Guard{Allow: []string{"127.0.0.1"}}}
 
 var (
 	binary   string
@@ -62,27 +53,14 @@ func runTests(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building the starter: %v\n%s", err, out)
 		return 1
 	}
-	srv, err := devserver.Start(devserver.Config{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer srv.Stop() //nolint:errcheck
-	hostPort = srv.FrontendHostPort()
-	c, err := client.Dial(client.Options{HostPort: hostPort, Logger: logging.SDK(zap.NewNop())})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer c.Close()
 	workersBlobDir = filepath.Join(dir, "blobs")
-	store, _ := blobstore.NewDir(workersBlobDir)
-	pools, err := workers.Start(c, workers.Config{HTTP: local, Store: store})
+	stack, err := devstack.Start(context.Background(), devstack.Config{BlobDir: workersBlobDir})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer pools.Stop()
+	defer stack.Stop()
+	hostPort = stack.FrontendAddress()
 	site = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		if r.URL.Path == "/missing" {
@@ -243,7 +221,7 @@ func TestStatusResultsAndCancel(t *testing.T) {
 	if r := starter(t, "", nil, "--no-wait", "--id", slow, "--attempt-timeout", "5m", site.URL+"/slow"); r.code != 0 {
 		t.Fatalf("start: exit %d: %s", r.code, r.stderr)
 	}
-	if r := starter(t, "", nil, "results", slow); r.code != exitUsage || !strings.Contains(r.stderr, "still running") {
+	if r := starter(t, "", nil, "results", slow); r.code != exitState || !strings.Contains(r.stderr, "still running") {
 		t.Errorf("results of a running batch: exit %d, %q", r.code, r.stderr)
 	}
 	if r := starter(t, "", nil, "status", slow); r.code != 0 || !strings.Contains(r.stdout, "status=Running") || !strings.Contains(r.stdout, "in flight 1") {
@@ -255,7 +233,10 @@ func TestStatusResultsAndCancel(t *testing.T) {
 	if r := starter(t, "", nil, "status", slow); !strings.Contains(r.stdout, "status=Canceled") {
 		t.Errorf("status after cancel: %q", r.stdout)
 	}
-	if r := starter(t, "", nil, "results", "no-such-batch"); r.code != exitUsage || !strings.Contains(r.stderr, `no batch with workflow ID "no-such-batch"`) {
+	if r := starter(t, "", nil, "cancel", slow); r.code != exitState || !strings.Contains(r.stderr, "is not running (Canceled)") {
+		t.Errorf("cancel of a finished batch: exit %d, %q", r.code, r.stderr)
+	}
+	if r := starter(t, "", nil, "results", "no-such-batch"); r.code != exitNotFound || !strings.Contains(r.stderr, `no batch with workflow ID "no-such-batch"`) {
 		t.Errorf("results of an unknown batch: exit %d, %q", r.code, r.stderr)
 	}
 }

@@ -61,7 +61,7 @@ func TestFailFastStopsOnAFailedActivity(t *testing.T) {
 			urls := []string{"http://a.example/hang", "http://b.example/" + bad, "http://a.example/hang"}
 			env.ExecuteWorkflow(BatchFetch, Input{URLs: urls, Mode: ModeFailFast})
 			var appErr *temporal.ApplicationError
-			if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != ErrBatchFailed {
+			if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != BatchFailedType {
 				t.Fatalf("got %v, want BatchFailed", err)
 			}
 			if !strings.Contains(appErr.Message(), "http://b.example/"+bad+" failed (error") {
@@ -161,7 +161,7 @@ func TestFailedPartIsNotASuccess(t *testing.T) {
 		env, f := newEnv(t, explodingPart(1))
 		env.ExecuteWorkflow(BatchFetch, Input{URLs: largeURLs(n), MaxInFlight: 400, Mode: ModeFailFast})
 		var appErr *temporal.ApplicationError
-		if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != ErrBatchFailed || !strings.Contains(appErr.Message(), "part blew up") {
+		if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != BatchFailedType || !strings.Contains(appErr.Message(), "part blew up") {
 			t.Fatalf("got %v, want BatchFailed naming the part's error", err)
 		}
 		if c := f.fetchCount(n - 1); c != 0 {
@@ -205,7 +205,7 @@ func TestStagedFailFastKeepsTheStoppingChunksWords(t *testing.T) {
 		urls[3], urls[7] = "http://a.example/missing", "http://a.example/missing"
 		env.ExecuteWorkflow(BatchFetch, Input{URLs: urls, Mode: ModeFailFast})
 		var appErr *temporal.ApplicationError
-		if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != ErrBatchFailed {
+		if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != BatchFailedType {
 			t.Fatalf("got %v, want BatchFailed", err)
 		}
 		for _, i := range []int{3, 7} {
@@ -220,7 +220,7 @@ func TestStagedFailFastKeepsTheStoppingChunksWords(t *testing.T) {
 		urls[150] = "http://a.example/chunk-dies" // chunk 1: URLs 100 to 199
 		env.ExecuteWorkflow(BatchFetch, Input{URLs: urls, Mode: ModeFailFast})
 		var appErr *temporal.ApplicationError
-		if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != ErrBatchFailed || !strings.Contains(appErr.Message(), "URLs 101 to 200 failed (error): fetch worker exploded") {
+		if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != BatchFailedType || !strings.Contains(appErr.Message(), "URLs 101 to 200 failed (error): fetch worker exploded") {
 			t.Fatalf("got %v, want BatchFailed naming the chunk's URLs and error", err)
 		}
 		for i := 100; i < 200; i++ {

@@ -143,7 +143,7 @@ func (f *fakes) HashChunk(ctx context.Context, req activities.HashChunkRequest) 
 func (f *fakes) StageURLs(_ context.Context, req activities.StageRequest) (*activities.StageResult, error) {
 	for i, u := range req.URLs {
 		if err := activities.CheckURL(u); err != nil {
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls[%d]: %v", i, err), activities.ErrInvalidInput, nil)
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls[%d]: %v", i, err), activities.InvalidInputType, nil)
 		}
 	}
 	f.mu.Lock()
@@ -325,7 +325,7 @@ func TestFailFastCancelsSiblingsAndNamesTheURL(t *testing.T) {
 	env.ExecuteWorkflow(BatchFetch, Input{URLs: urls, Mode: ModeFailFast, MaxInFlight: 3})
 	err := env.GetWorkflowError()
 	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != ErrBatchFailed {
+	if !errors.As(err, &appErr) || appErr.Type() != BatchFailedType {
 		t.Fatalf("got %v, want a BatchFailed ApplicationError", err)
 	}
 	if !strings.Contains(appErr.Message(), "http://a.example/missing failed (http_error 404)") {
@@ -352,7 +352,7 @@ func TestInvalidInputFetchesNothing(t *testing.T) {
 	env, f := newEnv(t)
 	env.ExecuteWorkflow(BatchFetch, Input{URLs: []string{"http://a.example/1", "gopher://b.example/"}})
 	var appErr *temporal.ApplicationError
-	if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != ErrInvalidInput || !appErr.NonRetryable() {
+	if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != InvalidInputType || !appErr.NonRetryable() {
 		t.Fatalf("got %v, want a non-retryable InvalidInput", err)
 	}
 	if !strings.Contains(appErr.Message(), "urls[1]") {
@@ -458,7 +458,7 @@ func TestLargeFailFastStopsEveryPart(t *testing.T) {
 	urls[12345] = "http://a.example/missing"
 	env.ExecuteWorkflow(BatchFetch, Input{URLs: urls, Mode: ModeFailFast})
 	var appErr *temporal.ApplicationError
-	if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != ErrBatchFailed || !strings.Contains(appErr.Message(), "http://a.example/missing") {
+	if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != BatchFailedType || !strings.Contains(appErr.Message(), "http://a.example/missing") {
 		t.Fatalf("got %v, want BatchFailed naming the URL", err)
 	}
 	var fetchedIdx []int

@@ -15,8 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batchfetch/batchfetch/activities"
-	"github.com/batchfetch/batchfetch/blobstore"
-	"github.com/batchfetch/batchfetch/devserver"
+	"github.com/batchfetch/batchfetch/internal/devstack"
 	"github.com/batchfetch/batchfetch/internal/logging"
 	"github.com/batchfetch/batchfetch/internal/metrics"
 	"github.com/batchfetch/batchfetch/internal/workers"
@@ -53,25 +52,14 @@ func scrape(t *testing.T, url string) map[string]float64 {
 // TestMetricsAfterABatch runs a batch of known composition and checks that
 // each counter moved by what the batch did.
 func TestMetricsAfterABatch(t *testing.T) {
-	srv, err := devserver.Start(devserver.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop() //nolint:errcheck
 	m := metrics.New("")
 	defer m.Close()
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: logging.SDK(zap.NewNop()), MetricsHandler: m.SDKHandler()})
+	stack, err := devstack.Start(context.Background(), devstack.Config{MetricsHandler: m.SDKHandler(), Workers: workers.Config{Observer: m}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	store, _ := blobstore.NewDir(t.TempDir())
-	pools, err := workers.Start(c, workers.Config{Store: store, Observer: m,
-		HTTP: activities.ClientConfig{Guard: activities.Guard{Allow: []string{"127.0.0.1"}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pools.Stop()
+	defer stack.Stop()
+	c := stack.Client
 	bodies := map[string]int{"/a": 1000, "/b": 20000, "/c": 300000}
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, ok := bodies[r.URL.Path]
@@ -142,17 +130,17 @@ func TestMetricsAfterABatch(t *testing.T) {
 // worker that decided it, and the SDK's task_queue label has the queue's
 // real name.
 func TestMetricsOfSplitRoles(t *testing.T) {
-	srv, err := devserver.Start(devserver.Config{})
+	stack, err := devstack.Start(context.Background(), devstack.Config{NoWorkers: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Stop() //nolint:errcheck
-	store, _ := blobstore.NewDir(t.TempDir())
+	defer stack.Stop()
+	store := stack.Store
 	roles := map[string]*metrics.Metrics{}
 	for _, role := range []string{workers.RoleFetch, workers.RoleCPU} {
 		m := metrics.New(role)
 		defer m.Close()
-		c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: logging.SDK(zap.NewNop()), MetricsHandler: m.SDKHandler()})
+		c, err := client.Dial(client.Options{HostPort: stack.FrontendAddress(), Logger: logging.SDK(zap.NewNop()), MetricsHandler: m.SDKHandler()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,7 +161,7 @@ func TestMetricsOfSplitRoles(t *testing.T) {
 		_, _ = io.WriteString(w, strings.Repeat("x", 1000))
 	}))
 	defer site.Close()
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: logging.SDK(zap.NewNop())})
+	c, err := client.Dial(client.Options{HostPort: stack.FrontendAddress(), Logger: logging.SDK(zap.NewNop())})
 	if err != nil {
 		t.Fatal(err)
 	}

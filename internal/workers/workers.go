@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -124,6 +125,7 @@ func DefaultCPUSlots() int { return max(1, runtime.NumCPU()-1) }
 type Pools struct {
 	workers []worker.Worker
 	client  *http.Client
+	stop    sync.Once
 }
 
 // Start starts the pools of cfg.Role on c.
@@ -180,12 +182,14 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 }
 
 // Stop stops polling, lets running activities finish (up to StopTimeout)
-// and releases the HTTP connection pool.
+// and releases the HTTP connection pool. A second Stop does nothing.
 func (p *Pools) Stop() {
-	for _, w := range p.workers {
-		w.Stop()
-	}
-	p.client.CloseIdleConnections()
+	p.stop.Do(func() {
+		for _, w := range p.workers {
+			w.Stop()
+		}
+		p.client.CloseIdleConnections()
+	})
 }
 
 // Run starts the pools and stops them when ctx is done.

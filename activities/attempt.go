@@ -1,0 +1,246 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+)
+
+type stored struct {
+	key  string
+	size int64
+	crc  uint32
+}
+
+// dropKept tells whether a part-read body is of no use to a later attempt:
+// the batch was canceled, or the server gave up on this attempt (a later
+// one resumes from the checkpoint, or starts over if this part is gone).
+// A body cut off by the attempt's own timeout, or by its worker shutting
+// down (the chunk resumes on another worker), is kept.
+func dropKept(ctx context.Context) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	cause := context.Cause(ctx)
+	return !errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, worker.ErrWorkerShutdown)
+}
+
+// cancelRequested tells whether the workflow asked for the activity to be
+// canceled, as opposed to the server no longer knowing this attempt (it
+// timed out while the worker was frozen or cut off: a zombie).
+func cancelRequested(ctx context.Context) bool {
+	var c *temporal.CanceledError
+	return ctx.Err() != nil && errors.As(context.Cause(ctx), &c)
+}
+
+// fetchOnce makes one attempt: GET url and stream the body into a blob of
+// this attempt's own. When an earlier attempt kept part of the body and the
+// server identified it, it copies that part into the new blob (checking it
+// against its CRC) and asks the server for the rest only.
+func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, st *urlState) (int, stored, *failure) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, stored{}, &failure{outcome: OutcomeError, msg: "building request: " + err.Error()}
+	}
+	key := attemptKey(prefix, index)
+	prev := st.get()
+	resumer, canResume := f.Store.(blobstore.Resumer)
+	var pw blobstore.PausableWriter
+	if canResume && prev.resumable() {
+		crc := crc32.New(castagnoli)
+		pw, err = resumer.ResumeFrom(ctx, key, prev.Blob, prev.Bytes, crc)
+		switch {
+		case err != nil:
+			activity.GetLogger(ctx).Info("cannot resume download, starting over", "url", Redact(url), "error", err)
+			pw = nil
+			st.set(Resume{})
+		case crc.Sum32() != prev.CRC32C:
+			activity.GetLogger(ctx).Warn("kept part of the body does not match its checksum, starting over", "url", Redact(url), "bytes", prev.Bytes)
+			_ = pw.Abort()
+			pw = nil
+			st.set(Resume{})
+		default:
+			prev.Blob = key // a checkpoint now points at this attempt's copy
+			st.set(prev)
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", prev.Bytes))
+			req.Header.Set("If-Range", prev.validator())
+		}
+	}
+	// discard drops what this attempt holds; pause keeps it for the next.
+	discard := func() {
+		if pw != nil {
+			_ = pw.Abort()
+			pw = nil
+		}
+		st.set(Resume{})
+	}
+	pause := func() {
+		if pw == nil {
+			return
+		}
+		if dropKept(ctx) || pw.Pause() != nil {
+			discard()
+		}
+	}
+	resp, err := f.Client.Do(req)
+	if err != nil {
+		pause()
+		var blocked *BlockedError
+		if errors.Is(err, errTooManyRedirects) || errors.As(err, &blocked) {
+			return 0, stored{}, &failure{outcome: OutcomeError, msg: unwrapURL(err)}
+		}
+		return 0, stored{}, &failure{outcome: OutcomeError, retryable: true, msg: unwrapURL(err)}
+	}
+	defer resp.Body.Close()
+
+	if pw != nil && resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		// The server cannot serve the rest (the kept part may be the
+		// whole body, its stream having failed after the last byte):
+		// start over from byte zero.
+		drain(resp.Body)
+		resp.Body.Close()
+		discard()
+		return f.fetchOnce(ctx, url, prefix, index, st)
+	}
+	switch ClassifyStatus(resp.StatusCode) {
+	case StatusRetryable:
+		pause()
+		drain(resp.Body)
+		return resp.StatusCode, stored{}, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, retryable: true,
+			delay: RetryAfter(resp.Header.Get("Retry-After"), time.Now()), msg: "HTTP " + resp.Status}
+	case StatusPermanent:
+		discard()
+		drain(resp.Body)
+		return resp.StatusCode, stored{}, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, msg: "HTTP " + resp.Status}
+	}
+	status := resp.StatusCode
+	cur := identify(resp)
+	cur.Blob = key
+	if pw != nil {
+		total, ok := continues(resp, prev)
+		if status != http.StatusPartialContent || !ok {
+			// The body changed, the server ignored the range, or its
+			// answer is not exactly the rest of the same body: drop the
+			// kept part and take the whole body.
+			discard()
+			if status == http.StatusPartialContent {
+				drain(resp.Body)
+				resp.Body.Close()
+				activity.GetLogger(ctx).Info("the rest of the body does not match the kept part, starting over", "url", Redact(url), "content_range", resp.Header.Get("Content-Range"))
+				return f.fetchOnce(ctx, url, prefix, index, st)
+			}
+		} else {
+			cur = prev // the rest of the same body, after the copied part
+			cur.Total = total
+			status = http.StatusOK
+			activity.GetLogger(ctx).Info("resuming download", "url", Redact(url), "offset", prev.Bytes)
+		}
+	}
+	if status == http.StatusPartialContent {
+		return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "unexpected partial content " + resp.Header.Get("Content-Range")}
+	}
+
+	limit := f.MaxBodyBytes
+	if limit <= 0 {
+		limit = DefaultMaxBodyBytes
+	}
+	tooLarge := &failure{outcome: OutcomeError, status: status, msg: fmt.Sprintf("body is over the %d-byte cap", limit)}
+	if resp.ContentLength > limit-cur.Bytes {
+		discard()
+		return status, stored{}, tooLarge
+	}
+	var w blobstore.Writer
+	switch {
+	case pw != nil:
+		w = pw
+	case canResume:
+		if pw, err = resumer.CreateResumable(ctx, key); err == nil {
+			w = pw
+		}
+	default:
+		w, err = f.Store.Create(ctx, key)
+	}
+	if err != nil {
+		st.set(Resume{})
+		return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: err.Error()}
+	}
+	if pw == nil {
+		cur.Blob = "" // this store cannot keep a part for later
+	}
+	st.set(cur)
+	committed := false
+	defer func() {
+		if committed {
+			return
+		}
+		// Keep a part-read body for the next attempt when the server can
+		// resume it; drop it otherwise.
+		if pw != nil && st.get().resumable() {
+			pause()
+			return
+		}
+		_ = w.Abort()
+		st.set(Resume{})
+	}()
+
+	bufp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bufp)
+	buf := *bufp
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if st.get().Bytes+int64(n) > limit {
+				_ = w.Abort()
+				st.set(Resume{})
+				committed = true // nothing to keep
+				return status, stored{}, tooLarge
+			}
+			if _, err := w.Write(buf[:n]); err != nil {
+				return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "storing body: " + err.Error()}
+			}
+			st.wrote(buf[:n])
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			read := st.get().Bytes
+			if errors.Is(rerr, io.ErrUnexpectedEOF) {
+				msg := fmt.Sprintf("body truncated after %d of %d bytes", read, cur.Bytes+resp.ContentLength)
+				if resp.ContentLength < 0 {
+					msg = fmt.Sprintf("body cut off after %d bytes (the connection closed mid-stream)", read)
+				}
+				return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: msg}
+			}
+			return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true,
+				msg: fmt.Sprintf("reading body after %d bytes: %v", read, rerr)}
+		}
+	}
+	done := st.get()
+	if done.Total != 0 && done.Bytes != done.Total {
+		return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true,
+			msg: fmt.Sprintf("body truncated after %d of %d bytes", done.Bytes, done.Total)}
+	}
+	if err := w.Commit(); err != nil {
+		return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: err.Error()}
+	}
+	committed = true
+	st.set(Resume{})
+	return status, stored{key: key, size: done.Bytes, crc: done.CRC32C}, nil
+}
+
+// fetchURL fetches one URL with the batch's per-URL policy: attempts with
+// their own timeout, exponential backoff (or the server's Retry-After)
+// between them, all within the URL's budget. prior counts attempts made
+// before a restart. It returns a final word on the URL; ctx being canceled
+// ends it as canceled.

@@ -1,0 +1,266 @@
+package activities
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+)
+
+// FetchCheckpoint is the fetch activity's heartbeat: the URLs done so far,
+// and for the others the attempts made and how far their bodies got, so a
+// retried chunk resumes (a large body from its last byte). The workflow
+// reads it from a timed-out chunk's last heartbeat, so the URLs done by
+// then keep their results.
+type FetchCheckpoint struct {
+	Done    []Fetched        `json:"done"`
+	Running map[int]inFlight `json:"running,omitempty"`
+}
+
+type inFlight struct {
+	Attempts int    `json:"attempts"`
+	Resume   Resume `json:"resume,omitempty"`
+}
+
+// FetchChunk fetches a chunk of URLs, Concurrency at a time. Every URL
+// ends with a blob to hash or a final outcome. In fail_fast mode the first
+// URL that finally fails cancels the rest of the chunk.
+func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*FetchChunkResult, error) {
+	tasks := req.URLs
+	if len(tasks) == 0 {
+		var err error
+		if tasks, err = f.readURLs(ctx, URLsKey(req.Prefix, req.Chunk), req.First); err != nil {
+			return nil, err
+		}
+	}
+	items := make([]Fetched, len(tasks))
+	done := make([]bool, len(tasks))
+	states := make([]*urlState, len(tasks))
+	pos := make(map[int]int, len(tasks))
+	for i, t := range tasks {
+		pos[t.Index] = i
+		states[i] = &urlState{}
+	}
+	var cp FetchCheckpoint
+	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &cp) == nil {
+		for _, d := range cp.Done {
+			if i, ok := pos[d.Index]; ok {
+				d.URL = tasks[i].URL // a staged checkpoint leaves it out
+				items[i], done[i] = d, true
+			}
+		}
+		for idx, r := range cp.Running {
+			if i, ok := pos[idx]; ok {
+				states[i].attempts, states[i].resume = r.Attempts, r.Resume
+			}
+		}
+	}
+
+	var mu sync.Mutex
+	running := map[int]int{} // URL index -> position, for URLs under way
+	checkpoint := func() FetchCheckpoint {
+		mu.Lock()
+		defer mu.Unlock()
+		c := FetchCheckpoint{Running: map[int]inFlight{}}
+		for i, ok := range done {
+			if ok {
+				it := items[i]
+				if len(req.URLs) == 0 {
+					it.URL = "" // in the chunk's file
+				}
+				c.Done = append(c.Done, it)
+			}
+		}
+		for idx, i := range running {
+			c.Running[idx] = states[i].checkpoint()
+		}
+		return c
+	}
+	stopHB := heartbeat(ctx, f.heartbeatEvery(), func() any { return checkpoint() })
+	defer stopHB()
+
+	runCtx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	conc := max(req.Concurrency, 1)
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	for i, t := range tasks {
+		if done[i] {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-runCtx.Done():
+		}
+		if runCtx.Err() != nil {
+			mu.Lock()
+			items[i] = Fetched{Index: t.Index, URL: t.URL, Outcome: OutcomeCanceled, Error: "canceled", Attempts: states[i].attempts}
+			done[i] = true
+			mu.Unlock()
+			continue
+		}
+		mu.Lock()
+		running[t.Index] = i
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r := f.fetchURL(runCtx, t, req.Prefix, req.Policy, states[i])
+			mu.Lock()
+			items[i], done[i] = r, true
+			delete(running, t.Index)
+			mu.Unlock()
+			if req.Policy.FailFast && r.Outcome != "" && r.Outcome != OutcomeCanceled {
+				stopAll()
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-activity.GetWorkerStopChannel(ctx):
+		// The worker is shutting down: fail this attempt so the chunk is
+		// retried on another worker, from the last checkpoint.
+		return nil, temporal.NewApplicationError("worker stopped mid-chunk", WorkerStoppingType)
+	default:
+	}
+	if ctx.Err() != nil {
+		if !cancelRequested(ctx) {
+			// The server gave up on this attempt (its worker was frozen
+			// or cut off): another attempt owns the chunk now.
+			return nil, ctx.Err()
+		}
+		// Canceled: report what was done, so the batch's result is true;
+		// a staged chunk's results go to the blob store.
+		if len(req.URLs) == 0 {
+			if err := writeStopped(ctx, f.Store, req.Prefix, req.Chunk, items); err != nil {
+				activity.GetLogger(ctx).Warn("recording a canceled chunk's results failed", "chunk", req.Chunk, "error", err)
+			}
+		}
+		return nil, temporal.NewCanceledError(FetchChunkResult{Items: lean(req, items), Store: f.StoreID})
+	}
+	activity.GetLogger(ctx).Debug("chunk fetched", "chunk", req.Chunk, "urls", len(items))
+	for i := range items {
+		if items[i].Outcome != "" { // final: no hash step will count it
+			observer(f.Observer).URLDone(items[i].Outcome)
+		}
+	}
+	return &FetchChunkResult{Items: lean(req, items), Store: f.StoreID}, nil
+}
+
+// lean drops the URLs of a staged chunk's items (they are in its file,
+// and a hundred long URLs would make the payload large) but that of the
+// first URL that failed, which a fail_fast batch names.
+func lean(req FetchChunkRequest, items []Fetched) []Fetched {
+	if len(req.URLs) > 0 {
+		return items
+	}
+	out := make([]Fetched, len(items))
+	named := false
+	for i, it := range items {
+		if named || it.Outcome == "" || it.Outcome == OutcomeCanceled {
+			it.URL = ""
+		} else {
+			named = true
+		}
+		out[i] = it
+	}
+	return out
+}
+
+func (f *Fetcher) readURLs(ctx context.Context, key string, first int) ([]URLTask, error) {
+	return readURLs(ctx, f.Store, key, first)
+}
+
+// readURLs reads a staged chunk's URLs, numbered from first.
+func readURLs(ctx context.Context, store blobstore.Store, key string, first int) ([]URLTask, error) {
+	r, err := store.Open(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("reading the chunk's URLs: %w", err)
+	}
+	defer r.Close()
+	var tasks []URLTask
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), MaxURLLength+1024)
+	for sc.Scan() {
+		tasks = append(tasks, URLTask{Index: first + len(tasks), URL: sc.Text()})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading the chunk's URLs: %w", err)
+	}
+	return tasks, nil
+}
+
+// RemoveBlobs deletes everything under prefix: a batch's files when it ends.
+func (f *Fetcher) RemoveBlobs(ctx context.Context, prefix string) error {
+	if err := f.Store.DeletePrefix(ctx, prefix); err != nil {
+		return fmt.Errorf("removing blobs under %s: %w", prefix, err)
+	}
+	return nil
+}
+
+// describeStore says which store this worker has, for messages.
+func (f *Fetcher) describeStore() string {
+	if f.StoreID == "" {
+		return ""
+	}
+	return fmt.Sprintf(" this worker uses (%s, identity %s): whoever wrote it must use the workers' --blob-dir or --blob-url", f.StoreLocation, f.StoreID)
+}
+
+func (f *Fetcher) heartbeatEvery() time.Duration {
+	if f.HeartbeatEvery > 0 {
+		return f.HeartbeatEvery
+	}
+	return DefaultHeartbeatEvery
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// drain reads a little of an error body so the connection can be reused.
+func drain(body io.Reader) {
+	_, _ = io.CopyN(io.Discard, body, 64<<10)
+}
+
+func unwrapURL(err error) string {
+	s := err.Error()
+	// *url.Error reads `Get "http://...": cause`; keep the cause.
+	if i := strings.Index(s, `": `); i >= 0 && strings.HasPrefix(s, "Get ") {
+		return s[i+3:]
+	}
+	return s
+}
+
+// heartbeat records details() every interval until stop is called. A
+// heartbeat is also how a cancel request reaches a running activity (its
+// ctx is canceled).
+func heartbeat(ctx context.Context, every time.Duration, details func() any) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx, details())
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}

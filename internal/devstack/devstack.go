@@ -1,0 +1,218 @@
+// Package devstack assembles a whole batchfetch installation in one process:
+// the embedded Temporal server (with its Web UI), a client, the blob store,
+// both worker pools and, on request, the demo site. `starter --dev`, the
+// bench and the tests that need a whole stack start it here, and only here,
+// so the server, the workers and the attach command always agree on the
+// blob store.
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/log"
+	"go.uber.org/zap"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/devserver"
+	"github.com/batchfetch/batchfetch/internal/demosite"
+	"github.com/batchfetch/batchfetch/internal/logging"
+	"github.com/batchfetch/batchfetch/internal/workers"
+)
+
+// Config describes a stack. The zero value is an in-memory server on a free
+// port, no Web UI, a temporary blob directory and both worker pools with
+// their defaults, allowed to fetch from 127.0.0.1 only.
+type Config struct {
+	// DBFile is the server's SQLite file, kept across restarts. Empty: an
+	// in-memory database, lost on Stop.
+	DBFile string
+	// Port of the frontend (0: a free port). UIPort of the Web UI (0: none).
+	Port, UIPort int
+	// ServerLogLevel is the server's own log on stderr (empty: none).
+	ServerLogLevel string
+	// DynamicConfig overrides server settings.
+	DynamicConfig map[string]any
+
+	// BlobDir is the blob store's directory. Default: "blobs" beside DBFile,
+	// or, with an in-memory database, a temporary directory that Stop
+	// removes.
+	BlobDir string
+	// Store replaces the directory store (tests use slow or failing ones);
+	// BlobDir then only names it in messages.
+	Store blobstore.Store
+
+	// DemoSite serves the demo pages on 127.0.0.1 (see DemoURLs).
+	DemoSite bool
+	// NoWorkers starts no worker pool: the caller starts its own with
+	// StartWorkers.
+	NoWorkers bool
+	// Workers sizes the pools. Store and StoreLocation default to the
+	// stack's; the guard allows 127.0.0.1 (and nothing else on loopback) unless
+	// HTTP.Guard.Allow is set (an empty, non-nil list allows nothing).
+	Workers workers.Config
+
+	// Logger logs for the client and the workers (default: none).
+	Logger log.Logger
+	// DataConverter and FailureConverter of the client (default: the SDK's).
+	DataConverter    converter.DataConverter
+	FailureConverter converter.FailureConverter
+	// MetricsHandler of the client, and so of its workers (default: none).
+	MetricsHandler client.MetricsHandler
+}
+
+// Stack is a running stack. Stop it when done.
+type Stack struct {
+	// Client is connected to the stack's server.
+	Client client.Client
+	// Store is the blob store every pool of the stack uses.
+	Store blobstore.Store
+	// Pools are the stack's workers (nil with NoWorkers).
+	Pools *workers.Pools
+
+	cfg     Config
+	server  *devserver.Server
+	blobDir string
+	demo    string
+	stops   []func()
+}
+
+// Start starts the server, then the blob store, the demo site and the
+// workers. On error nothing it started is left running.
+func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
+	s = &Stack{cfg: cfg}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	srv, err := devserver.Start(devserver.Config{DBFile: cfg.DBFile, Port: cfg.Port, UIPort: cfg.UIPort,
+		LogLevel: cfg.ServerLogLevel, DynamicConfig: cfg.DynamicConfig})
+	if err != nil {
+		return nil, err
+	}
+	s.server = srv
+	s.stops = append(s.stops, func() { _ = srv.Stop() })
+	if err := s.openStore(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = logging.SDK(zap.NewNop())
+	}
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: logger,
+		DataConverter: cfg.DataConverter, FailureConverter: cfg.FailureConverter, MetricsHandler: cfg.MetricsHandler})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the dev server: %w", err)
+	}
+	s.Client = c
+	s.stops = append(s.stops, c.Close)
+	if cfg.DemoSite {
+		base, stop, err := demosite.Serve("127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		s.demo = base
+		s.stops = append(s.stops, stop)
+	}
+	if !cfg.NoWorkers {
+		if s.Pools, err = s.StartWorkers(cfg.Workers); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Stack) openStore() error {
+	s.blobDir = s.cfg.BlobDir
+	if s.blobDir == "" && s.cfg.DBFile != "" {
+		s.blobDir = filepath.Join(filepath.Dir(s.cfg.DBFile), "blobs")
+	}
+	if s.blobDir == "" {
+		dir, err := os.MkdirTemp("", "batchfetch-dev-blobs-")
+		if err != nil {
+			return err
+		}
+		s.blobDir = dir
+		s.stops = append(s.stops, func() { _ = os.RemoveAll(dir) })
+	}
+	if s.cfg.Store != nil {
+		s.Store = s.cfg.Store
+		return nil
+	}
+	store, err := blobstore.NewDir(s.blobDir)
+	if err != nil {
+		return err
+	}
+	s.Store = store
+	return nil
+}
+
+// StartWorkers starts more pools on the stack's server (on other task
+// queues, with other sizes, observers or stores; cfg.Store nil means the
+// stack's). Stop stops them too, if the caller has not.
+func (s *Stack) StartWorkers(cfg workers.Config) (*workers.Pools, error) {
+	if s.Client == nil {
+		return nil, errors.New("devstack: not started")
+	}
+	if cfg.Store == nil {
+		cfg.Store, cfg.StoreLocation = s.Store, s.blobDir
+	}
+	if cfg.HTTP.Guard.Allow == nil {
+		// The demo site and test servers are on 127.0.0.1: allow it, and
+		// only it, on loopback.
+		cfg.HTTP.Guard.Allow = []string{"127.0.0.1"}
+	}
+	p, err := workers.Start(s.Client, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, p.Stop)
+	return p, nil
+}
+
+// FrontendAddress is the server's gRPC address (TEMPORAL_ADDRESS).
+func (s *Stack) FrontendAddress() string { return s.server.FrontendHostPort() }
+
+// WebUIAddress is the Web UI's base URL, or "" without a Web UI.
+func (s *Stack) WebUIAddress() string { return s.server.UIAddress() }
+
+// BlobDir is the blob store's directory (the workers' --blob-dir).
+func (s *Stack) BlobDir() string { return s.blobDir }
+
+// DBFile is the server's SQLite file, or "" in memory.
+func (s *Stack) DBFile() string { return s.cfg.DBFile }
+
+// DemoURLs returns the demo site's URLs: its demo set for n == 0 (a few
+// kinds of page, one missing on purpose), n fast pages otherwise. Nil
+// without DemoSite.
+func (s *Stack) DemoURLs(n int) []string {
+	switch {
+	case s.demo == "":
+		return nil
+	case n > 0:
+		return demosite.FastURLs(s.demo, n)
+	default:
+		return demosite.URLs(s.demo)
+	}
+}
+
+// AttachCommand is the command that attaches another worker of role
+// (fetch, cpu or all) to this stack, blob store included.
+func (s *Stack) AttachCommand(role string) string {
+	return fmt.Sprintf("TEMPORAL_ADDRESS=%s go run ./worker --role %s --blob-dir %s", s.FrontendAddress(), role, s.blobDir)
+}
+
+// Stop stops everything Start and StartWorkers started, last first: the
+// workers finish or give back their tasks before the server goes.
+func (s *Stack) Stop() {
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		s.stops[i]()
+	}
+	s.stops = nil
+}

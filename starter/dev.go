@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/batchfetch/batchfetch/internal/devstack"
+	"github.com/batchfetch/batchfetch/internal/workers"
+)
+
+func defaultDevDir(name string) string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "batchfetch", name)
+}
+
+// devFlags adds the flags of dev mode.
+func (o *options) devFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&o.dev, "dev", false, "run an embedded Temporal server with the Web UI, a demo site and both workers in this process (URLs default to the demo site)")
+	fs.BoolVar(&o.serve, "serve", false, "with --dev: keep the server, Web UI and workers running after the batch, until Ctrl-C")
+	fs.StringVar(&o.devDB, "dev-db", defaultDevDir("dev.sqlite"), "with --dev: SQLite file holding the server's state")
+	fs.IntVar(&o.devPort, "dev-port", 7233, "with --dev: frontend gRPC port")
+	fs.IntVar(&o.devUIPort, "dev-ui-port", 8233, "with --dev: Web UI port")
+	fs.IntVar(&o.demoURLs, "demo-urls", 0, "with --dev and no URLs: fetch this many fast demo pages instead of the demo set (try 100000)")
+}
+
+// startDev starts the dev stack (embedded server and Web UI, demo site,
+// both workers, all on one blob store) and says where everything is.
+func startDev(ctx context.Context, o options, stderr io.Writer) (*devstack.Stack, error) {
+	logger, err := sdkLogger(o.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	stack, err := devstack.Start(ctx, devstack.Config{DBFile: o.devDB, Port: o.devPort, UIPort: o.devUIPort, DemoSite: true, Logger: logger,
+		Workers: workers.Config{TaskQueue: o.taskQueue, CPUTaskQueue: o.input.CPUTaskQueue}})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "dev server %s, Web UI %s\n", stack.FrontendAddress(), stack.WebUIAddress())
+	fmt.Fprintf(stderr, "database %s, blobs %s\n", stack.DBFile(), stack.BlobDir())
+	fmt.Fprintf(stderr, "attach another worker: %s\n", stack.AttachCommand(workers.RoleCPU))
+	return stack, nil
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+// runResults runs `starter results WORKFLOW_ID`: a finished batch's
+// results, as a table or JSON, read from the blob store when large.
+func runResults(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	cmd := newBatchCommand("results", "Prints a finished batch's results (also of a failed or canceled one).", stderr)
+	cmd.fs.BoolVar(&cmd.o.jsonOut, "json", false, "print JSON instead of a table")
+	cmd.fs.StringVar(&cmd.o.outFile, "out", "", "also write the results to this file as JSON lines")
+	cmd.o.storeFlags(cmd.fs, "large results are read from it")
+	return cmd.run(args, func(ctx context.Context, b *batch) error {
+		if b.running {
+			return &exitError{exitState, fmt.Errorf("batch %s is still running: `starter status %s` shows its progress", b.id, b.id)}
+		}
+		o := cmd.o
+		var err error
+		if o.store, err = openStore(ctx, o); err != nil {
+			return &exitError{exitUsage, err}
+		}
+		return wait(ctx, b.c, b.run, &o, stdout, stderr)
+	})
+}
+
+// printOutput prints a batch's output: a table or JSON on w, and the
+// results file for --out. Results kept in the blob store are read from
+// the starter's store, if it is the workers'.
+func printOutput(ctx context.Context, w io.Writer, out workflows.Output, o options) error {
+	if out.ResultsFile != "" && out.Results == nil {
+		if mine, err := blobstore.ID(ctx, o.store); err == nil && mine != "" && out.BlobStore != "" && mine != out.BlobStore {
+			return &exitError{exitUsage, fmt.Errorf("the results (%s) are in the workers' blob store (identity %s), not in this starter's (%s, identity %s): run the starter with the workers' --blob-dir or --blob-url",
+				out.ResultsFile, out.BlobStore, o.storeLocation(), mine)}
+		}
+		results, err := readResults(ctx, o.store, out.ResultsFile)
+		if err != nil {
+			return &exitError{exitInternal, fmt.Errorf("reading the results (%s) from the blob store: %w", out.ResultsFile, err)}
+		}
+		out.Results = results
+	}
+	if o.outFile != "" {
+		if err := writeJSONLines(o.outFile, out.Results); err != nil {
+			return &exitError{exitInternal, err}
+		}
+	}
+	if o.jsonOut {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tOUTCOME\tSTATUS\tATTEMPTS\tELAPSED\tSIZE\tSHA256\tURL")
+	for i, r := range out.Results {
+		sum := r.SHA256
+		if len(sum) > 16 {
+			sum = sum[:16] + "…"
+		}
+		if r.Outcome != workflows.OutcomeOK {
+			sum = r.Error
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%d\t%s\t%s\n", i+1, r.Outcome, r.Status, r.Attempts,
+			(time.Duration(r.ElapsedMS) * time.Millisecond).String(), r.Size, sum, r.URL)
+	}
+	fmt.Fprintf(tw, "\n%s\n", summary(out))
+	return tw.Flush()
+}
+
+// summary counts a batch's outcomes: canceled URLs apart from failed ones.
+func summary(out workflows.Output) string {
+	canceled := out.Canceled
+	if out.Results != nil {
+		canceled = 0
+		for _, r := range out.Results {
+			if r.Outcome == workflows.OutcomeCanceled {
+				canceled++
+			}
+		}
+	}
+	s := fmt.Sprintf("%d ok, %d failed", out.OK, out.Failed-canceled)
+	if canceled > 0 {
+		s += fmt.Sprintf(", %d canceled", canceled)
+	}
+	return s
+}
+
+func readResults(ctx context.Context, store blobstore.Store, key string) ([]workflows.Result, error) {
+	r, err := store.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var results []workflows.Result
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 256<<10))
+	for {
+		var res workflows.Result
+		if err := dec.Decode(&res); err == io.EOF {
+			return results, nil
+		} else if err != nil {
+			return nil, err
+		}
+		results = append(results, res)
+	}
+}
+
+func writeJSONLines(path string, results []workflows.Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(f, 256<<10)
+	enc := json.NewEncoder(bw)
+	for i := range results {
+		if err := enc.Encode(&results[i]); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// finishedOutput is a closed batch's output, also when it failed or was
+// canceled (their errors carry it).
+func finishedOutput(ctx context.Context, run client.WorkflowRun) (*workflows.Output, bool) {
+	var out workflows.Output
+	err := run.Get(ctx, &out)
+	if err == nil {
+		return &out, true
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == workflows.BatchFailedType && appErr.HasDetails() && appErr.Details(&out) == nil {
+		return &out, true
+	}
+	return workflows.CanceledOutput(err)
+}

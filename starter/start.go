@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+// runStart runs `starter [start] [flags] [URL...]`: it starts a batch and
+// waits for it.
+func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("starter", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: starter [start] [flags] [URL...]     start a batch and wait for it\n       starter status|cancel|results [flags] WORKFLOW_ID\n\nURLs come from the arguments, --file (one per line, # comments), or stdin.\nThe Temporal connection comes from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the other TEMPORAL_* variables.\n\nflags of start:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.file, "file", "", "read URLs from this file ('-' for stdin), one per line; # starts a comment")
+	fs.StringVar(&o.input.Mode, "mode", workflows.ModeCollect, "collect (record each failure, finish the rest) or fail_fast (first failure cancels the batch)")
+	fs.IntVar(&o.input.MaxInFlight, "max-in-flight", workflows.DefaultMaxInFlight, "fetches running at once for this batch")
+	fs.StringVar(&o.input.AttemptTimeout, "attempt-timeout", workflows.DefaultAttemptTimeout.String(), "time limit of one attempt")
+	fs.StringVar(&o.input.URLTimeout, "url-timeout", "", "time limit of one URL, retries included (default none)")
+	fs.IntVar(&o.input.MaxAttempts, "max-attempts", workflows.DefaultMaxAttempts, "attempts per URL, the first included")
+	fs.StringVar(&o.input.InitialBackoff, "initial-backoff", workflows.DefaultInitialBackoff.String(), "wait before the first retry; doubles after each")
+	fs.StringVar(&o.input.CPUTaskQueue, "cpu-task-queue", workflows.CPUTaskQueue, "task queue of the hash step")
+	fs.StringVar(&o.taskQueue, "task-queue", workflows.TaskQueue, "task queue of the workflow and its fetches")
+	fs.StringVar(&o.id, "id", "", "workflow ID; starting the same ID again attaches to that batch instead of fetching twice (default: a new ID)")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the result as JSON instead of a table")
+	fs.BoolVar(&o.noWait, "no-wait", false, "print the workflow ID and run ID and exit without waiting")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress on stderr")
+	o.devFlags(fs)
+	o.storeFlags(fs, "large URL lists go in, large results come out")
+	fs.StringVar(&o.outFile, "out", "", "also write the results to this file as JSON lines")
+	fs.StringVar(&o.logLevel, "log-level", "off", "log of the Temporal client (and, with --dev, the workers): off, debug, info, warn or error")
+	positional, done, err := parseFlags(fs, args)
+	if done || err != nil {
+		return err
+	}
+	if err := checkWritable(o.outFile); err != nil {
+		return &exitError{exitUsage, err}
+	}
+	urls, err := readURLs(positional, o.file, stdin, !o.dev)
+	if err != nil {
+		return &exitError{exitUsage, err}
+	}
+	if o.input.MaxInFlight <= 0 {
+		return &exitError{exitUsage, fmt.Errorf("--max-in-flight must be at least 1, not %d", o.input.MaxInFlight)}
+	}
+	if o.input.MaxAttempts <= 0 {
+		return &exitError{exitUsage, fmt.Errorf("--max-attempts must be at least 1, not %d", o.input.MaxAttempts)}
+	}
+	if !o.dev {
+		if err := checkInput(o.input, urls); err != nil {
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var c client.Client
+	var webUI string
+	if o.dev {
+		stack, err := startDev(ctx, o, stderr)
+		if err != nil {
+			return &exitError{exitInternal, err}
+		}
+		defer stack.Stop()
+		c, webUI, o.store = stack.Client, stack.WebUIAddress(), stack.Store
+		if len(urls) == 0 {
+			urls = stack.DemoURLs(o.demoURLs)
+		}
+	} else {
+		if c, err = dial(ctx, o.logLevel); err != nil {
+			return err
+		}
+		defer c.Close()
+	}
+	if err := checkInput(o.input, urls); err != nil {
+		return err
+	}
+	o.input.URLs = urls
+	if o.store == nil {
+		if o.store, err = openStore(ctx, o); err != nil {
+			return &exitError{exitUsage, err}
+		}
+	}
+
+	run, err := start(ctx, c, &o, stderr)
+	if err != nil {
+		return err
+	}
+	if !o.noWait {
+		// Always said, so that status, results and cancel can be used on it.
+		fmt.Fprintf(stderr, "batch workflow_id=%s run_id=%s\n", run.GetID(), run.GetRunID())
+	}
+	if webUI != "" {
+		fmt.Fprintf(stderr, "watch it: %s/namespaces/default/workflows/%s/%s/history\n", webUI, run.GetID(), run.GetRunID())
+	}
+	if o.noWait {
+		fmt.Fprintf(stdout, "workflow_id=%s run_id=%s\n", run.GetID(), run.GetRunID())
+		return nil
+	}
+
+	err = wait(ctx, c, run, &o, stdout, stderr)
+	if o.uploaded != "" {
+		_ = o.store.DeletePrefix(context.Background(), o.uploaded)
+	}
+	if o.serve && o.dev {
+		fmt.Fprintf(stderr, "serving the Web UI at %s; Ctrl-C to stop\n", webUI)
+		<-ctx.Done()
+	}
+	return err
+}
+
+// checkWritable tells, before any batch starts, whether --out can be
+// written, leaving nothing behind.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err == nil {
+		return f.Close() // exists and is writable
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("--out %s cannot be written: %w", path, err) // a directory, read-only...
+	}
+	f, err = os.CreateTemp(filepath.Dir(path), ".batchfetch-out-check-")
+	if err != nil {
+		return fmt.Errorf("--out %s cannot be written: %w", path, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// checkInput refuses bad input before anything starts, with the
+// workflow's own rules and messages.
+func checkInput(in workflows.Input, urls []string) error {
+	if len(urls) == 0 {
+		return &exitError{exitUsage, errors.New("no URLs: give them as arguments, with --file, or on stdin")}
+	}
+	in.URLs = urls
+	if _, err := in.Validate(); err != nil {
+		return &exitError{exitUsage, fmt.Errorf("invalid input: %w", err)}
+	}
+	return nil
+}
+
+func start(ctx context.Context, c client.Client, o *options, stderr io.Writer) (client.WorkflowRun, error) {
+	id := o.id
+	if id != "" {
+		if run, ok := attach(ctx, c, id, o.input, stderr); ok {
+			return run, nil
+		}
+	}
+	if id == "" {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		id = "batchfetch-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+	}
+	count := len(o.input.URLs)
+	if count > workflows.InlineLimit {
+		// A long list goes through the blob store: Temporal caps a payload at 2 MB.
+		key := "inputs/" + strings.Map(safeKeyRune, id) + ".txt"
+		if err := upload(ctx, o.store, key, o.input.URLs); err != nil {
+			return nil, &exitError{exitInternal, fmt.Errorf("writing the URL list to the blob store: %w", err)}
+		}
+		o.uploaded = key
+		o.input.URLs, o.input.URLsFile = nil, key
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        id,
+		TaskQueue: o.taskQueue,
+		// The same ID never fetches twice: a second start attaches.
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            fmt.Sprintf("%d URLs, %s", count, o.input.Mode),
+	}, workflows.WorkflowName, o.input)
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &already) {
+		return c.GetWorkflow(ctx, id, ""), nil
+	}
+	var nsErr *serviceerror.NamespaceNotFound
+	if errors.As(err, &nsErr) {
+		return nil, &exitError{exitInternal, fmt.Errorf("namespace not found: %v (create it, or set TEMPORAL_NAMESPACE)", err)}
+	}
+	if err != nil {
+		return nil, &exitError{exitInternal, fmt.Errorf("starting workflow %s: %w", id, err)}
+	}
+	return run, nil
+}
+
+// attach finds an existing batch with workflow ID id: the same ID never
+// fetches twice. It says so, and whether the batch's URLs differ from in's.
+func attach(ctx context.Context, c client.Client, id string, in workflows.Input, stderr io.Writer) (client.WorkflowRun, bool) {
+	d, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return nil, false
+	}
+	runID := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	fmt.Fprintf(stderr, "attached to the existing batch workflow_id=%s run_id=%s (%s): the same ID never fetches twice\n",
+		id, runID, d.GetWorkflowExecutionInfo().GetStatus())
+	iter := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if iter.HasNext() {
+		if ev, err := iter.Next(); err == nil {
+			var theirs workflows.Input
+			if started := ev.GetWorkflowExecutionStartedEventAttributes(); started != nil &&
+				converter.GetDefaultDataConverter().FromPayloads(started.GetInput(), &theirs) == nil &&
+				theirs.URLsFile == "" && !slices.Equal(theirs.URLs, in.URLs) {
+				fmt.Fprintf(stderr, "note: its URLs are not these (%d URLs there, %d here); use another --id for a new batch\n", len(theirs.URLs), len(in.URLs))
+			}
+		}
+	}
+	return c.GetWorkflow(ctx, id, runID), true
+}
+
+func upload(ctx context.Context, store blobstore.Store, key string, urls []string) error {
+	w, err := store.Create(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer w.Abort() //nolint:errcheck
+	bw := bufio.NewWriterSize(w, 256<<10)
+	for _, u := range urls {
+		bw.WriteString(u) //nolint:errcheck // checked at Flush
+		bw.WriteByte('\n')
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return w.Commit()
+}
+
+// safeKeyRune keeps workflow IDs usable as file names.
+func safeKeyRune(r rune) rune {
+	if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+		return r
+	}
+	return '_'
+}
+
+// readURLs collects URLs from args, a file, or stdin when it is not a terminal.
+func readURLs(args []string, file string, stdin io.Reader, useStdin bool) ([]string, error) {
+	urls := append([]string(nil), args...)
+	var r io.Reader
+	name := file
+	switch {
+	case file == "-":
+		r, name = stdin, "stdin"
+	case file != "":
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("reading URLs: %w", err)
+		}
+		defer f.Close()
+		r = f
+	case len(args) == 0 && useStdin && !isTerminal(stdin):
+		r, name = stdin, "stdin"
+	}
+	if r == nil {
+		return urls, nil
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		s := strings.TrimSpace(sc.Text())
+		if i := strings.Index(s, "#"); i == 0 || (i > 0 && (s[i-1] == ' ' || s[i-1] == '\t')) {
+			s = strings.TrimSpace(s[:i])
+		}
+		if s != "" {
+			urls = append(urls, s)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading URLs from %s: %w", name, err)
+	}
+	return urls, nil
+}

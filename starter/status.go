@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+// runStatus runs `starter status WORKFLOW_ID`: the state of a batch, its
+// progress while it runs, its counts once it has finished.
+func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	cmd := newBatchCommand("status", "Prints a batch's state, and its progress or its final counts.", stderr)
+	return cmd.run(args, func(ctx context.Context, b *batch) error {
+		fmt.Fprintf(stdout, "workflow_id=%s run_id=%s status=%s\n", b.id, b.run.GetRunID(), b.status)
+		if b.running {
+			v, err := b.c.QueryWorkflow(ctx, b.id, b.run.GetRunID(), workflows.ProgressQuery)
+			var p workflows.Progress
+			if err == nil && v.Get(&p) == nil {
+				fmt.Fprintln(stdout, progressLine(p, 0, 0))
+			}
+			return nil
+		}
+		// A finished batch: its counts, from its result.
+		if out, ok := finishedOutput(ctx, b.run); ok {
+			fmt.Fprintf(stdout, "%s of %d\n", summary(*out), out.Total)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *options, stdout, stderr io.Writer) error {
+	done := make(chan struct{})
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		if !o.quiet {
+			showProgress(ctx, c, run, done, stderr)
+		}
+	}()
+	warned := make(chan struct{})
+	go func() {
+		defer close(warned)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			if !o.quiet {
+				warnIfNoWorkers(ctx, c, o, stderr)
+			}
+		}
+	}()
+	var out workflows.Output
+	err := run.Get(ctx, &out)
+	close(done)
+	<-progressDone
+	<-warned
+
+	if ctx.Err() != nil {
+		return &exitError{exitFailed, fmt.Errorf("stopped waiting; the batch goes on: workflow_id=%s run_id=%s", run.GetID(), run.GetRunID())}
+	}
+	var appErr *temporal.ApplicationError
+	var canceled *temporal.CanceledError
+	switch {
+	case err == nil:
+	case errors.As(err, &appErr) && appErr.Type() == workflows.InvalidInputType:
+		msg := "invalid input: " + appErr.Message()
+		if o.uploaded != "" && strings.Contains(msg, o.uploaded) {
+			id, _ := blobstore.ID(ctx, o.store)
+			msg += fmt.Sprintf(" (this starter wrote the list to %s, identity %s)", o.storeLocation(), id)
+		}
+		return &exitError{exitUsage, errors.New(msg)}
+	case errors.As(err, &appErr) && appErr.Type() == workflows.BatchFailedType:
+		if appErr.HasDetails() && appErr.Details(&out) == nil {
+			if perr := printOutput(ctx, stdout, out, *o); perr != nil {
+				return perr
+			}
+		}
+		return &exitError{exitFailed, fmt.Errorf("batch failed: %s", appErr.Message())}
+	case errors.As(err, &canceled):
+		if partial, ok := workflows.CanceledOutput(err); ok {
+			if perr := printOutput(ctx, stdout, *partial, *o); perr != nil {
+				return perr
+			}
+		}
+		return &exitError{exitFailed, fmt.Errorf("batch canceled (workflow_id=%s)", run.GetID())}
+	default:
+		return &exitError{exitFailed, fmt.Errorf("batch %s: %w", run.GetID(), err)}
+	}
+	if err := printOutput(ctx, stdout, out, *o); err != nil {
+		return err
+	}
+	if out.Failed > 0 {
+		return &exitError{exitFailed, fmt.Errorf("%d of %d URLs failed", out.Failed, out.Total)}
+	}
+	return nil
+}
+
+// showProgress polls the progress query until done closes.
+func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, done <-chan struct{}, w io.Writer) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	tty := isTerminal(w)
+	last := ""
+	var began time.Time
+	var startDone int
+	for {
+		select {
+		case <-done:
+			if tty && last != "" {
+				fmt.Fprintln(w)
+			}
+			return
+		case <-ctx.Done():
+			if tty && last != "" {
+				fmt.Fprintln(w) // what follows starts on its own line
+			}
+			return
+		case <-t.C:
+		}
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		v, err := c.QueryWorkflow(qctx, run.GetID(), run.GetRunID(), workflows.ProgressQuery)
+		cancel()
+		if err != nil {
+			continue // not started yet, or finished between ticks
+		}
+		var p workflows.Progress
+		if v.Get(&p) != nil {
+			continue
+		}
+		now := time.Now()
+		if began.IsZero() {
+			began, startDone = now, p.Done
+		}
+		line := progressLine(p, now.Sub(began), p.Done-startDone)
+		if line == last {
+			continue
+		}
+		last = line
+		if tty {
+			fmt.Fprintf(w, "\r\033[K%s", line)
+		} else {
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+// progressLine renders progress as a bar with counts and the rate since
+// waiting began.
+func progressLine(p workflows.Progress, elapsed time.Duration, doneSince int) string {
+	const width = 24
+	filled := 0
+	if p.Total > 0 {
+		filled = p.Done * width / p.Total
+	}
+	rate := ""
+	if elapsed >= time.Second {
+		r := float64(doneSince) / elapsed.Seconds()
+		switch {
+		case r >= 10:
+			rate = fmt.Sprintf(" %.0f URLs/s", r)
+		case doneSince > 0:
+			rate = fmt.Sprintf(" %.2g URLs/s", r) // never 0 while URLs finish
+		}
+	}
+	return fmt.Sprintf("[%s%s] %d/%d%s  ok %d  failed %d  in flight %d",
+		strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.Done, p.Total, rate, p.OK, p.Failed, p.InFlight)
+}
+
+// warnIfNoWorkers tells the user when nobody serves the batch's queues.
+func warnIfNoWorkers(ctx context.Context, c client.Client, o *options, w io.Writer) {
+	checks := []struct {
+		queue string
+		kind  enumspb.TaskQueueType
+		role  string
+	}{
+		{o.taskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW, "fetch"},
+		{o.input.CPUTaskQueue, enumspb.TASK_QUEUE_TYPE_ACTIVITY, "cpu"},
+	}
+	for _, ch := range checks {
+		if ch.queue == "" {
+			continue
+		}
+		d, err := c.DescribeTaskQueue(ctx, ch.queue, ch.kind)
+		if err == nil && len(d.GetPollers()) == 0 {
+			fmt.Fprintf(w, "\nstarter: no worker is polling task queue %q: the batch waits until one does (start one: go run ./worker --role %s)\n", ch.queue, ch.role)
+		}
+	}
+}

@@ -1,0 +1,169 @@
+package workflows
+
+import (
+	"fmt"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/batchfetch/batchfetch/activities"
+)
+
+// stagedChunks are the chunks from to to (exclusive) of a staged batch of
+// count URLs.
+func stagedChunks(from, to, count int) []chunk {
+	var chunks []chunk
+	for c := from; c < to; c++ {
+		first := c * StagedChunkSize
+		chunks = append(chunks, chunk{index: c, first: first, n: min(StagedChunkSize, count-first)})
+	}
+	return chunks
+}
+
+// PartInput is one child workflow's share of a large batch.
+type PartInput struct {
+	Prefix      string `json:"prefix"`
+	Part        int    `json:"part"`
+	FirstChunk  int    `json:"first_chunk"`
+	EndChunk    int    `json:"end_chunk"`
+	Count       int    `json:"count"`
+	FetchQueue  string `json:"fetch_queue"`
+	Settings    Settings
+	ParentID    string `json:"parent_id"`
+	ParentRunID string `json:"parent_run_id"`
+}
+
+// PartOutput is what a part reports to its parent. Its size does not grow
+// with the part: results are in the blob store, and Known holds at most
+// the URL that stopped a fail_fast part.
+type PartOutput struct {
+	OK      int                        `json:"ok"`
+	Failed  int                        `json:"failed"`
+	Failure *Result                    `json:"failure,omitempty"`
+	Known   []activities.IndexedResult `json:"known,omitempty"`
+	// Unrecorded are chunks that failed and whose results file could not
+	// be written (at most the part's ChunksPerPart).
+	Unrecorded []activities.FailedChunks `json:"unrecorded,omitempty"`
+}
+
+// partProgressSignal carries a running part's progress to its parent.
+const partProgressSignal = "part-progress"
+
+type partProgress struct {
+	Part     int      `json:"part"`
+	Progress Progress `json:"progress"`
+}
+
+// runParts runs a staged batch's parts as child workflows, one after
+// another, each with the whole max_in_flight. A part that fails (it was
+// terminated, timed out, or failed) does not end the batch in collect
+// mode: its chunks without results get the part's error. In fail_fast
+// mode it stops the batch.
+func runParts(ctx workflow.Context, s Settings, prefix string, staged activities.StageResult, strict bool, progress *Progress) (*Result, []activities.IndexedResult, []activities.FailedChunks, error) {
+	info := workflow.GetInfo(ctx)
+	base := Progress{Total: staged.Count}
+	current := -1
+	sig := workflow.GetSignalChannel(ctx, partProgressSignal)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var p partProgress
+			if !sig.Receive(ctx, &p) {
+				return
+			}
+			if p.Part == current {
+				*progress = Progress{Total: base.Total, Done: base.Done + p.Progress.Done, OK: base.OK + p.Progress.OK,
+					Failed: base.Failed + p.Progress.Failed, InFlight: p.Progress.InFlight}
+			}
+		}
+	})
+	var known []activities.IndexedResult
+	var failed []activities.FailedChunks
+	for from := 0; from < staged.Chunks; from += ChunksPerPart {
+		to := min(from+ChunksPerPart, staged.Chunks)
+		current = from / ChunksPerPart
+		childCtx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID:          fmt.Sprintf("%s/part-%d", info.WorkflowExecution.ID, current),
+			TaskQueue:           info.TaskQueueName,
+			WaitForCancellation: true,
+			StaticSummary:       fmt.Sprintf("chunks %d to %d", from, to-1),
+		})
+		var part PartOutput
+		err := workflow.ExecuteChildWorkflow(childCtx, PartWorkflowName, PartInput{
+			Prefix: prefix, Part: current, FirstChunk: from, EndChunk: to, Count: staged.Count,
+			FetchQueue: info.TaskQueueName, Settings: s,
+			ParentID: info.WorkflowExecution.ID, ParentRunID: info.WorkflowExecution.RunID,
+		}).Get(ctx, &part)
+		current = -1
+		partNo := from / ChunksPerPart
+		urls := min(to*StagedChunkSize, staged.Count) - from*StagedChunkSize
+		if err != nil {
+			if ctx.Err() != nil || !strict {
+				return nil, known, failed, nil // canceled: the missing chunks read as canceled
+			}
+			// The part failed. Its chunks that finished have their results;
+			// the others get its error (one record, whatever their size).
+			outcome, msg := Classify(err)
+			if outcome == OutcomeCanceled {
+				msg = "part canceled: " + msg
+			}
+			msg = activities.TruncateError(fmt.Sprintf("part %d (URLs %d to %d) failed: %s", partNo, from*StagedChunkSize+1, from*StagedChunkSize+urls, msg))
+			workflow.GetLogger(ctx).Error("part failed", "part", partNo, "error", err)
+			failed = append(failed, activities.FailedChunks{From: from, To: to, Outcome: outcome, Error: msg})
+			base.Done += urls
+			base.Failed += urls // the results file has the exact counts
+			*progress = base
+			if s.FailFast {
+				return &Result{URL: fmt.Sprintf("URLs %d to %d", from*StagedChunkSize+1, from*StagedChunkSize+urls), Outcome: outcome, Error: msg}, known, failed, nil
+			}
+			continue
+		}
+		base.Done += urls
+		base.OK += part.OK
+		base.Failed += part.Failed
+		*progress = base
+		known = append(known, part.Known...)
+		failed = append(failed, part.Unrecorded...)
+		if len(failed) > 2*ChunksPerPart {
+			// The blob store keeps refusing: say so rather than carry
+			// more.
+			return nil, known, failed, fmt.Errorf("the results of %d chunks could not be recorded, the last: %s", len(failed), failed[len(failed)-1].Error)
+		}
+		if part.Failure != nil {
+			return part.Failure, known, failed, nil
+		}
+	}
+	return nil, known, failed, nil
+}
+
+// progressEvery is how many chunks a part finishes between progress
+// signals to its parent: 5 per part, 500 for a batch of a million URLs.
+// Parts started before this version signal every 5 chunks.
+const (
+	progressEvery       = 20
+	progressEveryBefore = 5
+)
+
+// BatchFetchPart runs chunks [FirstChunk, EndChunk) of a staged batch.
+func BatchFetchPart(ctx workflow.Context, in PartInput) (*PartOutput, error) {
+	strict := strictOutcomes(ctx)
+	every := progressEveryBefore
+	if strict {
+		every = progressEvery
+	}
+	progress := &Progress{}
+	e := newEngine(ctx, in.Settings, in.Prefix, StagedChunkSize, true, strict, progress)
+	e.fetchQueue = in.FetchQueue
+	chunksDone := 0
+	e.onChunkDone = func() {
+		chunksDone++
+		if in.ParentID != "" && chunksDone%every == 0 {
+			// Fire and forget: progress only.
+			workflow.SignalExternalWorkflow(ctx, in.ParentID, in.ParentRunID, partProgressSignal, partProgress{Part: in.Part, Progress: *progress})
+		}
+	}
+	e.run(ctx, stagedChunks(in.FirstChunk, in.EndChunk, in.Count))
+	if ctx.Err() != nil {
+		return nil, temporal.NewCanceledError()
+	}
+	return &PartOutput{OK: progress.OK, Failed: progress.Failed, Failure: e.failure, Known: e.known, Unrecorded: e.unrecorded}, nil
+}
