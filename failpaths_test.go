@@ -18,6 +18,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/batchfetch/batchfetch/activities"
+	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/internal/workers"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -219,4 +221,70 @@ func TestTerminatedPart(t *testing.T) {
 	}
 	t.Logf("outcomes %v", counts)
 	// end of outcomes
+}
+
+// slowDelete holds DeletePrefix until released: a disk that takes minutes
+// to delete a large batch's files.
+type slowDelete struct {
+	blobstore.Store
+	release chan struct{}
+}
+
+func (s *slowDelete) DeletePrefix(ctx context.Context, prefix string) error {
+	<-s.release
+	return s.Store.DeletePrefix(ctx, prefix)
+}
+
+// TestRemoveBlobsHeartbeatsWhileItDeletes: the batch's last step deletes
+// its files; on a slow disk that outlasts the heartbeat timeout, so it must
+// heartbeat, or the server times it out and runs it again and again. The
+// server's view of the pending RemoveBlobs shows a heartbeat while the
+// deletion is held.
+func TestRemoveBlobsHeartbeatsWhileItDeletes(t *testing.T) {
+	const queue = "e2e-slow-delete"
+	store := &slowDelete{Store: env.store, release: make(chan struct{})}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(store.release)
+		}
+	}
+	defer release()
+	pool, err := env.stack.StartWorkers(workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Stop()
+	s := okSite(t)
+	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName,
+		workflows.Input{URLs: []string{s.URL + "/a", s.URL + "/b"}, CPUTaskQueue: cpuTaskQueue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		d, err := env.client.DescribeWorkflowExecution(context.Background(), run.GetID(), run.GetRunID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		beat := false
+		for _, pa := range d.GetPendingActivities() {
+			if pa.GetActivityType().GetName() == "RemoveBlobs" && pa.GetLastHeartbeatTime() != nil {
+				beat = true
+			}
+		}
+		if beat {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("RemoveBlobs recorded no heartbeat in a minute while deleting")
+		}
+		time.Sleep(100 * time.Millisecond) // polling the server's view
+	}
+	release()
+	var out workflows.Output
+	if err := run.Get(context.Background(), &out); err != nil || out.OK != 2 {
+		t.Fatalf("batch: %v, %+v", err, out)
+	}
 }

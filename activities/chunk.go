@@ -200,7 +200,11 @@ func readURLs(ctx context.Context, store blobstore.Store, key string, first int)
 }
 
 // RemoveBlobs deletes everything under prefix: a batch's files when it ends.
+// It heartbeats while it works: a large batch's files take minutes to
+// delete on some disks, longer than the heartbeat timeout.
 func (f *Fetcher) RemoveBlobs(ctx context.Context, prefix string) error {
+	stop := heartbeat(ctx, f.heartbeatEvery(), func() any { return nil })
+	defer stop()
 	if err := f.Store.DeletePrefix(ctx, prefix); err != nil {
 		return fmt.Errorf("removing blobs under %s: %w", prefix, err)
 	}
