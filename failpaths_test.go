@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -58,22 +59,34 @@ func failPaths(t *testing.T, queue string) (hanging chan struct{}) {
 		}
 		return urls
 	}
-	w.RegisterActivityWithOptions(func(ctx context.Context, req activities.FetchChunkRequest) (*activities.FetchChunkResult, error) {
-		for _, u := range urlsOf(ctx, req) {
+	faults := func(ctx context.Context, urls []string) error {
+		for _, u := range urls {
 			switch {
 			case strings.HasSuffix(u, "/chunk-dies"):
-				return nil, temporal.NewNonRetryableApplicationError("fetch worker exploded", "Exploded", nil)
+				return temporal.NewNonRetryableApplicationError("fetch worker exploded", "Exploded", nil)
 			case strings.HasSuffix(u, "/hang"):
 				once.Do(func() { close(hanging) })
 				for ctx.Err() == nil {
 					activity.RecordHeartbeat(ctx)
 					time.Sleep(100 * time.Millisecond) // heartbeating until canceled
 				}
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
+		}
+		return nil
+	}
+	w.RegisterActivityWithOptions(func(ctx context.Context, req activities.FetchChunkRequest) (*activities.FetchChunkResult, error) {
+		if err := faults(ctx, urlsOf(ctx, req)); err != nil {
+			return nil, err
 		}
 		return f.FetchChunk(ctx, req)
 	}, activity.RegisterOptions{Name: "FetchChunk", DisableAlreadyRegisteredCheck: true})
+	w.RegisterActivityWithOptions(func(ctx context.Context, req activities.FetchURLRequest) (*activities.FetchChunkResult, error) {
+		if err := faults(ctx, []string{req.Task.URL}); err != nil {
+			return nil, err
+		}
+		return f.FetchURL(ctx, req)
+	}, activity.RegisterOptions{Name: "FetchURL", DisableAlreadyRegisteredCheck: true})
 	w.RegisterActivityWithOptions(func(ctx context.Context, req activities.HashChunkRequest) (*activities.HashChunkResult, error) {
 		for _, it := range req.Items {
 			if strings.HasSuffix(it.URL, "/hash-dies") {
@@ -286,5 +299,54 @@ func TestRemoveBlobsHeartbeatsWhileItDeletes(t *testing.T) {
 	var out workflows.Output
 	if err := run.Get(context.Background(), &out); err != nil || out.OK != 2 {
 		t.Fatalf("batch: %v, %+v", err, out)
+	}
+}
+
+// TestURLWhoseWorkersWereAllLostStartsAnew: every attempt of a URL's own
+// activity goes to a worker that stops mid-fetch (it says nothing of the
+// URL). The URL is not failed for it: it gets a new activity, its attempts
+// counted on, and ends ok.
+func TestURLWhoseWorkersWereAllLostStartsAnew(t *testing.T) {
+	const queue = "e2e-lost-workers"
+	httpClient, err := activities.NewHTTPClient(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &activities.Fetcher{Client: httpClient, Store: env.store}
+	w := worker.New(env.client, queue, worker.Options{})
+	w.RegisterWorkflowWithOptions(workflows.BatchFetch, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	w.RegisterActivity(f)
+	var mu sync.Mutex
+	var ids []string
+	w.RegisterActivityWithOptions(func(ctx context.Context, req activities.FetchURLRequest) (*activities.FetchChunkResult, error) {
+		mu.Lock()
+		ids = append(ids, fmt.Sprintf("%s#%d", activity.GetInfo(ctx).ActivityID, activity.GetInfo(ctx).Attempt))
+		mu.Unlock()
+		if req.PriorAttempts == 0 {
+			return nil, temporal.NewApplicationError("worker stopped mid-fetch", activities.WorkerStoppingType)
+		}
+		return f.FetchURL(ctx, req)
+	}, activity.RegisterOptions{Name: "FetchURL", DisableAlreadyRegisteredCheck: true})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	s := okSite(t)
+	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName,
+		workflows.Input{URLs: []string{s.URL + "/a"}, CPUTaskQueue: cpuTaskQueue, MaxAttempts: 2, InitialBackoff: "10ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := out.Results[0]; r.Outcome != workflows.OutcomeOK || r.Attempts != 3 {
+		t.Errorf("got %+v, want ok after 3 attempts (2 lost, 1 that fetched)", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"url-1#1", "url-1#2", "url-1.2#1"}; !slices.Equal(ids, want) {
+		t.Errorf("activity attempts %q, want %q", ids, want)
 	}
 }

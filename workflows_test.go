@@ -862,11 +862,9 @@ func TestLargeBodyResumesAfterWorkerRestart(t *testing.T) {
 		t.Fatal("the download never started")
 	}
 	// Wait for the checkpoint to hold the 8 MiB, then take the worker away.
-	waitForCheckpoint(t, run, "fetch-0", fmt.Sprintf("the first %d bytes", sentFirst), func(details *commonpb.Payloads) bool {
-		var cp struct {
-			Running map[string]struct{ Resume struct{ Bytes int64 } }
-		}
-		return converter.GetDefaultDataConverter().FromPayloads(details, &cp) == nil && cp.Running["0"].Resume.Bytes == sentFirst
+	waitForCheckpoint(t, run, "url-1", fmt.Sprintf("the first %d bytes", sentFirst), func(details *commonpb.Payloads) bool {
+		var cp activities.URLCheckpoint
+		return converter.GetDefaultDataConverter().FromPayloads(details, &cp) == nil && cp.Resume.Bytes == sentFirst
 	})
 	pool.Stop()
 	pool, err = env.stack.StartWorkers(workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})

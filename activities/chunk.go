@@ -21,6 +21,9 @@ import (
 // reads it from a timed-out chunk's last heartbeat, so the URLs done by
 // then keep their results.
 type FetchCheckpoint struct {
+	// Summary says in a line where the chunk is, for people reading the
+	// pending activity in the Web UI.
+	Summary string           `json:"summary,omitempty"`
 	Done    []Fetched        `json:"done"`
 	Running map[int]inFlight `json:"running,omitempty"`
 }
@@ -28,6 +31,13 @@ type FetchCheckpoint struct {
 type inFlight struct {
 	Attempts int    `json:"attempts"`
 	Resume   Resume `json:"resume,omitempty"`
+	// First is when the URL's first attempt started (Unix ms): its
+	// url_timeout and elapsed time run from there, across chunk attempts.
+	First int64 `json:"first,omitempty"`
+	// RetryAt is when its next attempt may start (Unix ms), while it
+	// waits out a backoff or the server's Retry-After; Last is why.
+	RetryAt int64  `json:"retry_at,omitempty"`
+	Last    string `json:"last,omitempty"`
 }
 
 // FetchChunk fetches a chunk of URLs, Concurrency at a time. Every URL
@@ -59,7 +69,9 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 		}
 		for idx, r := range cp.Running {
 			if i, ok := pos[idx]; ok {
-				states[i].attempts, states[i].resume = r.Attempts, r.Resume
+				st := states[i]
+				st.attempts, st.resume = r.Attempts, r.Resume
+				st.first, st.retryAt, st.last = fromUnixMilli(r.First), fromUnixMilli(r.RetryAt), r.Last
 			}
 		}
 	}
@@ -82,6 +94,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 		for idx, i := range running {
 			c.Running[idx] = states[i].checkpoint()
 		}
+		c.Summary = summarize(len(c.Done), len(tasks), c.Running, tasks, pos, req.Policy)
 		return c
 	}
 	stopHB := heartbeat(ctx, f.heartbeatEvery(), func() any { return checkpoint() })
@@ -267,4 +280,24 @@ func heartbeat(ctx context.Context, every time.Duration, details func() any) (st
 		close(done)
 		<-finished
 	}
+}
+
+// summarize says in a line where a chunk is: "37/100 done; retrying
+// https://… (HTTP 503), attempt 2/3 in 2s".
+func summarize(done, total int, running map[int]inFlight, tasks []URLTask, pos map[int]int, p Policy) string {
+	s := fmt.Sprintf("%d/%d done", done, total)
+	waiting := -1
+	for idx, r := range running {
+		if r.RetryAt != 0 && (waiting < 0 || idx < waiting) {
+			waiting = idx
+		}
+	}
+	if waiting >= 0 {
+		r := running[waiting]
+		in := time.Until(time.UnixMilli(r.RetryAt)).Round(time.Second)
+		s += fmt.Sprintf("; %d running; retrying %s (%s), attempt %d/%d in %s", len(running), Redact(tasks[pos[waiting]].URL), r.Last, r.Attempts+1, max(p.MaxAttempts, 1), max(in, 0))
+	} else if len(running) > 0 {
+		s += fmt.Sprintf("; %d running", len(running))
+	}
+	return s
 }

@@ -17,7 +17,9 @@ package activities
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -84,7 +86,14 @@ func (f *Fetcher) acquire(ctx context.Context) (release func(), err error) {
 }
 
 func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Policy, st *urlState) (out Fetched) {
-	start := time.Now()
+	// The URL's clocks run from its first attempt, in an earlier attempt
+	// of the chunk if there was one (its checkpoint says when).
+	st.mu.Lock()
+	if st.first.IsZero() {
+		st.first = time.Now()
+	}
+	start, retryAt := st.first, st.retryAt
+	st.mu.Unlock()
 	out = Fetched{Index: t.Index, URL: t.URL}
 	defer func() {
 		out.ElapsedMS = time.Since(start).Milliseconds()
@@ -98,8 +107,16 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 	urlCtx := ctx
 	if p.URLTimeout > 0 {
 		var cancel context.CancelFunc
-		urlCtx, cancel = context.WithTimeout(ctx, p.URLTimeout)
+		urlCtx, cancel = context.WithDeadline(ctx, start.Add(p.URLTimeout))
 		defer cancel()
+	}
+	if wait := time.Until(retryAt); wait > 0 {
+		// A wait (a Retry-After) an earlier attempt of the chunk began.
+		select {
+		case <-time.After(wait):
+		case <-urlCtx.Done():
+			return f.ended(ctx, out, &failure{msg: st.lastFailure()})
+		}
 	}
 	defer func() {
 		// A URL that ended without a body keeps nothing for later, unless
@@ -111,7 +128,6 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 			st.set(Resume{})
 		}
 	}()
-	maxAttempts := max(p.MaxAttempts, 1)
 	for {
 		release, err := f.acquire(urlCtx)
 		if err != nil {
@@ -135,24 +151,17 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 		if ctx.Err() != nil || urlCtx.Err() != nil {
 			return f.ended(ctx, out, fail)
 		}
-		if timedOut {
-			fail = &failure{outcome: OutcomeTimeout, retryable: true, msg: "attempt timed out (attempt_timeout)"}
-		}
-		if !fail.retryable || attempts >= maxAttempts {
+		fail, retry, delay := next(fail, timedOut, attempts, p, urlCtx)
+		if !retry {
 			return finish(out, fail)
 		}
-		delay := p.Backoff(attempts)
-		if fail.delay > 0 {
-			delay = fail.delay
-		}
-		if dl, ok := urlCtx.Deadline(); ok && time.Now().Add(delay).After(dl) {
-			return finish(out, fail) // no budget left for another attempt
-		}
+		st.waiting(time.Now().Add(delay), fail.msg) // checkpointed: a retried chunk honours it
 		select {
 		case <-time.After(delay):
 		case <-urlCtx.Done():
 			return f.ended(ctx, out, fail)
 		}
+		st.waiting(time.Time{}, "")
 	}
 }
 
@@ -164,10 +173,38 @@ func (f *Fetcher) ended(ctx context.Context, out Fetched, last *failure) Fetched
 		return out
 	}
 	out.Outcome, out.Error = OutcomeTimeout, "URL timed out (url_timeout)"
-	if last != nil && last.msg != "" {
-		out.Error += " after: " + last.msg
+	if last != nil && last.msg != "" && !strings.Contains(last.msg, context.DeadlineExceeded.Error()) {
+		out.Error += " after: " + last.msg // what the attempt cut short had met
 	}
 	return out
+}
+
+// next decides what follows a failed attempt (the attempts-th), the same
+// way whether the retries run in a chunk or in Temporal: a timed-out
+// attempt is a timeout; no retry for a failure that is not retryable, after
+// max_attempts, or when the wait (the server's Retry-After, else the
+// doubling backoff) would end past the URL's url_timeout. A Retry-After
+// that does not fit is said so in the error, never silently cut short.
+func next(fail *failure, timedOut bool, attempts int, p Policy, urlCtx context.Context) (last *failure, retry bool, delay time.Duration) {
+	if timedOut {
+		fail = &failure{outcome: OutcomeTimeout, retryable: true, msg: "attempt timed out (attempt_timeout)"}
+	}
+	if !fail.retryable || attempts >= max(p.MaxAttempts, 1) {
+		return fail, false, 0
+	}
+	delay = p.Backoff(attempts)
+	if fail.delay > 0 {
+		delay = fail.delay
+	}
+	if dl, ok := urlCtx.Deadline(); ok && time.Now().Add(delay).After(dl) {
+		if fail.delay > 0 {
+			f := *fail
+			f.msg += fmt.Sprintf("; its Retry-After (%s) ends past the URL's url_timeout", fail.delay)
+			fail = &f
+		}
+		return fail, false, 0 // no budget left for another attempt
+	}
+	return fail, true, delay
 }
 
 func finish(out Fetched, fail *failure) Fetched {

@@ -124,6 +124,30 @@ func common(addr netip.Addr) string {
 	return ""
 }
 
+// CheckAllow says what is wrong with an allow list (Guard.Allow): a CIDR
+// that does not parse, or an entry that is neither an address nor a host
+// name.
+func CheckAllow(allow []string) error {
+	if _, err := (Guard{Allow: allow}).compile(); err != nil {
+		return err
+	}
+	for _, s := range allow {
+		s = strings.TrimSpace(s)
+		if s == "" || strings.Contains(s, "/") {
+			continue
+		}
+		if _, err := netip.ParseAddr(s); err == nil {
+			continue
+		}
+		for _, r := range strings.TrimSuffix(s, ".") {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+				return fmt.Errorf("allow %q: not a CIDR, an address or a host name", s)
+			}
+		}
+	}
+	return nil
+}
+
 type allowList struct {
 	all      bool
 	prefixes []netip.Prefix

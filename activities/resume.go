@@ -14,6 +14,14 @@ import (
 type urlState struct {
 	mu       sync.Mutex
 	attempts int
+	// first is when the URL's first attempt started, in this chunk
+	// attempt or an earlier one: url_timeout and elapsed_ms run from it.
+	first time.Time
+	// retryAt is when the URL's next attempt may start (its backoff or
+	// the server's Retry-After), while it waits.
+	retryAt time.Time
+	// last is the failure of its last attempt, while it waits.
+	last string
 	// resume is the body of the attempt under way, or the part of it kept
 	// for the next attempt: its blob, how many bytes it holds and their
 	// CRC, updated together after every write.
@@ -24,6 +32,20 @@ func (st *urlState) set(r Resume) {
 	st.mu.Lock()
 	st.resume = r
 	st.mu.Unlock()
+}
+
+// waiting records that the URL waits until at to retry, after failing with
+// msg (zero at: it is no longer waiting).
+func (st *urlState) waiting(at time.Time, msg string) {
+	st.mu.Lock()
+	st.retryAt, st.last = at, msg
+	st.mu.Unlock()
+}
+
+func (st *urlState) lastFailure() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.last
 }
 
 func (st *urlState) get() Resume {
@@ -48,7 +70,21 @@ func (st *urlState) checkpoint() inFlight {
 	if !r.resumable() {
 		r = Resume{}
 	}
-	return inFlight{Attempts: st.attempts, Resume: r}
+	return inFlight{Attempts: st.attempts, Resume: r, First: unixMilli(st.first), RetryAt: unixMilli(st.retryAt), Last: st.last}
+}
+
+func unixMilli(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromUnixMilli(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

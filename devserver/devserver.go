@@ -232,7 +232,7 @@ func serverConfig(cfg Config, sqlCfg *config.SQL) (*config.Config, error) {
 		if cfg.DBFile != "" {
 			ports[i] = cfg.Port + 1 + i
 			if err := portFree(cfg.IP, ports[i]); err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%w (a server with a database file also takes the %d ports after its frontend's, %d to %d)", err, len(ports), cfg.Port+1, cfg.Port+len(ports))
 			}
 			continue
 		}

@@ -85,19 +85,40 @@ func (b *batchCommand) open(ctx context.Context, args []string) (bt *batch, done
 	if err != nil {
 		return nil, false, err
 	}
-	desc, err := c.DescribeWorkflowExecution(ctx, id, b.runID)
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
+	if id == "" {
 		c.Close()
-		return nil, false, &exitError{exitNotFound, fmt.Errorf("no batch with workflow ID %q (see the IDs in the Web UI, or `temporal workflow list`)", id)}
+		return nil, false, &exitError{exitUsage, fmt.Errorf("%s: the WORKFLOW_ID is empty", b.name)}
 	}
+	desc, err := c.DescribeWorkflowExecution(ctx, id, b.runID)
 	if err != nil {
 		c.Close()
-		return nil, false, &exitError{exitInternal, err}
+		return nil, false, b.lookupError(id, err)
 	}
 	info := desc.GetWorkflowExecutionInfo()
 	return &batch{c: c, id: id, run: c.GetWorkflow(ctx, id, info.GetExecution().GetRunId()), status: info.GetStatus(),
 		running: info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING}, false, nil
+}
+
+// lookupError says why the batch could not be found, with the exit status
+// that goes with it.
+func (b *batchCommand) lookupError(id string, err error) error {
+	var notFound *serviceerror.NotFound
+	var badArg *serviceerror.InvalidArgument
+	var nsErr *serviceerror.NamespaceNotFound
+	switch {
+	case errors.As(err, &notFound) && b.runID != "":
+		return &exitError{exitNotFound, fmt.Errorf("no run %q of a batch with workflow ID %q (without --run-id: its latest run)", b.runID, id)}
+	case errors.As(err, &notFound):
+		return &exitError{exitNotFound, fmt.Errorf("no batch with workflow ID %q (see the IDs in the Web UI, or `temporal workflow list`)", id)}
+	case errors.As(err, &badArg) && b.runID != "":
+		return &exitError{exitUsage, fmt.Errorf("--run-id %q: %s", b.runID, badArg.Message)}
+	case errors.As(err, &badArg):
+		return &exitError{exitUsage, fmt.Errorf("workflow ID %q: %s", id, badArg.Message)}
+	case errors.As(err, &nsErr):
+		return &exitError{exitInternal, fmt.Errorf("namespace not found: %v (create it, or set TEMPORAL_NAMESPACE)", err)}
+	default:
+		return &exitError{exitInternal, err}
+	}
 }
 
 // dial connects to Temporal from the TEMPORAL_* environment.

@@ -12,7 +12,8 @@
 // failed; 2 bad usage or input rejected (InvalidInput); 3 Temporal could not
 // be reached or another error stopped the command; 4 no batch has that
 // workflow ID; 5 the batch is not in a state for the command (results of a
-// running batch, cancel of a finished one).
+// running batch, cancel of a finished one); 130 interrupted while waiting
+// (the batch goes on).
 package main
 
 import (
@@ -39,6 +40,8 @@ const (
 	exitInternal = 3
 	exitNotFound = 4 // status, cancel, results: no batch with that workflow ID
 	exitState    = 5 // results of a running batch, cancel of a finished one
+	// exitInterrupted: Ctrl-C (or SIGTERM) while waiting; the batch goes on.
+	exitInterrupted = 130
 )
 
 type options struct {
@@ -60,6 +63,7 @@ type options struct {
 	demoURLs  int
 	outFile   string
 	store     blobstore.Store
+	finished  bool   // reading a finished batch (results), not starting one
 	uploaded  string // the URL list this run put in the blob store
 }
 

@@ -255,7 +255,8 @@ func TestWarnsWhenNoWorkerPolls(t *testing.T) {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			if strings.Contains(sc.Text(), `no worker is polling task queue "nobody-polls-this"`) {
+			if strings.Contains(sc.Text(), `no worker is polling task queue "nobody-polls-this"`) &&
+				strings.Contains(sc.Text(), "go run ./worker --role fetch --task-queue nobody-polls-this --blob-dir ") {
 				found <- true
 				return
 			}
@@ -272,8 +273,8 @@ func TestWarnsWhenNoWorkerPolls(t *testing.T) {
 	}
 	_ = cmd.Process.Signal(os.Interrupt)
 	err = cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitFailed {
-		t.Errorf("after Ctrl-C: %v, want exit %d", err, exitFailed)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitInterrupted {
+		t.Errorf("after Ctrl-C: %v, want exit %d", err, exitInterrupted)
 	}
 }
 
@@ -341,6 +342,28 @@ func TestFlagsAnywhereAndErrorsThatSayWhat(t *testing.T) {
 		r := starter(t, "", nil, tc.args...)
 		if r.code != exitUsage || !strings.HasPrefix(r.stderr, tc.want) {
 			t.Errorf("%q: exit %d, stderr %q; want exit %d and %q first", tc.args, r.code, r.stderr, exitUsage, tc.want)
+		}
+	}
+	// A bad URL is named where it was written.
+	list := filepath.Join(t.TempDir(), "urls.txt")
+	if err := os.WriteFile(list, []byte("# header\n\n"+site.URL+"/a\nnot-a-url\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--file", list}, exitUsage, "starter: invalid input: " + list + " line 4: "},
+		{[]string{site.URL + "/a", "bad"}, exitUsage, "starter: invalid input: argument 2: "},
+		{[]string{"stauts", "x"}, exitUsage, "not a URL; commands are start, status, cancel and results"},
+		{[]string{"status", ""}, exitUsage, "starter: status: the WORKFLOW_ID is empty"},
+		{[]string{"status", "no-such-batch", "--run-id", "01a22143-0c85-725e-88fa-218f77219cdb"}, exitNotFound, `starter: no run "01a22143-0c85-725e-88fa-218f77219cdb" of a batch with workflow ID "no-such-batch"`},
+		{[]string{"status", "some-batch", "--run-id", "bogus"}, exitUsage, `starter: --run-id "bogus": `},
+	} {
+		r := starter(t, "", nil, tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want exit %d and %q", tc.args, r.code, r.stderr, tc.code, tc.want)
 		}
 	}
 	if r := starter(t, "", nil, "--help"); r.code != 0 || !strings.Contains(r.stderr, "usage: starter") {

@@ -30,6 +30,7 @@ func runResults(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			return &exitError{exitState, fmt.Errorf("batch %s is still running: `starter status %s` shows its progress", b.id, b.id)}
 		}
 		o := cmd.o
+		o.finished = true
 		var err error
 		if o.store, err = openStore(ctx, o); err != nil {
 			return &exitError{exitUsage, err}

@@ -61,9 +61,19 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := checkWritable(o.outFile); err != nil {
 		return &exitError{exitUsage, err}
 	}
-	urls, err := readURLs(positional, o.file, stdin, !o.dev)
+	urls, where, err := readURLs(positional, o.file, stdin, !o.dev)
 	if err != nil {
 		return &exitError{exitUsage, err}
+	}
+	// A bad URL is named where the user wrote it: argument or line.
+	for i, u := range urls {
+		if err := workflows.CheckURL(u); err != nil {
+			hint := ""
+			if i == 0 && len(positional) > 0 && !strings.ContainsAny(u, ":/.") {
+				hint = " (not a URL; commands are start, status, cancel and results)"
+			}
+			return &exitError{exitUsage, fmt.Errorf("invalid input: %s: %w%s", where(i), err, hint)}
+		}
 	}
 	if o.input.MaxInFlight <= 0 {
 		return &exitError{exitUsage, fmt.Errorf("--max-in-flight must be at least 1, not %d", o.input.MaxInFlight)}
@@ -149,7 +159,11 @@ func checkWritable(path string) error {
 	}
 	f, err = os.CreateTemp(filepath.Dir(path), ".batchfetch-out-check-")
 	if err != nil {
-		return fmt.Errorf("--out %s cannot be written: %w", path, err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // not the name of the probe file
+		}
+		return fmt.Errorf("--out %s cannot be created in %s: %w", path, filepath.Dir(path), err)
 	}
 	f.Close()
 	return os.Remove(f.Name())
@@ -261,9 +275,12 @@ func safeKeyRune(r rune) rune {
 	return '_'
 }
 
-// readURLs collects URLs from args, a file, or stdin when it is not a terminal.
-func readURLs(args []string, file string, stdin io.Reader, useStdin bool) ([]string, error) {
-	urls := append([]string(nil), args...)
+// readURLs collects URLs from args, a file, or stdin when it is not a
+// terminal. where(i) says where the i-th came from: "argument 2",
+// "urls.txt line 17".
+func readURLs(args []string, file string, stdin io.Reader, useStdin bool) (urls []string, where func(int) string, err error) {
+	urls = append([]string(nil), args...)
+	var lines []int
 	var r io.Reader
 	name := file
 	switch {
@@ -272,15 +289,21 @@ func readURLs(args []string, file string, stdin io.Reader, useStdin bool) ([]str
 	case file != "":
 		f, err := os.Open(file)
 		if err != nil {
-			return nil, fmt.Errorf("reading URLs: %w", err)
+			return nil, nil, fmt.Errorf("reading URLs: %w", err)
 		}
 		defer f.Close()
 		r = f
 	case len(args) == 0 && useStdin && !isTerminal(stdin):
 		r, name = stdin, "stdin"
 	}
+	where = func(i int) string {
+		if i < len(args) {
+			return fmt.Sprintf("argument %d", i+1)
+		}
+		return fmt.Sprintf("%s line %d", name, lines[i-len(args)])
+	}
 	if r == nil {
-		return urls, nil
+		return urls, where, nil
 	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -291,10 +314,11 @@ func readURLs(args []string, file string, stdin io.Reader, useStdin bool) ([]str
 		}
 		if s != "" {
 			urls = append(urls, s)
+			lines = append(lines, line)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading URLs from %s: %w", name, err)
+		return nil, nil, fmt.Errorf("reading URLs from %s: %w", name, err)
 	}
-	return urls, nil
+	return urls, where, nil
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/batchfetch/batchfetch/workflows"
+	"go.temporal.io/sdk/temporal"
 )
 
 // runStatus runs `starter status WORKFLOW_ID`: the state of a batch, its
@@ -25,7 +27,18 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		// A finished batch: its counts, from its result.
 		if out, ok := finishedOutput(ctx, b.run); ok {
 			fmt.Fprintf(stdout, "%s of %d\n", summary(*out), out.Total)
+		} else if err := b.run.Get(ctx, nil); err != nil {
+			fmt.Fprintf(stdout, "failure: %v\n", cause(err))
 		}
 		return nil
 	})
+}
+
+// cause is an error without the SDK's wrapper around it.
+func cause(err error) error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return errors.New(appErr.Message())
+	}
+	return err
 }

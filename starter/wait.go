@@ -43,7 +43,12 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 	<-warned
 
 	if ctx.Err() != nil {
-		return &exitError{exitFailed, fmt.Errorf("stopped waiting; the batch goes on: workflow_id=%s run_id=%s", run.GetID(), run.GetRunID())}
+		if o.dev {
+			// The server and the workers were in this process.
+			return &exitError{exitInterrupted, fmt.Errorf("stopped: the batch waits in %s, with the dev server, until `starter --dev --serve --dev-db %s` runs again (workflow_id=%s run_id=%s)",
+				o.devDB, o.devDB, run.GetID(), run.GetRunID())}
+		}
+		return &exitError{exitInterrupted, fmt.Errorf("stopped waiting; the batch goes on: workflow_id=%s run_id=%s", run.GetID(), run.GetRunID())}
 	}
 	var appErr *temporal.ApplicationError
 	var canceled *temporal.CanceledError
@@ -54,6 +59,9 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 		if o.uploaded != "" && strings.Contains(msg, o.uploaded) {
 			id, _ := blobstore.ID(ctx, o.store)
 			msg += fmt.Sprintf(" (this starter wrote the list to %s, identity %s)", o.storeLocation(), id)
+		}
+		if o.finished {
+			return &exitError{exitFailed, errors.New("the batch refused its " + msg)} // results of a finished batch
 		}
 		return &exitError{exitUsage, errors.New(msg)}
 	case errors.As(err, &appErr) && appErr.Type() == workflows.BatchFailedType:
@@ -155,13 +163,20 @@ func progressLine(p workflows.Progress, elapsed time.Duration, doneSince int) st
 
 // warnIfNoWorkers tells the user when nobody serves the batch's queues.
 func warnIfNoWorkers(ctx context.Context, c client.Client, o *options, w io.Writer) {
+	// The command that starts a worker for the queue: its role, its
+	// queue when not the default, and this starter's blob store (the
+	// worker must share it).
+	store := " --blob-dir " + o.blobDir
+	if o.blobURL != "" {
+		store = " --blob-url " + o.blobURL
+	}
 	checks := []struct {
 		queue string
 		kind  enumspb.TaskQueueType
-		role  string
+		cmd   string
 	}{
-		{o.taskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW, "fetch"},
-		{o.input.CPUTaskQueue, enumspb.TASK_QUEUE_TYPE_ACTIVITY, "cpu"},
+		{o.taskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW, "--role fetch" + queueFlag("--task-queue", o.taskQueue, workflows.TaskQueue) + store},
+		{o.input.CPUTaskQueue, enumspb.TASK_QUEUE_TYPE_ACTIVITY, "--role cpu" + queueFlag("--cpu-task-queue", o.input.CPUTaskQueue, workflows.CPUTaskQueue) + store},
 	}
 	for _, ch := range checks {
 		if ch.queue == "" {
@@ -169,7 +184,16 @@ func warnIfNoWorkers(ctx context.Context, c client.Client, o *options, w io.Writ
 		}
 		d, err := c.DescribeTaskQueue(ctx, ch.queue, ch.kind)
 		if err == nil && len(d.GetPollers()) == 0 {
-			fmt.Fprintf(w, "\nstarter: no worker is polling task queue %q: the batch waits until one does (start one: go run ./worker --role %s)\n", ch.queue, ch.role)
+			fmt.Fprintf(w, "\nstarter: no worker is polling task queue %q: the batch waits until one does (start one: go run ./worker %s)\n", ch.queue, ch.cmd)
 		}
 	}
+}
+
+// queueFlag is flag and queue for a worker's command line, unless queue is
+// the default.
+func queueFlag(flag, queue, def string) string {
+	if queue == def {
+		return ""
+	}
+	return " " + flag + " " + queue
 }

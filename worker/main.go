@@ -40,9 +40,18 @@ func main() {
 			return // the usage is printed; asking for it is no error
 		}
 		fmt.Fprintln(os.Stderr, "worker:", err)
+		var u usageError
+		if errors.As(err, &u) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
+
+// usageError is a bad command line: exit status 2, as for the starter.
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
 
 // settings are the worker's flags, parsed.
 type settings struct {
@@ -60,7 +69,7 @@ func newFlags() (*flag.FlagSet, *settings) {
 	fs.StringVar(&cfg.TaskQueue, "task-queue", workflows.TaskQueue, "task queue of workflows and fetch activities")
 	fs.StringVar(&cfg.CPUTaskQueue, "cpu-task-queue", workflows.CPUTaskQueue, "task queue of hash activities")
 	fs.IntVar(&cfg.FetchSlots, "fetch-slots", 100, "requests this worker has open at once")
-	fs.IntVar(&cfg.CPUSlots, "cpu-slots", workers.DefaultCPUSlots(), "hashes this worker runs at once (default: number of CPUs less one, so hashing never starves the I/O)")
+	fs.IntVar(&cfg.CPUSlots, "cpu-slots", workers.DefaultCPUSlots(), "hashes this worker runs at once; the default is the number of CPUs less one, so hashing never starves the I/O")
 	fs.Float64Var(&cfg.FetchRate, "fetch-rate", 0, "fetches started per second by this worker (0: no cap)")
 	fs.Float64Var(&cfg.FetchQueueRate, "fetch-queue-rate", 0, "fetches started per second across all workers of the task queue (0: no cap)")
 	fs.Float64Var(&cfg.CPURate, "cpu-rate", 0, "hashes started per second by this worker (0: no cap)")
@@ -102,18 +111,38 @@ func healthcheck(url string) error {
 }
 
 func run(args []string) error {
-	if len(args) == 2 && args[0] == "healthcheck" {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		if len(args) != 2 {
+			return usageError{errors.New("usage: worker healthcheck URL (exits 0 when URL answers 200)")}
+		}
 		return healthcheck(args[1])
 	}
 	fs, st := newFlags()
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
+		return usageError{fmt.Errorf("unexpected arguments %q (flags only; or: worker healthcheck URL)", fs.Args())}
 	}
 	if err := cli.EnvFallback(fs, "BATCHFETCH_"); err != nil {
-		return err
+		return usageError{err}
+	}
+	// Checked before anything starts or connects.
+	switch st.cfg.Role {
+	case workers.RoleFetch, workers.RoleCPU, workers.RoleAll, "codec":
+	default:
+		return usageError{fmt.Errorf("--role %q: want fetch, cpu, all or codec", st.cfg.Role)}
+	}
+	if st.cfg.FetchSlots < 1 || st.cfg.CPUSlots < 1 {
+		return usageError{fmt.Errorf("--fetch-slots and --cpu-slots must be at least 1 (got %d and %d)", st.cfg.FetchSlots, st.cfg.CPUSlots)}
+	}
+	if *st.allow != "" {
+		if err := activities.CheckAllow(strings.Split(*st.allow, ",")); err != nil {
+			return usageError{fmt.Errorf("--allow: %w", err)}
+		}
 	}
 	cfg := st.cfg
 	allow, blobDir, metricsListen, codecListen := st.allow, st.blobDir, st.metricsListen, st.codecListen

@@ -43,7 +43,10 @@ type engine struct {
 
 	// strict is false for batches started before chunk failures were
 	// recorded (they replay the way they ran).
-	strict   bool
+	strict bool
+	// native: every chunk is one URL, fetched by FetchURL with Temporal's
+	// retries (small batches started since that version).
+	native   bool
 	stopAll  func() // cancels every running chunk
 	slots    int    // fetch slots held by running chunks
 	running  int    // chunks being worked on
@@ -94,61 +97,18 @@ func (e *engine) run(ctx workflow.Context, chunks []chunk) {
 }
 
 func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
-	var f *activities.Fetcher
-	fetchCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           e.fetchQueue,
-		ActivityID:          fmt.Sprintf("fetch-%d", ch.index),
-		StartToCloseTimeout: e.chunkTimeout(ch.n, w),
-		HeartbeatTimeout:    heartbeatTimeout,
-		WaitForCancellation: true,
-		// Per-URL retries happen inside the activity; these retries are
-		// for the activity itself (a worker lost mid-chunk), and resume
-		// from its checkpoint.
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10},
-		Summary:     e.summary("GET", ch),
-	})
 	var fetched activities.FetchChunkResult
 	var chunkOutcome, chunkMsg string // the fetch activity's own failure
-	err := workflow.ExecuteActivity(fetchCtx, f.FetchChunk, activities.FetchChunkRequest{
-		Prefix: e.prefix, Chunk: ch.index, URLs: ch.urls, First: ch.first, Concurrency: w,
-		Policy: activities.Policy{
-			AttemptTimeout: e.s.AttemptTimeout, URLTimeout: e.s.URLTimeout, MaxAttempts: e.s.MaxAttempts,
-			InitialBackoff: e.s.InitialBackoff, FailFast: e.s.FailFast,
-		},
-	}).Get(ctx, &fetched)
+	var stopped bool
+	if e.native {
+		fetched, stopped = e.fetchURL(ctx, ch)
+	} else {
+		fetched, chunkOutcome, chunkMsg, stopped = e.fetchChunk(ctx, ch, w)
+	}
 	e.slots -= w
 	e.progress.InFlight -= w
-	if err != nil {
-		var canceled *temporal.CanceledError
-		if errors.As(err, &canceled) {
-			// The batch stopped: a staged chunk recorded what it had done
-			// in the blob store, an inline one sends it back.
-			if !canceled.HasDetails() || canceled.Details(&fetched) != nil || len(fetched.Items) != ch.n {
-				fetched.Items = e.failedItems(ch, OutcomeCanceled, "canceled")
-			}
-			e.finishEarly(ch, fetched.Items)
-			return
-		}
-		outcome, msg := Classify(err)
-		if !e.strict { // batches started before: the chunk ends here
-			e.finishEarly(ch, e.failedItems(ch, outcome, msg))
-			return
-		}
-		// The fetch activity finally failed. URLs its last heartbeat had
-		// finished keep their word (and their bodies get hashed); every
-		// other URL fails with the activity's error.
-		chunkOutcome, chunkMsg = outcome, msg
-		fetched.Items = e.failedItems(ch, outcome, msg)
-		var timeout *temporal.TimeoutError
-		var cp activities.FetchCheckpoint
-		if errors.As(err, &timeout) && timeout.HasLastHeartbeatDetails() && timeout.LastHeartbeatDetails(&cp) == nil {
-			for _, d := range cp.Done {
-				if i := d.Index - ch.first; i >= 0 && i < ch.n {
-					fetched.Items[i] = d
-				}
-			}
-		}
-		workflow.GetLogger(ctx).Warn("fetch chunk failed", "chunk", ch.index, "error", msg)
+	if stopped {
+		return
 	}
 	if e.s.FailFast {
 		for _, it := range fetched.Items {
@@ -320,4 +280,64 @@ func Classify(err error) (outcome, message string) {
 	default:
 		return OutcomeError, activities.TruncateError(err.Error())
 	}
+}
+
+// fetchChunk fetches a chunk in one activity that retries each URL
+// itself. stopped means the chunk has ended (its URLs are recorded);
+// otherwise chunkOutcome and chunkMsg are the activity's own failure, if
+// it failed.
+func (e *engine) fetchChunk(ctx workflow.Context, ch chunk, w int) (fetched activities.FetchChunkResult, chunkOutcome, chunkMsg string, stopped bool) {
+	var f *activities.Fetcher
+	fetchCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           e.fetchQueue,
+		ActivityID:          fmt.Sprintf("fetch-%d", ch.index),
+		StartToCloseTimeout: e.chunkTimeout(ch.n, w),
+		HeartbeatTimeout:    heartbeatTimeout,
+		WaitForCancellation: true,
+		// Per-URL retries happen inside the activity; these retries are
+		// for the activity itself (a worker lost mid-chunk), and resume
+		// from its checkpoint.
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10},
+		Summary:     e.summary("GET", ch),
+	})
+	err := workflow.ExecuteActivity(fetchCtx, f.FetchChunk, activities.FetchChunkRequest{
+		Prefix: e.prefix, Chunk: ch.index, URLs: ch.urls, First: ch.first, Concurrency: w,
+		Policy: activities.Policy{
+			AttemptTimeout: e.s.AttemptTimeout, URLTimeout: e.s.URLTimeout, MaxAttempts: e.s.MaxAttempts,
+			InitialBackoff: e.s.InitialBackoff, FailFast: e.s.FailFast,
+		},
+	}).Get(ctx, &fetched)
+	if err != nil {
+		var canceled *temporal.CanceledError
+		if errors.As(err, &canceled) {
+			// The batch stopped: a staged chunk recorded what it had done
+			// in the blob store, an inline one sends it back.
+			if !canceled.HasDetails() || canceled.Details(&fetched) != nil || len(fetched.Items) != ch.n {
+				fetched.Items = e.failedItems(ch, OutcomeCanceled, "canceled")
+			}
+			e.finishEarly(ch, fetched.Items)
+			return fetched, "", "", true
+		}
+		outcome, msg := Classify(err)
+		if !e.strict { // batches started before: the chunk ends here
+			e.finishEarly(ch, e.failedItems(ch, outcome, msg))
+			return fetched, "", "", true
+		}
+		// The fetch activity finally failed. URLs its last heartbeat had
+		// finished keep their word (and their bodies get hashed); every
+		// other URL fails with the activity's error.
+		chunkOutcome, chunkMsg = outcome, msg
+		fetched.Items = e.failedItems(ch, outcome, msg)
+		var timeout *temporal.TimeoutError
+		var cp activities.FetchCheckpoint
+		if errors.As(err, &timeout) && timeout.HasLastHeartbeatDetails() && timeout.LastHeartbeatDetails(&cp) == nil {
+			for _, d := range cp.Done {
+				if i := d.Index - ch.first; i >= 0 && i < ch.n {
+					fetched.Items[i] = d
+				}
+			}
+		}
+		workflow.GetLogger(ctx).Warn("fetch chunk failed", "chunk", ch.index, "error", msg)
+	}
+	return fetched, chunkOutcome, chunkMsg, false
 }

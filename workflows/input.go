@@ -208,7 +208,7 @@ func (in Input) Validate() (Settings, error) {
 		return s, fmt.Errorf("urls: %d URLs is over the limit of %d per batch", len(in.URLs), MaxURLs)
 	}
 	for i, raw := range in.URLs {
-		if err := activities.CheckURL(raw); err != nil {
+		if err := CheckURL(raw); err != nil {
 			return s, fmt.Errorf("urls[%d]: %w", i, err)
 		}
 	}
@@ -285,3 +285,8 @@ func clip(s string) string {
 	}
 	return s[:max] + "..."
 }
+
+// CheckURL says what is wrong with a URL the batch could not fetch (not
+// absolute, not http or https, no host, too long), or nil. Input.Validate
+// checks every URL with it.
+func CheckURL(raw string) error { return activities.CheckURL(raw) }

@@ -231,6 +231,8 @@ func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 		chunks = append(chunks, ch)
 	}
 	e := newEngine(ctx, s, prefix, size, false, strict, progress)
+	// A URL with an activity of its own retries with Temporal's policy.
+	e.native = size == 1 && strict && nativeRetries(ctx)
 	e.results = make([]Result, n)
 	e.run(ctx, chunks)
 	for i := range e.results {

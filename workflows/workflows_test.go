@@ -105,6 +105,19 @@ func (f *fakes) FetchChunk(ctx context.Context, req activities.FetchChunkRequest
 	return out, nil
 }
 
+// FetchURL is FetchChunk for one URL, answering as the real one does: a
+// URL that ends without a body fails the activity, its word in the details.
+func (f *fakes) FetchURL(ctx context.Context, req activities.FetchURLRequest) (*activities.FetchChunkResult, error) {
+	out, err := f.FetchChunk(ctx, activities.FetchChunkRequest{Prefix: req.Prefix, URLs: []activities.URLTask{req.Task}, Concurrency: 1, Policy: req.Policy})
+	if err != nil {
+		return nil, err
+	}
+	if word := out.Items[0]; word.Outcome != "" {
+		return nil, temporal.NewApplicationErrorWithOptions(word.Error, "HTTPError", temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{word}})
+	}
+	return out, nil
+}
+
 func (f *fakes) HashChunk(ctx context.Context, req activities.HashChunkRequest) (*activities.HashChunkResult, error) {
 	f.mu.Lock()
 	f.hashQueues[activity.GetInfo(ctx).TaskQueue] = true
@@ -246,7 +259,7 @@ func newEnv(t *testing.T, part ...func(workflow.Context, PartInput) (*PartOutput
 	env := s.NewTestWorkflowEnvironment()
 	f := newFakes()
 	for name, fn := range map[string]any{
-		"FetchChunk": f.FetchChunk, "HashChunk": f.HashChunk, "StageURLs": f.StageURLs,
+		"FetchChunk": f.FetchChunk, "FetchURL": f.FetchURL, "HashChunk": f.HashChunk, "StageURLs": f.StageURLs,
 		"AssembleResults": f.AssembleResults, "RemoveBlobs": f.RemoveBlobs, "RecordChunkFailure": f.RecordChunkFailure,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})

@@ -350,6 +350,18 @@ func started(pa *workflowpb.PendingActivityInfo) bool {
 	return pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED
 }
 
+// fetchIndex is the index of the URL a fetch activity works on: fetch-N
+// (a chunk of one URL, N its index) or url-N (a URL's own activity, N
+// from 1).
+func fetchIndex(id string) (int, bool) {
+	if n, ok := strings.CutPrefix(id, "url-"); ok {
+		i, err := strconv.Atoi(n)
+		return i - 1, err == nil
+	}
+	i, err := strconv.Atoi(strings.TrimPrefix(id, "fetch-"))
+	return i, err == nil && strings.HasPrefix(id, "fetch-")
+}
+
 func signal(p *proc, sig syscall.Signal) {
 	_ = p.cmd.Process.Signal(sig)
 }
@@ -366,8 +378,8 @@ func (f *fleet) freezeFetchMidDownload(run client.WorkflowRun, s *shiftySite, ur
 			return "", 0, nil
 		}
 		for _, pa := range pas {
-			i, err := strconv.Atoi(strings.TrimPrefix(pa.GetActivityId(), "fetch-"))
-			if err != nil || !started(pa) || i >= len(urls) {
+			i, ok := fetchIndex(pa.GetActivityId())
+			if !ok || !started(pa) || i >= len(urls) {
 				continue
 			}
 			path := strings.TrimPrefix(urls[i], s.URL)
@@ -489,7 +501,7 @@ func (f *fleet) killBusy(run client.WorkflowRun, procs []*proc, kind string, spa
 			return false
 		}
 		for _, pa := range pas {
-			if !strings.HasPrefix(pa.GetActivityId(), kind+"-") || !started(pa) {
+			if _, fetching := fetchIndex(pa.GetActivityId()); !(kind == "fetch" && fetching || strings.HasPrefix(pa.GetActivityId(), kind+"-")) || !started(pa) {
 				continue
 			}
 			if p := byIdentity(procs, pa.GetLastWorkerIdentity()); p != nil && p != spare {
@@ -637,7 +649,7 @@ func TestFrozenAndKilledWorkersNeverChangeTheAnswer(t *testing.T) {
 	// stale attempt, which went on reading after it was thawed.
 	f.checkBatch(run, s, urls, "", frozen, before)
 	retried := f.retries(run)
-	if retried["fetch"] == 0 || retried["hash"] == 0 {
+	if retried["fetch"]+retried["url"] == 0 || retried["hash"] == 0 {
 		t.Errorf("retried activities %v: want fetches and hashes retried", retried)
 	}
 	t.Logf("retried activities: %v", retried)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -84,8 +85,8 @@ type Stack struct {
 
 // Start starts the server, then the blob store, the demo site and the
 // workers. On error nothing it started is left running.
-func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
-	s = &Stack{cfg: cfg}
+func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
+	s := &Stack{cfg: cfg}
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -113,7 +114,7 @@ func Start(ctx context.Context, cfg Config) (s *Stack, err error) {
 	s.Client = c
 	s.stops = append(s.stops, c.Close)
 	if cfg.DemoSite {
-		base, stop, err := demosite.Serve("127.0.0.1:0")
+		base, stop, err := s.serveDemo()
 		if err != nil {
 			return nil, err
 		}
@@ -151,6 +152,26 @@ func (s *Stack) openStore() error {
 	}
 	s.Store = store
 	return nil
+}
+
+// serveDemo starts the demo site. With a database file it keeps its
+// address beside it and takes the same one next time when it is free: a
+// batch interrupted with the stack resumes on URLs that still answer.
+func (s *Stack) serveDemo() (base string, stop func(), err error) {
+	if s.cfg.DBFile == "" {
+		return demosite.Serve("127.0.0.1:0")
+	}
+	file := filepath.Join(filepath.Dir(s.cfg.DBFile), "demo-site.addr")
+	if last, err := os.ReadFile(file); err == nil {
+		if base, stop, err := demosite.Serve(strings.TrimSpace(string(last))); err == nil {
+			return base, stop, nil
+		}
+	}
+	if base, stop, err = demosite.Serve("127.0.0.1:0"); err != nil {
+		return "", nil, err
+	}
+	_ = os.WriteFile(file, []byte(strings.TrimPrefix(base, "http://")+"\n"), 0o644)
+	return base, stop, nil
 }
 
 // StartWorkers starts more pools on the stack's server (on other task
@@ -209,8 +230,12 @@ func (s *Stack) AttachCommand(role string) string {
 }
 
 // Stop stops everything Start and StartWorkers started, last first: the
-// workers finish or give back their tasks before the server goes.
+// workers finish or give back their tasks before the server goes. A nil
+// Stack has nothing to stop.
 func (s *Stack) Stop() {
+	if s == nil {
+		return
+	}
 	for i := len(s.stops) - 1; i >= 0; i-- {
 		s.stops[i]()
 	}

@@ -1,0 +1,176 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+)
+
+// FetchURLRequest asks for one attempt at one URL of a small batch. Its
+// retries are Temporal's: the workflow gives the activity the URL's policy
+// as its retry policy, and each activity attempt is one HTTP attempt.
+type FetchURLRequest struct {
+	Prefix string  `json:"prefix"`
+	Task   URLTask `json:"task"`
+	Policy Policy  `json:"policy"`
+	// PriorAttempts are the URL's attempts in earlier activities, whose
+	// attempts all went to workers that were lost: the URL's attempts are
+	// these and this activity's.
+	PriorAttempts int `json:"prior_attempts,omitempty"`
+	// Since is when the URL's first activity was scheduled, for a later
+	// one: the URL's url_timeout and elapsed time run from there.
+	Since time.Time `json:"since,omitzero"`
+}
+
+// URLCheckpoint is FetchURL's heartbeat. Temporal hands the last one to the
+// next attempt, which resumes a cut-off body from it; its summary reads in
+// the Web UI's pending activity.
+type URLCheckpoint struct {
+	Summary string `json:"summary"`
+	Attempt int    `json:"attempt"`
+	Resume  Resume `json:"resume,omitempty"`
+}
+
+// Application error types of a URL attempt that did not get a body. The
+// details of each hold the URL's word (a Fetched), as it would be final.
+const (
+	// HTTPErrorType is an HTTP error status: retried for 408, 429 and
+	// 5xx, final for the other 4xx.
+	HTTPErrorType = "HTTPError"
+	// TimeoutType is an attempt past attempt_timeout, or a URL past
+	// url_timeout (final).
+	TimeoutType = "Timeout"
+	// FetchErrorType is anything else: a connection reset (retried), a
+	// refused address, a bad URL or a body over the cap (final).
+	FetchErrorType = "FetchError"
+)
+
+// Whether a failure is retried is decided per failure (a 404 is final, a
+// 503 is not) and carried by the error's non-retryable flag, so that the
+// same type (HTTPError) can be either.
+
+// FetchURL makes one attempt at a URL. A body comes back as a one-item
+// FetchChunkResult, for the hash step. A failure is an ApplicationError
+// whose message names the failure (the HTTP status, the timeout) and whose
+// details hold the URL's word; it is retryable when another attempt may
+// follow (with the server's Retry-After as the next retry's delay), and
+// final otherwise. The attempt number is Temporal's.
+func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChunkResult, error) {
+	info := activity.GetInfo(ctx)
+	p, t := req.Policy, req.Task
+	attempt := req.PriorAttempts + int(info.Attempt)
+	st := &urlState{attempts: attempt}
+	var cp URLCheckpoint
+	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &cp) == nil {
+		st.resume = cp.Resume
+	}
+	// The URL's clock runs from its first schedule, across attempts.
+	first := info.ScheduledTime
+	if !req.Since.IsZero() && req.Since.Before(first) {
+		first = req.Since
+	}
+	out := Fetched{Index: t.Index, URL: t.URL, Attempts: attempt}
+	elapsed := func() int64 { return time.Since(first).Milliseconds() }
+
+	var mu sync.Mutex
+	summary := fmt.Sprintf("attempt %d/%d: GET %s", info.Attempt, max(p.MaxAttempts, 1), Redact(t.URL))
+	stop := heartbeat(ctx, f.heartbeatEvery(), func() any {
+		mu.Lock()
+		defer mu.Unlock()
+		c := st.checkpoint()
+		return URLCheckpoint{Summary: summary, Attempt: attempt, Resume: c.Resume}
+	})
+	defer stop()
+
+	urlCtx := ctx
+	if p.URLTimeout > 0 {
+		var cancel context.CancelFunc
+		urlCtx, cancel = context.WithDeadline(ctx, first.Add(p.URLTimeout))
+		defer cancel()
+	}
+	keep := false
+	defer func() {
+		// A kept part of a body is for the next attempt only.
+		if kept := st.get(); !keep && out.Blob == "" && kept.Blob != "" {
+			if r, ok := f.Store.(blobstore.Resumer); ok {
+				_ = r.Discard(context.WithoutCancel(ctx), kept.Blob)
+			}
+		}
+	}()
+
+	release, err := f.acquire(urlCtx)
+	if err != nil {
+		out.ElapsedMS = elapsed()
+		return nil, f.urlEnded(ctx, f.ended(ctx, out, nil))
+	}
+	attemptCtx, cancel := context.WithTimeout(urlCtx, p.AttemptTimeout)
+	status, body, fail := f.fetchOnce(attemptCtx, t.URL, req.Prefix, t.Index, st)
+	timedOut := attemptCtx.Err() != nil
+	cancel()
+	release()
+	out.Status = status
+	out.ElapsedMS = elapsed()
+	if fail == nil {
+		out.Blob, out.Size, out.CRC32C = body.key, body.size, &body.crc
+		observer(f.Observer).Fetched(out.Size, time.Since(info.StartedTime))
+		return &FetchChunkResult{Items: []Fetched{out}, Store: f.StoreID}, nil
+	}
+	if ctx.Err() != nil || urlCtx.Err() != nil {
+		keep = ctx.Err() != nil && !dropKept(ctx)
+		return nil, f.urlEnded(ctx, f.ended(ctx, out, fail))
+	}
+	last, retry, delay := next(fail, timedOut, int(info.Attempt), p, urlCtx)
+	word := finish(out, last)
+	if !retry {
+		observer(f.Observer).Fetched(0, time.Since(info.StartedTime))
+		observer(f.Observer).URLDone(word.Outcome)
+		return nil, temporal.NewApplicationErrorWithOptions(word.Error, urlErrorType(word.Outcome), temporal.ApplicationErrorOptions{
+			NonRetryable: true, Details: []any{word},
+		})
+	}
+	keep = true
+	mu.Lock()
+	summary = fmt.Sprintf("attempt %d/%d failed: %s; GET %s", info.Attempt, max(p.MaxAttempts, 1), word.Error, Redact(t.URL))
+	mu.Unlock()
+	opts := temporal.ApplicationErrorOptions{Details: []any{word}}
+	if last.delay > 0 {
+		opts.NextRetryDelay = delay // the server's Retry-After
+	}
+	return nil, temporal.NewApplicationErrorWithOptions(word.Error, urlErrorType(word.Outcome), opts)
+}
+
+// urlEnded is the error of an attempt stopped by its context: canceled (the
+// URL's word in the details), the server no longer owning the attempt, or
+// the URL's url_timeout (final).
+func (f *Fetcher) urlEnded(ctx context.Context, word Fetched) error {
+	switch {
+	case ctx.Err() != nil && cancelRequested(ctx):
+		return temporal.NewCanceledError(FetchChunkResult{Items: []Fetched{word}, Store: f.StoreID})
+	case ctx.Err() != nil && !dropKept(ctx):
+		// The worker is stopping (or the attempt's own deadline passed):
+		// another attempt follows, from the kept part of the body.
+		return temporal.NewApplicationError("worker stopped mid-fetch", WorkerStoppingType)
+	case ctx.Err() != nil:
+		return ctx.Err() // a zombie: another attempt owns the URL
+	default:
+		observer(f.Observer).URLDone(word.Outcome)
+		return temporal.NewApplicationErrorWithOptions(word.Error, TimeoutType, temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{word}})
+	}
+}
+
+func urlErrorType(outcome string) string {
+	switch outcome {
+	case OutcomeHTTPError:
+		return HTTPErrorType
+	case OutcomeTimeout:
+		return TimeoutType
+	default:
+		return FetchErrorType
+	}
+}
