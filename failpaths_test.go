@@ -338,6 +338,7 @@ func TestURLWhoseWorkersWereAllLostStartsAnew(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := result(t, run)
+	recordHistory(t, run, "lost-workers")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,12 @@ func (f *faultSite) serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = fmt.Fprint(w, "body of ", fault)
 	case "404":
 		http.NotFound(w, r)
+	case "503x1":
+		if n == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = fmt.Fprint(w, "body after a 503")
 	case "503x2":
 		if n <= 2 {
 			http.Error(w, "busy", http.StatusServiceUnavailable)
@@ -103,6 +109,10 @@ func TestSameFaultsSameResultsInBothModes(t *testing.T) {
 	base := workflows.Input{AttemptTimeout: "1s", MaxAttempts: 3, InitialBackoff: "100ms"}
 	withURLTimeout := base
 	withURLTimeout.URLTimeout = "1500ms"
+	// A backoff longer than an attempt may last (and than its activity's
+	// start-to-close timeout).
+	longBackoff := base
+	longBackoff.InitialBackoff = "6s"
 	cases := []struct {
 		name   string
 		host   string
@@ -118,6 +128,7 @@ func TestSameFaultsSameResultsInBothModes(t *testing.T) {
 		{"slow", site.URL, base, "timeout:0:3", 3 * time.Second},
 		{"slow", site.URL, withURLTimeout, "timeout:0:2", 1500 * time.Millisecond},
 		{"429-long", site.URL, withURLTimeout, "http_error:429:1", 0},
+		{"503x1", site.URL, longBackoff, "ok:200:2", 6 * time.Second},
 		{"reset", site.URL, base, "error:200:3", 0},
 		{"ok", refused, base, "error:0:1", 0},
 	}

@@ -151,7 +151,8 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 		if ctx.Err() != nil || urlCtx.Err() != nil {
 			return f.ended(ctx, out, fail)
 		}
-		fail, retry, delay := next(fail, timedOut, attempts, p, urlCtx)
+		dl, _ := urlCtx.Deadline() // the URL's, or the chunk attempt's: the retry runs in it
+		fail, retry, delay := next(fail, timedOut, attempts, p, dl)
 		if !retry {
 			return finish(out, fail)
 		}
@@ -183,9 +184,9 @@ func (f *Fetcher) ended(ctx context.Context, out Fetched, last *failure) Fetched
 // way whether the retries run in a chunk or in Temporal: a timed-out
 // attempt is a timeout; no retry for a failure that is not retryable, after
 // max_attempts, or when the wait (the server's Retry-After, else the
-// doubling backoff) would end past the URL's url_timeout. A Retry-After
+// doubling backoff) would end past the deadline (the URL's url_timeout). A Retry-After
 // that does not fit is said so in the error, never silently cut short.
-func next(fail *failure, timedOut bool, attempts int, p Policy, urlCtx context.Context) (last *failure, retry bool, delay time.Duration) {
+func next(fail *failure, timedOut bool, attempts int, p Policy, deadline time.Time) (last *failure, retry bool, delay time.Duration) {
 	if timedOut {
 		fail = &failure{outcome: OutcomeTimeout, retryable: true, msg: "attempt timed out (attempt_timeout)"}
 	}
@@ -196,7 +197,7 @@ func next(fail *failure, timedOut bool, attempts int, p Policy, urlCtx context.C
 	if fail.delay > 0 {
 		delay = fail.delay
 	}
-	if dl, ok := urlCtx.Deadline(); ok && time.Now().Add(delay).After(dl) {
+	if !deadline.IsZero() && time.Now().Add(delay).After(deadline) {
 		if fail.delay > 0 {
 			f := *fail
 			f.msg += fmt.Sprintf("; its Retry-After (%s) ends past the URL's url_timeout", fail.delay)

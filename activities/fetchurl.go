@@ -125,7 +125,13 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 		keep = ctx.Err() != nil && !dropKept(ctx)
 		return nil, f.urlEnded(ctx, f.ended(ctx, out, fail))
 	}
-	last, retry, delay := next(fail, timedOut, int(info.Attempt), p, urlCtx)
+	// The retry is another activity attempt: only the URL's own budget
+	// bounds it, not this attempt's deadline.
+	var deadline time.Time
+	if p.URLTimeout > 0 {
+		deadline = first.Add(p.URLTimeout)
+	}
+	last, retry, delay := next(fail, timedOut, int(info.Attempt), p, deadline)
 	word := finish(out, last)
 	if !retry {
 		observer(f.Observer).Fetched(0, time.Since(info.StartedTime))
@@ -159,6 +165,7 @@ func (f *Fetcher) urlEnded(ctx context.Context, word Fetched) error {
 	case ctx.Err() != nil:
 		return ctx.Err() // a zombie: another attempt owns the URL
 	default:
+		observer(f.Observer).Fetched(0, time.Duration(word.ElapsedMS)*time.Millisecond)
 		observer(f.Observer).URLDone(word.Outcome)
 		return temporal.NewApplicationErrorWithOptions(word.Error, TimeoutType, temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{word}})
 	}

@@ -65,6 +65,9 @@ type site struct {
 	base string
 	srv  *http.Server
 	c    *config
+
+	mu    sync.Mutex
+	asked map[string][]time.Time // /flaky/ paths: when each was requested
 }
 
 func startSite(c *config) (*site, error) {
@@ -87,7 +90,20 @@ func startSite(c *config) (*site, error) {
 		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 		_, _ = io.Copy(w, io.LimitReader(demosite.Pattern{}, n))
 	})
-	s := &site{base: "http://" + l.Addr().String(), srv: &http.Server{Handler: mux}, c: c}
+	s := &site{base: "http://" + l.Addr().String(), srv: &http.Server{Handler: mux}, c: c, asked: map[string][]time.Time{}}
+	// /flaky/...?fail=N answers 503 N times, then 200; it notes when it
+	// was asked.
+	mux.HandleFunc("/flaky/", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.asked[r.URL.Path] = append(s.asked[r.URL.Path], time.Now())
+		n := len(s.asked[r.URL.Path])
+		s.mu.Unlock()
+		if fail, _ := strconv.Atoi(r.URL.Query().Get("fail")); n <= fail {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write(small)
+	})
 	go func() { _ = s.srv.Serve(l) }()
 	return s, nil
 }

@@ -13,6 +13,9 @@
 //	hash        hash MB/s of the pipeline against raw crypto/sha256 x slots
 //	rss         peak resident memory (VmHWM) of a worker process that
 //	            fetches and hashes one large body
+//	retries     the waits between a URL's attempts at the server, with
+//	            Temporal's retry timers (one URL per activity) and with the
+//	            chunk activity's own (not in the default set)
 //
 // It also prints the history length of the largest run it started.
 //
@@ -59,6 +62,7 @@ var scenarios = map[string]scenario{
 	"isolation":  isolation,
 	"hash":       hashRate,
 	"rss":        rss,
+	"retries":    retries,
 }
 
 func main() {
@@ -80,7 +84,7 @@ func main() {
 	flag.Parse()
 	for _, name := range strings.Split(c.scenarios, ",") {
 		if name = strings.TrimSpace(name); name != "" && scenarios[name] == nil {
-			fmt.Fprintf(os.Stderr, "bench: unknown scenario %q (known: throughput, isolation, hash, rss)\n", name)
+			fmt.Fprintf(os.Stderr, "bench: unknown scenario %q (known: throughput, isolation, hash, rss, retries)\n", name)
 			os.Exit(2)
 		}
 	}

@@ -168,16 +168,19 @@ func jsonTypeName(kind string) string {
 }
 
 // Settings is a validated Input with its defaults applied.
+//
+// Its JSON names are its field names: running parts were started with
+// them, and a renamed field would read as zero when they replay.
 type Settings struct {
-	URLs           []string
-	FailFast       bool
-	MaxInFlight    int
-	AttemptTimeout time.Duration
-	URLTimeout     time.Duration // 0: none
-	MaxAttempts    int
-	InitialBackoff time.Duration
-	CPUTaskQueue   string
-	URLsFile       string
+	URLs           []string      `json:"URLs"`
+	FailFast       bool          `json:"FailFast"`
+	MaxInFlight    int           `json:"MaxInFlight"`
+	AttemptTimeout time.Duration `json:"AttemptTimeout"`
+	URLTimeout     time.Duration `json:"URLTimeout"` // 0: none
+	MaxAttempts    int           `json:"MaxAttempts"`
+	InitialBackoff time.Duration `json:"InitialBackoff"`
+	CPUTaskQueue   string        `json:"CPUTaskQueue"`
+	URLsFile       string        `json:"URLsFile"`
 }
 
 // Validate checks an input and applies defaults. Its error names the bad

@@ -22,15 +22,17 @@ func stagedChunks(from, to, count int) []chunk {
 
 // PartInput is one child workflow's share of a large batch.
 type PartInput struct {
-	Prefix      string `json:"prefix"`
-	Part        int    `json:"part"`
-	FirstChunk  int    `json:"first_chunk"`
-	EndChunk    int    `json:"end_chunk"`
-	Count       int    `json:"count"`
-	FetchQueue  string `json:"fetch_queue"`
-	Settings    Settings
-	ParentID    string `json:"parent_id"`
-	ParentRunID string `json:"parent_run_id"`
+	Prefix     string   `json:"prefix"`
+	Part       int      `json:"part"`
+	FirstChunk int      `json:"first_chunk"`
+	EndChunk   int      `json:"end_chunk"`
+	Count      int      `json:"count"`
+	FetchQueue string   `json:"fetch_queue"`
+	Settings   Settings `json:"Settings"` // the name running parts were started with
+	// ParentID and ParentRunID name the parent in parts started before
+	// the part read it from its own info; newer parents leave them empty.
+	ParentID    string `json:"parent_id,omitempty"`
+	ParentRunID string `json:"parent_run_id,omitempty"`
 }
 
 // PartOutput is what a part reports to its parent. Its size does not grow
@@ -91,7 +93,6 @@ func runParts(ctx workflow.Context, s Settings, prefix string, staged activities
 		err := workflow.ExecuteChildWorkflow(childCtx, PartWorkflowName, PartInput{
 			Prefix: prefix, Part: current, FirstChunk: from, EndChunk: to, Count: staged.Count,
 			FetchQueue: info.TaskQueueName, Settings: s,
-			ParentID: info.WorkflowExecution.ID, ParentRunID: info.WorkflowExecution.RunID,
 		}).Get(ctx, &part)
 		current = -1
 		partNo := from / ChunksPerPart
@@ -154,11 +155,15 @@ func BatchFetchPart(ctx workflow.Context, in PartInput) (*PartOutput, error) {
 	e := newEngine(ctx, in.Settings, in.Prefix, StagedChunkSize, true, strict, progress)
 	e.fetchQueue = in.FetchQueue
 	chunksDone := 0
+	parentID, parentRunID := in.ParentID, in.ParentRunID
+	if parent := workflow.GetInfo(ctx).ParentWorkflowExecution; parent != nil {
+		parentID, parentRunID = parent.ID, parent.RunID
+	}
 	e.onChunkDone = func() {
 		chunksDone++
-		if in.ParentID != "" && chunksDone%every == 0 {
+		if parentID != "" && chunksDone%every == 0 {
 			// Fire and forget: progress only.
-			workflow.SignalExternalWorkflow(ctx, in.ParentID, in.ParentRunID, partProgressSignal, partProgress{Part: in.Part, Progress: *progress})
+			workflow.SignalExternalWorkflow(ctx, parentID, parentRunID, partProgressSignal, partProgress{Part: in.Part, Progress: *progress})
 		}
 	}
 	e.run(ctx, stagedChunks(in.FirstChunk, in.EndChunk, in.Count))

@@ -77,7 +77,12 @@ const (
 	OutcomeCanceled  = activities.OutcomeCanceled
 )
 
-// Sizes of the split.
+// Sizes of the split. Changing any of them changes the commands a run
+// issues (which activities, how many, with what input): a running batch
+// would then fail to replay on the new code. Guard such a change with
+// workflow.GetVersion, as strictOutcomes and nativeRetries do, and record
+// a new history for the replay test. The progress cadence (progressEvery)
+// is one of them too.
 const (
 	// InlineLimit is the largest batch whose results come back inline.
 	InlineLimit = 1000
