@@ -28,11 +28,26 @@ type stored struct {
 // A body cut off by the attempt's own timeout, or by its worker shutting
 // down (the chunk resumes on another worker), is kept.
 func dropKept(ctx context.Context) bool {
-	if ctx.Err() == nil {
+	if ctx.Err() == nil || workerStopping(ctx) {
 		return false
 	}
 	cause := context.Cause(ctx)
 	return !errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, worker.ErrWorkerShutdown)
+}
+
+// workerStopping tells whether this activity's worker is shutting down (its
+// running activities are then canceled, not always with ErrWorkerShutdown as
+// the cause).
+func workerStopping(ctx context.Context) bool {
+	if !activity.IsActivity(ctx) {
+		return false
+	}
+	select {
+	case <-activity.GetWorkerStopChannel(ctx):
+		return true
+	default:
+		return false
+	}
 }
 
 // cancelRequested tells whether the workflow asked for the activity to be

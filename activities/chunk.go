@@ -255,7 +255,8 @@ func unwrapURL(err error) string {
 	return s
 }
 
-// heartbeat records details() every interval until stop is called. A
+// heartbeat records details() every interval until stop is called (once
+// or more). A
 // heartbeat is also how a cancel request reaches a running activity (its
 // ctx is canceled).
 func heartbeat(ctx context.Context, every time.Duration, details func() any) (stop func()) {
@@ -272,13 +273,20 @@ func heartbeat(ctx context.Context, every time.Duration, details func() any) (st
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx, details())
+				// Not with ctx itself: a heartbeat encoded just as ctx is
+				// canceled (the worker stopping) fails to encode, and the
+				// SDK then fails the attempt with "context canceled",
+				// dropping what the activity returns.
+				activity.RecordHeartbeat(context.WithoutCancel(ctx), details())
 			}
 		}
 	}()
+	var once sync.Once
 	return func() {
-		close(done)
-		<-finished
+		once.Do(func() {
+			close(done)
+			<-finished
+		})
 	}
 }
 

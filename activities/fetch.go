@@ -151,8 +151,13 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 		if ctx.Err() != nil || urlCtx.Err() != nil {
 			return f.ended(ctx, out, fail)
 		}
-		dl, _ := urlCtx.Deadline() // the URL's, or the chunk attempt's: the retry runs in it
-		fail, retry, delay := next(fail, timedOut, attempts, p, dl)
+		// Only the URL's own budget bounds the wait. A wait that outlasts
+		// this chunk attempt goes on in the next one, from the checkpoint.
+		var deadline time.Time
+		if p.URLTimeout > 0 {
+			deadline = start.Add(p.URLTimeout)
+		}
+		fail, retry, delay := next(fail, timedOut, attempts, p, deadline)
 		if !retry {
 			return finish(out, fail)
 		}

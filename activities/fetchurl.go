@@ -3,11 +3,11 @@ package activities
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/batchfetch/batchfetch/blobstore"
 )
@@ -26,6 +26,9 @@ type FetchURLRequest struct {
 	// Since is when the URL's first activity was scheduled, for a later
 	// one: the URL's url_timeout and elapsed time run from there.
 	Since time.Time `json:"since,omitzero"`
+	// Resume is what the last attempt of the earlier activity kept of the
+	// body (from its checkpoint), for a later one.
+	Resume Resume `json:"resume,omitzero"`
 }
 
 // URLCheckpoint is FetchURL's heartbeat. Temporal hands the last one to the
@@ -33,8 +36,14 @@ type FetchURLRequest struct {
 // the Web UI's pending activity.
 type URLCheckpoint struct {
 	Summary string `json:"summary"`
+	// Attempt is the URL's attempt under way (or the one that failed),
+	// counting earlier activities' attempts.
 	Attempt int    `json:"attempt"`
 	Resume  Resume `json:"resume,omitempty"`
+	// Status and Error are the last failed attempt's, while the URL waits
+	// to retry.
+	Status int    `json:"status,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // Application error types of a URL attempt that did not get a body. The
@@ -63,9 +72,23 @@ const (
 // final otherwise. The attempt number is Temporal's.
 func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChunkResult, error) {
 	info := activity.GetInfo(ctx)
+	// When the worker starts stopping, the attempt stops at once and says
+	// so (keeping what it has of the body), while the worker can still
+	// send its answer: the SDK cancels a stopping worker's activities only
+	// after its stop timeout, when their answers may no longer go out.
+	ctx, stopAttempt := context.WithCancelCause(ctx)
+	defer stopAttempt(nil)
+	go func() {
+		select {
+		case <-activity.GetWorkerStopChannel(ctx):
+			stopAttempt(worker.ErrWorkerShutdown)
+		case <-ctx.Done():
+		}
+	}()
 	p, t := req.Policy, req.Task
 	attempt := req.PriorAttempts + int(info.Attempt)
 	st := &urlState{attempts: attempt}
+	st.resume = req.Resume
 	var cp URLCheckpoint
 	if activity.HasHeartbeatDetails(ctx) && activity.GetHeartbeatDetails(ctx, &cp) == nil {
 		st.resume = cp.Resume
@@ -78,11 +101,8 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 	out := Fetched{Index: t.Index, URL: t.URL, Attempts: attempt}
 	elapsed := func() int64 { return time.Since(first).Milliseconds() }
 
-	var mu sync.Mutex
-	summary := fmt.Sprintf("attempt %d/%d: GET %s", info.Attempt, max(p.MaxAttempts, 1), Redact(t.URL))
+	summary := fmt.Sprintf("attempt %d/%d: GET %s", attempt, max(p.MaxAttempts, 1), Redact(t.URL))
 	stop := heartbeat(ctx, f.heartbeatEvery(), func() any {
-		mu.Lock()
-		defer mu.Unlock()
 		c := st.checkpoint()
 		return URLCheckpoint{Summary: summary, Attempt: attempt, Resume: c.Resume}
 	})
@@ -104,10 +124,13 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 		}
 	}()
 
+	// Waiting for one of the worker's fetch slots (taken by other
+	// batches' chunks) counts against the URL's budget, not the attempt's,
+	// as in a chunk; the activity's start-to-close leaves room for it.
 	release, err := f.acquire(urlCtx)
 	if err != nil {
 		out.ElapsedMS = elapsed()
-		return nil, f.urlEnded(ctx, f.ended(ctx, out, nil))
+		return nil, f.urlEnded(ctx, f.ended(ctx, out, nil), st.checkpoint().Resume)
 	}
 	attemptCtx, cancel := context.WithTimeout(urlCtx, p.AttemptTimeout)
 	status, body, fail := f.fetchOnce(attemptCtx, t.URL, req.Prefix, t.Index, st)
@@ -118,12 +141,12 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 	out.ElapsedMS = elapsed()
 	if fail == nil {
 		out.Blob, out.Size, out.CRC32C = body.key, body.size, &body.crc
-		observer(f.Observer).Fetched(out.Size, time.Since(info.StartedTime))
+		observer(f.Observer).Fetched(out.Size, time.Since(first))
 		return &FetchChunkResult{Items: []Fetched{out}, Store: f.StoreID}, nil
 	}
 	if ctx.Err() != nil || urlCtx.Err() != nil {
 		keep = ctx.Err() != nil && !dropKept(ctx)
-		return nil, f.urlEnded(ctx, f.ended(ctx, out, fail))
+		return nil, f.urlEnded(ctx, f.ended(ctx, out, fail), st.checkpoint().Resume)
 	}
 	// The retry is another activity attempt: only the URL's own budget
 	// bounds it, not this attempt's deadline.
@@ -131,19 +154,25 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 	if p.URLTimeout > 0 {
 		deadline = first.Add(p.URLTimeout)
 	}
-	last, retry, delay := next(fail, timedOut, int(info.Attempt), p, deadline)
+	last, retry, delay := next(fail, timedOut, attempt, p, deadline)
 	word := finish(out, last)
 	if !retry {
-		observer(f.Observer).Fetched(0, time.Since(info.StartedTime))
+		observer(f.Observer).Fetched(0, time.Since(first))
 		observer(f.Observer).URLDone(word.Outcome)
 		return nil, temporal.NewApplicationErrorWithOptions(word.Error, urlErrorType(word.Outcome), temporal.ApplicationErrorOptions{
 			NonRetryable: true, Details: []any{word},
 		})
 	}
 	keep = true
-	mu.Lock()
-	summary = fmt.Sprintf("attempt %d/%d failed: %s; GET %s", info.Attempt, max(p.MaxAttempts, 1), word.Error, Redact(t.URL))
-	mu.Unlock()
+	stop() // the last word of this attempt is the one below
+	c := st.checkpoint()
+	// Recorded before the error goes back: the SDK sends it with the
+	// failure, so the Web UI shows it while the URL waits, and a cancel
+	// during the wait still knows the URL's attempts.
+	activity.RecordHeartbeat(ctx, URLCheckpoint{
+		Summary: fmt.Sprintf("attempt %d/%d failed: %s; GET %s", attempt, max(p.MaxAttempts, 1), word.Error, Redact(t.URL)),
+		Attempt: attempt, Resume: c.Resume, Status: word.Status, Error: word.Error,
+	})
 	opts := temporal.ApplicationErrorOptions{Details: []any{word}}
 	if last.delay > 0 {
 		opts.NextRetryDelay = delay // the server's Retry-After
@@ -154,14 +183,17 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 // urlEnded is the error of an attempt stopped by its context: canceled (the
 // URL's word in the details), the server no longer owning the attempt, or
 // the URL's url_timeout (final).
-func (f *Fetcher) urlEnded(ctx context.Context, word Fetched) error {
+func (f *Fetcher) urlEnded(ctx context.Context, word Fetched, kept Resume) error {
 	switch {
 	case ctx.Err() != nil && cancelRequested(ctx):
 		return temporal.NewCanceledError(FetchChunkResult{Items: []Fetched{word}, Store: f.StoreID})
 	case ctx.Err() != nil && !dropKept(ctx):
 		// The worker is stopping (or the attempt's own deadline passed):
-		// another attempt follows, from the kept part of the body.
-		return temporal.NewApplicationError("worker stopped mid-fetch", WorkerStoppingType)
+		// another attempt follows, from the kept part of the body, which
+		// the error carries for it.
+		return temporal.NewApplicationErrorWithOptions("worker stopped mid-fetch", WorkerStoppingType, temporal.ApplicationErrorOptions{
+			Details: []any{URLCheckpoint{Attempt: word.Attempts, Resume: kept}},
+		})
 	case ctx.Err() != nil:
 		return ctx.Err() // a zombie: another attempt owns the URL
 	default:

@@ -16,8 +16,14 @@ import (
 // timers of a one-URL activity fire (StartToClose after attempt_timeout,
 // ScheduleToClose after url_timeout). The worker ends an attempt at its
 // limit and says why (the status, "attempt timed out"); the server's timers
-// are the backstop for a worker that was lost.
+// are the backstop for a worker that stopped answering (its heartbeats, every
+// second, catch a lost worker within 10 s).
 const serverGrace = 5 * time.Second
+
+// slotWait is the room an attempt's start-to-close leaves for waiting for
+// one of its worker's fetch slots, taken by other batches' chunks: that wait
+// counts against url_timeout, not against attempt_timeout, as in a chunk.
+const slotWait = time.Hour
 
 // nativeRetries tells whether this run gives each URL of a small batch an
 // activity retried by Temporal's own policy. Runs started before replay
@@ -34,7 +40,7 @@ func urlActivityOptions(s Settings, fetchQueue string, ch chunk, summary string)
 		// The URL itself is not in the ID: IDs are stored as they are,
 		// never through the payload codec. The summary names it.
 		ActivityID:          fmt.Sprintf("url-%d", ch.first+1),
-		StartToCloseTimeout: s.AttemptTimeout + serverGrace,
+		StartToCloseTimeout: s.AttemptTimeout + serverGrace + slotWait,
 		HeartbeatTimeout:    heartbeatTimeout,
 		WaitForCancellation: true,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -47,6 +53,7 @@ func urlActivityOptions(s Settings, fetchQueue string, ch chunk, summary string)
 	}
 	if s.URLTimeout > 0 {
 		opts.ScheduleToCloseTimeout = s.URLTimeout + serverGrace
+		opts.StartToCloseTimeout = min(opts.StartToCloseTimeout, opts.ScheduleToCloseTimeout)
 	}
 	return opts
 }
@@ -62,20 +69,24 @@ const lostSeries = 10
 func (e *engine) fetchURL(ctx workflow.Context, ch chunk) (fetched activities.FetchChunkResult, stopped bool) {
 	t := ch.urls[0]
 	var f *activities.Fetcher
-	prior := 0
+	prior := 0 // attempts of earlier activities, lost with their workers
 	var since time.Time
+	var resume activities.Resume
 	for series := 1; ; series++ {
 		opts := urlActivityOptions(e.s, e.fetchQueue, ch, e.summary("GET", ch))
 		if series == 1 {
 			since = workflow.Now(ctx)
 		} else {
 			opts.ActivityID = fmt.Sprintf("url-%d.%d", ch.first+1, series)
+			// The attempts left, and at least one: an attempt cut off
+			// with its worker is made again, as in a chunk.
+			opts.RetryPolicy.MaximumAttempts = int32(max(1, e.s.MaxAttempts-prior))
 			if e.s.URLTimeout > 0 { // the URL's budget runs on
 				opts.ScheduleToCloseTimeout = e.s.URLTimeout + serverGrace - workflow.Now(ctx).Sub(since)
 			}
 		}
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), f.FetchURL, activities.FetchURLRequest{
-			Prefix: e.prefix, Task: t, PriorAttempts: prior, Since: since,
+			Prefix: e.prefix, Task: t, PriorAttempts: prior, Since: since, Resume: resume,
 			Policy: activities.Policy{
 				AttemptTimeout: e.s.AttemptTimeout, URLTimeout: e.s.URLTimeout, MaxAttempts: e.s.MaxAttempts,
 				InitialBackoff: e.s.InitialBackoff, FailFast: e.s.FailFast,
@@ -84,10 +95,18 @@ func (e *engine) fetchURL(ctx workflow.Context, ch chunk) (fetched activities.Fe
 		if err == nil {
 			return fetched, false
 		}
+		elapsed := workflow.Now(ctx).Sub(since).Milliseconds()
 		var canceled *temporal.CanceledError
 		if errors.As(err, &canceled) {
 			if !canceled.HasDetails() || canceled.Details(&fetched) != nil || len(fetched.Items) != 1 {
-				fetched.Items = e.failedItems(ch, OutcomeCanceled, "canceled")
+				// Canceled while it waited to retry: its last attempt's
+				// checkpoint says how far it got.
+				word := activities.Fetched{Index: t.Index, URL: t.URL, Outcome: OutcomeCanceled, Error: "canceled", Attempts: prior, ElapsedMS: elapsed}
+				var cp activities.URLCheckpoint
+				if canceled.HasDetails() && canceled.Details(&cp) == nil && cp.Attempt > 0 {
+					word.Attempts, word.Status = cp.Attempt, cp.Status
+				}
+				fetched.Items = []activities.Fetched{word}
 			}
 			e.finishEarly(ch, fetched.Items)
 			return fetched, true
@@ -95,25 +114,56 @@ func (e *engine) fetchURL(ctx workflow.Context, ch chunk) (fetched activities.Fe
 		// The URL's word is in the last attempt's error.
 		var word activities.Fetched
 		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() != activities.WorkerStoppingType && appErr.HasDetails() && appErr.Details(&word) == nil {
+		if errors.As(err, &appErr) && appErr.Type() != activities.WorkerStoppingType && appErr.HasDetails() && appErr.Details(&word) == nil && word.Attempts > 0 {
 			word.Index, word.URL = t.Index, t.URL
 			fetched.Items = []activities.Fetched{word}
 			return fetched, false
 		}
-		// Every attempt went to a worker that was lost, or stopped: they
-		// said nothing of the URL. Unless its url_timeout has passed, the
-		// URL gets a new activity, its attempts counted on.
-		prior += e.s.MaxAttempts
+		// The last attempt said nothing of the URL: its worker was lost
+		// (killed, frozen, cut off), stopped, or did not know FetchURL (a
+		// worker of an earlier version); or no worker took the URL before
+		// its url_timeout. Its checkpoint says which attempt it was and
+		// what it kept of the body.
+		var cp activities.URLCheckpoint
 		var timeout *temporal.TimeoutError
-		lost := errors.As(err, &timeout) && timeout.TimeoutType() != enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE ||
-			errors.As(err, &appErr) && appErr.Type() == activities.WorkerStoppingType
-		budget := e.s.URLTimeout == 0 || workflow.Now(ctx).Sub(since) < e.s.URLTimeout
-		if lost && budget && series < lostSeries {
-			workflow.GetLogger(ctx).Warn("every attempt of a URL went to a lost worker; starting it anew", "url", ch.first+1, "series", series)
+		switch {
+		case errors.As(err, &timeout) && timeout.HasLastHeartbeatDetails() && timeout.LastHeartbeatDetails(&cp) == nil:
+		case errors.As(err, &appErr) && appErr.Type() == activities.WorkerStoppingType && appErr.HasDetails() && appErr.Details(&cp) == nil:
+		default:
+			cp = activities.URLCheckpoint{}
+		}
+		attempts := prior
+		if cp.Attempt > prior {
+			attempts = cp.Attempt
+		}
+		budgetGone := errors.As(err, &timeout) &&
+			(timeout.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE || timeout.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_START) ||
+			e.s.URLTimeout > 0 && workflow.Now(ctx).Sub(since) >= e.s.URLTimeout
+		if budgetGone {
+			word := activities.Fetched{Index: t.Index, URL: t.URL, Outcome: OutcomeTimeout, Error: "URL timed out (url_timeout)", Attempts: attempts, ElapsedMS: elapsed, Status: cp.Status}
+			if cp.Error != "" {
+				word.Error += " after: " + cp.Error
+			}
+			fetched.Items = []activities.Fetched{word}
+			return fetched, false
+		}
+		// A retryable error without the URL's word (a worker stopping, one
+		// of an earlier version without FetchURL, a canceled context) is an
+		// attempt that said nothing of the URL, as a timeout is. A
+		// non-retryable one is final.
+		lost := errors.As(err, &timeout) ||
+			errors.As(err, &appErr) && (appErr.Type() == activities.WorkerStoppingType || !appErr.NonRetryable())
+		if cp.Attempt == 0 && lost {
+			// No checkpoint: the server ran out of the series' attempts.
+			attempts = prior + int(opts.RetryPolicy.MaximumAttempts)
+		}
+		if lost && series < lostSeries {
+			workflow.GetLogger(ctx).Warn("a URL's last attempt went to a worker that was lost; starting it anew", "url", ch.first+1, "series", series, "attempts", attempts)
+			prior, resume = attempts, cp.Resume
 			continue
 		}
 		outcome, msg := Classify(err)
-		fetched.Items = []activities.Fetched{{Index: t.Index, URL: t.URL, Outcome: outcome, Error: msg, Attempts: prior}}
+		fetched.Items = []activities.Fetched{{Index: t.Index, URL: t.URL, Outcome: outcome, Error: msg, Attempts: max(attempts, 1), ElapsedMS: elapsed}}
 		return fetched, false
 	}
 }
