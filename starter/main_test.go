@@ -186,6 +186,16 @@ func TestSameIDAttachesInsteadOfFetchingTwice(t *testing.T) {
 	if hits.Load() != before || !strings.Contains(third.stderr, "its URLs are not these (1 URLs there, 1 here)") {
 		t.Errorf("other URLs under the same ID: %d requests, stderr %q", hits.Load()-before, third.stderr)
 	}
+	if strings.Contains(second.stderr, "other settings") {
+		t.Errorf("the same settings are said to differ: %q", second.stderr)
+	}
+	fourth := starter(t, "", nil, "--id", id, "--json", "--quiet", "--mode", "fail_fast", "--max-in-flight", "3", site.URL+"/once")
+	if !strings.Contains(fourth.stderr, "it runs with other settings (mode collect there, fail_fast here, max_in_flight 100 there, 3 here)") {
+		t.Errorf("other settings under the same ID: stderr %q", fourth.stderr)
+	}
+	if r := starter(t, "", nil, "--serve", site.URL+"/a"); r.code != exitUsage || !strings.Contains(r.stderr, "--serve and --demo-urls go with --dev") {
+		t.Errorf("--serve without --dev: exit %d, %q", r.code, r.stderr)
+	}
 }
 
 func TestNoWaitPrintsIDs(t *testing.T) {

@@ -54,12 +54,22 @@ func printOutput(ctx context.Context, w io.Writer, out workflows.Output, o optio
 		}
 		out.Results = results
 	}
+	// The results are printed even when --out cannot be written after
+	// all; its error comes after them.
+	if err := printResults(w, out, o.jsonOut); err != nil {
+		return err
+	}
 	if o.outFile != "" {
 		if err := writeJSONLines(o.outFile, out.Results); err != nil {
-			return &exitError{exitInternal, err}
+			return &exitError{exitInternal, fmt.Errorf("--out: %w", err)}
 		}
 	}
-	if o.jsonOut {
+	return nil
+}
+
+// printResults prints out as JSON or as a table with a summary line.
+func printResults(w io.Writer, out workflows.Output, jsonOut bool) error {
+	if jsonOut {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)

@@ -61,6 +61,9 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := checkWritable(o.outFile); err != nil {
 		return &exitError{exitUsage, err}
 	}
+	if !o.dev && (o.serve || o.demoURLs > 0) {
+		return &exitError{exitUsage, errors.New("--serve and --demo-urls go with --dev")}
+	}
 	urls, where, err := readURLs(positional, o.file, stdin, !o.dev)
 	if err != nil {
 		return &exitError{exitUsage, err}
@@ -142,6 +145,38 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		<-ctx.Done()
 	}
 	return err
+}
+
+// settingsDiffer names the settings (but the URLs) in which two inputs
+// differ, once their defaults are applied.
+func settingsDiffer(theirs, mine workflows.Input) string {
+	theirs.URLs, theirs.URLsFile, mine.URLs, mine.URLsFile = []string{"http://x/"}, "", []string{"http://x/"}, ""
+	a, errA := theirs.Validate()
+	b, errB := mine.Validate()
+	if errA != nil || errB != nil {
+		return ""
+	}
+	var diff []string
+	add := func(name string, differ bool, there, here any) {
+		if differ {
+			diff = append(diff, fmt.Sprintf("%s %v there, %v here", name, there, here))
+		}
+	}
+	add("mode", a.FailFast != b.FailFast, modeName(a.FailFast), modeName(b.FailFast))
+	add("max_in_flight", a.MaxInFlight != b.MaxInFlight, a.MaxInFlight, b.MaxInFlight)
+	add("attempt_timeout", a.AttemptTimeout != b.AttemptTimeout, a.AttemptTimeout, b.AttemptTimeout)
+	add("url_timeout", a.URLTimeout != b.URLTimeout, a.URLTimeout, b.URLTimeout)
+	add("max_attempts", a.MaxAttempts != b.MaxAttempts, a.MaxAttempts, b.MaxAttempts)
+	add("initial_backoff", a.InitialBackoff != b.InitialBackoff, a.InitialBackoff, b.InitialBackoff)
+	add("cpu_task_queue", a.CPUTaskQueue != b.CPUTaskQueue, a.CPUTaskQueue, b.CPUTaskQueue)
+	return strings.Join(diff, ", ")
+}
+
+func modeName(failFast bool) string {
+	if failFast {
+		return workflows.ModeFailFast
+	}
+	return workflows.ModeCollect
 }
 
 // checkWritable tells, before any batch starts, whether --out can be
@@ -241,9 +276,13 @@ func attach(ctx context.Context, c client.Client, id string, in workflows.Input,
 		if ev, err := iter.Next(); err == nil {
 			var theirs workflows.Input
 			if started := ev.GetWorkflowExecutionStartedEventAttributes(); started != nil &&
-				converter.GetDefaultDataConverter().FromPayloads(started.GetInput(), &theirs) == nil &&
-				theirs.URLsFile == "" && !slices.Equal(theirs.URLs, in.URLs) {
-				fmt.Fprintf(stderr, "note: its URLs are not these (%d URLs there, %d here); use another --id for a new batch\n", len(theirs.URLs), len(in.URLs))
+				converter.GetDefaultDataConverter().FromPayloads(started.GetInput(), &theirs) == nil {
+				if theirs.URLsFile == "" && !slices.Equal(theirs.URLs, in.URLs) {
+					fmt.Fprintf(stderr, "note: its URLs are not these (%d URLs there, %d here); use another --id for a new batch\n", len(theirs.URLs), len(in.URLs))
+				}
+				if diff := settingsDiffer(theirs, in); diff != "" {
+					fmt.Fprintf(stderr, "note: it runs with other settings (%s); use another --id for a new batch\n", diff)
+				}
 			}
 		}
 	}
