@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -32,7 +34,7 @@ func dropKept(ctx context.Context) bool {
 		return false
 	}
 	cause := context.Cause(ctx)
-	return !errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, worker.ErrWorkerShutdown)
+	return !errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, errAttemptTimeout) && !errors.Is(cause, worker.ErrWorkerShutdown)
 }
 
 // workerStopping tells whether this activity's worker is shutting down (its
@@ -48,6 +50,43 @@ func workerStopping(ctx context.Context) bool {
 	default:
 		return false
 	}
+}
+
+// errAttemptTimeout is the cause of an attempt cut off by attempt_timeout.
+var errAttemptTimeout = errors.New("attempt timed out (attempt_timeout)")
+
+// attemptContext bounds one attempt by d, counted from when the request
+// goes on the wire: a dial starts, or a pooled connection is handed over.
+// Waiting for a connection (the per-host cap, --max-conns-per-host) is not
+// the attempt's time: it counts against the URL's url_timeout. timedOut
+// tells whether d ran out.
+func attemptContext(parent context.Context, d time.Duration) (ctx context.Context, timedOut func() bool, done func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	var mu sync.Mutex
+	var timer *time.Timer
+	stopped := false
+	start := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if timer == nil && !stopped {
+			timer = time.AfterFunc(d, func() { cancel(errAttemptTimeout) })
+		}
+	}
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		ConnectStart: func(string, string) { start() },
+		GotConn:      func(httptrace.GotConnInfo) { start() },
+	})
+	timedOut = func() bool { return errors.Is(context.Cause(ctx), errAttemptTimeout) }
+	done = func() {
+		mu.Lock()
+		stopped = true
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel(nil)
+	}
+	return ctx, timedOut, done
 }
 
 // cancelRequested tells whether the workflow asked for the activity to be

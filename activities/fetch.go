@@ -137,10 +137,10 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 		st.attempts++
 		attempts := st.attempts
 		st.mu.Unlock()
-		attemptCtx, cancel := context.WithTimeout(urlCtx, p.AttemptTimeout)
+		attemptCtx, attemptTimedOut, attemptDone := attemptContext(urlCtx, p.AttemptTimeout)
 		status, body, fail := f.fetchOnce(attemptCtx, t.URL, prefix, t.Index, st)
-		timedOut := attemptCtx.Err() != nil
-		cancel()
+		timedOut := attemptTimedOut()
+		attemptDone()
 		release()
 		out.Status = status
 		if fail == nil {

@@ -132,10 +132,10 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 		out.ElapsedMS = elapsed()
 		return nil, f.urlEnded(ctx, f.ended(ctx, out, nil), st.checkpoint().Resume)
 	}
-	attemptCtx, cancel := context.WithTimeout(urlCtx, p.AttemptTimeout)
+	attemptCtx, attemptTimedOut, attemptDone := attemptContext(urlCtx, p.AttemptTimeout)
 	status, body, fail := f.fetchOnce(attemptCtx, t.URL, req.Prefix, t.Index, st)
-	timedOut := attemptCtx.Err() != nil
-	cancel()
+	timedOut := attemptTimedOut()
+	attemptDone()
 	release()
 	out.Status = status
 	out.ElapsedMS = elapsed()

@@ -98,6 +98,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Store == nil {
 		return c, fmt.Errorf("no blob store configured")
 	}
+	if c.HTTP.MaxConnsPerHost == 0 {
+		// A batch to one host may use every fetch slot: a lower per-host
+		// cap is a politeness choice, made with --max-conns-per-host.
+		c.HTTP.MaxConnsPerHost = c.FetchSlots
+	}
 	if c.HTTPClient == nil {
 		hc, err := activities.NewHTTPClient(c.HTTP)
 		if err != nil {
