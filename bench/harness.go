@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -35,6 +37,10 @@ type stack struct {
 	store  blobstore.Store
 	dir    string
 	cfg    workers.Config
+	// worker is the worker process (with --worker-process) and
+	// workerArgs its flags.
+	worker     *exec.Cmd
+	workerArgs []string
 }
 
 func startStack(c *config) (*stack, error) {
@@ -47,15 +53,58 @@ func startStack(c *config) (*stack, error) {
 		dbFile = ""
 	}
 	cfg := workers.Config{CPUSlots: c.cpuSlots, FetchSlots: c.fetchSlots, HTTP: loopback(c.perHost)}
-	ds, err := devstack.Start(context.Background(), devstack.Config{DBFile: dbFile, BlobDir: filepath.Join(dir, "blobs"), Workers: cfg})
+	blobDir := filepath.Join(dir, "blobs")
+	ds, err := devstack.Start(context.Background(), devstack.Config{DBFile: dbFile, BlobDir: blobDir, Workers: cfg, NoWorkers: c.workerProc})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	return &stack{Stack: ds, client: ds.Client, store: ds.Store, dir: dir, cfg: cfg}, nil
+	st := &stack{Stack: ds, client: ds.Client, store: ds.Store, dir: dir, cfg: cfg}
+	if c.workerProc {
+		// The worker as users run it: its own process, its default flags
+		// but the ones that point it at this stack (and the sizes asked
+		// for on the bench's command line).
+		st.workerArgs = []string{"--allow", "127.0.0.1", "--blob-dir", blobDir, "--log-level", "warn"}
+		if c.fetchSlots > 0 {
+			st.workerArgs = append(st.workerArgs, "--fetch-slots", strconv.Itoa(c.fetchSlots))
+		}
+		if c.cpuSlots > 0 {
+			st.workerArgs = append(st.workerArgs, "--cpu-slots", strconv.Itoa(c.cpuSlots))
+		}
+		if c.perHost > 0 {
+			st.workerArgs = append(st.workerArgs, "--max-conns-per-host", strconv.Itoa(c.perHost))
+		}
+		bin, err := buildWorker(dir)
+		if err == nil {
+			st.worker = exec.Command(bin, st.workerArgs...)
+			st.worker.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+ds.FrontendAddress(), "TEMPORAL_NAMESPACE=default")
+			st.worker.Stderr = os.Stderr
+			err = st.worker.Start()
+		}
+		if err != nil {
+			st.stop()
+			return nil, fmt.Errorf("starting the worker process: %w", err)
+		}
+	}
+	return st, nil
+}
+
+// buildWorker builds the worker binary into dir.
+func buildWorker(dir string) (string, error) {
+	bin := filepath.Join(dir, "worker")
+	build := exec.Command("go", "build", "-o", bin, "./worker")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("building the worker: %w", err)
+	}
+	return bin, nil
 }
 
 func (s *stack) stop() {
+	if s.worker != nil && s.worker.Process != nil {
+		_ = s.worker.Process.Signal(syscall.SIGTERM)
+		_ = s.worker.Wait()
+	}
 	s.Stop()
 	_ = os.RemoveAll(s.dir)
 }
@@ -129,6 +178,9 @@ func (s *site) largeURLs(n int, size int64, tag string) []string {
 // baseline fetches and hashes urls with plain Go: a goroutine per URL, a
 // semaphore of inFlight, the same pooled client, sha256 streamed.
 func baseline(urls []string, inFlight, perHost int) (time.Duration, error) {
+	if perHost <= 0 {
+		perHost = inFlight
+	}
 	hc, err := activities.NewHTTPClient(loopback(perHost))
 	if err != nil {
 		return 0, err
@@ -308,13 +360,6 @@ func hashing(st *stack, run client.WorkflowRun) bool {
 // loopback is the client configuration of both sides: the local site only.
 func loopback(perHost int) activities.ClientConfig {
 	return activities.ClientConfig{MaxConnsPerHost: perHost, Guard: activities.Guard{Allow: []string{"127.0.0.1"}}}
-}
-
-func defaultDir() string {
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		return "/dev/shm"
-	}
-	return "."
 }
 
 func cpuModel() string {

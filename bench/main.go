@@ -47,6 +47,7 @@ type config struct {
 	cpuSlots    int
 	fetchSlots  int
 	perHost     int
+	workerProc  bool
 	cpuProfile  string
 	dir         string
 	historyRuns []client.WorkflowRun
@@ -75,8 +76,9 @@ func main() {
 	flag.IntVar(&c.loadBodies, "load-bodies", 8, "large bodies hashed as CPU load (isolation) and for hash MB/s")
 	flag.Int64Var(&c.loadSize, "load-size", 256<<20, "bytes of each large body")
 	flag.Int64Var(&c.rssSize, "rss-size", 1<<30, "bytes of the body in the rss scenario")
-	flag.IntVar(&c.perHost, "max-conns-per-host", 100, "HTTP connections per host, for both the baseline and the workers (all URLs share one host here)")
-	flag.StringVar(&c.dir, "dir", defaultDir(), "where the server's database and the blobs go while the bench runs (removed at the end); default /dev/shm (tmpfs) when there is one")
+	flag.IntVar(&c.perHost, "max-conns-per-host", 0, "HTTP connections per host, for both the baseline and the workers (all URLs share one host here); 0: the worker's default (its fetch slots), and max_in_flight for the baseline")
+	flag.BoolVar(&c.workerProc, "worker-process", true, "run the fetch and CPU workers as the worker binary, a process of its own with its default flags, as users run it (false: pools in the bench's own process)")
+	flag.StringVar(&c.dir, "dir", os.TempDir(), "where the server's database and the blobs go while the bench runs (removed at the end): the disk directory a worker's default --blob-dir is in; /dev/shm for tmpfs")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the durable throughput run to this file")
 	flag.BoolVar(&c.memoryDB, "memory-db", false, "keep the server's database in memory instead of a SQLite file")
 	flag.IntVar(&c.cpuSlots, "cpu-slots", 0, "CPU worker slots (0: the worker's default)")
@@ -105,8 +107,12 @@ func run(c *config) error {
 		return err
 	}
 	defer st.stop()
-	fmt.Printf("machine: %s/%s, %d CPUs, %s; server: in-process dev server (%s); blobs and database in %s; fetch slots %d, CPU slots %d\n",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), map[bool]string{true: "SQLite in memory", false: "SQLite file"}[c.memoryDB], st.dir, max(c.fetchSlots, 100), slotsOf(st.cfg))
+	workersAre := "pools in the bench's process"
+	if c.workerProc {
+		workersAre = "the worker binary as its own process (" + strings.Join(st.workerArgs, " ") + ")"
+	}
+	fmt.Printf("machine: %s/%s, %d CPUs, %s; server: in-process dev server (%s); blobs and database in %s; workers: %s; fetch slots %d, CPU slots %d\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), map[bool]string{true: "SQLite in memory", false: "SQLite file"}[c.memoryDB], st.dir, workersAre, max(c.fetchSlots, 100), slotsOf(st.cfg))
 	// Warm up connections, caches and task queues.
 	if _, _, err := durable(st, site.smallURLs(200, "warm"), c.inFlight); err != nil {
 		return fmt.Errorf("warm-up: %w", err)

@@ -18,11 +18,9 @@ import (
 // rss runs a worker process alone on its own task queues, has it fetch and
 // hash one large body, and reads its peak resident memory.
 func rss(c *config, st *stack, s *site) error {
-	bin := filepath.Join(st.dir, "worker")
-	build := exec.Command("go", "build", "-o", bin, "./worker")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("building the worker: %w", err)
+	bin, err := buildWorker(st.dir)
+	if err != nil {
+		return err
 	}
 	queue := "bench-rss"
 	cmd := exec.Command(bin, "--allow", "127.0.0.1", "--task-queue", queue, "--cpu-task-queue", queue+"-cpu", "--blob-dir", filepath.Join(st.dir, "rss-blobs"), "--log-level", "warn")
