@@ -73,6 +73,7 @@ func attemptContext(parent context.Context, d time.Duration) (ctx context.Contex
 		}
 	}
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		DNSStart:     func(httptrace.DNSStartInfo) { start() },
 		ConnectStart: func(string, string) { start() },
 		GotConn:      func(httptrace.GotConnInfo) { start() },
 	})
@@ -86,7 +87,23 @@ func attemptContext(parent context.Context, d time.Duration) (ctx context.Contex
 		mu.Unlock()
 		cancel(nil)
 	}
+	ctx = context.WithValue(ctx, attemptCtxKey{}, ctx)
 	return ctx, timedOut, done
+}
+
+type attemptCtxKey struct{}
+
+// boundToAttempt ends a dial with the attempt that started it: net/http
+// detaches dials from the request's cancellation, so an orphaned dial
+// would hold a per-host slot for DialTimeout per address.
+func boundToAttempt(ctx context.Context) (context.Context, context.CancelFunc) {
+	a, ok := ctx.Value(attemptCtxKey{}).(context.Context)
+	if !ok {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(a, func() { cancel(context.Cause(a)) })
+	return ctx, func() { stop(); cancel(nil) }
 }
 
 // cancelRequested tells whether the workflow asked for the activity to be

@@ -192,6 +192,8 @@ func (a *allowList) allows(addr netip.Addr) bool {
 // address checked is the address dialled).
 func (a *allowList) dialer(d *net.Dialer) func(ctx context.Context, network, address string) (net.Conn, error) {
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		ctx, cancel := boundToAttempt(ctx)
+		defer cancel()
 		if a.all {
 			return d.DialContext(ctx, network, address)
 		}

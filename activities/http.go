@@ -14,7 +14,9 @@ import (
 // ClientConfig sizes the one HTTP client a fetch worker shares between all
 // its activities. The zero value takes every default.
 type ClientConfig struct {
-	// MaxConnsPerHost caps connections (idle and active) to one host. Default 32.
+	// MaxConnsPerHost caps connections (idle and active) to one host.
+	// Default 32 here; a worker (internal/workers) defaults it to its
+	// fetch slots.
 	MaxConnsPerHost int
 	// MaxRedirects is how many redirects one request follows. Default 5.
 	MaxRedirects int

@@ -27,6 +27,7 @@ func TestHelpExitsZero(t *testing.T) {
 		{[]string{"--no-such-flag"}, "flag provided but not defined: -no-such-flag"},
 		{[]string{"--role", "nope"}, `--role "nope": want fetch, cpu, all or codec`},
 		{[]string{"--cpu-slots", "0"}, "--fetch-slots and --cpu-slots must be at least 1"},
+		{[]string{"--max-conns-per-host", "-1"}, "--max-conns-per-host must be at least 0"},
 		{[]string{"--allow", "not a cidr!!"}, `allow "not a cidr!!": not a CIDR, an address or a host name`},
 		{[]string{"--allow", "10.0.0.0/33"}, `allow "10.0.0.0/33"`},
 		{[]string{"healthcheck"}, "usage: worker healthcheck URL"},

@@ -136,6 +136,9 @@ func run(args []string) error {
 	default:
 		return usageError{fmt.Errorf("--role %q: want fetch, cpu, all or codec", st.cfg.Role)}
 	}
+	if st.cfg.HTTP.MaxConnsPerHost < 0 {
+		return usageError{fmt.Errorf("--max-conns-per-host must be at least 0 (0: as many as --fetch-slots), not %d", st.cfg.HTTP.MaxConnsPerHost)}
+	}
 	if st.cfg.FetchSlots < 1 || st.cfg.CPUSlots < 1 {
 		return usageError{fmt.Errorf("--fetch-slots and --cpu-slots must be at least 1 (got %d and %d)", st.cfg.FetchSlots, st.cfg.CPUSlots)}
 	}
