@@ -1,7 +1,6 @@
 package batchfetch_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -62,12 +59,7 @@ func TestStoppedLastAttemptIsMadeAgainOnce(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the third attempt never came")
 	}
-	pool.Stop()
-	pool, err = env.stack.StartWorkers(workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Stop()
+	replaceFetchWorker(t, pool, queue)
 	out, err := result(t, run)
 	if err != nil {
 		t.Fatal(err)
@@ -83,63 +75,14 @@ func TestStoppedLastAttemptIsMadeAgainOnce(t *testing.T) {
 // stops mid-body. The attempt is made again on another worker, asking only
 // for the rest of the body.
 func TestStoppedOnlyAttemptResumesTheBody(t *testing.T) {
-	const queue = "e2e-stopped-only-attempt"
-	body := randomBody(16 << 20)
 	const sentFirst = 4 << 20
-	firstSent := make(chan struct{})
-	var mu sync.Mutex
-	var ranges []string
-	s := newSite(t, map[string]http.HandlerFunc{
-		"/big": func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			ranges = append(ranges, r.Header.Get("Range"))
-			first := len(ranges) == 1
-			mu.Unlock()
-			w.Header().Set("ETag", `"big-v1"`)
-			if first {
-				w.Header().Set("Content-Length", fmt.Sprint(len(body)))
-				_, _ = w.Write(body[:sentFirst])
-				w.(http.Flusher).Flush()
-				close(firstSent)
-				<-r.Context().Done()
-				return
-			}
-			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
-		},
-	})
-	pool, err := env.stack.StartWorkers(workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store, StopTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName,
-		workflows.Input{URLs: []string{s.URL + "/big"}, CPUTaskQueue: cpuTaskQueue, AttemptTimeout: "5m", MaxAttempts: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-firstSent
-	waitForCheckpoint(t, run, "url-1", "the first bytes", func(details *commonpb.Payloads) bool {
-		var cp activities.URLCheckpoint
-		return converter.GetDefaultDataConverter().FromPayloads(details, &cp) == nil && cp.Resume.Bytes == sentFirst
-	})
-	pool.Stop()
-	pool, err = env.stack.StartWorkers(workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Stop()
-	out, err := result(t, run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if r := out.Results[0]; r.Outcome != workflows.OutcomeOK || r.Attempts != 2 || r.Size != int64(len(body)) {
+	r, ranges, body := resumeAfterWorkerStop(t, "e2e-stopped-only-attempt", 16<<20, sentFirst, 1)
+	if r.Outcome != workflows.OutcomeOK || r.Attempts != 2 || r.Size != int64(len(body)) {
 		t.Errorf("got %+v, want ok after 2 attempts (the cut-off one made again)", r)
 	}
 	if len(ranges) != 2 || ranges[1] != fmt.Sprintf("bytes=%d-", sentFirst) {
 		t.Errorf("the server was asked for %q, want the whole body, then the bytes after the first %d", ranges, sentFirst)
 	}
-	assertNoBlobs(t, run)
 }
 
 // TestWaitForAFetchSlotIsNotAnAttempt: a worker that has one fetch slot

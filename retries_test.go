@@ -231,12 +231,7 @@ func TestChunkRetryKeepsTheURLsClocks(t *testing.T) {
 	if !strings.Contains(summary, "retrying "+s.URL+"/limited (HTTP 429 Too Many Requests), attempt 2/3 in ") {
 		t.Errorf("checkpoint summary %q does not say which URL waits to retry, why, and which attempt is next", summary)
 	}
-	pool.Stop()
-	pool, err = env.stack.StartWorkers(workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Stop()
+	replaceFetchWorker(t, pool, queue)
 	out, err := result(t, run)
 	if err != nil {
 		t.Fatal(err)

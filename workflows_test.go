@@ -658,6 +658,19 @@ func waitForCheckpoint(t *testing.T, run client.WorkflowRun, activityID, what st
 	}
 }
 
+// replaceFetchWorker stops pool, cutting off the attempts it runs as a
+// deploy or a crash-restart does, and starts another fetch worker on
+// queue in its place (stopped when the test ends).
+func replaceFetchWorker(t *testing.T, pool *workers.Pools, queue string) {
+	t.Helper()
+	pool.Stop()
+	next, err := env.stack.StartWorkers(workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(next.Stop)
+}
+
 // historyLength counts the events of a run.
 func historyLength(t *testing.T, id, runID string) (int, []*historypb.HistoryEvent) {
 	t.Helper()
@@ -792,12 +805,7 @@ func TestChunkResumesAfterWorkerRestart(t *testing.T) {
 		var cp struct{ Done []json.RawMessage }
 		return converter.GetDefaultDataConverter().FromPayloads(details, &cp) == nil && len(cp.Done) == 5
 	})
-	pool.Stop() // the worker goes away mid-chunk
-	pool, err = env.stack.StartWorkers(workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Stop()
+	replaceFetchWorker(t, pool, queue) // the worker goes away mid-chunk
 	out, err := result(t, run)
 	if err != nil {
 		t.Fatal(err)
@@ -822,10 +830,13 @@ func TestChunkResumesAfterWorkerRestart(t *testing.T) {
 	assertNoBlobs(t, run)
 }
 
-func TestLargeBodyResumesAfterWorkerRestart(t *testing.T) {
-	const queue = "e2e-resume"
-	body := randomBody(64 << 20)
-	const sentFirst = 8 << 20
+// resumeAfterWorkerStop serves a body of size whose first request sends
+// sentFirst bytes and then stalls; once the URL's checkpoint holds them, it
+// replaces the fetch worker. It returns the URL's result, the Range headers
+// the server saw, and the body.
+func resumeAfterWorkerStop(t *testing.T, queue string, size, sentFirst, maxAttempts int) (workflows.Result, []string, []byte) {
+	t.Helper()
+	body := randomBody(size)
 	firstSent := make(chan struct{})
 	var mu sync.Mutex
 	var ranges []string
@@ -836,7 +847,7 @@ func TestLargeBodyResumesAfterWorkerRestart(t *testing.T) {
 			first := len(ranges) == 1
 			mu.Unlock()
 			w.Header().Set("ETag", `"big-v1"`)
-			if first { // 8 MiB, then nothing until the worker goes away
+			if first { // sentFirst bytes, then nothing until the worker goes away
 				w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 				_, _ = w.Write(body[:sentFirst])
 				w.(http.Flusher).Flush()
@@ -852,7 +863,7 @@ func TestLargeBodyResumesAfterWorkerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: fmt.Sprint("resume-", time.Now().UnixNano()), TaskQueue: queue},
-		workflows.WorkflowName, workflows.Input{URLs: []string{s.URL + "/big"}, CPUTaskQueue: cpuTaskQueue, AttemptTimeout: "5m"})
+		workflows.WorkflowName, workflows.Input{URLs: []string{s.URL + "/big"}, CPUTaskQueue: cpuTaskQueue, AttemptTimeout: "5m", MaxAttempts: maxAttempts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -861,32 +872,33 @@ func TestLargeBodyResumesAfterWorkerRestart(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the download never started")
 	}
-	// Wait for the checkpoint to hold the 8 MiB, then take the worker away.
+	// Wait for the checkpoint to hold what was sent, then take the worker away.
 	waitForCheckpoint(t, run, "url-1", fmt.Sprintf("the first %d bytes", sentFirst), func(details *commonpb.Payloads) bool {
 		var cp activities.URLCheckpoint
-		return converter.GetDefaultDataConverter().FromPayloads(details, &cp) == nil && cp.Resume.Bytes == sentFirst
+		return converter.GetDefaultDataConverter().FromPayloads(details, &cp) == nil && cp.Resume.Bytes == int64(sentFirst)
 	})
-	pool.Stop()
-	pool, err = env.stack.StartWorkers(workers.Config{HTTP: local, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Stop()
+	replaceFetchWorker(t, pool, queue)
 	out, err := result(t, run)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(body)
-	if r := out.Results[0]; r.Outcome != workflows.OutcomeOK || r.SHA256 != hex.EncodeToString(sum[:]) || r.Size != int64(len(body)) {
-		t.Errorf("got %+v, want the whole body's sha256", r)
-	}
+	assertNoBlobs(t, run)
 	mu.Lock()
 	defer mu.Unlock()
+	return out.Results[0], append([]string(nil), ranges...), body
+}
+
+func TestLargeBodyResumesAfterWorkerRestart(t *testing.T) {
+	const sentFirst = 8 << 20
+	r, ranges, body := resumeAfterWorkerStop(t, "e2e-resume", 64<<20, sentFirst, 0)
+	sum := sha256.Sum256(body)
+	if r.Outcome != workflows.OutcomeOK || r.SHA256 != hex.EncodeToString(sum[:]) || r.Size != int64(len(body)) {
+		t.Errorf("got %+v, want the whole body's sha256", r)
+	}
 	if len(ranges) != 2 || ranges[1] != fmt.Sprintf("bytes=%d-", sentFirst) {
 		t.Errorf("the server was asked for %q, want the whole body, then only the bytes after the first %d", ranges, sentFirst)
 	}
 	t.Logf("requests: %q", ranges)
-	assertNoBlobs(t, run)
 }
 
 // TestBatchOnAnObjectStore runs fetch and hash workers that share bodies

@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,6 +25,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/batchfetch/batchfetch/internal/freeport"
 	"github.com/batchfetch/batchfetch/internal/logging"
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -89,32 +89,6 @@ func (p *proc) stop() {
 			p.kill()
 		}
 	}
-}
-
-// freeBase finds a port with the next 7 free too (the dev server's services).
-func freeBase(t *testing.T) int {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ok := base+8 < 65535
-		for p := base; ok && p <= base+7; p++ {
-			c, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				break
-			}
-			c.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no 8 free consecutive ports")
-	return 0
 }
 
 type page struct {
@@ -191,7 +165,7 @@ type cluster struct {
 
 func newCluster(t *testing.T) *cluster {
 	dir := t.TempDir()
-	port := freeBase(t)
+	port := freeport.Run(t, 8)
 	hostPort := fmt.Sprintf("127.0.0.1:%d", port)
 	c := &cluster{t: t, blobDir: filepath.Join(dir, "blobs")}
 	c.server = &proc{t: t, name: "devserver", args: []string{"--db", filepath.Join(dir, "server.sqlite"), "--port", fmt.Sprint(port), "--ui-port", "0"}}

@@ -1,56 +1,21 @@
 package crashtest
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/batchfetch/batchfetch/internal/freeport"
+	"github.com/batchfetch/batchfetch/internal/promtext"
 	"github.com/batchfetch/batchfetch/workflows"
 )
-
-// scrapeMetrics reads a Prometheus text page into name{labels} -> value.
-func scrapeMetrics(t *testing.T, url string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if i := strings.LastIndexByte(line, ' '); i > 0 {
-			if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-				out[line[:i]] = v
-			}
-		}
-	}
-	return out
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // TestWorkerBinariesExportTheirRolesMetrics runs a fetch worker and a CPU
 // worker as users do (the worker binary, --role and --metrics-listen) on a
@@ -59,8 +24,8 @@ func freePort(t *testing.T) int {
 // SDK's metrics name the CPU queue as it is.
 func TestWorkerBinariesExportTheirRolesMetrics(t *testing.T) {
 	c := newCluster(t)
-	fetchAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cpuAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	fetchAddr := fmt.Sprintf("127.0.0.1:%d", freeport.Run(t, 1))
+	cpuAddr := fmt.Sprintf("127.0.0.1:%d", freeport.Run(t, 1))
 	c.fetch.stop()
 	c.cpu.stop()
 	c.fetch.args = append(c.fetch.args, "--metrics-listen", fetchAddr)
@@ -86,7 +51,7 @@ func TestWorkerBinariesExportTheirRolesMetrics(t *testing.T) {
 	if err := run.Get(ctx, &out); err != nil || out.OK != 2 {
 		t.Fatalf("batch: %v, %+v", err, out)
 	}
-	fetch, cpu := scrapeMetrics(t, "http://"+fetchAddr+"/metrics"), scrapeMetrics(t, "http://"+cpuAddr+"/metrics")
+	fetch, cpu := promtext.Scrape(t, "http://"+fetchAddr+"/metrics"), promtext.Scrape(t, "http://"+cpuAddr+"/metrics")
 	for k, v := range map[string]float64{
 		`batchfetch_urls_total{outcome="http_error"}`: 1,
 		`batchfetch_fetch_bytes_total`:                2000,
@@ -118,7 +83,7 @@ func TestWorkerBinariesExportTheirRolesMetrics(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		found := false
-		for k := range scrapeMetrics(t, "http://"+cpuAddr+"/metrics") {
+		for k := range promtext.Scrape(t, "http://"+cpuAddr+"/metrics") {
 			found = found || (strings.HasPrefix(k, "temporal_") && strings.Contains(k, `task_queue="batchfetch-cpu"`))
 		}
 		if found {

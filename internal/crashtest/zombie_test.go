@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
+	"github.com/batchfetch/batchfetch/internal/freeport"
 	"github.com/batchfetch/batchfetch/internal/logging"
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -268,7 +269,7 @@ type fleet struct {
 
 func newFleet(t *testing.T, fetchers, hashers int) *fleet {
 	dir := t.TempDir()
-	port := freeBase(t)
+	port := freeport.Run(t, 8)
 	hostPort := fmt.Sprintf("127.0.0.1:%d", port)
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fleet{t: t, ctx: ctx, blobDir: filepath.Join(dir, "blobs")}

@@ -2,7 +2,6 @@ package devstack_test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/batchfetch/batchfetch/internal/devstack"
+	"github.com/batchfetch/batchfetch/internal/freeport"
 )
 
 // TestStartOnAPortInUseFailsCleanly: a port taken by another program is an
@@ -42,7 +42,7 @@ func TestStartOnAPortInUseFailsCleanly(t *testing.T) {
 func TestDemoSiteKeepsItsAddress(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "dev.sqlite")
 	start := func() string {
-		s, err := devstack.Start(context.Background(), devstack.Config{DBFile: db, Port: freePort(t), DemoSite: true, NoWorkers: true})
+		s, err := devstack.Start(context.Background(), devstack.Config{DBFile: db, Port: freeport.Run(t, 8), DemoSite: true, NoWorkers: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,30 +62,4 @@ func TestDemoSiteKeepsItsAddress(t *testing.T) {
 	if again := start(); again != first {
 		t.Errorf("the demo site moved from %s to %s", first, again)
 	}
-}
-
-// freePort is a port with the 7 after it free, as a server with a
-// database file needs.
-func freePort(t *testing.T) int {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		free := port+7 < 65536
-		for p := port + 1; free && p <= port+7; p++ {
-			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err != nil {
-				free = false
-			} else {
-				l.Close()
-			}
-		}
-		if free {
-			return port
-		}
-	}
-	t.Fatal("no 8 free ports in a row")
-	return 0
 }

@@ -1,12 +1,10 @@
 package metrics_test
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,36 +16,10 @@ import (
 	"github.com/batchfetch/batchfetch/internal/devstack"
 	"github.com/batchfetch/batchfetch/internal/logging"
 	"github.com/batchfetch/batchfetch/internal/metrics"
+	"github.com/batchfetch/batchfetch/internal/promtext"
 	"github.com/batchfetch/batchfetch/internal/workers"
 	"github.com/batchfetch/batchfetch/workflows"
 )
-
-func scrape(t *testing.T, url string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndex(line, " ")
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out
-}
 
 // TestMetricsAfterABatch runs a batch of known composition and checks that
 // each counter moved by what the batch did.
@@ -92,7 +64,7 @@ func TestMetricsAfterABatch(t *testing.T) {
 		`batchfetch_slots_in_use{pool="fetch"}`:       0,
 		`batchfetch_slots_in_use{pool="cpu"}`:         0,
 	}
-	got := scrape(t, metricsSrv.URL)
+	got := promtext.Scrape(t, metricsSrv.URL)
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
@@ -101,7 +73,7 @@ func TestMetricsAfterABatch(t *testing.T) {
 	// The SDK's own metrics are reported every second.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		got = scrape(t, metricsSrv.URL)
+		got = promtext.Scrape(t, metricsSrv.URL)
 		completed := 0.0
 		for k, v := range got {
 			if strings.HasPrefix(k, "temporal_workflow_completed_total{") && strings.Contains(k, `workflow_type="BatchFetch"`) {
@@ -178,7 +150,7 @@ func TestMetricsOfSplitRoles(t *testing.T) {
 	defer fetchSrv.Close()
 	cpuSrv := httptest.NewServer(roles[workers.RoleCPU].Handler())
 	defer cpuSrv.Close()
-	fetch, cpu := scrape(t, fetchSrv.URL), scrape(t, cpuSrv.URL)
+	fetch, cpu := promtext.Scrape(t, fetchSrv.URL), promtext.Scrape(t, cpuSrv.URL)
 	for k, v := range map[string]float64{
 		`batchfetch_urls_total{outcome="http_error"}`: 1, // decided by the fetch
 		`batchfetch_fetch_bytes_total`:                2000,
@@ -211,7 +183,7 @@ func TestMetricsOfSplitRoles(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		found := false
-		for k := range scrape(t, cpuSrv.URL) {
+		for k := range promtext.Scrape(t, cpuSrv.URL) {
 			found = found || (strings.HasPrefix(k, "temporal_") && strings.Contains(k, `task_queue="batchfetch-cpu"`))
 		}
 		if found {
