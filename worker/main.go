@@ -21,7 +21,6 @@ import (
 	"syscall"
 	"time"
 
-	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"github.com/batchfetch/batchfetch/activities"
@@ -58,6 +57,7 @@ type settings struct {
 	cfg                                                 workers.Config
 	allow, blobDir, blobURL, metricsListen, codecListen *string
 	codecOrigins, logLevel, logFormat                   *string
+	connectTimeout                                      *time.Duration
 }
 
 // newFlags declares every flag; docker-compose.yml and its test use them.
@@ -84,6 +84,7 @@ func newFlags() (*flag.FlagSet, *settings) {
 	st.metricsListen = fs.String("metrics-listen", "", "serve Prometheus metrics at http://ADDRESS/metrics (for example 0.0.0.0:9090)")
 	st.codecListen = fs.String("codec-listen", "", "serve the codec-server endpoint for the Web UI on this address (needs BATCHFETCH_CODEC_KEYS and BATCHFETCH_CODEC_TOKEN)")
 	st.codecOrigins = fs.String("codec-origins", "http://127.0.0.1:8233,http://localhost:8233", "Web UI origins allowed to call the codec endpoint")
+	st.connectTimeout = fs.Duration("connect-timeout", 0, "how long to wait for the Temporal server and its namespace at start, retrying with backoff (0: until stopped)")
 	st.logLevel = fs.String("log-level", "info", "debug, info, warn or error")
 	st.logFormat = fs.String("log-format", "console", "console or json")
 	return fs, st
@@ -141,6 +142,9 @@ func run(args []string) error {
 	}
 	if st.cfg.FetchSlots < 1 || st.cfg.CPUSlots < 1 {
 		return usageError{fmt.Errorf("--fetch-slots and --cpu-slots must be at least 1 (got %d and %d)", st.cfg.FetchSlots, st.cfg.CPUSlots)}
+	}
+	if *st.connectTimeout < 0 {
+		return usageError{fmt.Errorf("--connect-timeout must be at least 0 (0: wait until stopped), not %s", *st.connectTimeout)}
 	}
 	if *st.allow != "" {
 		if err := activities.CheckAllow(strings.Split(*st.allow, ",")); err != nil {
@@ -222,9 +226,12 @@ func run(args []string) error {
 		<-ctx.Done()
 		return nil
 	}
-	c, err := client.Dial(opts)
+	c, err := connect(ctx, opts, *st.connectTimeout, logger)
 	if err != nil {
-		return fmt.Errorf("connecting to Temporal at %s (namespace %s): %w", opts.HostPort, opts.Namespace, err)
+		if ctx.Err() != nil {
+			return nil // stopped before the server came up: a clean stop
+		}
+		return err
 	}
 	defer c.Close()
 	logger.Info("worker starting",

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+)
+
+// Backoff between connection attempts: it doubles from the first to the
+// last and stays there.
+const (
+	firstRetry = time.Second
+	lastRetry  = 30 * time.Second
+)
+
+// connect dials Temporal and checks that the namespace exists, retrying
+// both until they succeed, ctx ends, or timeout passes (0: no limit). A
+// worker started before its server, or before the job that registers its
+// namespace, waits and says so, instead of exiting and crash-looping
+// under its supervisor.
+func connect(ctx context.Context, opts client.Options, timeout time.Duration, logger *zap.Logger) (client.Client, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	wait := firstRetry
+	for attempt := 1; ; attempt++ {
+		c, err := dialOnce(ctx, opts)
+		if err == nil {
+			if attempt > 1 {
+				logger.Info("connected to Temporal", zap.String("address", opts.HostPort), zap.String("namespace", opts.Namespace), zap.Int("attempts", attempt))
+			}
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("Temporal at %s (namespace %s) not ready after %s (--connect-timeout): %w", opts.HostPort, opts.Namespace, timeout, err)
+			}
+			return nil, fmt.Errorf("stopped while waiting for Temporal at %s (namespace %s): %w", opts.HostPort, opts.Namespace, err)
+		}
+		logger.Warn("waiting for Temporal",
+			zap.String("address", opts.HostPort), zap.String("namespace", opts.Namespace),
+			zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, lastRetry)
+	}
+}
+
+// dialOnce is one attempt: the dial (which checks the server's health) and
+// the namespace.
+func dialOnce(ctx context.Context, opts client.Options) (client.Client, error) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := client.DialContext(dctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	_, err = c.WorkflowService().DescribeNamespace(dctx, &workflowservice.DescribeNamespaceRequest{Namespace: opts.Namespace})
+	if err != nil {
+		c.Close()
+		var nf *serviceerror.NamespaceNotFound
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("namespace %q does not exist (yet): register it, for example with `temporal operator namespace create -n %s`", opts.Namespace, opts.Namespace)
+		}
+		return nil, err
+	}
+	return c, nil
+}
