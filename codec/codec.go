@@ -15,11 +15,9 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 
@@ -165,35 +163,5 @@ func (c *Codec) FailureConverter() converter.FailureConverter {
 	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
 		DataConverter:          c.DataConverter(),
 		EncodeCommonAttributes: true,
-	})
-}
-
-// Handler serves the Temporal codec-server protocol (POST /encode and
-// /decode) for the Web UI and the temporal CLI. Every request must carry
-// "Authorization: Bearer <token>". origins lists the Web UI addresses
-// allowed to call it from a browser.
-func (c *Codec) Handler(token string, origins []string) http.Handler {
-	inner := converter.NewPayloadCodecHTTPHandler(c)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if o := r.Header.Get("Origin"); o != "" {
-			for _, allowed := range origins {
-				if o == allowed {
-					w.Header().Set("Access-Control-Allow-Origin", o)
-					w.Header().Set("Access-Control-Allow-Credentials", "true")
-					w.Header().Set("Access-Control-Allow-Headers", "Authorization,Content-Type,X-Namespace")
-					w.Header().Set("Access-Control-Allow-Methods", "POST,OPTIONS")
-				}
-			}
-		}
-		if r.Method == http.MethodOptions {
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		inner.ServeHTTP(w, r)
 	})
 }

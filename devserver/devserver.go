@@ -50,6 +50,12 @@ type Config struct {
 	// LogLevel of the server's own log on stderr (debug, info, warn,
 	// error). Empty: no server log (it is chatty, even when healthy).
 	LogLevel string
+	// CodecEndpoint is the codec server the Web UI decodes payloads with
+	// (a URL the browser reaches). CodecIncludeCredentials makes the UI
+	// send cookies with its decode requests (the codec endpoint's
+	// sign-in session).
+	CodecEndpoint           string
+	CodecIncludeCredentials bool
 	// DynamicConfig overrides server settings (see go.temporal.io/server/common/dynamicconfig).
 	DynamicConfig map[string]any
 }
@@ -175,7 +181,7 @@ func Start(cfg Config) (*Server, error) {
 
 	if cfg.UIPort != 0 {
 		s.uiAddr = net.JoinHostPort(cfg.IP, strconv.Itoa(cfg.UIPort))
-		s.ui = uiserver.NewServer(server_options.WithConfigProvider(&uiConfig{cfg: uiconfig.Config{
+		uc := uiconfig.Config{
 			TemporalGRPCAddress: s.hostPort,
 			Host:                cfg.IP,
 			Port:                cfg.UIPort,
@@ -184,7 +190,9 @@ func Start(cfg Config) (*Server, error) {
 			HideLogs:            true,
 			DisableNewsFetch:    true,
 			CORS:                uiconfig.CORS{CookieInsecure: true},
-		}}))
+		}
+		uc.Codec.Endpoint, uc.Codec.IncludeCredentials = cfg.CodecEndpoint, cfg.CodecIncludeCredentials
+		s.ui = uiserver.NewServer(server_options.WithConfigProvider(&uiConfig{cfg: uc}))
 		s.uiDone = make(chan struct{})
 		go func() {
 			defer close(s.uiDone)
