@@ -1,6 +1,10 @@
 # One image for every batchfetch service: the worker (default entrypoint,
 # any --role) and the starter. Static binaries on distroless, non-root.
-FROM golang:1.26.8 AS build
+# Versions come from .env through docker-compose.yml; these are defaults.
+ARG GO_VERSION=1.26.8
+ARG DISTROLESS_IMAGE=gcr.io/distroless/static-debian13:nonroot
+
+FROM golang:${GO_VERSION} AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -9,7 +13,7 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/worker ./worker \
  && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/starter ./starter \
  && mkdir -p /out/data/blobs
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM ${DISTROLESS_IMAGE}
 COPY --from=build /out/worker /out/starter /usr/local/bin/
 # The blob volume mounts here; owned by the image's non-root user so a
 # fresh named volume is writable.

@@ -27,7 +27,7 @@ func waitOutput(t *testing.T, p *proc, want string) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for !strings.Contains(p.out.String(), want) {
-		if time.Now().After(deadline) || p.cmd.ProcessState != nil {
+		if time.Now().After(deadline) || p.exited() {
 			t.Fatalf("%s never printed %q:\n%s", p.name, want, tail(p.out))
 		}
 		time.Sleep(20 * time.Millisecond) // reading the process's log as it writes it
@@ -53,7 +53,7 @@ func TestWorkerWaitsForTheServerAndItsNamespace(t *testing.T) {
 	defer srv.stop()
 	waitOutput(t, srv, "temporal server at")
 	waitOutput(t, w, `namespace \"late\" does not exist (yet)`)
-	if w.cmd.ProcessState != nil {
+	if w.exited() {
 		t.Fatalf("the worker exited: %s", tail(w.out))
 	}
 
@@ -95,8 +95,8 @@ func TestWorkerConnectTimeout(t *testing.T) {
 	w := &proc{t: t, name: "worker", env: []string{"TEMPORAL_ADDRESS=" + hostPort},
 		args: []string{"--role", "cpu", "--blob-dir", t.TempDir(), "--connect-timeout", "2s"}}
 	w.start()
-	err := w.cmd.Wait()
-	if err == nil {
+	<-w.done
+	if w.cmd.ProcessState.Success() {
 		t.Fatalf("the worker exited 0 without a server:\n%s", w.out)
 	}
 	for _, want := range []string{hostPort, "--connect-timeout", "waiting for Temporal"} {

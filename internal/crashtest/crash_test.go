@@ -54,40 +54,76 @@ func TestMain(m *testing.M) {
 
 // proc is a command the test can kill and start again.
 type proc struct {
-	t    *testing.T
-	name string
-	args []string
-	env  []string
-	cmd  *exec.Cmd
-	out  *output
+	t     *testing.T
+	name  string   // a command in bin
+	path  string   // or this executable
+	wrap  []string // run under this command (ip netns exec NS)
+	args  []string
+	env   []string
+	cmd   *exec.Cmd
+	out   *output
+	done  chan struct{} // closed when the run has ended
+	cpuMu sync.Mutex
+	cpu   time.Duration // CPU time of the runs that have ended
 }
 
 func (p *proc) start() {
 	p.t.Helper()
 	p.out = &output{}
-	p.cmd = exec.Command(filepath.Join(bin, p.name), p.args...)
+	exe := p.path
+	if exe == "" {
+		exe = filepath.Join(bin, p.name)
+	}
+	argv := append(append(append([]string{}, p.wrap...), exe), p.args...)
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Env = append(os.Environ(), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
+	cmd, done := p.cmd, make(chan struct{})
+	p.done = done
+	go func() {
+		_ = cmd.Wait()
+		ps := cmd.ProcessState
+		p.cpuMu.Lock()
+		p.cpu += ps.UserTime() + ps.SystemTime()
+		p.cpuMu.Unlock()
+		close(done)
+	}()
+}
+
+// exited tells whether the current run has ended (it may have crashed).
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// cpuTime is the CPU time of the runs that have ended.
+func (p *proc) cpuTime() time.Duration {
+	p.cpuMu.Lock()
+	defer p.cpuMu.Unlock()
+	return p.cpu
 }
 
 func (p *proc) kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	_ = p.cmd.Wait()
+	<-p.done
 }
 
 func (p *proc) stop() {
-	if p.cmd != nil && p.cmd.ProcessState == nil {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = p.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			p.kill()
-		}
+	if p.cmd == nil || p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.kill()
 	}
 }
 
@@ -226,7 +262,7 @@ func tail(b *output) string {
 func (c *cluster) waitServer(hostPort string) {
 	deadline := time.Now().Add(time.Minute)
 	for !strings.Contains(c.server.out.String(), "temporal server at") {
-		if time.Now().After(deadline) || c.server.cmd.ProcessState != nil {
+		if time.Now().After(deadline) || c.server.exited() {
 			c.t.Fatalf("the dev server did not start:\n%s", c.server.out)
 		}
 		time.Sleep(50 * time.Millisecond) // waiting for the process's ready line

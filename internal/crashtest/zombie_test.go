@@ -325,7 +325,7 @@ func byIdentity(procs []*proc, identity string) *proc {
 		return nil
 	}
 	for _, p := range procs {
-		if p.cmd != nil && p.cmd.ProcessState == nil && p.cmd.Process.Pid == pid {
+		if p.cmd != nil && !p.exited() && p.cmd.Process.Pid == pid {
 			return p
 		}
 	}
