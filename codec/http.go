@@ -5,15 +5,49 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/converter"
 )
+
+// MinTokenLength is the shortest codec token accepted: the token is
+// guessable online at /login (slowly: failures are rate-limited), so it
+// must be long and random.
+const MinTokenLength = 24
+
+// maxCodecBody bounds an /encode or /decode request: the UI decodes a
+// page of payloads at a time, each at most Temporal's 2 MB.
+const maxCodecBody = 32 << 20
+
+// ParseOrigins reads --codec-origins: comma-separated origins
+// (scheme://host[:port]), spaces and a trailing slash allowed, in any
+// case. A path, a query or a missing host is an error that names the
+// entry.
+func ParseOrigins(list string) ([]string, error) {
+	var out []string
+	for _, o := range strings.Split(list, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(strings.TrimSuffix(o, "/"))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+			return nil, fmt.Errorf("%q is not an origin (want scheme://host[:port], for example http://localhost:8080)", o)
+		}
+		out = append(out, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+	return out, nil
+}
 
 // SessionCookie is the cookie /login sets for the Web UI.
 const SessionCookie = "batchfetch_codec"
@@ -38,10 +72,14 @@ const sessionTTL = 12 * time.Hour
 // name, for example both on localhost.
 func (c *Codec) Handler(token string, origins []string) http.Handler {
 	inner := converter.NewPayloadCodecHTTPHandler(c)
-	session := sessionValue(token)
+	limiter := &loginLimiter{}
+	allowed := make([]string, 0, len(origins))
+	for _, o := range origins {
+		allowed = append(allowed, strings.ToLower(strings.TrimSuffix(strings.TrimSpace(o), "/")))
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
-		allowedOrigin := origin != "" && slices.Contains(origins, origin)
+		allowedOrigin := origin != "" && slices.Contains(allowed, strings.ToLower(origin))
 		if allowedOrigin {
 			w.Header().Set("Access-Control-Allow-Origin", origin)
 			w.Header().Set("Access-Control-Allow-Credentials", "true")
@@ -51,7 +89,7 @@ func (c *Codec) Handler(token string, origins []string) http.Handler {
 		}
 		w.Header().Add("Vary", "Origin")
 		if path.Base(r.URL.Path) == "login" {
-			login(w, r, token, session)
+			login(w, r, token, limiter)
 			return
 		}
 		if r.Method == http.MethodOptions {
@@ -63,7 +101,7 @@ func (c *Codec) Handler(token string, origins []string) http.Handler {
 			http.Error(w, "unauthorized: the codec endpoint has no token set", http.StatusUnauthorized)
 			return
 		case equal(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), token):
-		case hasSession(r, session):
+		case hasSession(r, token, time.Now()):
 			if !allowedOrigin {
 				// A cookie alone is not enough from a page that is not the
 				// Web UI, or from no page at all.
@@ -74,28 +112,73 @@ func (c *Codec) Handler(token string, origins []string) http.Handler {
 			http.Error(w, "unauthorized: send Authorization: Bearer <token>, or sign in at /login", http.StatusUnauthorized)
 			return
 		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxCodecBody)
 		inner.ServeHTTP(w, r)
 	})
 }
 
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
-// sessionValue is what the cookie holds: derived from the token, so the
-// cookie does not carry the token itself, and changing the token signs
-// every browser out.
-func sessionValue(token string) string {
+// session is what the cookie holds: its expiry and an HMAC of it keyed by
+// the token. The server checks the expiry itself (Max-Age is only a hint
+// to the browser), the cookie does not carry the token, and changing the
+// token signs every browser out.
+func session(token string, expires time.Time) string {
+	exp := strconv.FormatInt(expires.Unix(), 10)
+	return exp + "." + sessionMAC(token, exp)
+}
+
+func sessionMAC(token, exp string) string {
 	m := hmac.New(sha256.New, []byte(token))
-	m.Write([]byte("batchfetch codec session v1"))
+	m.Write([]byte("batchfetch codec session v2|" + exp))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-func hasSession(r *http.Request, session string) bool {
+func hasSession(r *http.Request, token string, now time.Time) bool {
 	for _, ck := range r.Cookies() {
-		if ck.Name == SessionCookie && equal(ck.Value, session) {
+		if ck.Name != SessionCookie {
+			continue
+		}
+		exp, mac, ok := strings.Cut(ck.Value, ".")
+		if !ok || !equal(mac, sessionMAC(token, exp)) {
+			continue
+		}
+		if t, err := strconv.ParseInt(exp, 10, 64); err == nil && now.Unix() < t {
 			return true
 		}
 	}
 	return false
+}
+
+// loginLimiter slows down guessing: after a wrong token, the next guess
+// waits a second longer, up to a minute, for every client together (the
+// endpoint has one user: whoever holds the token).
+type loginLimiter struct {
+	mu       sync.Mutex
+	failures int
+	next     time.Time
+}
+
+func (l *loginLimiter) allow(now time.Time) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Before(l.next) {
+		return l.next.Sub(now), false
+	}
+	return 0, true
+}
+
+func (l *loginLimiter) failed(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failures++
+	l.next = now.Add(min(time.Duration(l.failures)*time.Second, time.Minute))
+}
+
+func (l *loginLimiter) succeeded() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failures = 0
 }
 
 var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
@@ -110,7 +193,7 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 `))
 
 // login shows the sign-in form (GET) and checks the token (POST).
-func login(w http.ResponseWriter, r *http.Request, token, session string) {
+func login(w http.ResponseWriter, r *http.Request, token string, limiter *loginLimiter) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
@@ -122,14 +205,33 @@ func login(w http.ResponseWriter, r *http.Request, token, session string) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodPost:
+		now := time.Now()
+		if wait, ok := limiter.allow(now); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+			http.Error(w, "too many wrong tokens: try again in a moment", http.StatusTooManyRequests)
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+		if err := r.ParseForm(); err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, "bad form: "+err.Error(), http.StatusBadRequest)
+			return
+		}
 		if token != "" && equal(r.PostFormValue("token"), token) {
+			limiter.succeeded()
 			http.SetCookie(w, &http.Cookie{
-				Name: SessionCookie, Value: session, Path: "/", MaxAge: int(sessionTTL / time.Second),
-				HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+				Name: SessionCookie, Value: session(token, now.Add(sessionTTL)), Path: "/", MaxAge: int(sessionTTL / time.Second),
+				HttpOnly: true, SameSite: http.SameSiteStrictMode,
+				// Behind an https proxy (which says so) or served over TLS.
+				Secure: r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https",
 			})
 			data.Signed = true
 		} else {
+			limiter.failed(now)
 			w.WriteHeader(http.StatusUnauthorized)
 			data.Wrong = true
 		}

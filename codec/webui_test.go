@@ -9,8 +9,10 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
@@ -112,6 +114,18 @@ func TestWebUIDecodesWithTheSignInCookie(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || len(jar.Cookies(resp.Request.URL)) != 0 {
 		t.Fatalf("a wrong token: status %d, cookies %v", resp.StatusCode, jar.Cookies(resp.Request.URL))
 	}
+	// Guessing is slowed down: right after a wrong token, even the right
+	// one waits.
+	resp, err = browser.PostForm(endpoint+"/login", url.Values{"token": {"s3cret-token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if resp.StatusCode != http.StatusTooManyRequests || wait < 1 {
+		t.Fatalf("a second try right after a wrong token: %s, Retry-After %q; want 429", resp.Status, resp.Header.Get("Retry-After"))
+	}
+	time.Sleep(time.Duration(wait) * time.Second) // waiting out the limit is what is tested
 	resp, err = browser.PostForm(endpoint+"/login", url.Values{"token": {"s3cret-token"}})
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +136,7 @@ func TestWebUIDecodesWithTheSignInCookie(t *testing.T) {
 		t.Fatalf("signing in: %s\n%s", resp.Status, page)
 	}
 	for _, ck := range resp.Cookies() {
-		if ck.Name == codec.SessionCookie && (!ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || strings.Contains(ck.Value, "s3cret")) {
+		if ck.Name == codec.SessionCookie && (!ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || strings.Contains(ck.Value, "s3cret") || ck.MaxAge != 12*3600) {
 			t.Errorf("the session cookie is %+v: want HttpOnly, SameSite=Strict, without the token in it", ck)
 		}
 	}

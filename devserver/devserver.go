@@ -194,10 +194,31 @@ func Start(cfg Config) (*Server, error) {
 		uc.Codec.Endpoint, uc.Codec.IncludeCredentials = cfg.CodecEndpoint, cfg.CodecIncludeCredentials
 		s.ui = uiserver.NewServer(server_options.WithConfigProvider(&uiConfig{cfg: uc}))
 		s.uiDone = make(chan struct{})
+		uiErr := make(chan error, 1)
 		go func() {
 			defer close(s.uiDone)
-			_ = s.ui.Start()
+			uiErr <- s.ui.Start()
 		}()
+		// Start returns once the UI answers: whoever opens it next (a
+		// browser, a test) is not refused.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			c, err := net.DialTimeout("tcp", s.uiAddr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case err := <-uiErr:
+				_ = s.Stop()
+				return nil, fmt.Errorf("devserver: the Web UI on %s: %v", s.uiAddr, err)
+			case <-time.After(20 * time.Millisecond): // the UI's listener is not ours to watch
+			}
+			if time.Now().After(deadline) {
+				_ = s.Stop()
+				return nil, fmt.Errorf("devserver: the Web UI on %s did not start within 30 s", s.uiAddr)
+			}
+		}
 	}
 	return s, nil
 }

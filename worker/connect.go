@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Backoff between connection attempts: it doubles from the first to the
@@ -30,7 +34,11 @@ func connect(ctx context.Context, opts client.Options, timeout time.Duration, lo
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	if _, _, err := net.SplitHostPort(opts.HostPort); err != nil {
+		return nil, fmt.Errorf("TEMPORAL_ADDRESS %q is not host:port: %w", opts.HostPort, err)
+	}
 	wait := firstRetry
+	var last error // the last failure not caused by ctx ending
 	for attempt := 1; ; attempt++ {
 		c, err := dialOnce(ctx, opts)
 		if err == nil {
@@ -39,11 +47,19 @@ func connect(ctx context.Context, opts client.Options, timeout time.Duration, lo
 			}
 			return c, nil
 		}
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
 		if ctx.Err() != nil {
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, fmt.Errorf("Temporal at %s (namespace %s) not ready after %s (--connect-timeout): %w", opts.HostPort, opts.Namespace, timeout, err)
+				return nil, fmt.Errorf("Temporal at %s (namespace %s) not ready after %s (--connect-timeout): %w", opts.HostPort, opts.Namespace, timeout, last)
 			}
-			return nil, fmt.Errorf("stopped while waiting for Temporal at %s (namespace %s): %w", opts.HostPort, opts.Namespace, err)
+			return nil, fmt.Errorf("stopped while waiting for Temporal at %s (namespace %s): %w", opts.HostPort, opts.Namespace, last)
+		}
+		if permanent(err) {
+			// Waiting will not change a refused credential or a TLS
+			// mismatch: say so now, and let the supervisor show it.
+			return nil, fmt.Errorf("connecting to Temporal at %s (namespace %s): %w", opts.HostPort, opts.Namespace, err)
 		}
 		logger.Warn("waiting for Temporal",
 			zap.String("address", opts.HostPort), zap.String("namespace", opts.Namespace),
@@ -54,6 +70,25 @@ func connect(ctx context.Context, opts client.Options, timeout time.Duration, lo
 		}
 		wait = min(2*wait, lastRetry)
 	}
+}
+
+// permanent tells whether a failure to connect is one that waiting does
+// not cure: credentials refused, a request the server calls invalid, or
+// a TLS handshake that fails (TLS against a plaintext server, a
+// certificate not trusted). An unreachable server, one still starting,
+// or a namespace not registered yet are retried.
+func permanent(err error) bool {
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument:
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"tls: ", "x509: "} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // dialOnce is one attempt: the dial (which checks the server's health) and

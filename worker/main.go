@@ -13,11 +13,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -143,6 +146,10 @@ func run(args []string) error {
 	if st.cfg.FetchSlots < 1 || st.cfg.CPUSlots < 1 {
 		return usageError{fmt.Errorf("--fetch-slots and --cpu-slots must be at least 1 (got %d and %d)", st.cfg.FetchSlots, st.cfg.CPUSlots)}
 	}
+	origins, err := codec.ParseOrigins(*st.codecOrigins)
+	if err != nil {
+		return usageError{fmt.Errorf("--codec-origins: %w", err)}
+	}
 	if *st.connectTimeout < 0 {
 		return usageError{fmt.Errorf("--connect-timeout must be at least 0 (0: wait until stopped), not %s", *st.connectTimeout)}
 	}
@@ -157,7 +164,7 @@ func run(args []string) error {
 	if *st.blobURL != "" {
 		blobLocation = *st.blobURL
 	}
-	codecOrigins, logLevel, logFormat := st.codecOrigins, st.logLevel, st.logFormat
+	logLevel, logFormat := st.logLevel, st.logFormat
 
 	if *allow != "" {
 		cfg.HTTP.Guard.Allow = strings.Split(*allow, ",")
@@ -187,18 +194,27 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Listeners open before anything else: a port in use is an error
+	// (exit 1), not a stop.
+	var ready atomic.Bool // connected to Temporal: /readyz
 	if m != nil {
+		l, err := net.Listen("tcp", *metricsListen)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", m.Handler())
-		srv := &http.Server{Addr: *metricsListen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
-				logger.Error("metrics server", zap.Error(err))
-				stop()
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if !ready.Load() {
+				http.Error(w, "not connected to Temporal yet", http.StatusServiceUnavailable)
+				return
 			}
-		}()
+			_, _ = io.WriteString(w, "ok\n")
+		})
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(l) }()
 		defer srv.Close()
-		logger.Info("metrics at /metrics", zap.String("address", *metricsListen))
+		logger.Info("metrics at /metrics, readiness at /readyz", zap.String("address", l.Addr().String()))
 	}
 	if *codecListen != "" {
 		cd, err := codec.FromEnv()
@@ -209,15 +225,17 @@ func run(args []string) error {
 		if cd == nil || token == "" {
 			return fmt.Errorf("--codec-listen needs BATCHFETCH_CODEC_KEYS (or BATCHFETCH_CODEC_KEY_FILE) and BATCHFETCH_CODEC_TOKEN")
 		}
-		srv := &http.Server{Addr: *codecListen, Handler: cd.Handler(token, strings.Split(*codecOrigins, ",")), ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
-				logger.Error("codec server", zap.Error(err))
-				stop()
-			}
-		}()
+		if len(token) < codec.MinTokenLength {
+			return fmt.Errorf("BATCHFETCH_CODEC_TOKEN is %d characters; use at least %d (head -c 24 /dev/urandom | base64)", len(token), codec.MinTokenLength)
+		}
+		l, err := net.Listen("tcp", *codecListen)
+		if err != nil {
+			return fmt.Errorf("--codec-listen: %w", err)
+		}
+		srv := &http.Server{Handler: cd.Handler(token, origins), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
+		go func() { _ = srv.Serve(l) }()
 		defer srv.Close()
-		logger.Info("codec server listening", zap.String("address", *codecListen))
+		logger.Info("codec server listening", zap.String("address", l.Addr().String()))
 	}
 	if cfg.Role == "codec" {
 		if *codecListen == "" {
@@ -238,6 +256,7 @@ func run(args []string) error {
 		zap.String("role", cfg.Role), zap.String("address", opts.HostPort), zap.String("namespace", opts.Namespace),
 		zap.String("task_queue", cfg.TaskQueue), zap.String("cpu_task_queue", cfg.CPUTaskQueue),
 		zap.Int("fetch_slots", cfg.FetchSlots), zap.Int("cpu_slots", cfg.CPUSlots), zap.String("blobs", blobLocation), zap.String("blob_store_id", storeID(store)))
+	ready.Store(true)
 	err = workers.Run(ctx, c, cfg)
 	logger.Info("worker stopped")
 	return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -42,11 +43,23 @@ func TestWorkerWaitsForTheServerAndItsNamespace(t *testing.T) {
 	dir := t.TempDir()
 	port := freeport.Run(t, 8)
 	hostPort := fmt.Sprintf("127.0.0.1:%d", port)
+	metrics := fmt.Sprintf("127.0.0.1:%d", freeport.Run(t, 1))
 	w := &proc{t: t, name: "worker", env: []string{"TEMPORAL_ADDRESS=" + hostPort, "TEMPORAL_NAMESPACE=late"},
-		args: []string{"--role", "all", "--allow", "127.0.0.1", "--blob-dir", filepath.Join(dir, "blobs")}}
+		args: []string{"--role", "all", "--allow", "127.0.0.1", "--blob-dir", filepath.Join(dir, "blobs"), "--metrics-listen", metrics}}
 	w.start()
 	defer w.stop()
 	waitOutput(t, w, "waiting for Temporal")
+	readyz := func() int {
+		resp, err := http.Get("http://" + metrics + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := readyz(); got != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while waiting for the server: %d, want 503", got)
+	}
 
 	srv := &proc{t: t, name: "devserver", args: []string{"--db", filepath.Join(dir, "server.sqlite"), "--port", fmt.Sprint(port), "--ui-port", "0"}}
 	srv.start()
@@ -67,6 +80,9 @@ func TestWorkerWaitsForTheServerAndItsNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitOutput(t, w, "connected to Temporal")
+	if got := readyz(); got != http.StatusOK {
+		t.Errorf("/readyz once connected: %d, want 200", got)
+	}
 
 	site := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(rw, r.URL.Path) }))
 	defer site.Close()
@@ -99,9 +115,61 @@ func TestWorkerConnectTimeout(t *testing.T) {
 	if w.cmd.ProcessState.Success() {
 		t.Fatalf("the worker exited 0 without a server:\n%s", w.out)
 	}
-	for _, want := range []string{hostPort, "--connect-timeout", "waiting for Temporal"} {
+	// The last line says why, not only that time ran out.
+	for _, want := range []string{hostPort, "--connect-timeout", "waiting for Temporal", "connection refused\"\n"} {
 		if !strings.Contains(w.out.String(), want) {
 			t.Errorf("the worker's output does not say %q:\n%s", want, w.out)
+		}
+	}
+}
+
+// TestWorkerStopsOnWhatWaitingCannotFix: TLS against a plaintext server
+// is not retried for ever; a port in use is an error, not a clean stop.
+func TestWorkerStopsOnWhatWaitingCannotFix(t *testing.T) {
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	go func() {
+		for {
+			c, err := plain.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n") // not a TLS server
+			c.Close()
+		}
+	}()
+	w := &proc{t: t, name: "worker", env: []string{"TEMPORAL_ADDRESS=" + plain.Addr().String(), "TEMPORAL_TLS=true"},
+		args: []string{"--role", "cpu", "--blob-dir", t.TempDir()}}
+	w.start()
+	select {
+	case <-w.done:
+	case <-time.After(time.Minute):
+		w.kill()
+		t.Fatalf("the worker still retries a TLS mismatch after a minute:\n%s", tail(w.out))
+	}
+	if w.cmd.ProcessState.Success() || !strings.Contains(w.out.String(), "tls: ") {
+		t.Errorf("exit %v, want a failure naming the TLS error:\n%s", w.cmd.ProcessState, w.out)
+	}
+
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, args := range [][]string{
+		{"--role", "cpu", "--metrics-listen", busy.Addr().String()},
+		{"--role", "codec", "--codec-listen", busy.Addr().String()},
+	} {
+		w := &proc{t: t, name: "worker", env: []string{"TEMPORAL_ADDRESS=127.0.0.1:1",
+			"BATCHFETCH_CODEC_KEYS=k:" + strings.Repeat("A", 43) + "=", "BATCHFETCH_CODEC_TOKEN=" + strings.Repeat("t", 32)},
+			args: append(args, "--blob-dir", t.TempDir())}
+		w.start()
+		<-w.done
+		if w.cmd.ProcessState.ExitCode() != 1 || !strings.Contains(w.out.String(), "address already in use") {
+			t.Errorf("%v on a port in use: exit %d, want 1 and the reason:\n%s", args, w.cmd.ProcessState.ExitCode(), w.out)
 		}
 	}
 }
