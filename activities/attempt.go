@@ -20,6 +20,7 @@ import (
 
 type stored struct {
 	key  string
+	off  *int64 // in a pack, from here
 	size int64
 	crc  uint32
 }
@@ -231,9 +232,14 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, 
 		return status, stored{}, tooLarge
 	}
 	var w blobstore.Writer
+	var small *memBody // a small body, held until it goes into the chunk's pack
+	pk := packOf(ctx)
 	switch {
 	case pw != nil:
 		w = pw
+	case pk != nil && resp.ContentLength <= SmallBody: // or of unknown length
+		small = &memBody{}
+		w = small
 	case canResume:
 		if pw, err = resumer.CreateResumable(ctx, key); err == nil {
 			w = pw
@@ -276,6 +282,19 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, 
 				committed = true // nothing to keep
 				return status, stored{}, tooLarge
 			}
+			if small != nil && len(small.b)+n > SmallBody {
+				// Larger than it looked: a blob of its own, resumable.
+				spw, sw, err := f.spill(ctx, key, small.b, resumer, canResume)
+				if err != nil {
+					return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "storing body: " + err.Error()}
+				}
+				pw, w, small = spw, sw, nil
+				if pw != nil {
+					s := st.get()
+					s.Blob = key
+					st.set(s)
+				}
+			}
 			if _, err := w.Write(buf[:n]); err != nil {
 				return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "storing body: " + err.Error()}
 			}
@@ -301,6 +320,23 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, 
 	if done.Total != 0 && done.Bytes != done.Total {
 		return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true,
 			msg: fmt.Sprintf("body truncated after %d of %d bytes", done.Bytes, done.Total)}
+	}
+	if small != nil {
+		packKey, off, err := pk.append(small.b)
+		if err == nil {
+			committed = true
+			st.set(Resume{})
+			return status, stored{key: packKey, off: &off, size: done.Bytes, crc: done.CRC32C}, nil
+		}
+		// The pack failed (the next body starts another): this one goes
+		// to a blob of its own.
+		activity.GetLogger(ctx).Warn("the chunk's pack failed, storing the body on its own", "url", Redact(url), "error", err)
+		if w, err = f.Store.Create(ctx, key); err != nil {
+			return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "storing body: " + err.Error()}
+		}
+		if _, err := w.Write(small.b); err != nil {
+			return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "storing body: " + err.Error()}
+		}
 	}
 	if err := w.Commit(); err != nil {
 		return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: err.Error()}

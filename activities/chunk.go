@@ -76,15 +76,26 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 		}
 	}
 
+	runCtx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	runCtx, pack := withPack(runCtx, f.Store, req.Prefix, req.Chunk)
+
 	var mu sync.Mutex
 	running := map[int]int{} // URL index -> position, for URLs under way
 	checkpoint := func() FetchCheckpoint {
+		var synced map[string]int64
+		if pack != nil {
+			synced = pack.sync() // before listing: only bodies on disk count as done
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		c := FetchCheckpoint{Running: map[int]inFlight{}}
 		for i, ok := range done {
 			if ok {
 				it := items[i]
+				if unsynced(it, synced) {
+					continue // fetched again if this attempt is lost
+				}
 				if len(req.URLs) == 0 {
 					it.URL = "" // in the chunk's file
 				}
@@ -100,8 +111,6 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 	stopHB := heartbeat(ctx, f.heartbeatEvery(), func() any { return checkpoint() })
 	defer stopHB()
 
-	runCtx, stopAll := context.WithCancel(ctx)
-	defer stopAll()
 	conc := max(req.Concurrency, 1)
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
@@ -138,6 +147,13 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 		}()
 	}
 	wg.Wait()
+	if pack != nil {
+		// Before the result: a hash may read it from another machine.
+		if err := pack.close(); err != nil {
+			stopHB()
+			return nil, fmt.Errorf("the chunk's small bodies may be incomplete, retrying from the last checkpoint: %w", err)
+		}
+	}
 	select {
 	case <-activity.GetWorkerStopChannel(ctx):
 		// The worker is shutting down: fail this attempt so the chunk is

@@ -32,6 +32,25 @@ type Hasher struct {
 	// StoreID is Store's identity (blobstore.ID) and StoreLocation where
 	// it is (for messages): a chunk fetched into another store is refused.
 	StoreID, StoreLocation string
+	// CPU, when set, bounds the bodies hashed at once (one token each,
+	// held while a body is read and hashed): the worker runs more hash
+	// activities than that, so one chunk's results file and round trips
+	// to the server overlap another's hashing, while the processor work
+	// stays within its slots.
+	CPU chan struct{}
+}
+
+// cpuSlot waits for a hashing slot; release gives it back.
+func (h *Hasher) cpuSlot(ctx context.Context) (release func(), err error) {
+	if h.CPU == nil {
+		return func() {}, nil
+	}
+	select {
+	case h.CPU <- struct{}{}:
+		return func() { <-h.CPU }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // WrongStoreType is the ApplicationError type of a hash attempt refused
@@ -162,14 +181,15 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 			mu.Lock()
 			curBlob, cur = it.Blob, nil
 			mu.Unlock()
-			obs.SlotsInUse("cpu", 1)
+			if it.Off != nil {
+				resume = nil // a small body in its chunk's pack: no hash to resume
+			}
 			began := time.Now()
-			sum, err := h.hashBlob(ctx, it.Blob, resume, func(s hashState) {
+			sum, err := h.hashHeld(ctx, it, resume, func(s hashState) {
 				mu.Lock()
 				cur = &s
 				mu.Unlock()
 			})
-			obs.SlotsInUse("cpu", -1)
 			if ctx.Err() != nil {
 				return h.stopped(ctx, req, results)
 			}
@@ -277,6 +297,21 @@ type blobError struct {
 func (e *blobError) Error() string { return e.err.Error() }
 func (e *blobError) Unwrap() error { return e.err }
 
+// hashHeld hashes one body holding a CPU slot, given back however the
+// hash ends (a panic included: the SDK recovers it, the slot must not
+// stay taken).
+func (h *Hasher) hashHeld(ctx context.Context, it Fetched, resume *hashState, progress func(hashState)) (blobSum, error) {
+	release, err := h.cpuSlot(ctx)
+	if err != nil {
+		return blobSum{}, err
+	}
+	defer release()
+	obs := observer(h.Observer)
+	obs.SlotsInUse("cpu", 1)
+	defer obs.SlotsInUse("cpu", -1)
+	return h.hashBlob(ctx, it.Blob, it.Off, it.Size, resume, progress)
+}
+
 // blobSum is what hashing a blob found.
 type blobSum struct {
 	hex  string
@@ -287,12 +322,22 @@ type blobSum struct {
 // hashBlob returns the sha256, size and CRC-32C of a blob, resuming from a
 // checkpointed state when one is given. progress sees the state after
 // every read (the sha256 state marshalled then, with its offset and CRC).
-func (h *Hasher) hashBlob(ctx context.Context, key string, resume *hashState, progress func(hashState)) (blobSum, error) {
-	r, err := h.Store.Open(ctx, key)
+//
+// With off set, the body is size bytes of a pack from off: a pack cut
+// short yields fewer, which the caller's size check catches.
+func (h *Hasher) hashBlob(ctx context.Context, key string, off *int64, size int64, resume *hashState, progress func(hashState)) (blobSum, error) {
+	rc, err := h.Store.Open(ctx, key)
 	if err != nil {
 		return blobSum{}, &blobError{final: errors.Is(err, blobstore.ErrNotFound), err: err}
 	}
-	defer r.Close()
+	defer rc.Close()
+	var r io.Reader = rc
+	if off != nil {
+		if err := skip(rc, *off); err != nil {
+			return blobSum{}, &blobError{err: err}
+		}
+		r = io.LimitReader(rc, size)
+	}
 	sum := sha256.New()
 	var offset int64
 	var crc uint32

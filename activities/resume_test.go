@@ -40,7 +40,7 @@ func (e *fetchEnv) hashOne(t *testing.T, it Fetched) Result {
 // A 206 that covers only part of the rest ("bytes N-M/T", M+1 < T) is not
 // taken for the whole body.
 func TestResumeRefusesAShortRange(t *testing.T) {
-	body := randomBytes(11, 1000)
+	body := randomBytes(11, SmallBody+1000) // over SmallBody: kept in a blob of its own, resumable
 	var mu sync.Mutex
 	var n int
 	var ranges []string
@@ -85,8 +85,8 @@ func TestResumeRefusesAShortRange(t *testing.T) {
 // the Content-Range starts right but the total length and the ETag
 // differ. The kept part of v1 is dropped, v2 fetched whole.
 func TestResumeRefusesTheRestOfAnotherBody(t *testing.T) {
-	v1 := randomBytes(12, 1000)
-	v2 := randomBytes(13, 1500)
+	v1 := randomBytes(12, SmallBody+1000)
+	v2 := randomBytes(13, SmallBody+1500)
 	var mu sync.Mutex
 	var n int
 	var ifRange string

@@ -80,6 +80,9 @@ type Fetched struct {
 	// the exact blob the attempt that fetched it wrote, never shared with
 	// another attempt.
 	Blob string `json:"blob,omitempty"`
+	// Off is set when Blob is a pack of the chunk's small bodies: the body
+	// is the Size bytes from Off.
+	Off *int64 `json:"off,omitempty"`
 	// CRC32C is the Castagnoli CRC of the body's bytes as they were
 	// fetched; the hash step checks the blob against it and Size.
 	CRC32C    *uint32 `json:"crc32c,omitempty"`

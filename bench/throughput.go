@@ -48,13 +48,19 @@ func throughput(c *config, st *stack, s *site) error {
 // phaseTimes sums, per activity type, the time from the first start to
 // the last completion in a run and its children.
 func phaseTimes(st *stack, id, runID string) (string, error) {
-	type span struct{ first, last time.Time }
+	type span struct {
+		first, last time.Time
+		n           int
+		queued, ran time.Duration // scheduled to started, started to completed
+	}
 	spans := map[string]*span{}
 	var order []string
 	var walk func(id, runID string) error
 	walk = func(id, runID string) error {
 		iter := st.client.GetWorkflowHistory(context.Background(), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		types := map[int64]string{}
+		scheduled := map[int64]time.Time{}
+		startedAt := map[int64]time.Time{} // by started event ID
 		for iter.HasNext() {
 			ev, err := iter.Next()
 			if err != nil {
@@ -63,13 +69,22 @@ func phaseTimes(st *stack, id, runID string) (string, error) {
 			t := ev.GetEventTime().AsTime()
 			if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
 				types[ev.GetEventId()] = a.GetActivityType().GetName()
+				scheduled[ev.GetEventId()] = t
 			}
 			name := ""
 			if a := ev.GetActivityTaskStartedEventAttributes(); a != nil {
 				name = types[a.GetScheduledEventId()]
+				startedAt[ev.GetEventId()] = t
 			}
+			var queued, ran time.Duration
+			completed := false
 			if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil {
 				name = types[a.GetScheduledEventId()]
+				// The started event is written with the completion: its
+				// time is when the task was handed to the worker.
+				queued = startedAt[a.GetStartedEventId()].Sub(scheduled[a.GetScheduledEventId()])
+				ran = t.Sub(startedAt[a.GetStartedEventId()])
+				completed = true
 			}
 			if name != "" {
 				sp, ok := spans[name]
@@ -83,6 +98,11 @@ func phaseTimes(st *stack, id, runID string) (string, error) {
 				}
 				if t.After(sp.last) {
 					sp.last = t
+				}
+				if completed {
+					sp.n++
+					sp.queued += queued
+					sp.ran += ran
 				}
 			}
 			if a := ev.GetChildWorkflowExecutionStartedEventAttributes(); a != nil {
@@ -98,7 +118,13 @@ func phaseTimes(st *stack, id, runID string) (string, error) {
 	}
 	var parts []string
 	for _, name := range order {
-		parts = append(parts, fmt.Sprintf("%s %v", name, spans[name].last.Sub(spans[name].first).Round(time.Millisecond)))
+		sp := spans[name]
+		part := fmt.Sprintf("%s %v", name, sp.last.Sub(sp.first).Round(time.Millisecond))
+		if sp.n > 1 {
+			part += fmt.Sprintf(" (%d, each %v queued, %v running on average)", sp.n,
+				(sp.queued / time.Duration(sp.n)).Round(100*time.Microsecond), (sp.ran / time.Duration(sp.n)).Round(100*time.Microsecond))
+		}
+		parts = append(parts, part)
 	}
 	return strings.Join(parts, ", "), nil
 }

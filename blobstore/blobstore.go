@@ -15,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // ErrNotFound is returned by Open for a key that holds no blob.
@@ -271,4 +272,86 @@ func (d *Dir) DeletePrefix(_ context.Context, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// Packer is a Store that can hold many small blobs in one: a chunk of a
+// batch writes one file for its small bodies instead of one file each
+// (creating a file costs far more than writing a few KiB on many disks).
+type Packer interface {
+	// CreatePack starts a pack under key, which must not exist.
+	CreatePack(ctx context.Context, key string) (Pack, error)
+}
+
+// Pack is a blob written by appending. The bytes of an Append are in the
+// blob, at the offset it returns, once it returns: Open(key) reads them
+// from this machine. Other machines on a shared volume may see them only
+// after Sync or Close. A writer that dies leaves every completed Append
+// intact (every synced one, if the machine dies).
+type Pack interface {
+	Append(p []byte) (offset int64, err error)
+	// Sync makes the bytes appended so far durable and returns how many
+	// that is.
+	Sync() (int64, error)
+	Close() error
+}
+
+// CreatePack implements Packer.
+func (d *Dir) CreatePack(_ context.Context, key string) (Pack, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
+	}
+	return &dirPack{f: f}, nil
+}
+
+type dirPack struct {
+	mu  sync.Mutex
+	f   *os.File
+	off int64
+	err error
+}
+
+func (p *dirPack) Append(b []byte) (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return 0, p.err
+	}
+	off := p.off
+	n, err := p.f.Write(b)
+	p.off += int64(n)
+	if err != nil {
+		// A short write leaves bytes no item points at; later appends
+		// would still be at the right offsets, but a failing disk is
+		// better given up on.
+		p.err = fmt.Errorf("blobstore: appending to %s: %w", p.f.Name(), err)
+		return 0, p.err
+	}
+	return off, nil
+}
+
+func (p *dirPack) Sync() (int64, error) {
+	p.mu.Lock()
+	n, f := p.off, p.f
+	p.mu.Unlock()
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("blobstore: syncing %s: %w", f.Name(), err)
+	}
+	return n, nil
+}
+
+func (p *dirPack) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil {
+		p.err = errors.New("blobstore: pack closed")
+	}
+	return p.f.Close()
 }

@@ -41,42 +41,100 @@ func runResults(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 
 // printOutput prints a batch's output: a table or JSON on w, and the
 // results file for --out. Results kept in the blob store are read from
-// the starter's store, if it is the workers'.
+// the starter's store, if it is the workers', as a stream: a batch of a
+// million URLs is printed without holding its results.
 func printOutput(ctx context.Context, w io.Writer, out workflows.Output, o options) error {
-	if out.ResultsFile != "" && out.Results == nil {
+	each := func(fn func(i int, r *workflows.Result) error) error {
+		for i := range out.Results {
+			if err := fn(i, &out.Results[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	fromFile := out.ResultsFile != "" && out.Results == nil
+	if fromFile {
 		if mine, err := blobstore.ID(ctx, o.store); err == nil && mine != "" && out.BlobStore != "" && mine != out.BlobStore {
 			return &exitError{exitUsage, fmt.Errorf("the results (%s) are in the workers' blob store (identity %s), not in this starter's (%s, identity %s): run the starter with the workers' --blob-dir or --blob-url",
 				out.ResultsFile, out.BlobStore, o.storeLocation(), mine)}
 		}
-		results, err := readResults(ctx, o.store, out.ResultsFile)
-		if err != nil {
-			return &exitError{exitInternal, fmt.Errorf("reading the results (%s) from the blob store: %w", out.ResultsFile, err)}
+		each = func(fn func(i int, r *workflows.Result) error) error {
+			err := streamResults(ctx, o.store, out.ResultsFile, fn)
+			if err != nil && !errors.As(err, new(writeError)) {
+				return &exitError{exitInternal, fmt.Errorf("reading the results (%s) from the blob store: %w", out.ResultsFile, err)}
+			}
+			return err
 		}
-		out.Results = results
 	}
 	// The results are printed even when --out cannot be written after
 	// all; its error comes after them.
-	if err := printResults(w, out, o.jsonOut); err != nil {
+	if err := printResults(w, out, o.jsonOut, fromFile, each); err != nil {
 		return err
 	}
 	if o.outFile != "" {
-		if err := writeJSONLines(o.outFile, out.Results); err != nil {
+		if err := writeJSONLines(o.outFile, each); err != nil {
+			var ee *exitError
+			if errors.As(err, &ee) {
+				return err
+			}
 			return &exitError{exitInternal, fmt.Errorf("--out: %w", err)}
 		}
 	}
 	return nil
 }
 
+// writeError is a failure to write what was read (stdout, --out), as
+// opposed to a failure to read the results.
+type writeError struct{ error }
+
+func (w writeError) Unwrap() error { return w.error }
+
+// tableFlushEvery is how many rows the table aligns at a time: columns
+// are as wide as the widest cell of their block, and no more rows are
+// held.
+const tableFlushEvery = 1000
+
 // printResults prints out as JSON or as a table with a summary line.
-func printResults(w io.Writer, out workflows.Output, jsonOut bool) error {
+// fromFile: the results come from each (read as they are printed), not
+// from out.Results.
+func printResults(w io.Writer, out workflows.Output, jsonOut, fromFile bool, each func(func(int, *workflows.Result) error) error) error {
 	if jsonOut {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		if !fromFile {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(out)
+		}
+		// The same document, its results array written as it is read.
+		head, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return err
+		}
+		bw := bufio.NewWriterSize(w, 256<<10)
+		bw.Write(head[:len(head)-2]) // without "\n}"
+		bw.WriteString(",\n  \"results\": [")
+		err = each(func(i int, r *workflows.Result) error {
+			b, err := json.MarshalIndent(r, "    ", "  ")
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				bw.WriteString(",")
+			}
+			bw.WriteString("\n    ")
+			if _, err := bw.Write(b); err != nil {
+				return writeError{err}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		bw.WriteString("\n  ]\n}\n")
+		return bw.Flush()
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tOUTCOME\tSTATUS\tATTEMPTS\tELAPSED\tSIZE\tSHA256\tURL")
-	for i, r := range out.Results {
+	err := each(func(i int, r *workflows.Result) error {
 		sum := r.SHA256
 		if len(sum) > 16 {
 			sum = sum[:16] + "…"
@@ -86,6 +144,15 @@ func printResults(w io.Writer, out workflows.Output, jsonOut bool) error {
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%d\t%s\t%s\n", i+1, r.Outcome, r.Status, r.Attempts,
 			(time.Duration(r.ElapsedMS) * time.Millisecond).String(), r.Size, sum, r.URL)
+		if (i+1)%tableFlushEvery == 0 {
+			if err := tw.Flush(); err != nil {
+				return writeError{err}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(tw, "\n%s\n", summary(out))
 	return tw.Flush()
@@ -109,37 +176,43 @@ func summary(out workflows.Output) string {
 	return s
 }
 
-func readResults(ctx context.Context, store blobstore.Store, key string) ([]workflows.Result, error) {
+// streamResults calls fn on each result of a results file, in order,
+// holding one at a time.
+func streamResults(ctx context.Context, store blobstore.Store, key string, fn func(int, *workflows.Result) error) error {
 	r, err := store.Open(ctx, key)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer r.Close()
-	var results []workflows.Result
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 256<<10))
-	for {
+	for i := 0; ; i++ {
 		var res workflows.Result
 		if err := dec.Decode(&res); err == io.EOF {
-			return results, nil
+			return nil
 		} else if err != nil {
-			return nil, err
+			return err
 		}
-		results = append(results, res)
+		if err := fn(i, &res); err != nil {
+			return err
+		}
 	}
 }
 
-func writeJSONLines(path string, results []workflows.Result) error {
+func writeJSONLines(path string, each func(func(int, *workflows.Result) error) error) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	bw := bufio.NewWriterSize(f, 256<<10)
 	enc := json.NewEncoder(bw)
-	for i := range results {
-		if err := enc.Encode(&results[i]); err != nil {
-			f.Close()
-			return err
+	if err := each(func(_ int, r *workflows.Result) error {
+		if err := enc.Encode(r); err != nil {
+			return writeError{err}
 		}
+		return nil
+	}); err != nil {
+		f.Close()
+		return err
 	}
 	if err := bw.Flush(); err != nil {
 		f.Close()

@@ -119,6 +119,10 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
+// hashChunksPerSlot is how many hash activities a CPU worker has open per
+// CPU slot.
+const hashChunksPerSlot = 4
+
 // DefaultCPUSlots is one less than the number of CPUs (at least one): a
 // core stays free for the I/O side (HTTP, the Temporal client, workflow
 // tasks), so hashing cannot starve small fetches. Measured on 2 cores
@@ -163,7 +167,11 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 	}
 	if cfg.Role == RoleCPU || cfg.Role == RoleAll {
 		w := worker.New(c, cfg.CPUTaskQueue, worker.Options{
-			MaxConcurrentActivityExecutionSize: cfg.CPUSlots,
+			// More chunks open than slots: a chunk of small bodies spends
+			// most of its time on reads, its results file and round trips
+			// to the server, which overlap another chunk's hashing. The
+			// Hasher's tokens keep the hashing itself within CPUSlots.
+			MaxConcurrentActivityExecutionSize: cfg.CPUSlots * hashChunksPerSlot,
 			MaxConcurrentActivityTaskPollers:   2,
 			WorkerActivitiesPerSecond:          cfg.CPURate,
 			TaskQueueActivitiesPerSecond:       cfg.CPUQueueRate,
@@ -172,7 +180,8 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 			// This worker runs activities only.
 			DisableWorkflowWorker: true,
 		})
-		w.RegisterActivity(&activities.Hasher{Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, Observer: cfg.Observer})
+		w.RegisterActivity(&activities.Hasher{Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, Observer: cfg.Observer,
+			CPU: make(chan struct{}, cfg.CPUSlots)})
 		p.workers = append(p.workers, w)
 	}
 	for i, w := range p.workers {
