@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -66,19 +68,38 @@ func printOutput(ctx context.Context, w io.Writer, out workflows.Output, o optio
 			return err
 		}
 	}
-	// The results are printed even when --out cannot be written after
-	// all; its error comes after them.
-	if err := printResults(w, out, o.jsonOut, fromFile, each); err != nil {
+	// One pass: --out is written as the results are printed, to a
+	// temporary file renamed at the end (so --out may even name the
+	// results file being read). The results are printed even when --out
+	// cannot be written; its error comes after them.
+	var outFile *jsonLinesFile
+	var outErr error
+	if o.outFile != "" {
+		if outFile, outErr = createJSONLines(o.outFile); outErr == nil {
+			read := each
+			each = func(fn func(i int, r *workflows.Result) error) error {
+				return read(func(i int, r *workflows.Result) error {
+					if outErr == nil {
+						outErr = outFile.write(r)
+					}
+					return fn(i, r)
+				})
+			}
+		}
+	}
+	err := printResults(w, out, o.jsonOut, fromFile, each)
+	if outFile != nil {
+		if err != nil || outErr != nil {
+			outFile.abort()
+		} else {
+			outErr = outFile.commit()
+		}
+	}
+	if err != nil {
 		return err
 	}
-	if o.outFile != "" {
-		if err := writeJSONLines(o.outFile, each); err != nil {
-			var ee *exitError
-			if errors.As(err, &ee) {
-				return err
-			}
-			return &exitError{exitInternal, fmt.Errorf("--out: %w", err)}
-		}
+	if outErr != nil {
+		return &exitError{exitInternal, fmt.Errorf("--out: %w", outErr)}
 	}
 	return nil
 }
@@ -104,32 +125,44 @@ func printResults(w io.Writer, out workflows.Output, jsonOut, fromFile bool, eac
 			enc.SetIndent("", "  ")
 			return enc.Encode(out)
 		}
-		// The same document, its results array written as it is read.
+		// The same document, its results array written as it is read:
+		// first, as the inline encoding has it, and left out when empty.
 		head, err := json.MarshalIndent(out, "", "  ")
 		if err != nil {
 			return err
 		}
+		if !bytes.HasPrefix(head, []byte("{\n")) {
+			return fmt.Errorf("unexpected encoding of the output: %.40s", head)
+		}
 		bw := bufio.NewWriterSize(w, 256<<10)
-		bw.Write(head[:len(head)-2]) // without "\n}"
-		bw.WriteString(",\n  \"results\": [")
-		err = each(func(i int, r *workflows.Result) error {
+		n := 0
+		err = each(func(_ int, r *workflows.Result) error {
 			b, err := json.MarshalIndent(r, "    ", "  ")
 			if err != nil {
 				return err
 			}
-			if i > 0 {
-				bw.WriteString(",")
+			if n == 0 {
+				bw.WriteString("{\n  \"results\": [\n    ")
+			} else {
+				bw.WriteString(",\n    ")
 			}
-			bw.WriteString("\n    ")
+			n++
 			if _, err := bw.Write(b); err != nil {
 				return writeError{err}
 			}
 			return nil
 		})
 		if err != nil {
+			_ = bw.Flush() // what was read is shown; the error says the rest is missing
 			return err
 		}
-		bw.WriteString("\n  ]\n}\n")
+		if n == 0 {
+			bw.Write(head)
+		} else {
+			bw.WriteString("\n  ],")
+			bw.Write(head[1:])
+		}
+		bw.WriteString("\n")
 		return bw.Flush()
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -152,6 +185,7 @@ func printResults(w io.Writer, out workflows.Output, jsonOut, fromFile bool, eac
 		return nil
 	})
 	if err != nil {
+		_ = tw.Flush() // the rows read so far; the error says the rest is missing
 		return err
 	}
 	fmt.Fprintf(tw, "\n%s\n", summary(out))
@@ -198,27 +232,45 @@ func streamResults(ctx context.Context, store blobstore.Store, key string, fn fu
 	}
 }
 
-func writeJSONLines(path string, each func(func(int, *workflows.Result) error) error) error {
-	f, err := os.Create(path)
+// jsonLinesFile is --out being written: to a temporary file beside it,
+// renamed into place by commit.
+type jsonLinesFile struct {
+	path string
+	f    *os.File
+	bw   *bufio.Writer
+	enc  *json.Encoder
+}
+
+func createJSONLines(path string) (*jsonLinesFile, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	bw := bufio.NewWriterSize(f, 256<<10)
-	enc := json.NewEncoder(bw)
-	if err := each(func(_ int, r *workflows.Result) error {
-		if err := enc.Encode(r); err != nil {
-			return writeError{err}
-		}
-		return nil
-	}); err != nil {
-		f.Close()
+	return &jsonLinesFile{path: path, f: f, bw: bw, enc: json.NewEncoder(bw)}, nil
+}
+
+func (j *jsonLinesFile) write(r *workflows.Result) error { return j.enc.Encode(r) }
+
+func (j *jsonLinesFile) commit() error {
+	if err := j.bw.Flush(); err != nil {
+		j.abort()
 		return err
 	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
+	if err := j.f.Chmod(0o644); err != nil {
+		j.abort()
 		return err
 	}
-	return f.Close()
+	if err := j.f.Close(); err != nil {
+		_ = os.Remove(j.f.Name())
+		return err
+	}
+	return os.Rename(j.f.Name(), j.path)
+}
+
+func (j *jsonLinesFile) abort() {
+	j.f.Close()
+	_ = os.Remove(j.f.Name())
 }
 
 // finishedOutput is a closed batch's output, also when it failed or was

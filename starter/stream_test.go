@@ -1,11 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,19 +67,63 @@ func TestLargeResultsArePrintedFromTheFile(t *testing.T) {
 	if err := printOutput(ctx, &doc, out, o); err != nil {
 		t.Fatal(err)
 	}
-	var streamed, inline workflows.Output
-	if err := json.Unmarshal(doc.Bytes(), &streamed); err != nil {
-		t.Fatalf("not JSON: %v\n%.300s", err, doc.String())
-	}
+	// Byte for byte what the same output with its results inline prints.
 	withResults := out
 	withResults.Results = results
-	b, _ := json.Marshal(withResults)
-	_ = json.Unmarshal(b, &inline)
-	a, _ := json.Marshal(streamed)
-	if string(a) != string(b) {
-		t.Errorf("the streamed document differs from the inline one:\n%.300s\n%.300s", a, b)
+	var inline bytes.Buffer
+	if err := printOutput(ctx, &inline, withResults, o); err != nil {
+		t.Fatal(err)
 	}
-	if sc := bufio.NewScanner(&doc); !sc.Scan() || sc.Text() != "{" {
-		t.Errorf("not indented as before: %.100s", doc.String())
+	if !bytes.Equal(doc.Bytes(), inline.Bytes()) {
+		t.Errorf("the streamed document differs from the inline one:\n%.300s\n%.300s", doc.String(), inline.String())
+	}
+
+	// --out may name the very file being read.
+	o.jsonOut, o.outFile = false, filepath.Join(store.Root, "results", "run.jsonl")
+	if err := printOutput(ctx, io.Discard, out, o); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(o.outFile); !bytes.Equal(got, file.Bytes()) {
+		t.Errorf("--out onto the results file changed it: %d bytes, want %d", len(got), file.Len())
+	}
+}
+
+// An empty results file prints as an inline batch with no results; one
+// cut short prints the rows read, then fails.
+func TestResultsFileEmptyOrCutShort(t *testing.T) {
+	ctx := context.Background()
+	store, err := blobstore.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(key, text string) {
+		w, _ := store.Create(ctx, key)
+		_, _ = io.WriteString(w, text)
+		_ = w.Commit()
+	}
+	put("results/empty.jsonl", "")
+	out := workflows.Output{ResultsFile: "results/empty.jsonl"}
+	var doc bytes.Buffer
+	if err := printOutput(ctx, &doc, out, options{store: store, jsonOut: true}); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.MarshalIndent(out, "", "  ")
+	if doc.String() != string(want)+"\n" {
+		t.Errorf("empty: %q, want %q (no results key, as encoding/json leaves it out)", doc.String(), want)
+	}
+
+	var lines strings.Builder
+	for i := range 1500 {
+		fmt.Fprintf(&lines, `{"url":"http://127.0.0.1/%d","outcome":"ok","status":200,"size":1,"attempts":1,"elapsed_ms":1}`+"\n", i)
+	}
+	put("results/cut.jsonl", lines.String()+`{"url":"http://127.0.0.1/x","outc`)
+	var table bytes.Buffer
+	err = printOutput(ctx, &table, workflows.Output{OK: 1501, Total: 1501, ResultsFile: "results/cut.jsonl"}, options{store: store})
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != exitInternal {
+		t.Fatalf("got %v, want an internal error", err)
+	}
+	if n := strings.Count(table.String(), "\n"); n != 1501 {
+		t.Errorf("%d lines printed, want the header and the 1,500 rows read", n)
 	}
 }

@@ -61,9 +61,13 @@ func connect(ctx context.Context, opts client.Options, timeout time.Duration, lo
 			// mismatch: say so now, and let the supervisor show it.
 			return nil, fmt.Errorf("connecting to Temporal at %s (namespace %s): %w", opts.HostPort, opts.Namespace, err)
 		}
-		logger.Warn("waiting for Temporal",
-			zap.String("address", opts.HostPort), zap.String("namespace", opts.Namespace),
-			zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err))
+		fields := []zap.Field{zap.String("address", opts.HostPort), zap.String("namespace", opts.Namespace),
+			zap.Int("attempt", attempt), zap.Duration("retry_in", wait), zap.Error(err)}
+		if strings.Contains(err.Error(), "server preface") && opts.ConnectionOptions.TLS == nil {
+			// A TLS server hangs up on a plaintext client this way.
+			fields = append(fields, zap.String("hint", "if the server uses TLS, set TEMPORAL_TLS=true (or the TLS certificate variables)"))
+		}
+		logger.Warn("waiting for Temporal", fields...)
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):

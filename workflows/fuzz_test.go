@@ -31,7 +31,10 @@ func FuzzInput(f *testing.F) {
 		}
 		s, err := in.Validate()
 		if err != nil {
-			if strings.Contains(string(data), ":hunter2@") && strings.Contains(err.Error(), "hunter2") {
+			// A leak is the password of a URL's userinfo in the error: the
+			// input has "hunter2" only as such a password.
+			d := string(data)
+			if strings.Contains(d, ":hunter2@") && strings.Count(d, "hunter2") == strings.Count(d, ":hunter2@") && strings.Contains(err.Error(), "hunter2") {
 				t.Fatalf("error leaks a password: %v", err)
 			}
 			return

@@ -149,7 +149,12 @@ func describeJSONError(err error) string {
 	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		return "input: invalid JSON: it ends early"
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return fmt.Sprintf("input: unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		field := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		if strings.Contains(field, "@") {
+			// A URL pasted as a key may carry a password: not echoed.
+			field = "(a name with @ in it)"
+		}
+		return fmt.Sprintf("input: unknown field %s", field)
 	default:
 		return "input: " + err.Error()
 	}

@@ -62,7 +62,7 @@ func check(file string) error {
 			}
 		}
 		for _, port := range svc.Ports {
-			if port.HostIP == "" || port.HostIP == "0.0.0.0" {
+			if port.HostIP == "" || port.HostIP == "0.0.0.0" || port.HostIP == "::" || port.HostIP == "[::]" {
 				return fmt.Errorf("service %s publishes port %d on every interface; give it ${PUBLISH_ADDRESS}", name, port.Target)
 			}
 		}
