@@ -563,7 +563,8 @@ func (c *clusterRig) checkBatch(id, site string, first, n int) {
 // TestClusterOnPostgreSQL runs a 100,000-URL batch and three small ones on
 // the production shape and, mid-batch, SIGKILLs a fetch worker, SIGKILLs
 // and restarts the Temporal server, and cuts the other fetch worker off for
-// 30 s. Every URL must come back exactly once with the right sha256.
+// 30 s; a batch of 20,000 starts as the link heals. Every URL must come
+// back exactly once with the right sha256.
 func TestClusterOnPostgreSQL(t *testing.T) {
 	const big = 100_000
 	c := newClusterRig(t)
@@ -596,6 +597,10 @@ func TestClusterOnPostgreSQL(t *testing.T) {
 	during := c.progress("cluster-big")
 	c.net.heal()
 	healed := time.Now()
+	// More work after the heal, so the cut-off worker has some to come
+	// back to: its connections wait out TCP's retransmission backoff,
+	// up to tens of seconds after 30 s of silence.
+	c.startBatch("cluster-after", site, big+1000, 20_000)
 	t.Logf("%s: healed (%d URLs done while B was cut off)", time.Since(start).Round(time.Second), during.Done-before.Done)
 	if during.Done <= before.Done {
 		t.Errorf("no progress while one fetch worker was cut off: %d then %d", before.Done, during.Done)
@@ -607,6 +612,7 @@ func TestClusterOnPostgreSQL(t *testing.T) {
 	for i := range 3 {
 		c.checkBatch(fmt.Sprintf("cluster-small-%d", i), site, big+i*100, 50)
 	}
+	c.checkBatch("cluster-after", site, big+1000, 20_000)
 
 	// Every worker of each role did work.
 	if fetchedByA <= 0 {
@@ -655,7 +661,7 @@ func TestClusterOnPostgreSQL(t *testing.T) {
 	for _, p := range []*proc{c.fetchA, c.fetchB, c.cpu1, c.cpu2, c.ui, c.server} {
 		p.stop()
 	}
-	t.Logf("figures: %d URLs (+150) in %s wall; CPU seconds: fetch workers %.0f (A %.0f, B %.0f), CPU workers %.0f, Temporal server %.0f, PostgreSQL %.0f, Web UI %.1f; databases %.0f MiB",
+	t.Logf("figures: %d URLs (+150, and 20,000 started after the heal) in %s wall; CPU seconds: fetch workers %.0f (A %.0f, B %.0f), CPU workers %.0f, Temporal server %.0f, PostgreSQL %.0f, Web UI %.1f; databases %.0f MiB",
 		big, wall.Round(time.Second),
 		(c.fetchA.cpuTime() + c.fetchB.cpuTime()).Seconds(), c.fetchA.cpuTime().Seconds(), c.fetchB.cpuTime().Seconds(),
 		(c.cpu1.cpuTime() + c.cpu2.cpuTime()).Seconds(), c.server.cpuTime().Seconds(), pgCPU.Seconds(), c.ui.cpuTime().Seconds(), float64(dbSize)/(1<<20))
