@@ -634,13 +634,7 @@ func TestClusterOnPostgreSQL(t *testing.T) {
 	}
 
 	// No body left in the blob store; the results files stay.
-	var left []string
-	_ = filepath.WalkDir(filepath.Join(c.blobDir, "batches"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			left = append(left, p)
-		}
-		return nil
-	})
+	left := leftBlobs(c.blobDir)
 	if len(left) > 0 {
 		t.Errorf("%d blobs left behind, e.g. %s", len(left), left[0])
 	}

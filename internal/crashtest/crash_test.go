@@ -324,13 +324,7 @@ func (c *cluster) check(run client.WorkflowRun, pages []page, base string, wantR
 	if lost+dup+wrong > 0 {
 		t.Errorf("lost %d, duplicated %d, wrong %d", lost, dup, wrong)
 	}
-	var left []string
-	_ = filepath.WalkDir(filepath.Join(c.blobDir, "batches"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			left = append(left, p)
-		}
-		return nil
-	})
+	left := leftBlobs(c.blobDir)
 	if len(left) > 0 {
 		t.Errorf("%d blobs left behind, e.g. %s", len(left), left[0])
 	}
@@ -390,4 +384,18 @@ func TestServerKilledMidBatch(t *testing.T) {
 	// Activities run on while the server is down and report when it is
 	// back: a server crash need not interrupt any of them.
 	c.check(run, pages, site.URL, false)
+}
+
+// leftBlobs lists the files left under a blob store's batches/: bodies,
+// packs and chunk files a finished batch should have removed (its results
+// file, under results/, stays).
+func leftBlobs(blobDir string) []string {
+	var left []string
+	_ = filepath.WalkDir(filepath.Join(blobDir, "batches"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			left = append(left, p)
+		}
+		return nil
+	})
+	return left
 }

@@ -552,13 +552,7 @@ func (f *fleet) checkBatch(run client.WorkflowRun, s *shiftySite, urls []string,
 	for _, p := range f.all() {
 		p.stop()
 	}
-	var left []string
-	_ = filepath.WalkDir(filepath.Join(f.blobDir, "batches"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			left = append(left, p)
-		}
-		return nil
-	})
+	left := leftBlobs(f.blobDir)
 	if len(left) > 0 {
 		t.Errorf("%d blobs left behind, e.g. %s%s", len(left), left[0], seed)
 	}
