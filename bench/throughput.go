@@ -13,7 +13,13 @@ import (
 
 func throughput(c *config, st *stack, s *site) error {
 	urls := s.smallURLs(c.urls, "tp")
+	clock := cpuClock{}
+	if st.worker != nil {
+		clock.worker = st.worker.Process.Pid
+	}
+	c0 := clock.read()
 	bd, err := baseline(urls, c.inFlight, c.perHost)
+	bcpu := clock.read().sub(c0)
 	if err != nil {
 		return err
 	}
@@ -26,7 +32,9 @@ func throughput(c *config, st *stack, s *site) error {
 			return err
 		}
 	}
+	c1 := clock.read()
 	_, run, dd, err := durableRun(st, s.smallURLs(c.urls, "tp2"), c.inFlight)
+	dcpu := clock.read().sub(c1)
 	pprof.StopCPUProfile()
 	if err != nil {
 		return err
@@ -37,6 +45,8 @@ func throughput(c *config, st *stack, s *site) error {
 	fmt.Printf("baseline (plain Go)    %8.0f URLs/s  (%v)\n", b, bd.Round(time.Millisecond))
 	fmt.Printf("batchfetch (durable)   %8.0f URLs/s  (%v)\n", d, dd.Round(time.Millisecond))
 	fmt.Printf("ratio durable/baseline %8.2f\n", d/b)
+	fmt.Printf("CPU per URL: baseline %s (client and site); durable %s in the bench process (site, server, starter), %s in the worker process\n",
+		perURL(bcpu.self, c.urls), perURL(dcpu.self, c.urls), perURL(dcpu.worker, c.urls))
 	phases, err := phaseTimes(st, run.GetID(), run.GetRunID())
 	if err != nil {
 		return err

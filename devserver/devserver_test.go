@@ -1,0 +1,37 @@
+package devserver_test
+
+import (
+	"database/sql"
+	"path/filepath"
+	"testing"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/batchfetch/batchfetch/devserver"
+	"github.com/batchfetch/batchfetch/internal/freeport"
+)
+
+// TestDatabaseFileIsWriteAheadLogged: the dev server's SQLite file runs in
+// WAL mode. In SQLite's default rollback-journal mode with full sync,
+// every commit of the server (several per activity) syncs the disk
+// several times, which made the server the slowest part of a batch.
+func TestDatabaseFileIsWriteAheadLogged(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "dev.sqlite")
+	s, err := devserver.Start(devserver.Config{DBFile: db, Port: freeport.Run(t, 8)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	conn, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var mode string
+	if err := conn.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" {
+		t.Errorf("journal_mode of %s is %q, want wal", db, mode)
+	}
+}
