@@ -158,14 +158,16 @@ func TestTerminatedPart(t *testing.T) {
 	const queue = "e2e-failparts"
 	hanging := failPaths(t, queue)
 	s := okSite(t)
-	n := workflows.ChunksPerPart*workflows.StagedChunkSize + 200 // two parts
+	const c = workflows.StagedChunkSize
+	const perPart = workflows.ChunksPerPart * c
+	n := perPart + c + 200 // two parts, the second of two chunks
 	urls := make([]string, n)
 	for i := range urls {
 		urls[i] = fmt.Sprintf("%s/page/%d", s.URL, i)
 	}
-	urls[5050] = s.URL + "/hang"                             // part 0, chunk 50: after some are done
-	urls[n-150] = s.URL + "/chunk-dies"                      // part 1
-	urls[n-20] = fmt.Sprintf("%s/page/%d/missing", s.URL, n) // part 1
+	urls[perPart/2+50] = s.URL + "/hang"                     // part 0, half way: after some are done
+	urls[perPart+50] = s.URL + "/chunk-dies"                 // part 1, its first chunk
+	urls[n-20] = fmt.Sprintf("%s/page/%d/missing", s.URL, n) // part 1, its second chunk
 	w, err := env.store.Create(context.Background(), "inputs/failparts.txt")
 	if err != nil {
 		t.Fatal(err)
@@ -218,18 +220,18 @@ func TestTerminatedPart(t *testing.T) {
 			if res.Outcome != workflows.OutcomeHTTPError {
 				t.Errorf("line %d: %+v, want its 404", i, res)
 			}
-		case i >= n-200 && i < n-100: // the chunk whose fetch failed
+		case i >= perPart && i < perPart+c: // the chunk whose fetch failed
 			if res.Outcome != workflows.OutcomeError || !strings.Contains(res.Error, "fetch worker exploded") {
 				t.Errorf("line %d: %+v, want the chunk's error", i, res)
 			}
 		case res.Outcome == workflows.OutcomeCanceled:
 			t.Fatalf("line %d: %+v: nothing was canceled", i, res)
-		case i < workflows.ChunksPerPart*workflows.StagedChunkSize && res.Outcome != workflows.OutcomeOK &&
+		case i < perPart && res.Outcome != workflows.OutcomeOK &&
 			!strings.Contains(res.Error, "part 0") && !strings.Contains(res.Error, "terminated"):
 			t.Errorf("line %d: %+v, want ok or the terminated part's error", i, res)
 		}
 	}
-	if counts[workflows.OutcomeError] < 100+workflows.StagedChunkSize || counts[workflows.OutcomeOK] < 1000 || out.OK+out.Failed != n || out.OK != counts[workflows.OutcomeOK] {
+	if counts[workflows.OutcomeError] < 2*c || counts[workflows.OutcomeOK] < 1000 || out.OK+out.Failed != n || out.OK != counts[workflows.OutcomeOK] {
 		t.Errorf("outcomes %v, ok %d failed %d: want the hanging chunk and the failed chunk as errors, the chunks done before the terminate ok, the rest counted", counts, out.OK, out.Failed)
 	}
 	t.Logf("outcomes %v", counts)

@@ -53,8 +53,10 @@ type engine struct {
 	stopping bool
 }
 
-func newEngine(ctx workflow.Context, s Settings, prefix string, chunkSize int, staged, strict bool, progress *Progress) *engine {
-	share := (s.MaxInFlight + chunksInFlight - 1) / chunksInFlight
+// newEngine runs chunks of up to chunkSize URLs, sharing max_in_flight
+// between sharers chunks.
+func newEngine(ctx workflow.Context, s Settings, prefix string, chunkSize, sharers int, staged, strict bool, progress *Progress) *engine {
+	share := (s.MaxInFlight + sharers - 1) / sharers
 	return &engine{
 		strict:     strict,
 		s:          s,

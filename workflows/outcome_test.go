@@ -174,9 +174,10 @@ func TestFailedPartIsNotASuccess(t *testing.T) {
 // blob store either, still reads as failed, not canceled.
 func TestUnrecordedChunkFailureStillFails(t *testing.T) {
 	env, f := newEnv(t)
-	urls := largeURLs(2000)
-	urls[1234] = "http://a.example/chunk-dies"
-	urls[1250] = "http://a.example/unrecordable"
+	const c = StagedChunkSize
+	urls := largeURLs(4 * c)
+	urls[2*c+34] = "http://a.example/chunk-dies" // chunk 2
+	urls[2*c+50] = "http://a.example/unrecordable"
 	env.ExecuteWorkflow(BatchFetch, Input{URLs: urls})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -185,10 +186,10 @@ func TestUnrecordedChunkFailureStillFails(t *testing.T) {
 	if err := env.GetWorkflowResult(&out); err != nil {
 		t.Fatal(err)
 	}
-	if out.OK != 1900 || out.Failed != 100 {
-		t.Errorf("ok %d failed %d, want 1900 and 100", out.OK, out.Failed)
+	if out.OK != 3*c || out.Failed != c {
+		t.Errorf("ok %d failed %d, want %d and %d", out.OK, out.Failed, 3*c, c)
 	}
-	for i := 1200; i < 1300; i++ {
+	for i := 2 * c; i < 3*c; i++ {
 		if r := f.assembled[i]; r.Outcome != OutcomeError || !strings.Contains(r.Error, "fetch worker exploded") {
 			t.Fatalf("URL %d: %+v, want the chunk's error", i, r)
 		}
@@ -216,14 +217,16 @@ func TestStagedFailFastKeepsTheStoppingChunksWords(t *testing.T) {
 	})
 	t.Run("chunk dies", func(t *testing.T) {
 		env, f := newEnv(t)
-		urls := largeURLs(1500)
-		urls[150] = "http://a.example/chunk-dies" // chunk 1: URLs 100 to 199
+		const c = StagedChunkSize
+		urls := largeURLs(3 * c)
+		urls[c+50] = "http://a.example/chunk-dies" // chunk 1
 		env.ExecuteWorkflow(BatchFetch, Input{URLs: urls, Mode: ModeFailFast})
 		var appErr *temporal.ApplicationError
-		if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != BatchFailedType || !strings.Contains(appErr.Message(), "URLs 101 to 200 failed (error): fetch worker exploded") {
+		want := fmt.Sprintf("URLs %d to %d failed (error): fetch worker exploded", c+1, 2*c)
+		if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != BatchFailedType || !strings.Contains(appErr.Message(), want) {
 			t.Fatalf("got %v, want BatchFailed naming the chunk's URLs and error", err)
 		}
-		for i := 100; i < 200; i++ {
+		for i := c; i < 2*c; i++ {
 			if r := f.assembled[i]; r.Outcome != OutcomeError || !strings.Contains(r.Error, "fetch worker exploded") {
 				t.Fatalf("URL %d: %+v, want the chunk's error", i, r)
 			}

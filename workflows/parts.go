@@ -10,12 +10,12 @@ import (
 )
 
 // stagedChunks are the chunks from to to (exclusive) of a staged batch of
-// count URLs.
-func stagedChunks(from, to, count int) []chunk {
+// count URLs in chunks of size.
+func stagedChunks(size, from, to, count int) []chunk {
 	var chunks []chunk
 	for c := from; c < to; c++ {
-		first := c * StagedChunkSize
-		chunks = append(chunks, chunk{index: c, first: first, n: min(StagedChunkSize, count-first)})
+		first := c * size
+		chunks = append(chunks, chunk{index: c, first: first, n: min(size, count-first)})
 	}
 	return chunks
 }
@@ -29,6 +29,9 @@ type PartInput struct {
 	Count      int      `json:"count"`
 	FetchQueue string   `json:"fetch_queue"`
 	Settings   Settings `json:"Settings"` // the name running parts were started with
+	// ChunkSize is the URLs per chunk; parts started before it was sent
+	// have chunks of 100.
+	ChunkSize int `json:"chunk_size,omitempty"`
 	// ParentID and ParentRunID name the parent in parts started before
 	// the part read it from its own info; newer parents leave them empty.
 	ParentID    string `json:"parent_id,omitempty"`
@@ -61,7 +64,7 @@ type partProgress struct {
 // terminated, timed out, or failed) does not end the batch in collect
 // mode: its chunks without results get the part's error. In fail_fast
 // mode it stops the batch.
-func runParts(ctx workflow.Context, s Settings, prefix string, staged activities.StageResult, strict bool, progress *Progress) (*Result, []activities.IndexedResult, []activities.FailedChunks, error) {
+func runParts(ctx workflow.Context, s Settings, prefix string, lay layout, staged activities.StageResult, strict bool, progress *Progress) (*Result, []activities.IndexedResult, []activities.FailedChunks, error) {
 	info := workflow.GetInfo(ctx)
 	base := Progress{Total: staged.Count}
 	current := -1
@@ -80,9 +83,10 @@ func runParts(ctx workflow.Context, s Settings, prefix string, staged activities
 	})
 	var known []activities.IndexedResult
 	var failed []activities.FailedChunks
-	for from := 0; from < staged.Chunks; from += ChunksPerPart {
-		to := min(from+ChunksPerPart, staged.Chunks)
-		current = from / ChunksPerPart
+	size := lay.chunkSize
+	for from := 0; from < staged.Chunks; from += lay.chunksPerPart {
+		to := min(from+lay.chunksPerPart, staged.Chunks)
+		current = from / lay.chunksPerPart
 		childCtx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID:          fmt.Sprintf("%s/part-%d", info.WorkflowExecution.ID, current),
 			TaskQueue:           info.TaskQueueName,
@@ -90,13 +94,17 @@ func runParts(ctx workflow.Context, s Settings, prefix string, staged activities
 			StaticSummary:       fmt.Sprintf("chunks %d to %d", from, to-1),
 		})
 		var part PartOutput
-		err := workflow.ExecuteChildWorkflow(childCtx, PartWorkflowName, PartInput{
+		in := PartInput{
 			Prefix: prefix, Part: current, FirstChunk: from, EndChunk: to, Count: staged.Count,
 			FetchQueue: info.TaskQueueName, Settings: s,
-		}).Get(ctx, &part)
+		}
+		if lay != layoutBefore {
+			in.ChunkSize = size
+		}
+		err := workflow.ExecuteChildWorkflow(childCtx, PartWorkflowName, in).Get(ctx, &part)
 		current = -1
-		partNo := from / ChunksPerPart
-		urls := min(to*StagedChunkSize, staged.Count) - from*StagedChunkSize
+		partNo := from / lay.chunksPerPart
+		urls := min(to*size, staged.Count) - from*size
 		if err != nil {
 			if ctx.Err() != nil || !strict {
 				return nil, known, failed, nil // canceled: the missing chunks read as canceled
@@ -107,14 +115,14 @@ func runParts(ctx workflow.Context, s Settings, prefix string, staged activities
 			if outcome == OutcomeCanceled {
 				msg = "part canceled: " + msg
 			}
-			msg = activities.TruncateError(fmt.Sprintf("part %d (URLs %d to %d) failed: %s", partNo, from*StagedChunkSize+1, from*StagedChunkSize+urls, msg))
+			msg = activities.TruncateError(fmt.Sprintf("part %d (URLs %d to %d) failed: %s", partNo, from*size+1, from*size+urls, msg))
 			workflow.GetLogger(ctx).Error("part failed", "part", partNo, "error", err)
 			failed = append(failed, activities.FailedChunks{From: from, To: to, Outcome: outcome, Error: msg})
 			base.Done += urls
 			base.Failed += urls // the results file has the exact counts
 			*progress = base
 			if s.FailFast {
-				return &Result{URL: fmt.Sprintf("URLs %d to %d", from*StagedChunkSize+1, from*StagedChunkSize+urls), Outcome: outcome, Error: msg}, known, failed, nil
+				return &Result{URL: fmt.Sprintf("URLs %d to %d", from*size+1, from*size+urls), Outcome: outcome, Error: msg}, known, failed, nil
 			}
 			continue
 		}
@@ -124,7 +132,7 @@ func runParts(ctx workflow.Context, s Settings, prefix string, staged activities
 		*progress = base
 		known = append(known, part.Known...)
 		failed = append(failed, part.Unrecorded...)
-		if len(failed) > 2*ChunksPerPart {
+		if len(failed) > 2*lay.chunksPerPart {
 			// The blob store keeps refusing: say so rather than carry
 			// more.
 			return nil, known, failed, fmt.Errorf("the results of %d chunks could not be recorded, the last: %s", len(failed), failed[len(failed)-1].Error)
@@ -136,9 +144,10 @@ func runParts(ctx workflow.Context, s Settings, prefix string, staged activities
 	return nil, known, failed, nil
 }
 
-// progressEvery is how many chunks a part finishes between progress
-// signals to its parent: 5 per part, 500 for a batch of a million URLs.
-// Parts started before this version signal every 5 chunks.
+// progressEvery is how many chunks of 100 a part finishes between
+// progress signals to its parent: 5 per part, 500 for a batch of a million
+// URLs. Parts started before this version signal every 5 chunks; parts
+// with chunks of 500 signal every layoutNow.progressEvery.
 const (
 	progressEvery       = 20
 	progressEveryBefore = 5
@@ -147,12 +156,13 @@ const (
 // BatchFetchPart runs chunks [FirstChunk, EndChunk) of a staged batch.
 func BatchFetchPart(ctx workflow.Context, in PartInput) (*PartOutput, error) {
 	strict := strictOutcomes(ctx)
-	every := progressEveryBefore
-	if strict {
-		every = progressEvery
+	lay := stagedLayout(in.ChunkSize)
+	every := lay.progressEvery
+	if !strict {
+		every = progressEveryBefore
 	}
 	progress := &Progress{}
-	e := newEngine(ctx, in.Settings, in.Prefix, StagedChunkSize, true, strict, progress)
+	e := newEngine(ctx, in.Settings, in.Prefix, lay.chunkSize, lay.chunksInFlight, true, strict, progress)
 	e.fetchQueue = in.FetchQueue
 	chunksDone := 0
 	parentID, parentRunID := in.ParentID, in.ParentRunID
@@ -166,7 +176,7 @@ func BatchFetchPart(ctx workflow.Context, in PartInput) (*PartOutput, error) {
 			workflow.SignalExternalWorkflow(ctx, parentID, parentRunID, partProgressSignal, partProgress{Part: in.Part, Progress: *progress})
 		}
 	}
-	e.run(ctx, stagedChunks(in.FirstChunk, in.EndChunk, in.Count))
+	e.run(ctx, stagedChunks(lay.chunkSize, in.FirstChunk, in.EndChunk, in.Count))
 	if ctx.Err() != nil {
 		return nil, temporal.NewCanceledError()
 	}

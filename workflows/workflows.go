@@ -90,18 +90,44 @@ const (
 	// back inline (see inlineFits); a batch of longer URLs is staged.
 	InlineOutputBytes = 1536 << 10
 	// StagedChunkSize is the URLs per chunk of a larger batch.
-	StagedChunkSize = 100
-	// ChunksPerPart is the chunks one child workflow runs.
-	ChunksPerPart = 100
+	StagedChunkSize = 500
+	// ChunksPerPart is the chunks one child workflow runs: 10,000 URLs.
+	ChunksPerPart = 20
 	// maxChunksInline bounds the chunks of an inline batch.
 	maxChunksInline = 100
 	// maxPending bounds the chunks being worked on at once (each has one
 	// pending activity: its fetch or its hash), so hashes queued behind a
 	// busy CPU worker cannot pile up pending activities.
 	maxPending = 500
-	// chunksInFlight is how many chunks share max_in_flight.
+	// chunksInFlight is how many chunks of an inline batch share
+	// max_in_flight (a staged batch's layout says for its own).
 	chunksInFlight = 8
 )
+
+// layout is how a staged batch is split: URLs per chunk, chunks per part,
+// how many chunks share max_in_flight, and how many chunks a part
+// finishes between progress signals to its parent.
+type layout struct {
+	chunkSize, chunksPerPart, chunksInFlight, progressEvery int
+}
+
+var (
+	// layoutNow: 500-URL chunks, 5 sharing max_in_flight. Every chunk
+	// costs the server two activities and their workflow tasks, whatever
+	// its size, so a chunk five times larger costs a fifth per URL.
+	layoutNow = layout{chunkSize: StagedChunkSize, chunksPerPart: ChunksPerPart, chunksInFlight: 5, progressEvery: 4}
+	// layoutBefore is the split of batches started by earlier versions.
+	layoutBefore = layout{chunkSize: 100, chunksPerPart: 100, chunksInFlight: chunksInFlight, progressEvery: progressEvery}
+)
+
+// stagedLayout is the split of a staged batch started with chunks of
+// chunkSize URLs (0: by a version that did not say).
+func stagedLayout(chunkSize int) layout {
+	if chunkSize == layoutNow.chunkSize {
+		return layoutNow
+	}
+	return layoutBefore
+}
 
 // Result is what happened to one URL.
 type Result = activities.Result
@@ -235,7 +261,7 @@ func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 		ch.n = len(ch.urls)
 		chunks = append(chunks, ch)
 	}
-	e := newEngine(ctx, s, prefix, size, false, strict, progress)
+	e := newEngine(ctx, s, prefix, size, chunksInFlight, false, strict, progress)
 	// A URL with an activity of its own retries with Temporal's policy.
 	e.native = size == 1 && strict && nativeRetries(ctx)
 	e.results = make([]Result, n)
@@ -260,9 +286,13 @@ func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, progress *Progress) (*Output, error) {
 	info := workflow.GetInfo(ctx)
 	var f *activities.Fetcher
+	lay := layoutBefore
+	if workflow.GetVersion(ctx, "chunks-of-500", workflow.DefaultVersion, 1) == 1 {
+		lay = layoutNow
+	}
 	var staged activities.StageResult
 	if err := workflow.ExecuteActivity(housekeeping(ctx, 30*time.Minute, 5, "check and stage URLs"), f.StageURLs, activities.StageRequest{
-		Prefix: prefix, URLs: s.URLs, URLsFile: s.URLsFile, ChunkSize: StagedChunkSize,
+		Prefix: prefix, URLs: s.URLs, URLsFile: s.URLsFile, ChunkSize: lay.chunkSize,
 	}).Get(ctx, &staged); err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) && appErr.Type() == InvalidInputType {
@@ -276,13 +306,13 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	var failure *Result
 	var known []activities.IndexedResult
 	var failed []activities.FailedChunks
-	if staged.Chunks <= ChunksPerPart {
-		e := newEngine(ctx, s, prefix, StagedChunkSize, true, strict, progress)
-		e.run(ctx, stagedChunks(0, staged.Chunks, staged.Count))
+	if staged.Chunks <= lay.chunksPerPart {
+		e := newEngine(ctx, s, prefix, lay.chunkSize, lay.chunksInFlight, true, strict, progress)
+		e.run(ctx, stagedChunks(lay.chunkSize, 0, staged.Chunks, staged.Count))
 		failure, known, failed = e.failure, e.known, e.unrecorded
 	} else {
 		var err error
-		if failure, known, failed, err = runParts(ctx, s, prefix, staged, strict, progress); err != nil {
+		if failure, known, failed, err = runParts(ctx, s, prefix, lay, staged, strict, progress); err != nil {
 			return nil, err
 		}
 	}
@@ -290,7 +320,7 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	bg, _ := workflow.NewDisconnectedContext(ctx)
 	var assembled activities.AssembleResult
 	if err := workflow.ExecuteActivity(housekeeping(bg, 30*time.Minute, 10, "write results"), f.AssembleResults, activities.AssembleRequest{
-		Prefix: prefix, Chunks: staged.Chunks, ChunkSize: StagedChunkSize,
+		Prefix: prefix, Chunks: staged.Chunks, ChunkSize: lay.chunkSize,
 		Dest: ResultsKey(info.WorkflowExecution.RunID), Known: known, Failed: failed,
 	}).Get(bg, &assembled); err != nil {
 		return nil, fmt.Errorf("writing results: %w", err)
