@@ -38,7 +38,14 @@ type Hasher struct {
 	// to the server overlap another's hashing, while the processor work
 	// stays within its slots.
 	CPU chan struct{}
+	// Nice, when positive, is the niceness of the OS thread that hashes
+	// a body of NicedBody bytes or more (Linux).
+	Nice int
 }
+
+// NicedBody is the smallest body hashed on a thread of its own at the
+// Hasher's Nice: smaller ones take less than a millisecond.
+const NicedBody = 1 << 20
 
 // cpuSlot waits for a hashing slot; release gives it back.
 func (h *Hasher) cpuSlot(ctx context.Context) (release func(), err error) {
@@ -309,7 +316,12 @@ func (h *Hasher) hashHeld(ctx context.Context, it Fetched, resume *hashState, pr
 	obs := observer(h.Observer)
 	obs.SlotsInUse("cpu", 1)
 	defer obs.SlotsInUse("cpu", -1)
-	return h.hashBlob(ctx, it.Blob, it.Off, it.Size, resume, progress)
+	if h.Nice <= 0 || it.Size < NicedBody {
+		return h.hashBlob(ctx, it.Blob, it.Off, it.Size, resume, progress)
+	}
+	var sum blobSum
+	niced(h.Nice, func() { sum, err = h.hashBlob(ctx, it.Blob, it.Off, it.Size, resume, progress) })
+	return sum, err
 }
 
 // blobSum is what hashing a blob found.

@@ -294,7 +294,7 @@ func fetchLatencies(results []workflows.Result) []int64 {
 // waits until every body is fetched and waiting to be hashed, then starts
 // a CPU pool (of the stack's size) on that queue: what follows is hashing
 // alone, not hashing beside downloads.
-func prefetched(st *stack, urls []string, queue string) (client.WorkflowRun, *workers.Pools, error) {
+func prefetched(st *stack, urls []string, queue string) (client.WorkflowRun, func(), error) {
 	run, err := st.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: workflows.TaskQueue}, workflows.WorkflowName,
 		workflows.Input{URLs: urls, AttemptTimeout: "10m", CPUTaskQueue: queue, MaxInFlight: len(urls)})
 	if err != nil {
@@ -303,13 +303,25 @@ func prefetched(st *stack, urls []string, queue string) (client.WorkflowRun, *wo
 	if err := waitPending(st, run, "HashChunk", len(urls)); err != nil {
 		return nil, nil, err
 	}
+	if st.worker != nil {
+		// A CPU worker as users run one: the worker binary, --role cpu,
+		// its default flags.
+		args := append([]string{"--role", "cpu", "--cpu-task-queue", queue}, st.workerArgs...)
+		cmd := exec.Command(st.worker.Path, args...)
+		cmd.Env = st.worker.Env
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			return nil, nil, err
+		}
+		return run, func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }, nil
+	}
 	cfg := st.cfg
 	cfg.Role, cfg.CPUTaskQueue = workers.RoleCPU, queue
 	pool, err := st.StartWorkers(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	return run, pool, nil
+	return run, pool.Stop, nil
 }
 
 // waitPending waits until run has n pending activities of type name.

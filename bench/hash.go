@@ -30,19 +30,17 @@ func hashRate(c *config, st *stack, s *site) error {
 	// Fetch every body first, then start a CPU worker of its own: the
 	// figure is hashing alone, not hashing beside downloads.
 	ctx := context.Background()
-	run, pool, err := prefetched(st, s.largeURLs(c.loadBodies, c.loadSize, "hash"), "bench-hash-cpu")
+	run, stopPool, err := prefetched(st, s.largeURLs(c.loadBodies, c.loadSize, "hash"), "bench-hash-cpu")
 	if err != nil {
 		return err
 	}
-	defer pool.Stop()
+	defer stopPool()
 	if err := run.Get(ctx, nil); err != nil {
 		return err
 	}
 	// The hashing phase: first hash start to last hash end, from history.
 	iter := st.client.GetWorkflowHistory(context.Background(), run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	scheduled := map[int64]bool{}
-	started := map[int64]time.Time{}
-	var busy time.Duration
 	for iter.HasNext() {
 		ev, err := iter.Next()
 		if err != nil {
@@ -53,14 +51,12 @@ func hashRate(c *config, st *stack, s *site) error {
 		}
 		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && scheduled[a.GetScheduledEventId()] {
 			t := ev.GetEventTime().AsTime()
-			started[a.GetScheduledEventId()] = t
 			if hashStart.IsZero() || t.Before(hashStart) {
 				hashStart = t
 			}
 		}
 		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil && scheduled[a.GetScheduledEventId()] {
 			t := ev.GetEventTime().AsTime()
-			busy += t.Sub(started[a.GetScheduledEventId()])
 			if t.After(hashEnd) {
 				hashEnd = t
 			}
@@ -70,8 +66,6 @@ func hashRate(c *config, st *stack, s *site) error {
 	got := total / hashEnd.Sub(hashStart).Seconds()
 	fmt.Printf("\n== hash: %d x %d MiB bodies on %d CPU slots\n", c.loadBodies, c.loadSize>>20, slots)
 	fmt.Printf("raw crypto/sha256, one core      %7.0f MB/s  (x %d slots = %.0f MB/s)\n", raw, slots, raw*float64(slots))
-	perSlot := total / busy.Seconds() * float64(slots)
 	fmt.Printf("hash activities, first start to last end   %7.0f MB/s  ratio to raw x slots %.2f\n", got, got/(raw*float64(slots)))
-	fmt.Printf("hash activities, bytes per busy slot-second %7.0f MB/s  ratio to raw x slots %.2f  (without Temporal's dispatch between activities)\n", perSlot, perSlot/(raw*float64(slots)))
 	return nil
 }

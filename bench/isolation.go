@@ -16,11 +16,11 @@ func isolation(c *config, st *stack, s *site) error {
 	// worker, then hashed by a CPU pool of the default size while the
 	// same small batch runs again.
 	ctx := context.Background()
-	load, pool, err := prefetched(st, s.largeURLs(c.loadBodies, c.loadSize, "iso-load"), "bench-iso-cpu")
+	load, stopPool, err := prefetched(st, s.largeURLs(c.loadBodies, c.loadSize, "iso-load"), "bench-iso-cpu")
 	if err != nil {
 		return err
 	}
-	defer pool.Stop()
+	defer stopPool()
 	for !hashing(st, load) {
 		time.Sleep(10 * time.Millisecond) // polling the server's view
 	}

@@ -73,6 +73,7 @@ func newFlags() (*flag.FlagSet, *settings) {
 	fs.StringVar(&cfg.CPUTaskQueue, "cpu-task-queue", workflows.CPUTaskQueue, "task queue of hash activities")
 	fs.IntVar(&cfg.FetchSlots, "fetch-slots", 100, "requests this worker has open at once")
 	fs.IntVar(&cfg.CPUSlots, "cpu-slots", workers.DefaultCPUSlots(), "hashes this worker runs at once; the default is the number of CPUs less one, so hashing never starves the I/O")
+	fs.IntVar(&cfg.CPUNice, "cpu-nice", workers.DefaultCPUNice, "niceness (0 to 19) of the threads that hash bodies of a MiB or more, so that fetches and other processes on the machine get a core first when they need one; 0 leaves them at the worker's own (Linux)")
 	fs.Float64Var(&cfg.FetchRate, "fetch-rate", 0, "fetches started per second by this worker (0: no cap)")
 	fs.Float64Var(&cfg.FetchQueueRate, "fetch-queue-rate", 0, "fetches started per second across all workers of the task queue (0: no cap)")
 	fs.Float64Var(&cfg.CPURate, "cpu-rate", 0, "hashes started per second by this worker (0: no cap)")
@@ -142,6 +143,12 @@ func run(args []string) error {
 	}
 	if st.cfg.HTTP.MaxConnsPerHost < 0 {
 		return usageError{fmt.Errorf("--max-conns-per-host must be at least 0 (0: as many as --fetch-slots), not %d", st.cfg.HTTP.MaxConnsPerHost)}
+	}
+	if st.cfg.CPUNice < 0 || st.cfg.CPUNice > 19 {
+		return usageError{fmt.Errorf("--cpu-nice must be from 0 to 19, not %d", st.cfg.CPUNice)}
+	}
+	if st.cfg.CPUNice == 0 {
+		st.cfg.CPUNice = -1 // the worker's own niceness
 	}
 	if st.cfg.FetchSlots < 1 || st.cfg.CPUSlots < 1 {
 		return usageError{fmt.Errorf("--fetch-slots and --cpu-slots must be at least 1 (got %d and %d)", st.cfg.FetchSlots, st.cfg.CPUSlots)}

@@ -42,6 +42,11 @@ type Config struct {
 	// CPUSlots is how many hashes this worker runs at once (default
 	// DefaultCPUSlots: the number of CPUs less one).
 	CPUSlots int
+	// CPUNice is the niceness (1 to 19) of the threads that hash bodies of
+	// a MiB or more, so hashing yields the cores to fetches and to
+	// anything else on the machine (default DefaultCPUNice; -1: the
+	// worker's own). Linux only.
+	CPUNice int
 	// FetchRate and CPURate cap activities started per second by this
 	// worker; FetchQueueRate and CPUQueueRate cap them across every worker
 	// of the task queue (enforced by the Temporal server). 0: no cap.
@@ -84,6 +89,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.FetchSlots == 0 {
 		c.FetchSlots = 100
 	}
+	if c.CPUNice == 0 {
+		c.CPUNice = DefaultCPUNice
+	}
+	if c.CPUNice > 19 {
+		return c, fmt.Errorf("cpu niceness %d is over 19", c.CPUNice)
+	}
 	if c.CPUSlots == 0 {
 		c.CPUSlots = DefaultCPUSlots()
 	}
@@ -122,6 +133,11 @@ func (c Config) withDefaults() (Config, error) {
 // hashChunksPerSlot is how many hash activities a CPU worker has open per
 // CPU slot.
 const hashChunksPerSlot = 4
+
+// DefaultCPUNice is the niceness of hashing threads: at 10 the Linux
+// scheduler gives a thread about a tenth of the share of one at 0 when
+// both want a core, and all of it when the core is free.
+const DefaultCPUNice = 10
 
 // DefaultCPUSlots is one less than the number of CPUs (at least one): a
 // core stays free for the I/O side (HTTP, the Temporal client, workflow
@@ -181,7 +197,7 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 			DisableWorkflowWorker: true,
 		})
 		w.RegisterActivity(&activities.Hasher{Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, Observer: cfg.Observer,
-			CPU: make(chan struct{}, cfg.CPUSlots)})
+			CPU: make(chan struct{}, cfg.CPUSlots), Nice: cfg.CPUNice})
 		p.workers = append(p.workers, w)
 	}
 	for i, w := range p.workers {
