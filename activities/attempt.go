@@ -23,6 +23,34 @@ type stored struct {
 	off  *int64 // in a pack, from here
 	size int64
 	crc  uint32
+	meta Meta
+}
+
+// Meta is what a response said about its body: kept in the URL's result.
+type Meta struct {
+	ContentType  string `json:"ct,omitempty"`
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"lm,omitempty"`
+}
+
+// metaOf reads a response's Meta. A value that is longer than any real
+// content type, ETag or date, or holds bytes other than printable ASCII
+// (or the <, > and & that JSON escapes six-fold), is left out: a result's
+// size stays bounded (see workflows.inlineFits).
+func metaOf(h http.Header) Meta {
+	get := func(k string, max int) string {
+		v := h.Get(k)
+		if len(v) > max {
+			return ""
+		}
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c < 0x20 || c > 0x7e || c == '<' || c == '>' || c == '&' {
+				return ""
+			}
+		}
+		return v
+	}
+	return Meta{ContentType: get("Content-Type", 128), ETag: get("ETag", 128), LastModified: get("Last-Modified", 64)}
 }
 
 // dropKept tells whether a part-read body is of no use to a later attempt:
@@ -326,7 +354,7 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, 
 		if err == nil {
 			committed = true
 			st.set(Resume{})
-			return status, stored{key: packKey, off: &off, size: done.Bytes, crc: done.CRC32C}, nil
+			return status, stored{key: packKey, off: &off, size: done.Bytes, crc: done.CRC32C, meta: metaOf(resp.Header)}, nil
 		}
 		// The pack failed (the next body starts another): this one goes
 		// to a blob of its own.
@@ -343,7 +371,7 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, 
 	}
 	committed = true
 	st.set(Resume{})
-	return status, stored{key: key, size: done.Bytes, crc: done.CRC32C}, nil
+	return status, stored{key: key, size: done.Bytes, crc: done.CRC32C, meta: metaOf(resp.Header)}, nil
 }
 
 // fetchURL fetches one URL with the batch's per-URL policy: attempts with

@@ -144,7 +144,7 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 		release()
 		out.Status = status
 		if fail == nil {
-			out.Blob, out.Off, out.Size, out.CRC32C = body.key, body.off, body.size, &body.crc
+			out.Blob, out.Off, out.Size, out.CRC32C, out.Meta = body.key, body.off, body.size, &body.crc, body.meta
 			observer(f.Observer).Fetched(out.Size, time.Since(start))
 			return out
 		}

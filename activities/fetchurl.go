@@ -140,7 +140,7 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 	out.Status = status
 	out.ElapsedMS = elapsed()
 	if fail == nil {
-		out.Blob, out.Off, out.Size, out.CRC32C = body.key, body.off, body.size, &body.crc
+		out.Blob, out.Off, out.Size, out.CRC32C, out.Meta = body.key, body.off, body.size, &body.crc, body.meta
 		observer(f.Observer).Fetched(out.Size, time.Since(first))
 		return &FetchChunkResult{Items: []Fetched{out}, Store: f.StoreID}, nil
 	}

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/process"
 )
 
 // Hasher is the CPU activity: it streams blobs through sha256. Run it on a
@@ -41,6 +42,9 @@ type Hasher struct {
 	// Nice, when positive, is the niceness of the OS thread that hashes
 	// a body of NicedBody bytes or more (Linux).
 	Nice int
+	// Processors are the CPU steps a batch's "process" can name, besides
+	// sha256 (nil: process.Builtins()).
+	Processors map[string]process.Processor
 }
 
 // NicedBody is the smallest body hashed on a thread of its own at the
@@ -80,10 +84,12 @@ var hashBufPool = sync.Pool{New: func() any { b := make([]byte, hashChunk); retu
 // crash) resumes mid-body instead of from byte zero.
 type hashCheckpoint struct {
 	Results []Result `json:"results"`
-	Blob    string   `json:"blob,omitempty"`
-	Offset  int64    `json:"offset,omitempty"`
-	State   []byte   `json:"state,omitempty"`
-	CRC32C  uint32   `json:"crc32c,omitempty"`
+	// Step is the processor's last progress report (for people watching).
+	Step   string `json:"step,omitempty"`
+	Blob   string `json:"blob,omitempty"`
+	Offset int64  `json:"offset,omitempty"`
+	State  []byte `json:"state,omitempty"`
+	CRC32C uint32 `json:"crc32c,omitempty"`
 }
 
 // hashState is how far the hash of one blob got: the digest state is
@@ -123,6 +129,10 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 		activity.GetLogger(ctx).Error("refusing a chunk fetched into another blob store", "detail", msg)
 		return nil, temporal.NewApplicationError(msg, WrongStoreType)
 	}
+	proc, err := h.processor(req.Process)
+	if err != nil {
+		return nil, err
+	}
 	var cp hashCheckpoint
 	if activity.HasHeartbeatDetails(ctx) {
 		_ = activity.GetHeartbeatDetails(ctx, &cp)
@@ -155,6 +165,7 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 	var mu sync.Mutex
 	var curBlob string
 	var cur *hashState
+	var side *sideways
 	stop := heartbeat(ctx, every, func() any {
 		mu.Lock()
 		defer mu.Unlock()
@@ -168,9 +179,16 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 				c.Results[i] = r
 			}
 		}
+		if k := checkpointable(c.Results); k < len(c.Results) {
+			// Large processor outputs: the checkpoint keeps the results
+			// that fit, and a retry redoes the others.
+			c.Results = c.Results[:k]
+			return c
+		}
 		if cur != nil {
 			c.Blob, c.Offset, c.State, c.CRC32C = curBlob, cur.Offset, cur.State, cur.CRC32C
 		}
+		c.Step = side.progress()
 		return c
 	})
 	defer stop()
@@ -191,16 +209,31 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 			if it.Off != nil {
 				resume = nil // a small body in its chunk's pack: no hash to resume
 			}
+			if req.Keep || proc != nil {
+				resume = nil // the kept copy and the processor start from byte 0
+			}
+			s, err := h.startSideways(ctx, req.Keep, proc, process.Info{URL: it.URL, Status: it.Status, ContentType: it.ContentType, Size: it.Size})
+			if err != nil {
+				return nil, err
+			}
+			mu.Lock()
+			side = s
+			mu.Unlock()
 			began := time.Now()
 			sum, err := h.hashHeld(ctx, it, resume, func(s hashState) {
 				mu.Lock()
 				cur = &s
 				mu.Unlock()
-			})
+			}, s)
 			if ctx.Err() != nil {
+				s.abort()
 				return h.stopped(ctx, req, results)
 			}
 			r = Result{URL: it.URL, Status: it.Status, Attempts: it.Attempts, ElapsedMS: it.ElapsedMS, Size: it.Size}
+			okBody := err == nil && sum.size == it.Size && (it.CRC32C == nil || sum.crc == *it.CRC32C)
+			if !okBody {
+				s.abort()
+			}
 			switch {
 			case err != nil:
 				var nf *blobError
@@ -223,11 +256,18 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 			default:
 				obs.Hashed(sum.size-resumedAt(resume), time.Since(began))
 				r.Outcome, r.SHA256 = OutcomeOK, sum.hex
+				r.ContentType, r.ETag, r.LastModified = it.ContentType, it.ETag, it.LastModified
+				if err := h.complete(ctx, s, req, it.Index, &r); err != nil {
+					if ctx.Err() != nil {
+						return h.stopped(ctx, req, results)
+					}
+					return nil, err // retry the chunk; results so far are checkpointed
+				}
 			}
 		}
 		mu.Lock()
 		results = append(results, r)
-		cur = nil
+		cur, side = nil, nil
 		mu.Unlock()
 	}
 
@@ -245,6 +285,23 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 		}
 	}
 	return out, nil
+}
+
+// checkpointBudget bounds a hash checkpoint: Temporal refuses heartbeat
+// details over 2 MB.
+const checkpointBudget = 1 << 20
+
+// checkpointable is how many of results, from the first, fit in a
+// checkpoint.
+func checkpointable(results []Result) int {
+	n := 0
+	for i := range results {
+		n += 1024 + JSONLen(results[i].URL) + JSONLen(results[i].Error) + len(results[i].Processed)
+		if n > checkpointBudget {
+			return i
+		}
+	}
+	return len(results)
 }
 
 func resumedAt(s *hashState) int64 {
@@ -307,7 +364,7 @@ func (e *blobError) Unwrap() error { return e.err }
 // hashHeld hashes one body holding a CPU slot, given back however the
 // hash ends (a panic included: the SDK recovers it, the slot must not
 // stay taken).
-func (h *Hasher) hashHeld(ctx context.Context, it Fetched, resume *hashState, progress func(hashState)) (blobSum, error) {
+func (h *Hasher) hashHeld(ctx context.Context, it Fetched, resume *hashState, progress func(hashState), side *sideways) (blobSum, error) {
 	release, err := h.cpuSlot(ctx)
 	if err != nil {
 		return blobSum{}, err
@@ -317,10 +374,10 @@ func (h *Hasher) hashHeld(ctx context.Context, it Fetched, resume *hashState, pr
 	obs.SlotsInUse("cpu", 1)
 	defer obs.SlotsInUse("cpu", -1)
 	if h.Nice <= 0 || it.Size < NicedBody {
-		return h.hashBlob(ctx, it.Blob, it.Off, it.Size, resume, progress)
+		return h.hashBlob(ctx, it.Blob, it.Off, it.Size, resume, progress, side)
 	}
 	var sum blobSum
-	niced(h.Nice, func() { sum, err = h.hashBlob(ctx, it.Blob, it.Off, it.Size, resume, progress) })
+	niced(h.Nice, func() { sum, err = h.hashBlob(ctx, it.Blob, it.Off, it.Size, resume, progress, side) })
 	return sum, err
 }
 
@@ -337,7 +394,7 @@ type blobSum struct {
 //
 // With off set, the body is size bytes of a pack from off: a pack cut
 // short yields fewer, which the caller's size check catches.
-func (h *Hasher) hashBlob(ctx context.Context, key string, off *int64, size int64, resume *hashState, progress func(hashState)) (blobSum, error) {
+func (h *Hasher) hashBlob(ctx context.Context, key string, off *int64, size int64, resume *hashState, progress func(hashState), side *sideways) (blobSum, error) {
 	rc, err := h.Store.Open(ctx, key)
 	if err != nil {
 		return blobSum{}, &blobError{final: errors.Is(err, blobstore.ErrNotFound), err: err}
@@ -381,6 +438,9 @@ func (h *Hasher) hashBlob(ctx context.Context, key string, off *int64, size int6
 			part := buf[i:min(i+1<<20, n)]
 			sum.Write(part)
 			crc = crc32.Update(crc, castagnoli, part)
+			if err := side.write(part); err != nil {
+				return blobSum{}, err
+			}
 			runtime.Gosched()
 		}
 		offset += int64(n)

@@ -44,7 +44,7 @@ func BenchmarkHashBlob(b *testing.B) {
 		h := &Hasher{Store: store}
 		b.SetBytes(size)
 		for range b.N {
-			if _, err := h.hashBlob(context.Background(), "b/x", nil, 0, nil, func(hashState) {}); err != nil {
+			if _, err := h.hashBlob(context.Background(), "b/x", nil, 0, nil, func(hashState) {}, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,22 +22,34 @@ func threadNice(t *testing.T) int {
 	return n
 }
 
-// The hashing thread runs at the niceness asked for; the caller's thread,
-// and the threads the process starts after, do not.
+// The hashing thread runs at the niceness asked for (never less nice than
+// it was); the threads the process starts while it runs, and after, keep
+// the process's.
 func TestNicedRunsOnANicedThread(t *testing.T) {
+	base := threadNice(t)
+	want := max(base, 7)
 	var inside int
-	niced(7, func() { inside = threadNice(t) })
-	if inside != 7 {
-		t.Errorf("niceness inside: %d, want 7", inside)
-	}
-	done := make(chan int)
-	for range 8 {
-		go func() { done <- threadNice(t) }()
-	}
-	for range 8 {
-		if n := <-done; n != 0 {
-			t.Errorf("a thread outside has niceness %d", n)
+	others := make(chan int, 16)
+	niced(7, func() {
+		inside = threadNice(t)
+		// New threads, started while a niced thread is locked.
+		for range 16 {
+			go func() {
+				runtime.LockOSThread()
+				others <- threadNice(t)
+			}()
 		}
+		for range 16 {
+			if n := <-others; n != base {
+				t.Errorf("a thread started meanwhile has niceness %d, the process %d", n, base)
+			}
+		}
+	})
+	if inside != want && inside != base { // base: the main thread, never niced
+		t.Errorf("niceness inside: %d, want %d", inside, want)
+	}
+	if threadNice(t) != base {
+		t.Errorf("the caller's thread has niceness %d, was %d", threadNice(t), base)
 	}
 	defer func() {
 		if recover() == nil {

@@ -3,6 +3,7 @@ package activities
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 	"unicode/utf8"
@@ -27,6 +28,19 @@ type Result struct {
 	Attempts  int    `json:"attempts"`
 	ElapsedMS int64  `json:"elapsed_ms"`
 	Error     string `json:"error,omitempty"`
+	// For an ok result: the response's Content-Type, ETag and
+	// Last-Modified headers, when it sent them.
+	ContentType  string `json:"content_type,omitempty"`
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+	// BodyKey is where the body is kept (keep_bodies), relative to the
+	// blob store's root: bodies/sha256/<hex>.
+	BodyKey string `json:"body_key,omitempty"`
+	// Processed is the CPU step's output (process other than sha256), a
+	// JSON object of at most 64 KiB; a larger one is in the blob store
+	// under ProcessedKey.
+	Processed    json.RawMessage `json:"processed,omitempty"`
+	ProcessedKey string          `json:"processed_key,omitempty"`
 }
 
 // Policy is how each URL of a chunk is fetched: the batch's per-URL
@@ -92,6 +106,8 @@ type Fetched struct {
 	Attempts  int     `json:"attempts"`
 	ElapsedMS int64   `json:"elapsed_ms"`
 	Error     string  `json:"error,omitempty"`
+	// Meta is what the response said about the body (a body's URL only).
+	Meta
 }
 
 // Final is the Result of a URL whose fetch ended without a body.
@@ -117,7 +133,16 @@ type HashChunkRequest struct {
 	// Staged: write the chunk's results to the blob store (ResultsKey)
 	// instead of returning them.
 	Staged bool `json:"staged,omitempty"`
+	// Keep: keep each ok body under bodies/sha256/<hex>.
+	Keep bool `json:"keep,omitempty"`
+	// Process names the CPU step ("" or "sha256": the hash alone), and
+	// ProcessedPrefix is where outputs too large for a result go.
+	Process         string `json:"process,omitempty"`
+	ProcessedPrefix string `json:"processed_prefix,omitempty"`
 }
+
+// KeptBodyKey is where a kept body with the given sha256 (hex) is.
+func KeptBodyKey(sha string) string { return "bodies/sha256/" + sha }
 
 // HashChunkResult holds the chunk's final results or, for a staged batch,
 // only their counts (the results are in the blob store).

@@ -62,6 +62,8 @@ type options struct {
 	blobURL   string
 	demoURLs  int
 	outFile   string
+	saveDir   string    // --save: the kept bodies go there
+	saveLog   io.Writer // where --save says what it saved (default: none)
 	store     blobstore.Store
 	finished  bool   // reading a finished batch (results), not starting one
 	uploaded  string // the URL list this run put in the blob store
@@ -101,6 +103,8 @@ var subcommands = map[string]func(args []string, stdin io.Reader, stdout, stderr
 	"status":  runStatus,
 	"cancel":  runCancel,
 	"results": runResults,
+	"bodies":  runBodies,
+	"gc":      runGC,
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -54,6 +54,7 @@ func printOutput(ctx context.Context, w io.Writer, out workflows.Output, o optio
 		}
 		return nil
 	}
+	var err error
 	fromFile := out.ResultsFile != "" && out.Results == nil
 	if fromFile {
 		if mine, err := blobstore.ID(ctx, o.store); err == nil && mine != "" && out.BlobStore != "" && mine != out.BlobStore {
@@ -87,7 +88,30 @@ func printOutput(ctx context.Context, w io.Writer, out workflows.Output, o optio
 			}
 		}
 	}
-	err := printResults(w, out, o.jsonOut, fromFile, each)
+	var sv *saver
+	if o.saveDir != "" {
+		if sv, err = newSaver(o.saveDir, o.store); err != nil {
+			return &exitError{exitUsage, err}
+		}
+		read := each
+		each = func(fn func(i int, r *workflows.Result) error) error {
+			return read(func(i int, r *workflows.Result) error {
+				if err := sv.save(ctx, i, r); err != nil {
+					return writeError{fmt.Errorf("--save: %w", err)}
+				}
+				return fn(i, r)
+			})
+		}
+	}
+	err = printResults(w, out, o.jsonOut, fromFile, each)
+	if sv != nil {
+		if cerr := sv.close(); err == nil && cerr != nil {
+			err = &exitError{exitInternal, fmt.Errorf("--save: %w", cerr)}
+		}
+		if err == nil && o.saveLog != nil {
+			fmt.Fprintf(o.saveLog, "saved %d kept bodies (%d bytes) to %s; index.jsonl says which URL each holds\n", sv.saved, sv.bytes, o.saveDir)
+		}
+	}
 	if outFile != nil {
 		if err != nil || outErr != nil {
 			outFile.abort()

@@ -34,7 +34,7 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("starter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: starter [start] [flags] [URL...]     start a batch and wait for it\n       starter status|cancel|results [flags] WORKFLOW_ID\n\nURLs come from the arguments, --file (one per line, # comments), or stdin.\nThe Temporal connection comes from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the other TEMPORAL_* variables.\n\nflags of start:\n")
+		fmt.Fprintf(stderr, "usage: starter [start] [flags] [URL...]     start a batch and wait for it\n       starter status|cancel|results|bodies [flags] WORKFLOW_ID\n       starter gc --older-than 720h\n\nURLs come from the arguments, --file (one per line, # comments), or stdin.\nThe Temporal connection comes from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the other TEMPORAL_* variables.\n\nflags of start:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.file, "file", "", "read URLs from this file ('-' for stdin), one per line; # starts a comment")
@@ -45,6 +45,9 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.input.MaxAttempts, "max-attempts", workflows.DefaultMaxAttempts, "attempts per URL, the first included")
 	fs.StringVar(&o.input.InitialBackoff, "initial-backoff", workflows.DefaultInitialBackoff.String(), "wait before the first retry; doubles after each")
 	fs.StringVar(&o.input.CPUTaskQueue, "cpu-task-queue", workflows.CPUTaskQueue, "task queue of the hash step")
+	fs.StringVar(&o.input.Process, "process", "sha256", "the CPU step: sha256 (the hash alone), html (title and links), image (format and size), or a processor registered on your CPU workers")
+	fs.BoolVar(&o.input.KeepBodies, "keep-bodies", false, "keep each ok body in the blob store, content-addressed (bodies/sha256/<hex>; the result's body_key)")
+	fs.StringVar(&o.saveDir, "save", "", "keep the bodies (--keep-bodies) and write each to this directory when the batch ends, named by its URL's position; index.jsonl says which URL each holds")
 	fs.StringVar(&o.taskQueue, "task-queue", workflows.TaskQueue, "task queue of the workflow and its fetches")
 	fs.StringVar(&o.id, "id", "", "workflow ID; starting the same ID again attaches to that batch instead of fetching twice (default: a new ID)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the result as JSON instead of a table")
@@ -61,6 +64,16 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := checkWritable(o.outFile); err != nil {
 		return &exitError{exitUsage, err}
 	}
+	if o.saveDir != "" {
+		o.input.KeepBodies = true
+		o.saveLog = stderr
+		if o.noWait {
+			return &exitError{exitUsage, errors.New("--save writes the bodies when the batch ends: leave out --no-wait (or later: starter bodies WORKFLOW_ID --save DIR)")}
+		}
+	}
+	if o.input.Process == "sha256" {
+		o.input.Process = "" // the default, as the input leaves it out
+	}
 	if !o.dev && (o.serve || o.demoURLs > 0) {
 		return &exitError{exitUsage, errors.New("--serve and --demo-urls go with --dev")}
 	}
@@ -73,7 +86,7 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if err := workflows.CheckURL(u); err != nil {
 			hint := ""
 			if i == 0 && len(positional) > 0 && !strings.ContainsAny(u, ":/.") {
-				hint = " (not a URL; commands are start, status, cancel and results)"
+				hint = " (not a URL; commands are start, status, cancel, results, bodies and gc)"
 			}
 			return &exitError{exitUsage, fmt.Errorf("invalid input: %s: %w%s", where(i), err, hint)}
 		}

@@ -154,6 +154,7 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 	var hashed activities.HashChunkResult
 	if err := workflow.ExecuteActivity(hashCtx, h.HashChunk, activities.HashChunkRequest{
 		Prefix: e.prefix, Chunk: ch.index, Items: fetched.Items, Staged: e.staged, Store: fetched.Store,
+		Keep: e.s.KeepBodies, Process: e.s.Process, ProcessedPrefix: e.processedPrefix(),
 	}).Get(ctx, &hashed); err != nil {
 		var canceled *temporal.CanceledError
 		if errors.As(err, &canceled) {
@@ -200,6 +201,13 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 	if e.s.FailFast && hashed.FirstFailed != nil {
 		e.stop(*hashed.FirstFailed, -1)
 	}
+}
+
+func (e *engine) processedPrefix() string {
+	if e.s.Process == "" {
+		return ""
+	}
+	return ProcessedPrefix(e.prefix)
 }
 
 func (e *engine) count(n, ok int) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/batchfetch/batchfetch/activities"
+	"github.com/batchfetch/batchfetch/process"
 )
 
 // Limits on one batch. Larger inputs are refused with InvalidInput.
@@ -58,6 +59,12 @@ type Input struct {
 	// URLsFile replaces URLs for large batches: the key of a text file in
 	// the workers' blob store, one URL per line (# comments allowed).
 	URLsFile string `json:"urls_file,omitempty"`
+	// KeepBodies keeps each ok body in the blob store under
+	// bodies/sha256/<hex> (its result's body_key).
+	KeepBodies bool `json:"keep_bodies,omitempty"`
+	// Process names the CPU step: "sha256" (default: the hash alone),
+	// "html", "image", or a processor registered on the CPU workers.
+	Process string `json:"process,omitempty"`
 
 	// decodeErr records why the JSON form could not be decoded, so the
 	// workflow can fail with InvalidInput instead of failing its task.
@@ -76,6 +83,8 @@ type wireInput struct {
 	InitialBackoff *string  `json:"initial_backoff"`
 	CPUTaskQueue   *string  `json:"cpu_task_queue"`
 	URLsFile       *string  `json:"urls_file"`
+	KeepBodies     *bool    `json:"keep_bodies"`
+	Process        *string  `json:"process"`
 }
 
 // UnmarshalJSON never fails: a malformed input is remembered and reported
@@ -107,6 +116,8 @@ func (in *Input) UnmarshalJSON(b []byte) error {
 	}
 	in.Mode, in.AttemptTimeout, in.URLTimeout = str(w.Mode), str(w.AttemptTimeout), str(w.URLTimeout)
 	in.InitialBackoff, in.CPUTaskQueue, in.URLsFile = str(w.InitialBackoff), str(w.CPUTaskQueue), str(w.URLsFile)
+	in.Process = str(w.Process)
+	in.KeepBodies = w.KeepBodies != nil && *w.KeepBodies
 	// An explicit 0 is an error, not "use the default".
 	for _, f := range []struct {
 		name string
@@ -125,7 +136,7 @@ func (in *Input) UnmarshalJSON(b []byte) error {
 	for _, f := range []struct {
 		name string
 		v    *string
-	}{{"mode", w.Mode}, {"attempt_timeout", w.AttemptTimeout}, {"url_timeout", w.URLTimeout}, {"initial_backoff", w.InitialBackoff}, {"cpu_task_queue", w.CPUTaskQueue}, {"urls_file", w.URLsFile}} {
+	}{{"mode", w.Mode}, {"attempt_timeout", w.AttemptTimeout}, {"url_timeout", w.URLTimeout}, {"initial_backoff", w.InitialBackoff}, {"cpu_task_queue", w.CPUTaskQueue}, {"urls_file", w.URLsFile}, {"process", w.Process}} {
 		if f.v != nil && *f.v == "" {
 			in.decodeErr = fmt.Sprintf("%s: must not be empty (leave it out for the default)", f.name)
 			return nil
@@ -186,6 +197,9 @@ type Settings struct {
 	InitialBackoff time.Duration `json:"InitialBackoff"`
 	CPUTaskQueue   string        `json:"CPUTaskQueue"`
 	URLsFile       string        `json:"URLsFile"`
+	KeepBodies     bool          `json:"KeepBodies,omitempty"`
+	// Process is the CPU step besides the hash: "" for the hash alone.
+	Process string `json:"Process,omitempty"`
 }
 
 // Validate checks an input and applies defaults. Its error names the bad
@@ -257,7 +271,20 @@ func (in Input) Validate() (Settings, error) {
 		}
 		s.CPUTaskQueue = in.CPUTaskQueue
 	}
+	s.KeepBodies = in.KeepBodies
+	if in.Process != "" && in.Process != process.SHA256 {
+		if err := process.CheckName(in.Process); err != nil {
+			return s, fmt.Errorf("process: %w (built in: sha256, html, image)", err)
+		}
+		s.Process = in.Process
+	}
 	return s, nil
+}
+
+// Builtin tells whether name is a CPU step every CPU worker has.
+func builtinProcess(name string) bool {
+	_, ok := process.Builtins()[name]
+	return ok || name == "" || name == process.SHA256
 }
 
 // checkKey accepts a relative, clean, slash-separated blob store key.

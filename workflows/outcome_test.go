@@ -460,7 +460,7 @@ func TestInlineFitsBoundsTheOutput(t *testing.T) {
 				out.Results = append(out.Results, Result{URL: url, Outcome: OutcomeHTTPError, Status: 599, Size: 1 << 40,
 					Attempts: 100, ElapsedMS: 1 << 40, SHA256: strings.Repeat("f", 64), Error: worstErr})
 			}
-			if !inlineFits(urls) {
+			if !inlineFits(urls, false) {
 				continue
 			}
 			p, err := converter.GetDefaultDataConverter().ToPayload(out)
@@ -476,7 +476,7 @@ func TestInlineFitsBoundsTheOutput(t *testing.T) {
 	for i := range urls {
 		urls[i] = fmt.Sprintf("https://www.example.com/products/category-%d/item-%d?ref=batch&lang=en", i%50, i)
 	}
-	if !inlineFits(urls) {
+	if !inlineFits(urls, false) {
 		t.Errorf("1,000 ordinary URLs do not run inline")
 	}
 }

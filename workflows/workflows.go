@@ -27,12 +27,14 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/batchfetch/batchfetch/activities"
+	"github.com/batchfetch/batchfetch/process"
 )
 
 // Names scripts and workers depend on.
@@ -165,6 +167,12 @@ const heartbeatTimeout = 10 * time.Second
 // BlobPrefix is where a batch keeps its bodies and chunk files.
 func BlobPrefix(runID string) string { return "batches/" + runID }
 
+// ProcessedPrefix is where a batch's processor outputs too large for its
+// results go (they outlive the batch, as its results file does).
+func ProcessedPrefix(blobPrefix string) string {
+	return "processed/" + strings.TrimPrefix(blobPrefix, "batches/")
+}
+
 // ResultsKey is where a large batch's results go.
 func ResultsKey(runID string) string { return "results/" + runID + ".jsonl" }
 
@@ -217,7 +225,20 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 	}()
 
 	strict := strictOutcomes(ctx)
-	if s.URLsFile == "" && len(s.URLs) <= InlineLimit && (!strict || inlineFits(s.URLs)) {
+	if !builtinProcess(s.Process) {
+		// A processor of a team's own: some CPU worker must have it.
+		var h *activities.Hasher
+		checkCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			TaskQueue:           s.CPUTaskQueue,
+			StartToCloseTimeout: time.Minute,
+			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
+			Summary:             "check process " + s.Process,
+		})
+		if err := workflow.ExecuteActivity(checkCtx, h.CheckProcess, s.Process).Get(ctx, nil); err != nil {
+			return nil, temporal.NewNonRetryableApplicationError("process: "+cause(err).Error(), InvalidInputType, nil)
+		}
+	}
+	if s.URLsFile == "" && len(s.URLs) <= InlineLimit && (!strict || inlineFits(s.URLs, s.Process != "")) {
 		return runInline(ctx, s, prefix, strict, progress)
 	}
 	return runStaged(ctx, s, prefix, strict, progress)
@@ -228,8 +249,12 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 // each result its other fields and an error of up to
 // activities.MaxErrorText, take at most InlineOutputBytes (Temporal
 // refuses payloads over 2 MB). Only batches of long URLs are staged for it.
-func inlineFits(urls []string) bool {
-	n := 2 + len(urls)*(resultFields+activities.MaxErrorText)
+func inlineFits(urls []string, processed bool) bool {
+	per := resultFields + activities.MaxErrorText
+	if processed {
+		per += process.MaxInline + 128 // and its key's name
+	}
+	n := 2 + len(urls)*per
 	for _, u := range urls {
 		n += 3 + activities.JSONLen(u) // with its quotes and comma
 	}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"runtime"
 	"sync"
 	"time"
 
@@ -17,6 +16,8 @@ import (
 
 	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/cpuworker"
+	"github.com/batchfetch/batchfetch/process"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -47,6 +48,9 @@ type Config struct {
 	// anything else on the machine (default DefaultCPUNice; -1: the
 	// worker's own). Linux only.
 	CPUNice int
+	// Processors are the CPU steps a batch's "process" can name besides
+	// sha256 (nil: process.Builtins()).
+	Processors map[string]process.Processor
 	// FetchRate and CPURate cap activities started per second by this
 	// worker; FetchQueueRate and CPUQueueRate cap them across every worker
 	// of the task queue (enforced by the Temporal server). 0: no cap.
@@ -130,21 +134,15 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// hashChunksPerSlot is how many hash activities a CPU worker has open per
-// CPU slot.
-const hashChunksPerSlot = 4
-
-// DefaultCPUNice is the niceness of hashing threads: at 10 the Linux
-// scheduler gives a thread about a tenth of the share of one at 0 when
-// both want a core, and all of it when the core is free.
-const DefaultCPUNice = 10
+// DefaultCPUNice is the niceness of hashing threads (cpuworker.DefaultNice).
+const DefaultCPUNice = cpuworker.DefaultNice
 
 // DefaultCPUSlots is one less than the number of CPUs (at least one): a
 // core stays free for the I/O side (HTTP, the Temporal client, workflow
 // tasks), so hashing cannot starve small fetches. Measured on 2 cores
 // (go run ./bench): fetch p99 under full hashing load is 0.8 to 1.6 times
 // the unloaded p99 with 1 slot (about 1.1 typically), 1.7 to 2.4 with 2.
-func DefaultCPUSlots() int { return max(1, runtime.NumCPU()-1) }
+func DefaultCPUSlots() int { return cpuworker.DefaultSlots() }
 
 // Pools are running workers; Stop them to shut down gracefully.
 type Pools struct {
@@ -182,22 +180,12 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		p.workers = append(p.workers, w)
 	}
 	if cfg.Role == RoleCPU || cfg.Role == RoleAll {
-		w := worker.New(c, cfg.CPUTaskQueue, worker.Options{
-			// More chunks open than slots: a chunk of small bodies spends
-			// most of its time on reads, its results file and round trips
-			// to the server, which overlap another chunk's hashing. The
-			// Hasher's tokens keep the hashing itself within CPUSlots.
-			MaxConcurrentActivityExecutionSize: cfg.CPUSlots * hashChunksPerSlot,
-			MaxConcurrentActivityTaskPollers:   2,
-			WorkerActivitiesPerSecond:          cfg.CPURate,
-			TaskQueueActivitiesPerSecond:       cfg.CPUQueueRate,
-			MaxHeartbeatThrottleInterval:       time.Second,
-			WorkerStopTimeout:                  cfg.StopTimeout,
-			// This worker runs activities only.
-			DisableWorkflowWorker: true,
-		})
-		w.RegisterActivity(&activities.Hasher{Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, Observer: cfg.Observer,
-			CPU: make(chan struct{}, cfg.CPUSlots), Nice: cfg.CPUNice})
+		w, err := cpuworker.New(c, cpuworker.Options{TaskQueue: cfg.CPUTaskQueue, Store: cfg.Store, StoreLocation: cfg.StoreLocation,
+			Slots: cfg.CPUSlots, Nice: cfg.CPUNice, Processors: cfg.Processors, Rate: cfg.CPURate, QueueRate: cfg.CPUQueueRate,
+			StopTimeout: cfg.StopTimeout, Observer: cfg.Observer})
+		if err != nil {
+			return nil, err
+		}
 		p.workers = append(p.workers, w)
 	}
 	for i, w := range p.workers {

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+// saver writes the kept bodies of a batch's results to a directory: each
+// body as a file named by its URL's position in the input (from 1, zero
+// padded), and index.jsonl saying which URL each file holds. Every body
+// is checked against its result's sha256 as it is copied.
+type saver struct {
+	dir   string
+	store blobstore.Store
+	index *os.File
+	enc   *json.Encoder
+	saved int
+	bytes int64
+}
+
+// savedBody is a line of index.jsonl.
+type savedBody struct {
+	Index   int    `json:"index"` // position in the input, from 1
+	File    string `json:"file"`
+	URL     string `json:"url"`
+	SHA256  string `json:"sha256"`
+	Size    int64  `json:"size"`
+	BodyKey string `json:"body_key"`
+}
+
+func newSaver(dir string, store blobstore.Store) (*saver, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("--save: %w", err)
+	}
+	f, err := os.Create(filepath.Join(dir, "index.jsonl"))
+	if err != nil {
+		return nil, fmt.Errorf("--save: %w", err)
+	}
+	return &saver{dir: dir, store: store, index: f, enc: json.NewEncoder(f)}, nil
+}
+
+// save copies the kept body of result i, if it has one.
+func (s *saver) save(ctx context.Context, i int, r *workflows.Result) error {
+	if r.BodyKey == "" || r.Outcome != workflows.OutcomeOK {
+		return nil
+	}
+	name := fmt.Sprintf("%07d", i+1)
+	src, err := s.store.Open(ctx, r.BodyKey)
+	if err != nil {
+		if errors.Is(err, blobstore.ErrNotFound) {
+			return fmt.Errorf("the body of %s (%s) is no longer in the blob store: expired, or removed by `starter gc`", r.URL, r.BodyKey)
+		}
+		return err
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp(s.dir, "."+name+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), src)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("saving the body of %s: %w", r.URL, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != r.SHA256 || n != r.Size {
+		return fmt.Errorf("the kept body of %s (%s) has sha256 %s and %d bytes, its result says %s and %d: not saved", r.URL, r.BodyKey, got, n, r.SHA256, r.Size)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, name)); err != nil {
+		return err
+	}
+	s.saved++
+	s.bytes += n
+	return s.enc.Encode(savedBody{Index: i + 1, File: name, URL: r.URL, SHA256: r.SHA256, Size: r.Size, BodyKey: r.BodyKey})
+}
+
+func (s *saver) close() error { return s.index.Close() }
+
+// runBodies runs `starter bodies WORKFLOW_ID --save DIR`.
+func runBodies(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	cmd := newBatchCommand("bodies", "Saves the bodies a finished batch kept (\"keep_bodies\": true) to a directory: one file per URL, named by its position in the input, and index.jsonl saying which URL each holds.", stderr)
+	var dir string
+	cmd.fs.StringVar(&dir, "save", "", "directory to write the bodies to (required)")
+	cmd.o.storeFlags(cmd.fs, "the kept bodies and large results are read from it")
+	return cmd.run(args, func(ctx context.Context, b *batch) error {
+		if dir == "" {
+			return &exitError{exitUsage, errors.New("bodies: --save DIR is required")}
+		}
+		if b.running {
+			return &exitError{exitState, fmt.Errorf("batch %s is still running: `starter status %s` shows its progress", b.id, b.id)}
+		}
+		o := cmd.o
+		var err error
+		if o.store, err = openStore(ctx, o); err != nil {
+			return &exitError{exitUsage, err}
+		}
+		out, ok := finishedOutput(ctx, b.run)
+		if !ok {
+			return &exitError{exitState, fmt.Errorf("batch %s has no results (it failed before fetching)", b.id)}
+		}
+		o.jsonOut, o.saveDir, o.saveLog = true, dir, stdout
+		if err := printOutput(ctx, io.Discard, *out, o); err != nil {
+			return err
+		}
+		return nil
+	})
+}
+
+// runGC runs `starter gc --older-than 720h`: removes kept bodies (and the
+// unnamed leftovers of writes a crash cut off) older than the given age
+// from a blob directory.
+func runGC(args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	var o options
+	flags := flag.NewFlagSet("starter gc", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	flags.Usage = func() {
+		fmt.Fprintf(stderr, "usage: starter gc --older-than 720h [--blob-dir DIR]\n\nRemoves kept bodies (bodies/sha256/) last written more than --older-than ago from a blob directory.\nA body a newer batch kept again counts from then. For an object store, use its lifecycle rules (see README).\n\nflags:\n")
+		flags.PrintDefaults()
+	}
+	older := flags.Duration("older-than", 0, "remove kept bodies last written more than this long ago (required, e.g. 720h)")
+	dry := flags.Bool("dry-run", false, "list what would be removed, remove nothing")
+	o.storeFlags(flags, "its bodies/sha256/ is cleaned")
+	positional, done, err := parseFlags(flags, args)
+	if done || err != nil {
+		return err
+	}
+	if len(positional) > 0 {
+		return &exitError{exitUsage, fmt.Errorf("gc takes no arguments, got %q", positional)}
+	}
+	if *older <= 0 {
+		return &exitError{exitUsage, errors.New("gc: --older-than must be positive (e.g. 720h for 30 days)")}
+	}
+	if o.blobURL != "" {
+		return &exitError{exitUsage, errors.New("gc: an object store expires kept bodies with a lifecycle rule on the bodies/sha256/ prefix (see README); gc cleans a --blob-dir")}
+	}
+	root := filepath.Join(o.blobDir, "bodies", "sha256")
+	cutoff := time.Now().Add(-*older)
+	var n int
+	var size int64
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && path == root {
+				return fs.SkipAll
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil // removed meanwhile
+		}
+		// An unnamed leftover older than an hour is a write a crash cut off.
+		age := cutoff
+		if strings.HasPrefix(d.Name(), blobstore.UnnamedPrefix) {
+			age = time.Now().Add(-time.Hour)
+		}
+		if !info.ModTime().Before(age) {
+			return nil
+		}
+		if *dry {
+			fmt.Fprintln(stdout, path)
+		} else if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		n++
+		size += info.Size()
+		return nil
+	})
+	if err != nil {
+		return &exitError{exitInternal, fmt.Errorf("gc: %w", err)}
+	}
+	verb := "removed"
+	if *dry {
+		verb = "would remove"
+	}
+	fmt.Fprintf(stderr, "%s %d kept bodies (%d bytes) last written before %s from %s\n", verb, n, size, cutoff.UTC().Format(time.RFC3339), root)
+	return nil
+}
