@@ -45,13 +45,16 @@ func (HTML) Process(ctx context.Context, body io.Reader, info Info, _ Env) (any,
 	if err != nil {
 		return nil, fmt.Errorf("page URL: %w", err)
 	}
+	out := HTMLResult{Links: []string{}}
 	r, err := charset.NewReader(body, info.ContentType)
+	if errors.Is(err, io.EOF) {
+		return out, nil // an empty page
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decoding the page: %w", err)
 	}
 	z := html.NewTokenizer(r)
 	z.SetMaxBuf(maxToken)
-	out := HTMLResult{Links: []string{}}
 	seen := map[string]bool{}
 	inTitle, haveTitle, haveBase := false, false, false
 	var title strings.Builder

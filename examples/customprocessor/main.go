@@ -75,6 +75,7 @@ func countWords(ctx context.Context, body io.Reader, info process.Info, env proc
 func main() {
 	blobDir := flag.String("blob-dir", "", "the fetch workers' blob directory (required)")
 	slots := flag.Int("cpu-slots", cpuworker.DefaultSlots(), "bodies processed at once")
+	queue := flag.String("cpu-task-queue", "batchfetch-cpu", "the CPU task queue")
 	flag.Parse()
 	if *blobDir == "" {
 		log.Fatal("customprocessor: --blob-dir is required (the fetch workers' blob directory)")
@@ -95,7 +96,7 @@ func main() {
 
 	procs := process.Builtins() // html and image
 	procs["wordcount"] = process.Func(countWords)
-	w, err := cpuworker.New(c, cpuworker.Options{Store: store, StoreLocation: *blobDir, Slots: *slots, Processors: procs})
+	w, err := cpuworker.New(c, cpuworker.Options{TaskQueue: *queue, Store: store, StoreLocation: *blobDir, Slots: *slots, Processors: procs})
 	if err != nil {
 		log.Fatal(err)
 	}

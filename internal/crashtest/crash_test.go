@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = dir
-	for _, pkg := range []string{"worker", "cmd/devserver"} {
+	for _, pkg := range []string{"worker", "cmd/devserver", "examples/customprocessor"} {
 		cmd := exec.Command("go", "build", "-o", dir, "../../"+pkg)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
