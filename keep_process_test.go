@@ -141,7 +141,9 @@ func TestProcessHTML(t *testing.T) {
 		"/latin1": htmlPage("text/html; charset=iso-8859-1", "<title>Caf\xe9</title><a href=\"/\xe9t\xe9\">summer</a>"),
 		"/meta":   htmlPage("text/html", "<html><head><meta charset=\"windows-1252\"><title>\x93quoted\x94</title></head></html>"),
 		"/empty":  htmlPage("text/html", ""),
-		"/bytes":  htmlPage("application/octet-stream", string(randomBody(5000))),
+		// No charset anywhere, and ASCII for its first KiB: UTF-8.
+		"/late":  htmlPage("text/html", "<!--"+strings.Repeat("x", 1100)+"--><title>Ünïcödé</title>"),
+		"/bytes": htmlPage("application/octet-stream", string(randomBody(5000))),
 	}
 	s := newSite(t, pages)
 	want := map[string]process.HTMLResult{
@@ -150,8 +152,9 @@ func TestProcessHTML(t *testing.T) {
 		"/latin1":   {Title: "Café", Links: []string{s.URL + "/%C3%A9t%C3%A9"}},
 		"/meta":     {Title: "“quoted”", Links: []string{}},
 		"/empty":    {Title: "", Links: []string{}},
+		"/late":     {Title: "Ünïcödé", Links: []string{}},
 	}
-	paths := []string{"/dir/page", "/base", "/latin1", "/meta", "/empty", "/bytes"}
+	paths := []string{"/dir/page", "/base", "/latin1", "/meta", "/empty", "/late", "/bytes"}
 	check := func(t *testing.T, results []workflows.Result) {
 		t.Helper()
 		for i, r := range results {

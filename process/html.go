@@ -1,6 +1,8 @@
 package process
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/charset"
+	"golang.org/x/text/transform"
 )
 
 // MaxLinks is the most links the html step returns (the first ones, in
@@ -35,8 +38,8 @@ type HTMLResult struct {
 // HTML is the "html" step: the page's title and its links (<a href>,
 // <area href>), resolved against the page's URL and its <base href>,
 // absolute, deduplicated, in document order. Only http and https links
-// are kept. The body is decoded from its charset (Content-Type, a <meta>
-// or a byte-order mark; UTF-8 otherwise).
+// are kept. The body is decoded from its charset (a byte-order mark, the
+// Content-Type's charset, or a <meta> in its first KiB; UTF-8 otherwise).
 type HTML struct{}
 
 // Process implements Processor.
@@ -46,16 +49,27 @@ func (HTML) Process(ctx context.Context, body io.Reader, info Info, _ Env) (any,
 		return nil, fmt.Errorf("page URL: %w", err)
 	}
 	out := HTMLResult{Links: []string{}}
-	r, err := charset.NewReader(body, info.ContentType)
-	if errors.Is(err, io.EOF) {
-		return out, nil // an empty page
+	br := bufio.NewReaderSize(body, 4096)
+	head, err := br.Peek(1024)
+	if len(head) == 0 {
+		if err == io.EOF {
+			return out, nil // an empty page
+		}
+		return nil, fmt.Errorf("reading the page: %w", err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("decoding the page: %w", err)
+	var r io.Reader = br
+	// A byte-order mark, the Content-Type's charset or a <meta> in the
+	// first KiB says; said nothing, a page is UTF-8 (as most are), not
+	// windows-1252 (as the sniffing algorithm guesses).
+	enc, name, certain := charset.DetermineEncoding(head, info.ContentType)
+	guessed := !certain && name == "windows-1252" && !bytes.Contains(bytes.ToLower(head), []byte("charset"))
+	if name != "utf-8" && !guessed {
+		r = transform.NewReader(br, enc.NewDecoder())
 	}
 	z := html.NewTokenizer(r)
 	z.SetMaxBuf(maxToken)
 	seen := map[string]bool{}
+	raw := map[string]bool{} // hrefs as written, since the last <base>
 	inTitle, haveTitle, haveBase := false, false, false
 	var title strings.Builder
 	for n := 0; ; n++ {
@@ -78,8 +92,8 @@ func (HTML) Process(ctx context.Context, body io.Reader, info Info, _ Env) (any,
 			if tag == "title" && !haveTitle && tt == html.StartTagToken {
 				inTitle = true
 			}
-			if !hasAttr || (tag != "a" && tag != "area" && tag != "base") {
-				continue
+			if !hasAttr || (tag != "a" && tag != "area" && tag != "base") || (out.Truncated && tag != "base") {
+				continue // past the cap, no link can change the answer
 			}
 			href, ok := attr(z, "href")
 			if !ok {
@@ -90,10 +104,18 @@ func (HTML) Process(ctx context.Context, body io.Reader, info Info, _ Env) (any,
 					haveBase = true
 					if u, err := base.Parse(strings.TrimSpace(href)); err == nil {
 						base = u
+						clear(raw)
 					}
 				}
 				continue
 			}
+			if raw[href] {
+				continue // this href again: already kept, or not a link
+			}
+			if len(raw) >= 4*MaxLinks {
+				clear(raw) // a bounded memory of hrefs seen
+			}
+			raw[href] = true
 			link, ok := resolve(base, href)
 			if !ok || seen[link] {
 				continue
