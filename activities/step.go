@@ -128,6 +128,11 @@ func (h *Hasher) startSideways(ctx context.Context, keep bool, p process.Process
 				// Whatever the processor left unread is not wanted.
 				_ = pr.CloseWithError(errProcessorDone)
 			}()
+			if h.Nice > 0 && info.Size >= NicedBody {
+				// The step's thread yields to the I/O as the hash's does.
+				niced(h.Nice, func() { s.value, s.procErr = p.Process(ctx, pr, info, s) })
+				return
+			}
 			s.value, s.procErr = p.Process(ctx, pr, info, s)
 		}()
 	}

@@ -145,6 +145,11 @@ const tableFlushEvery = 1000
 func printResults(w io.Writer, out workflows.Output, jsonOut, fromFile bool, each func(func(int, *workflows.Result) error) error) error {
 	if jsonOut {
 		if !fromFile {
+			// The results are at hand: each still goes through them, for
+			// --out and --save.
+			if err := each(func(int, *workflows.Result) error { return nil }); err != nil {
+				return err
+			}
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
 			return enc.Encode(out)
