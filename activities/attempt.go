@@ -24,6 +24,9 @@ type stored struct {
 	size int64
 	crc  uint32
 	meta Meta
+	// notModified: the server answered 304 to the conditional request;
+	// there is no body.
+	notModified bool
 }
 
 // Meta is what a response said about its body: kept in the URL's result.
@@ -147,7 +150,10 @@ func cancelRequested(ctx context.Context) bool {
 // this attempt's own. When an earlier attempt kept part of the body and the
 // server identified it, it copies that part into the new blob (checking it
 // against its CRC) and asks the server for the rest only.
-func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, st *urlState) (int, stored, *failure) {
+//
+// With cond, an attempt that starts from byte zero asks for the body only
+// if it changed (If-None-Match, If-Modified-Since): a 304 is no body.
+func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, st *urlState, cond *Prev) (int, stored, *failure) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, stored{}, &failure{outcome: OutcomeError, msg: "building request: " + err.Error()}
@@ -174,6 +180,17 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, 
 			st.set(prev)
 			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", prev.Bytes))
 			req.Header.Set("If-Range", prev.validator())
+		}
+	}
+	// A body asked for from byte zero may not be needed at all.
+	conditional := false
+	if pw == nil && cond != nil && (cond.ETag != "" || cond.LastModified != "") {
+		conditional = true
+		if cond.ETag != "" {
+			req.Header.Set("If-None-Match", cond.ETag)
+		}
+		if cond.LastModified != "" {
+			req.Header.Set("If-Modified-Since", cond.LastModified)
 		}
 	}
 	// discard drops what this attempt holds; pause keeps it for the next.
@@ -210,7 +227,15 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, 
 		drain(resp.Body)
 		resp.Body.Close()
 		discard()
-		return f.fetchOnce(ctx, url, prefix, index, st)
+		return f.fetchOnce(ctx, url, prefix, index, st, cond)
+	}
+	if resp.StatusCode == http.StatusNotModified {
+		drain(resp.Body)
+		discard()
+		if !conditional {
+			return resp.StatusCode, stored{}, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, msg: "HTTP " + resp.Status + " to a request that was not conditional"}
+		}
+		return resp.StatusCode, stored{notModified: true, meta: metaOf(resp.Header)}, nil
 	}
 	switch ClassifyStatus(resp.StatusCode) {
 	case StatusRetryable:
@@ -237,7 +262,7 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, 
 				drain(resp.Body)
 				resp.Body.Close()
 				activity.GetLogger(ctx).Info("the rest of the body does not match the kept part, starting over", "url", Redact(url), "content_range", resp.Header.Get("Content-Range"))
-				return f.fetchOnce(ctx, url, prefix, index, st)
+				return f.fetchOnce(ctx, url, prefix, index, st, cond)
 			}
 		} else {
 			cur = prev // the rest of the same body, after the copied part

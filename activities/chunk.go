@@ -3,6 +3,8 @@ package activities
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -48,6 +50,9 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 	if len(tasks) == 0 {
 		var err error
 		if tasks, err = f.readURLs(ctx, URLsKey(req.Prefix, req.Chunk), req.First); err != nil {
+			return nil, err
+		}
+		if err := readPrev(ctx, f.Store, req.Prefix, req.Chunk, req.PrevParts, tasks); err != nil {
 			return nil, err
 		}
 	}
@@ -207,6 +212,40 @@ func lean(req FetchChunkRequest, items []Fetched) []Fetched {
 
 func (f *Fetcher) readURLs(ctx context.Context, key string, first int) ([]URLTask, error) {
 	return readURLs(ctx, f.Store, key, first)
+}
+
+// readPrev gives tasks, a staged chunk's URLs, what the earlier results
+// staging joined to them said (parts files of IndexedPrev).
+func readPrev(ctx context.Context, store blobstore.Store, prefix string, chunk, parts int, tasks []URLTask) error {
+	if len(tasks) == 0 {
+		return nil
+	}
+	first := tasks[0].Index
+	for n := range parts {
+		r, err := store.Open(ctx, PrevKey(prefix, chunk, n))
+		if errors.Is(err, blobstore.ErrNotFound) {
+			continue // no earlier result for this chunk in that part
+		}
+		if err != nil {
+			return fmt.Errorf("reading the chunk's earlier results: %w", err)
+		}
+		dec := json.NewDecoder(bufio.NewReader(r))
+		for {
+			var p IndexedPrev
+			if err := dec.Decode(&p); err == io.EOF {
+				break
+			} else if err != nil {
+				r.Close()
+				return fmt.Errorf("reading the chunk's earlier results: %w", err)
+			}
+			if i := p.Index - first; i >= 0 && i < len(tasks) && tasks[i].URL == p.URL {
+				prev := p.Prev
+				tasks[i].Prev = &prev
+			}
+		}
+		r.Close()
+	}
+	return nil
 }
 
 // readURLs reads a staged chunk's URLs, numbered from first.

@@ -94,7 +94,7 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 	}
 	start, retryAt := st.first, st.retryAt
 	st.mu.Unlock()
-	out = Fetched{Index: t.Index, URL: t.URL}
+	out = Fetched{Index: t.Index, URL: t.URL, Prev: t.Prev}
 	defer func() {
 		out.ElapsedMS = time.Since(start).Milliseconds()
 		st.mu.Lock()
@@ -138,13 +138,17 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 		attempts := st.attempts
 		st.mu.Unlock()
 		attemptCtx, attemptTimedOut, attemptDone := attemptContext(urlCtx, p.AttemptTimeout)
-		status, body, fail := f.fetchOnce(attemptCtx, t.URL, prefix, t.Index, st)
+		status, body, fail := f.fetchOnce(attemptCtx, t.URL, prefix, t.Index, st, t.Prev)
 		timedOut := attemptTimedOut()
 		attemptDone()
 		release()
 		out.Status = status
 		if fail == nil {
 			out.Blob, out.Off, out.Size, out.CRC32C, out.Meta = body.key, body.off, body.size, &body.crc, body.meta
+			if body.notModified {
+				// No body: the hash step carries the earlier one's word.
+				out.NotModified, out.Off, out.CRC32C = true, nil, nil
+			}
 			observer(f.Observer).Fetched(out.Size, time.Since(start))
 			return out
 		}

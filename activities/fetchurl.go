@@ -98,7 +98,7 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 	if !req.Since.IsZero() && req.Since.Before(first) {
 		first = req.Since
 	}
-	out := Fetched{Index: t.Index, URL: t.URL, Attempts: attempt}
+	out := Fetched{Index: t.Index, URL: t.URL, Attempts: attempt, Prev: t.Prev}
 	elapsed := func() int64 { return time.Since(first).Milliseconds() }
 
 	summary := fmt.Sprintf("attempt %d/%d: GET %s", attempt, max(p.MaxAttempts, 1), Redact(t.URL))
@@ -133,7 +133,7 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 		return nil, f.urlEnded(ctx, f.ended(ctx, out, nil), st.checkpoint().Resume)
 	}
 	attemptCtx, attemptTimedOut, attemptDone := attemptContext(urlCtx, p.AttemptTimeout)
-	status, body, fail := f.fetchOnce(attemptCtx, t.URL, req.Prefix, t.Index, st)
+	status, body, fail := f.fetchOnce(attemptCtx, t.URL, req.Prefix, t.Index, st, t.Prev)
 	timedOut := attemptTimedOut()
 	attemptDone()
 	release()
@@ -141,6 +141,10 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 	out.ElapsedMS = elapsed()
 	if fail == nil {
 		out.Blob, out.Off, out.Size, out.CRC32C, out.Meta = body.key, body.off, body.size, &body.crc, body.meta
+		if body.notModified {
+			// No body: the hash step carries the earlier one's word.
+			out.NotModified, out.Off, out.CRC32C = true, nil, nil
+		}
 		observer(f.Observer).Fetched(out.Size, time.Since(first))
 		return &FetchChunkResult{Items: []Fetched{out}, Store: f.StoreID}, nil
 	}

@@ -198,6 +198,8 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 		var r Result
 		if it.Outcome != "" {
 			r = it.Final()
+		} else if it.NotModified {
+			r = notModified(it)
 		} else {
 			var resume *hashState
 			if i == len(cp.Results) && cp.Blob == it.Blob && cp.State != nil {
@@ -265,6 +267,10 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 				}
 			}
 		}
+		if req.Compare && r.Outcome == OutcomeOK {
+			changed := it.Prev == nil || it.Prev.SHA256 != r.SHA256
+			r.Changed = &changed
+		}
 		mu.Lock()
 		results = append(results, r)
 		cur, side = nil, nil
@@ -304,6 +310,29 @@ func checkpointable(results []Result) int {
 	return len(results)
 }
 
+// notModified is the result of a URL the server said had not changed
+// since the earlier result it was asked about: that result's body.
+func notModified(it Fetched) Result {
+	p := it.Prev
+	if p == nil {
+		p = &Prev{}
+	}
+	changed := false
+	r := Result{URL: it.URL, Outcome: OutcomeNotModified, Status: it.Status, Attempts: it.Attempts, ElapsedMS: it.ElapsedMS,
+		SHA256: p.SHA256, Size: p.Size, BodyKey: p.BodyKey, ContentType: p.ContentType, ETag: p.ETag, LastModified: p.LastModified, Changed: &changed}
+	// A 304 may send newer validators.
+	if it.ETag != "" {
+		r.ETag = it.ETag
+	}
+	if it.LastModified != "" {
+		r.LastModified = it.LastModified
+	}
+	if it.ContentType != "" {
+		r.ContentType = it.ContentType
+	}
+	return r
+}
+
 func resumedAt(s *hashState) int64 {
 	if s == nil {
 		return 0
@@ -315,8 +344,14 @@ func resumedAt(s *hashState) int64 {
 func countResults(results []Result) *HashChunkResult {
 	out := &HashChunkResult{}
 	for i := range results {
-		if results[i].Outcome == OutcomeOK {
+		if r := results[i]; Succeeded(r.Outcome) {
 			out.OK++
+			if r.Outcome == OutcomeNotModified {
+				out.NotModified++
+			}
+			if r.Changed != nil && *r.Changed {
+				out.Changed++
+			}
 			continue
 		}
 		out.Failed++

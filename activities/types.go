@@ -16,7 +16,39 @@ const (
 	OutcomeTimeout   = "timeout"
 	OutcomeError     = "error"
 	OutcomeCanceled  = "canceled"
+	// OutcomeNotModified: the server answered 304 to a conditional
+	// request made from an earlier result; a success.
+	OutcomeNotModified = "not_modified"
 )
+
+// Succeeded tells whether an outcome is a success: ok or not_modified.
+func Succeeded(outcome string) bool {
+	return outcome == OutcomeOK || outcome == OutcomeNotModified
+}
+
+// Prev is what an earlier batch said about a URL: the validators for a
+// conditional request, and its body, for change detection.
+type Prev struct {
+	ContentType  string `json:"content_type,omitempty"`
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+	SHA256       string `json:"sha256,omitempty"`
+	Size         int64  `json:"size,omitempty"`
+	BodyKey      string `json:"body_key,omitempty"`
+}
+
+// PrevOf is the Prev of an earlier result: nil when it says nothing of
+// use (no validator, no sha256).
+func PrevOf(r Result) *Prev {
+	p := &Prev{ETag: r.ETag, LastModified: r.LastModified, ContentType: r.ContentType}
+	if Succeeded(r.Outcome) || r.Outcome == "" {
+		p.SHA256, p.Size, p.BodyKey = r.SHA256, r.Size, r.BodyKey
+	}
+	if p.ETag == "" && p.LastModified == "" && p.SHA256 == "" {
+		return nil
+	}
+	return p
+}
 
 // Result is what happened to one URL: a line of the batch's output.
 type Result struct {
@@ -41,6 +73,10 @@ type Result struct {
 	// under ProcessedKey.
 	Processed    json.RawMessage `json:"processed,omitempty"`
 	ProcessedKey string          `json:"processed_key,omitempty"`
+	// Changed, for an ok or not_modified result of a batch given earlier
+	// results: whether the body differs from the earlier one (a URL the
+	// earlier results did not have is changed).
+	Changed *bool `json:"changed,omitempty"`
 }
 
 // Policy is how each URL of a chunk is fetched: the batch's per-URL
@@ -68,6 +104,8 @@ func (p Policy) Backoff(attempt int) time.Duration {
 type URLTask struct {
 	Index int    `json:"i"`
 	URL   string `json:"u"`
+	// Prev is what an earlier batch said of the URL, if anything.
+	Prev *Prev `json:"p,omitempty"`
 }
 
 // FetchChunkRequest asks for a chunk of a batch's URLs to be fetched.
@@ -83,6 +121,9 @@ type FetchChunkRequest struct {
 	// Concurrency is how many of the chunk's URLs are fetched at once.
 	Concurrency int    `json:"concurrency"`
 	Policy      Policy `json:"policy"`
+	// PrevParts is how many files of earlier results staging wrote for
+	// each chunk of a staged batch (PrevKey).
+	PrevParts int `json:"prev_parts,omitempty"`
 }
 
 // Fetched is the fetch step's word on one URL: a blob to hash, or a final
@@ -108,6 +149,11 @@ type Fetched struct {
 	Error     string  `json:"error,omitempty"`
 	// Meta is what the response said about the body (a body's URL only).
 	Meta
+	// Prev is what an earlier batch said of the URL; NotModified: the
+	// server answered 304 to the conditional request made from it, and
+	// there is no body.
+	Prev        *Prev `json:"prev,omitempty"`
+	NotModified bool  `json:"nm,omitempty"`
 }
 
 // Final is the Result of a URL whose fetch ended without a body.
@@ -133,12 +179,28 @@ type HashChunkRequest struct {
 	// Staged: write the chunk's results to the blob store (ResultsKey)
 	// instead of returning them.
 	Staged bool `json:"staged,omitempty"`
+	// Compare: the batch was given earlier results; each ok result says
+	// whether its body changed.
+	Compare bool `json:"compare,omitempty"`
 	// Keep: keep each ok body under bodies/sha256/<hex>.
 	Keep bool `json:"keep,omitempty"`
 	// Process names the CPU step ("" or "sha256": the hash alone), and
 	// ProcessedPrefix is where outputs too large for a result go.
 	Process         string `json:"process,omitempty"`
 	ProcessedPrefix string `json:"processed_prefix,omitempty"`
+}
+
+// PrevKey is where staging puts part n of the earlier results of a staged
+// batch's chunk: JSON lines of IndexedPrev.
+func PrevKey(prefix string, chunk, n int) string {
+	return fmt.Sprintf("%s/prev/%06d.%d.jsonl", prefix, chunk, n)
+}
+
+// IndexedPrev is the Prev of the URL at Index of a batch.
+type IndexedPrev struct {
+	Index int    `json:"i"`
+	URL   string `json:"u"`
+	Prev
 }
 
 // KeptBodyKey is where a kept body with the given sha256 (hex) is.
@@ -150,6 +212,10 @@ type HashChunkResult struct {
 	Results []Result `json:"results,omitempty"`
 	OK      int      `json:"ok"`
 	Failed  int      `json:"failed"`
+	// NotModified and Changed count the chunk's not_modified results and
+	// its changed ones.
+	NotModified int `json:"not_modified,omitempty"`
+	Changed     int `json:"changed,omitempty"`
 	// FirstFailed is the first URL of the chunk that did not end ok.
 	FirstFailed *Result `json:"first_failed,omitempty"`
 }

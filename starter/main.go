@@ -45,28 +45,31 @@ const (
 )
 
 type options struct {
-	input     workflows.Input
-	file      string
-	id        string
-	taskQueue string
-	jsonOut   bool
-	noWait    bool
-	quiet     bool
-	dev       bool
-	serve     bool
-	devDB     string
-	devPort   int
-	devUIPort int
-	logLevel  string
-	blobDir   string
-	blobURL   string
-	demoURLs  int
-	outFile   string
-	saveDir   string    // --save: the kept bodies go there
-	saveLog   io.Writer // where --save says what it saved (default: none)
-	store     blobstore.Store
-	finished  bool   // reading a finished batch (results), not starting one
-	uploaded  string // the URL list this run put in the blob store
+	input            workflows.Input
+	file             string
+	id               string
+	taskQueue        string
+	jsonOut          bool
+	noWait           bool
+	quiet            bool
+	dev              bool
+	serve            bool
+	devDB            string
+	devPort          int
+	devUIPort        int
+	logLevel         string
+	blobDir          string
+	blobURL          string
+	demoURLs         int
+	outFile          string
+	saveDir          string    // --save: the kept bodies go there
+	previous         string    // --previous: a local results file
+	changed          bool      // results --changed: only the changed results
+	saveLog          io.Writer // where --save says what it saved (default: none)
+	store            blobstore.Store
+	finished         bool   // reading a finished batch (results), not starting one
+	uploaded         string // the URL list this run put in the blob store
+	uploadedPrevious string // and the earlier results
 }
 
 // exitError carries an exit status up to main.
@@ -99,12 +102,13 @@ var errSilent = errors.New("")
 // subcommands maps each subcommand to its implementation (one file each);
 // without one, the arguments are start's.
 var subcommands = map[string]func(args []string, stdin io.Reader, stdout, stderr io.Writer) error{
-	"start":   runStart,
-	"status":  runStatus,
-	"cancel":  runCancel,
-	"results": runResults,
-	"bodies":  runBodies,
-	"gc":      runGC,
+	"start":    runStart,
+	"status":   runStatus,
+	"cancel":   runCancel,
+	"results":  runResults,
+	"bodies":   runBodies,
+	"schedule": runSchedule,
+	"gc":       runGC,
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {

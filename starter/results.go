@@ -26,6 +26,7 @@ func runResults(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	cmd := newBatchCommand("results", "Prints a finished batch's results (also of a failed or canceled one).", stderr)
 	cmd.fs.BoolVar(&cmd.o.jsonOut, "json", false, "print JSON instead of a table")
 	cmd.fs.StringVar(&cmd.o.outFile, "out", "", "also write the results to this file as JSON lines")
+	cmd.fs.BoolVar(&cmd.o.changed, "changed", false, "only the results whose body changed since the earlier results the batch was given (and new URLs)")
 	cmd.o.storeFlags(cmd.fs, "large results are read from it")
 	return cmd.run(args, func(ctx context.Context, b *batch) error {
 		if b.running {
@@ -82,6 +83,31 @@ func printOutput(ctx context.Context, w io.Writer, out workflows.Output, o optio
 				return read(func(i int, r *workflows.Result) error {
 					if outErr == nil {
 						outErr = outFile.write(r)
+					}
+					return fn(i, r)
+				})
+			}
+		}
+	}
+	if o.changed {
+		// Only what changed: the rows, and the JSON's results.
+		if !fromFile {
+			var kept []workflows.Result
+			for _, r := range out.Results {
+				if r.Changed != nil && *r.Changed {
+					kept = append(kept, r)
+				}
+			}
+			out.Results = kept
+			if kept == nil {
+				out.Results = []workflows.Result{}
+			}
+		} else {
+			read := each
+			each = func(fn func(i int, r *workflows.Result) error) error {
+				return read(func(i int, r *workflows.Result) error {
+					if r.Changed == nil || !*r.Changed {
+						return nil
 					}
 					return fn(i, r)
 				})
@@ -235,6 +261,9 @@ func summary(out workflows.Output) string {
 	s := fmt.Sprintf("%d ok, %d failed", out.OK, out.Failed-canceled)
 	if canceled > 0 {
 		s += fmt.Sprintf(", %d canceled", canceled)
+	}
+	if out.NotModified != nil && out.Changed != nil {
+		s += fmt.Sprintf(" (%d not modified, %d changed)", *out.NotModified, *out.Changed)
 	}
 	return s
 }

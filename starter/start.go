@@ -37,17 +37,7 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "usage: starter [start] [flags] [URL...]     start a batch and wait for it\n       starter status|cancel|results|bodies [flags] WORKFLOW_ID\n       starter gc --older-than 720h\n\nURLs come from the arguments, --file (one per line, # comments), or stdin.\nThe Temporal connection comes from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the other TEMPORAL_* variables.\n\nflags of start:\n")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.file, "file", "", "read URLs from this file ('-' for stdin), one per line; # starts a comment")
-	fs.StringVar(&o.input.Mode, "mode", workflows.ModeCollect, "collect (record each failure, finish the rest) or fail_fast (first failure cancels the batch)")
-	fs.IntVar(&o.input.MaxInFlight, "max-in-flight", workflows.DefaultMaxInFlight, "fetches running at once for this batch")
-	fs.StringVar(&o.input.AttemptTimeout, "attempt-timeout", workflows.DefaultAttemptTimeout.String(), "time limit of one attempt")
-	fs.StringVar(&o.input.URLTimeout, "url-timeout", "", "time limit of one URL, retries included (default none)")
-	fs.IntVar(&o.input.MaxAttempts, "max-attempts", workflows.DefaultMaxAttempts, "attempts per URL, the first included")
-	fs.StringVar(&o.input.InitialBackoff, "initial-backoff", workflows.DefaultInitialBackoff.String(), "wait before the first retry; doubles after each")
-	fs.StringVar(&o.input.CPUTaskQueue, "cpu-task-queue", workflows.CPUTaskQueue, "task queue of the hash step")
-	fs.StringVar(&o.input.Process, "process", "sha256", "the CPU step: sha256 (the hash alone), html (title and links), image (format and size), or a processor registered on your CPU workers")
-	fs.BoolVar(&o.input.KeepBodies, "keep-bodies", false, "keep each ok body in the blob store, content-addressed (bodies/sha256/<hex>; the result's body_key)")
-	fs.StringVar(&o.saveDir, "save", "", "keep the bodies (--keep-bodies) and write each to this directory when the batch ends, named by its URL's position; index.jsonl says which URL each holds")
+	o.batchFlags(fs)
 	fs.StringVar(&o.taskQueue, "task-queue", workflows.TaskQueue, "task queue of the workflow and its fetches")
 	fs.StringVar(&o.id, "id", "", "workflow ID; starting the same ID again attaches to that batch instead of fetching twice (default: a new ID)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the result as JSON instead of a table")
@@ -153,6 +143,9 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if o.uploaded != "" {
 		_ = o.store.DeletePrefix(context.Background(), o.uploaded)
 	}
+	if o.uploadedPrevious != "" {
+		_ = o.store.DeletePrefix(context.Background(), o.uploadedPrevious)
+	}
 	if o.serve && o.dev {
 		fmt.Fprintf(stderr, "serving the Web UI at %s; Ctrl-C to stop\n", webUI)
 		<-ctx.Done()
@@ -252,6 +245,14 @@ func start(ctx context.Context, c client.Client, o *options, stderr io.Writer) (
 		o.uploaded = key
 		o.input.URLs, o.input.URLsFile = nil, key
 	}
+	if o.previous != "" {
+		key := "inputs/" + strings.Map(safeKeyRune, id) + ".previous.jsonl"
+		if err := uploadFile(ctx, o.store, key, o.previous); err != nil {
+			return nil, &exitError{exitUsage, fmt.Errorf("--previous: %w", err)}
+		}
+		o.uploadedPrevious = key
+		o.input.PreviousFile = key
+	}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:        id,
 		TaskQueue: o.taskQueue,
@@ -319,6 +320,24 @@ func upload(ctx context.Context, store blobstore.Store, key string, urls []strin
 	return w.Commit()
 }
 
+// uploadFile copies a local file into the blob store under key.
+func uploadFile(ctx context.Context, store blobstore.Store, key, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w, err := store.Create(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer w.Abort() //nolint:errcheck
+	if _, err := io.Copy(w, f); err != nil {
+		return err
+	}
+	return w.Commit()
+}
+
 // safeKeyRune keeps workflow IDs usable as file names.
 func safeKeyRune(r rune) rune {
 	if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
@@ -373,4 +392,21 @@ func readURLs(args []string, file string, stdin io.Reader, useStdin bool) (urls 
 		return nil, nil, fmt.Errorf("reading URLs from %s: %w", name, err)
 	}
 	return urls, where, nil
+}
+
+// batchFlags adds the flags of a batch's input (start, schedule create).
+func (o *options) batchFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.file, "file", "", "read URLs from this file ('-' for stdin), one per line; # starts a comment")
+	fs.StringVar(&o.input.Mode, "mode", workflows.ModeCollect, "collect (record each failure, finish the rest) or fail_fast (first failure cancels the batch)")
+	fs.IntVar(&o.input.MaxInFlight, "max-in-flight", workflows.DefaultMaxInFlight, "fetches running at once for this batch")
+	fs.StringVar(&o.input.AttemptTimeout, "attempt-timeout", workflows.DefaultAttemptTimeout.String(), "time limit of one attempt")
+	fs.StringVar(&o.input.URLTimeout, "url-timeout", "", "time limit of one URL, retries included (default none)")
+	fs.IntVar(&o.input.MaxAttempts, "max-attempts", workflows.DefaultMaxAttempts, "attempts per URL, the first included")
+	fs.StringVar(&o.input.InitialBackoff, "initial-backoff", workflows.DefaultInitialBackoff.String(), "wait before the first retry; doubles after each")
+	fs.StringVar(&o.input.CPUTaskQueue, "cpu-task-queue", workflows.CPUTaskQueue, "task queue of the hash step")
+	fs.StringVar(&o.input.Process, "process", "sha256", "the CPU step: sha256 (the hash alone), html (title and links), image (format and size), or a processor registered on your CPU workers")
+	fs.BoolVar(&o.input.KeepBodies, "keep-bodies", false, "keep each ok body in the blob store, content-addressed (bodies/sha256/<hex>; the result's body_key)")
+	fs.StringVar(&o.saveDir, "save", "", "keep the bodies (--keep-bodies) and write each to this directory when the batch ends, named by its URL's position; index.jsonl says which URL each holds")
+	fs.StringVar(&o.previous, "previous", "", "an earlier batch's results file (JSON lines, as --out writes it): conditional requests, and which bodies changed")
+	fs.StringVar(&o.input.Incremental, "incremental", "", "chain this batch to the last completed one of this name: compare with its results, leave this one's for the next")
 }

@@ -51,6 +51,9 @@ type engine struct {
 	slots    int    // fetch slots held by running chunks
 	running  int    // chunks being worked on
 	stopping bool
+	// prevParts: staging joined earlier results to the chunks, in this
+	// many parts each.
+	prevParts int
 }
 
 // newEngine runs chunks of up to chunkSize URLs, sharing max_in_flight
@@ -154,7 +157,7 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 	var hashed activities.HashChunkResult
 	if err := workflow.ExecuteActivity(hashCtx, h.HashChunk, activities.HashChunkRequest{
 		Prefix: e.prefix, Chunk: ch.index, Items: fetched.Items, Staged: e.staged, Store: fetched.Store,
-		Keep: e.s.KeepBodies, Process: e.s.Process, ProcessedPrefix: e.processedPrefix(),
+		Keep: e.s.KeepBodies, Process: e.s.Process, ProcessedPrefix: e.processedPrefix(), Compare: e.s.Compare,
 	}).Get(ctx, &hashed); err != nil {
 		var canceled *temporal.CanceledError
 		if errors.As(err, &canceled) {
@@ -311,7 +314,7 @@ func (e *engine) fetchChunk(ctx workflow.Context, ch chunk, w int) (fetched acti
 		Summary:     e.summary("GET", ch),
 	})
 	err := workflow.ExecuteActivity(fetchCtx, f.FetchChunk, activities.FetchChunkRequest{
-		Prefix: e.prefix, Chunk: ch.index, URLs: ch.urls, First: ch.first, Concurrency: w,
+		Prefix: e.prefix, Chunk: ch.index, URLs: ch.urls, First: ch.first, Concurrency: w, PrevParts: e.prevParts,
 		Policy: activities.Policy{
 			AttemptTimeout: e.s.AttemptTimeout, URLTimeout: e.s.URLTimeout, MaxAttempts: e.s.MaxAttempts,
 			InitialBackoff: e.s.InitialBackoff, FailFast: e.s.FailFast,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"regexp"
 	"strings"
 	"time"
 
@@ -65,6 +66,16 @@ type Input struct {
 	// Process names the CPU step: "sha256" (default: the hash alone),
 	// "html", "image", or a processor registered on the CPU workers.
 	Process string `json:"process,omitempty"`
+	// Previous are earlier results (an earlier batch's results, as they
+	// are): each URL's validators make its request conditional, and each
+	// ok result says whether its body changed. PreviousFile is the key of
+	// an earlier results file (JSON lines) in the blob store instead.
+	Previous     []Result `json:"previous,omitempty"`
+	PreviousFile string   `json:"previous_file,omitempty"`
+	// Incremental names a chain of batches (a schedule's): each reads the
+	// results the last one that completed left under IncrementalKey as
+	// its previous_file, and leaves its own there when it completes.
+	Incremental string `json:"incremental,omitempty"`
 
 	// decodeErr records why the JSON form could not be decoded, so the
 	// workflow can fail with InvalidInput instead of failing its task.
@@ -85,6 +96,9 @@ type wireInput struct {
 	URLsFile       *string  `json:"urls_file"`
 	KeepBodies     *bool    `json:"keep_bodies"`
 	Process        *string  `json:"process"`
+	Previous       []Result `json:"previous"`
+	PreviousFile   *string  `json:"previous_file"`
+	Incremental    *string  `json:"incremental"`
 }
 
 // UnmarshalJSON never fails: a malformed input is remembered and reported
@@ -117,6 +131,7 @@ func (in *Input) UnmarshalJSON(b []byte) error {
 	in.Mode, in.AttemptTimeout, in.URLTimeout = str(w.Mode), str(w.AttemptTimeout), str(w.URLTimeout)
 	in.InitialBackoff, in.CPUTaskQueue, in.URLsFile = str(w.InitialBackoff), str(w.CPUTaskQueue), str(w.URLsFile)
 	in.Process = str(w.Process)
+	in.Previous, in.PreviousFile, in.Incremental = w.Previous, str(w.PreviousFile), str(w.Incremental)
 	in.KeepBodies = w.KeepBodies != nil && *w.KeepBodies
 	// An explicit 0 is an error, not "use the default".
 	for _, f := range []struct {
@@ -136,7 +151,7 @@ func (in *Input) UnmarshalJSON(b []byte) error {
 	for _, f := range []struct {
 		name string
 		v    *string
-	}{{"mode", w.Mode}, {"attempt_timeout", w.AttemptTimeout}, {"url_timeout", w.URLTimeout}, {"initial_backoff", w.InitialBackoff}, {"cpu_task_queue", w.CPUTaskQueue}, {"urls_file", w.URLsFile}, {"process", w.Process}} {
+	}{{"mode", w.Mode}, {"attempt_timeout", w.AttemptTimeout}, {"url_timeout", w.URLTimeout}, {"initial_backoff", w.InitialBackoff}, {"cpu_task_queue", w.CPUTaskQueue}, {"urls_file", w.URLsFile}, {"process", w.Process}, {"previous_file", w.PreviousFile}, {"incremental", w.Incremental}} {
 		if f.v != nil && *f.v == "" {
 			in.decodeErr = fmt.Sprintf("%s: must not be empty (leave it out for the default)", f.name)
 			return nil
@@ -200,6 +215,12 @@ type Settings struct {
 	KeepBodies     bool          `json:"KeepBodies,omitempty"`
 	// Process is the CPU step besides the hash: "" for the hash alone.
 	Process string `json:"Process,omitempty"`
+	// Previous, PreviousFile and Incremental as in Input; Compare: one of
+	// them was given (ok results say whether they changed).
+	Previous     []Result `json:"Previous,omitempty"`
+	PreviousFile string   `json:"PreviousFile,omitempty"`
+	Incremental  string   `json:"Incremental,omitempty"`
+	Compare      bool     `json:"Compare,omitempty"`
 }
 
 // Validate checks an input and applies defaults. Its error names the bad
@@ -272,6 +293,29 @@ func (in Input) Validate() (Settings, error) {
 		s.CPUTaskQueue = in.CPUTaskQueue
 	}
 	s.KeepBodies = in.KeepBodies
+	given := 0
+	for _, g := range []bool{in.Previous != nil, in.PreviousFile != "", in.Incremental != ""} {
+		if g {
+			given++
+		}
+	}
+	if given > 1 {
+		return s, fmt.Errorf("previous, previous_file and incremental: give one of them")
+	}
+	for i, r := range in.Previous {
+		if err := activities.CheckPrevious(r); err != nil {
+			return s, fmt.Errorf("previous[%d]: %w", i, err)
+		}
+	}
+	if in.PreviousFile != "" {
+		if err := checkKey(in.PreviousFile); err != nil {
+			return s, fmt.Errorf("previous_file: %w", err)
+		}
+	}
+	if in.Incremental != "" && !incrementalName.MatchString(in.Incremental) {
+		return s, fmt.Errorf("incremental: %q is not a name of letters, digits, '.', '_' and '-' (at most 200)", clip(in.Incremental))
+	}
+	s.Previous, s.PreviousFile, s.Incremental, s.Compare = in.Previous, in.PreviousFile, in.Incremental, given > 0
 	if in.Process != "" && in.Process != process.SHA256 {
 		if err := process.CheckName(in.Process); err != nil {
 			return s, fmt.Errorf("process: %w (built in: sha256, html, image)", err)
@@ -280,6 +324,12 @@ func (in Input) Validate() (Settings, error) {
 	}
 	return s, nil
 }
+
+var incrementalName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$`)
+
+// IncrementalKey is where the last completed batch of the chain name left
+// its results.
+func IncrementalKey(name string) string { return "incremental/" + name + ".jsonl" }
 
 // Builtin tells whether name is a CPU step every CPU worker has.
 func builtinProcess(name string) bool {

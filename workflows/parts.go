@@ -32,6 +32,8 @@ type PartInput struct {
 	// ChunkSize is the URLs per chunk; parts started before it was sent
 	// have chunks of 100.
 	ChunkSize int `json:"chunk_size,omitempty"`
+	// PrevParts: the chunks have earlier results (see StageResult).
+	PrevParts int `json:"prev_parts,omitempty"`
 	// ParentID and ParentRunID name the parent in parts started before
 	// the part read it from its own info; newer parents leave them empty.
 	ParentID    string `json:"parent_id,omitempty"`
@@ -101,6 +103,7 @@ func runParts(ctx workflow.Context, s Settings, prefix string, lay layout, stage
 		if lay != layoutBefore {
 			in.ChunkSize = size
 		}
+		in.PrevParts = staged.PrevParts
 		err := workflow.ExecuteChildWorkflow(childCtx, PartWorkflowName, in).Get(ctx, &part)
 		current = -1
 		partNo := from / lay.chunksPerPart
@@ -163,6 +166,7 @@ func BatchFetchPart(ctx workflow.Context, in PartInput) (*PartOutput, error) {
 	}
 	progress := &Progress{}
 	e := newEngine(ctx, in.Settings, in.Prefix, lay.chunkSize, lay.chunksInFlight, true, strict, progress)
+	e.prevParts = in.PrevParts
 	e.fetchQueue = in.FetchQueue
 	chunksDone := 0
 	parentID, parentRunID := in.ParentID, in.ParentRunID

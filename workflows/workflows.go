@@ -77,6 +77,9 @@ const (
 	OutcomeTimeout   = activities.OutcomeTimeout
 	OutcomeError     = activities.OutcomeError
 	OutcomeCanceled  = activities.OutcomeCanceled
+	// OutcomeNotModified is a success: the server said the body had not
+	// changed since the earlier result (previous).
+	OutcomeNotModified = activities.OutcomeNotModified
 )
 
 // Sizes of the split. Changing any of them changes the commands a run
@@ -149,6 +152,10 @@ type Output struct {
 	// BlobStore is the identity of the blob store holding ResultsFile
 	// (see blobstore.ID): a reader on another store can tell.
 	BlobStore string `json:"blob_store,omitempty"`
+	// NotModified and Changed count the not_modified results (among OK)
+	// and the changed ones, for a batch given earlier results.
+	NotModified *int `json:"not_modified,omitempty"`
+	Changed     *int `json:"changed,omitempty"`
 }
 
 // Progress is the answer to the progress query.
@@ -238,7 +245,7 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 			return nil, temporal.NewNonRetryableApplicationError("process: "+cause(err).Error(), InvalidInputType, nil)
 		}
 	}
-	if s.URLsFile == "" && len(s.URLs) <= InlineLimit && (!strict || inlineFits(s.URLs, s.Process != "")) {
+	if s.URLsFile == "" && s.PreviousFile == "" && s.Incremental == "" && len(s.URLs) <= InlineLimit && (!strict || inlineFits(s.URLs, s.Process != "")) {
 		return runInline(ctx, s, prefix, strict, progress)
 	}
 	return runStaged(ctx, s, prefix, strict, progress)
@@ -276,12 +283,18 @@ func strictOutcomes(ctx workflow.Context) bool {
 // runInline runs a small batch in this workflow, with results inline.
 func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, progress *Progress) (*Output, error) {
 	n := len(s.URLs)
+	prev := map[string]*activities.Prev{} // a URL given twice takes the later
+	for _, r := range s.Previous {
+		if p := activities.PrevOf(r); p != nil {
+			prev[r.URL] = p
+		}
+	}
 	size := (n + maxChunksInline - 1) / maxChunksInline
 	var chunks []chunk
 	for first, c := 0, 0; first < n; first, c = first+size, c+1 {
 		ch := chunk{index: c, first: first}
 		for i := first; i < min(first+size, n); i++ {
-			ch.urls = append(ch.urls, activities.URLTask{Index: i, URL: s.URLs[i]})
+			ch.urls = append(ch.urls, activities.URLTask{Index: i, URL: s.URLs[i], Prev: prev[s.URLs[i]]})
 		}
 		ch.n = len(ch.urls)
 		chunks = append(chunks, ch)
@@ -297,10 +310,19 @@ func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 		}
 	}
 	out := &Output{Results: e.results, OK: progress.OK, Failed: n - progress.OK, Total: n}
+	var notModified, changed int
 	for i := range out.Results {
-		if out.Results[i].Outcome == OutcomeCanceled {
+		switch r := out.Results[i]; {
+		case r.Outcome == OutcomeCanceled:
 			out.Canceled++
+		case r.Outcome == OutcomeNotModified:
+			notModified++
+		case r.Changed != nil && *r.Changed:
+			changed++
 		}
+	}
+	if s.Compare {
+		out.NotModified, out.Changed = &notModified, &changed
 	}
 	progress.Done, progress.Failed, progress.InFlight = n, out.Failed, 0
 	return finish(ctx, e.failure, out)
@@ -316,8 +338,13 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 		lay = layoutNow
 	}
 	var staged activities.StageResult
+	previousFile := s.PreviousFile
+	if s.Incremental != "" {
+		previousFile = IncrementalKey(s.Incremental)
+	}
 	if err := workflow.ExecuteActivity(housekeeping(ctx, 30*time.Minute, 5, "check and stage URLs"), f.StageURLs, activities.StageRequest{
 		Prefix: prefix, URLs: s.URLs, URLsFile: s.URLsFile, ChunkSize: lay.chunkSize,
+		Previous: s.Previous, PreviousFile: previousFile, PreviousOptional: s.Incremental != "",
 	}).Get(ctx, &staged); err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) && appErr.Type() == InvalidInputType {
@@ -326,13 +353,15 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 		return nil, err
 	}
 	progress.Total = staged.Count
-	s.URLs = nil // the chunks read their URLs from the blob store
+	s.URLs = nil     // the chunks read their URLs from the blob store
+	s.Previous = nil // and what the earlier results said of them
 
 	var failure *Result
 	var known []activities.IndexedResult
 	var failed []activities.FailedChunks
 	if staged.Chunks <= lay.chunksPerPart {
 		e := newEngine(ctx, s, prefix, lay.chunkSize, lay.chunksInFlight, true, strict, progress)
+		e.prevParts = staged.PrevParts
 		e.run(ctx, stagedChunks(lay.chunkSize, 0, staged.Chunks, staged.Count))
 		failure, known, failed = e.failure, e.known, e.unrecorded
 	} else {
@@ -351,6 +380,18 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 		return nil, fmt.Errorf("writing results: %w", err)
 	}
 	out := &Output{OK: assembled.OK, Failed: assembled.Failed, Total: staged.Count, ResultsFile: assembled.Key, BlobStore: assembled.Store, Canceled: assembled.Canceled}
+	if s.Compare {
+		out.NotModified, out.Changed = &assembled.NotModified, &assembled.Changed
+	}
+	if s.Incremental != "" && ctx.Err() == nil && failure == nil {
+		// The next batch of the chain compares with this one. A batch
+		// that failed or was canceled leaves the last complete one's.
+		if err := workflow.ExecuteActivity(housekeeping(bg, 30*time.Minute, 10, "keep results for the next run"), f.CopyBlob, activities.CopyRequest{
+			From: assembled.Key, To: IncrementalKey(s.Incremental),
+		}).Get(bg, nil); err != nil {
+			return nil, fmt.Errorf("keeping the results for the next run of %s: %w", s.Incremental, err)
+		}
+	}
 	*progress = Progress{Total: staged.Count, Done: staged.Count, OK: out.OK, Failed: out.Failed}
 	return finish(ctx, failure, out)
 }
