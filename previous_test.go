@@ -1,0 +1,219 @@
+package batchfetch_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+// changingSite serves pages that keep their ETag, change, send no
+// validators, keep a Last-Modified, and go missing after the first
+// request; it records the conditional headers and the bodies it sent.
+type changingSite struct {
+	*site
+	mu      sync.Mutex
+	served  map[string]int      // 200s with a body, by path
+	headers map[string][]string // If-None-Match | If-Modified-Since, by path
+}
+
+func newChangingSite(t *testing.T) *changingSite {
+	c := &changingSite{served: map[string]int{}, headers: map[string][]string{}}
+	lm := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	note := func(r *http.Request) int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.headers[r.URL.Path] = append(c.headers[r.URL.Path], r.Header.Get("If-None-Match")+"|"+r.Header.Get("If-Modified-Since"))
+		return len(c.headers[r.URL.Path])
+	}
+	body := func(r *http.Request, w http.ResponseWriter, b string) {
+		c.mu.Lock()
+		c.served[r.URL.Path]++
+		c.mu.Unlock()
+		_, _ = w.Write([]byte(b))
+	}
+	c.site = newSite(t, map[string]http.HandlerFunc{
+		"/keep": func(w http.ResponseWriter, r *http.Request) {
+			note(r)
+			w.Header().Set("ETag", `"k1"`)
+			if r.Header.Get("If-None-Match") == `"k1"` {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			body(r, w, "the same page")
+		},
+		"/change": func(w http.ResponseWriter, r *http.Request) {
+			n := note(r)
+			w.Header().Set("ETag", fmt.Sprintf(`"c%d"`, n))
+			body(r, w, fmt.Sprintf("version %d", n))
+		},
+		"/plain": func(w http.ResponseWriter, r *http.Request) {
+			note(r)
+			body(r, w, "no validators, same body")
+		},
+		"/lm": func(w http.ResponseWriter, r *http.Request) {
+			note(r)
+			c.mu.Lock()
+			c.served[r.URL.Path]++ // ServeContent answers 304 itself: counted below
+			c.mu.Unlock()
+			if t, err := http.ParseTime(r.Header.Get("If-Modified-Since")); err == nil && !lm.After(t) {
+				c.mu.Lock()
+				c.served[r.URL.Path]--
+				c.mu.Unlock()
+			}
+			http.ServeContent(w, r, "", lm, bytes.NewReader([]byte("dated page")))
+		},
+		"/gone": func(w http.ResponseWriter, r *http.Request) {
+			if note(r) > 1 {
+				http.NotFound(w, r)
+				return
+			}
+			body(r, w, "here today")
+		},
+		"/new": func(w http.ResponseWriter, r *http.Request) {
+			note(r)
+			body(r, w, "a new page")
+		},
+	})
+	return c
+}
+
+func (c *changingSite) conditional(path string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.headers[path]...)
+}
+
+// checkSecondRun checks a run given the first run's results: the mix of
+// outcomes, changed flags, the requests' conditional headers, and that no
+// body came for a 304.
+func checkSecondRun(t *testing.T, c *changingSite, first, second []workflows.Result, out workflows.Output) {
+	t.Helper()
+	by := map[string]workflows.Result{}
+	for _, r := range second {
+		by[r.URL[strings.LastIndex(r.URL, "/"):]] = r
+	}
+	firstBy := map[string]workflows.Result{}
+	for _, r := range first {
+		firstBy[r.URL[strings.LastIndex(r.URL, "/"):]] = r
+	}
+	changed := func(r workflows.Result) string {
+		if r.Changed == nil {
+			return "nil"
+		}
+		return fmt.Sprint(*r.Changed)
+	}
+	for path, want := range map[string]string{
+		"/keep": "not_modified false", "/lm": "not_modified false", "/change": "ok true",
+		"/plain": "ok false", "/new": "ok true", "/gone": "http_error nil",
+	} {
+		r := by[path]
+		if got := r.Outcome + " " + changed(r); got != want {
+			t.Errorf("%s: %s (%+v), want %s", path, got, r, want)
+		}
+	}
+	for _, path := range []string{"/keep", "/lm"} {
+		r, f := by[path], firstBy[path]
+		if r.SHA256 != f.SHA256 || r.Size != f.Size || r.Status != 304 || r.ETag != f.ETag || r.BodyKey != f.BodyKey {
+			t.Errorf("%s: %+v, want the first run's sha256, size, etag and body_key with status 304 (first: %+v)", path, r, f)
+		}
+	}
+	if out.OK != 5 || out.Failed != 1 || out.NotModified == nil || *out.NotModified != 2 || out.Changed == nil || *out.Changed != 2 {
+		t.Errorf("ok %d failed %d not_modified %v changed %v, want 5, 1, 2, 2", out.OK, out.Failed, out.NotModified, out.Changed)
+	}
+	for path, want := range map[string]string{"/keep": `"k1"|`, "/change": `"c1"|`, "/plain": "|", "/lm": "|" + time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC).Format(http.TimeFormat)} {
+		if h := c.conditional(path); len(h) != 2 || h[0] != "|" || h[1] != want {
+			t.Errorf("%s: conditional headers %q, want none then %q", path, h, want)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.served["/keep"] != 1 || c.served["/lm"] != 1 {
+		t.Errorf("bodies sent: /keep %d, /lm %d; want one each (none for a 304)", c.served["/keep"], c.served["/lm"])
+	}
+}
+
+// TestPreviousMakesRequestsConditional: a batch given an earlier batch's
+// results asks for each page only if it changed; a 304 is not_modified
+// and carries the earlier body's word; every ok result says whether it
+// changed; through the inline path (previous) and the staged one
+// (previous_file).
+func TestPreviousMakesRequestsConditional(t *testing.T) {
+	for _, staged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("staged=%v", staged), func(t *testing.T) {
+			c := newChangingSite(t)
+			var urls []string
+			for _, p := range []string{"/keep", "/change", "/plain", "/lm", "/gone"} {
+				urls = append(urls, c.URL+p)
+			}
+			out1, err := result(t, start(t, workflows.Input{URLs: urls, KeepBodies: true}))
+			if err != nil || out1.OK != 5 {
+				t.Fatalf("first run: %v %+v", err, out1)
+			}
+			if out1.Changed != nil || out1.Results[0].Changed != nil {
+				t.Errorf("a batch without previous says what changed: %+v", out1)
+			}
+			in := workflows.Input{URLs: append(urls, c.URL+"/new"), KeepBodies: true}
+			if staged {
+				// The earlier results as a file, as a large batch leaves them.
+				var b bytes.Buffer
+				for _, r := range out1.Results {
+					_ = json.NewEncoder(&b).Encode(r)
+				}
+				key := fmt.Sprintf("inputs/previous-%d.jsonl", time.Now().UnixNano())
+				w, _ := env.store.Create(context.Background(), key)
+				_, _ = w.Write(b.Bytes())
+				_ = w.Commit()
+				in.PreviousFile = key
+			} else {
+				in.Previous = out1.Results
+			}
+			run := start(t, in)
+			out2, err := result(t, run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			second := out2.Results
+			if staged {
+				if out2.ResultsFile == "" {
+					t.Fatalf("a batch with previous_file returned %+v", out2)
+				}
+				second = readResultsFile(t, out2.ResultsFile)
+			}
+			checkSecondRun(t, c, out1.Results, second, out2)
+			assertNoBlobs(t, run)
+		})
+	}
+}
+
+// TestBadPreviousIsInvalidInput: an earlier result that is not one is
+// refused, naming it, before anything is fetched.
+func TestBadPreviousIsInvalidInput(t *testing.T) {
+	s := newSite(t, map[string]http.HandlerFunc{"/p": func(w http.ResponseWriter, r *http.Request) {}})
+	for _, tc := range []struct {
+		prev []workflows.Result
+		want string
+	}{
+		{[]workflows.Result{{URL: s.URL + "/p"}, {ETag: `"x"`}}, "previous[1]: no url"},
+		{[]workflows.Result{{URL: s.URL + "/p", SHA256: "xyz"}}, `previous[0]: sha256 "xyz" is not 64 hexadecimal digits`},
+	} {
+		_, err := result(t, start(t, workflows.Input{URLs: []string{s.URL + "/p"}, Previous: tc.prev}))
+		var appErr *temporal.ApplicationError
+		if !errors.As(err, &appErr) || appErr.Type() != workflows.InvalidInputType || !strings.Contains(appErr.Message(), tc.want) {
+			t.Errorf("got %v, want InvalidInput saying %q", err, tc.want)
+		}
+	}
+	if s.totalHits() != 0 {
+		t.Errorf("%d requests for refused batches", s.totalHits())
+	}
+}
