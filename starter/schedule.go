@@ -141,7 +141,7 @@ func scheduleCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 	fs.StringVar(&cron, "cron", "", "or at the times of this cron expression (\"0 3 * * *\": 03:00 UTC every day)")
 	fs.BoolVar(&incremental, "incremental", false, "each run compares with the last completed run's results (conditional requests, not_modified, changed)")
 	fs.BoolVar(&paused, "paused", false, "create it paused")
-	o.batchFlags(fs)
+	o.batchFlags(fs, true)
 	fs.StringVar(&o.taskQueue, "task-queue", workflows.TaskQueue, "task queue of the workflow and its fetches")
 	o.storeFlags(fs, "a list of over 1,000 URLs is kept there for the runs")
 	fs.StringVar(&o.logLevel, "log-level", "off", "log of the Temporal client")
@@ -156,10 +156,6 @@ func scheduleCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 		return &exitError{exitUsage, errors.New("schedule create: give one of --every and --cron")}
 	case every < 0:
 		return &exitError{exitUsage, fmt.Errorf("schedule create: --every %v is negative", every)}
-	case o.saveDir != "" || o.previous != "":
-		return &exitError{exitUsage, errors.New("schedule create: --save and --previous are for one batch (use --incremental, and starter bodies for a run's bodies)")}
-	case o.input.Incremental != "":
-		return &exitError{exitUsage, errors.New("schedule create: --incremental takes no name here: the schedule's ID is the chain's")}
 	}
 	if o.input.Process == "sha256" {
 		o.input.Process = ""

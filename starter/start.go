@@ -37,7 +37,7 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "usage: starter [start] [flags] [URL...]     start a batch and wait for it\n       starter status|cancel|results|bodies [flags] WORKFLOW_ID\n       starter gc --older-than 720h\n\nURLs come from the arguments, --file (one per line, # comments), or stdin.\nThe Temporal connection comes from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the other TEMPORAL_* variables.\n\nflags of start:\n")
 		fs.PrintDefaults()
 	}
-	o.batchFlags(fs)
+	o.batchFlags(fs, false)
 	fs.StringVar(&o.taskQueue, "task-queue", workflows.TaskQueue, "task queue of the workflow and its fetches")
 	fs.StringVar(&o.id, "id", "", "workflow ID; starting the same ID again attaches to that batch instead of fetching twice (default: a new ID)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the result as JSON instead of a table")
@@ -394,8 +394,9 @@ func readURLs(args []string, file string, stdin io.Reader, useStdin bool) (urls 
 	return urls, where, nil
 }
 
-// batchFlags adds the flags of a batch's input (start, schedule create).
-func (o *options) batchFlags(fs *flag.FlagSet) {
+// batchFlags adds the flags of a batch's input (start, schedule create:
+// scheduled, without those of one batch).
+func (o *options) batchFlags(fs *flag.FlagSet, scheduled bool) {
 	fs.StringVar(&o.file, "file", "", "read URLs from this file ('-' for stdin), one per line; # starts a comment")
 	fs.StringVar(&o.input.Mode, "mode", workflows.ModeCollect, "collect (record each failure, finish the rest) or fail_fast (first failure cancels the batch)")
 	fs.IntVar(&o.input.MaxInFlight, "max-in-flight", workflows.DefaultMaxInFlight, "fetches running at once for this batch")
@@ -406,6 +407,9 @@ func (o *options) batchFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.input.CPUTaskQueue, "cpu-task-queue", workflows.CPUTaskQueue, "task queue of the hash step")
 	fs.StringVar(&o.input.Process, "process", "sha256", "the CPU step: sha256 (the hash alone), html (title and links), image (format and size), or a processor registered on your CPU workers")
 	fs.BoolVar(&o.input.KeepBodies, "keep-bodies", false, "keep each ok body in the blob store, content-addressed (bodies/sha256/<hex>; the result's body_key)")
+	if scheduled {
+		return
+	}
 	fs.StringVar(&o.saveDir, "save", "", "keep the bodies (--keep-bodies) and write each to this directory when the batch ends, named by its URL's position; index.jsonl says which URL each holds")
 	fs.StringVar(&o.previous, "previous", "", "an earlier batch's results file (JSON lines, as --out writes it): conditional requests, and which bodies changed")
 	fs.StringVar(&o.input.Incremental, "incremental", "", "chain this batch to the last completed one of this name: compare with its results, leave this one's for the next")
