@@ -408,11 +408,17 @@ func (h *Hasher) hashHeld(ctx context.Context, it Fetched, resume *hashState, pr
 	obs := observer(h.Observer)
 	obs.SlotsInUse("cpu", 1)
 	defer obs.SlotsInUse("cpu", -1)
-	if h.Nice <= 0 || it.Size < NicedBody {
-		return h.hashBlob(ctx, it.Blob, it.Off, it.Size, resume, progress, side)
-	}
 	var sum blobSum
-	niced(h.Nice, func() { sum, err = h.hashBlob(ctx, it.Blob, it.Off, it.Size, resume, progress, side) })
+	if h.Nice <= 0 || it.Size < NicedBody {
+		sum, err = h.hashBlob(ctx, it.Blob, it.Off, it.Size, resume, progress, side)
+	} else {
+		niced(h.Nice, func() { sum, err = h.hashBlob(ctx, it.Blob, it.Off, it.Size, resume, progress, side) })
+	}
+	if err == nil {
+		// The step's work after the last byte is CPU work too: within
+		// the slot.
+		side.finish(true)
+	}
 	return sum, err
 }
 

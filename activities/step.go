@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"sync"
 
@@ -40,7 +41,12 @@ func (h *Hasher) processor(name string) (process.Processor, error) {
 func names(procs map[string]process.Processor) string {
 	var b bytes.Buffer
 	b.WriteString(process.SHA256)
+	names := make([]string, 0, len(procs))
 	for n := range procs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
 		b.WriteString(", " + n)
 	}
 	return b.String()
@@ -60,6 +66,8 @@ type sideways struct {
 
 	mu   sync.Mutex
 	step string // the processor's last progress report
+
+	finished bool
 }
 
 func (s *sideways) write(b []byte) error {
@@ -144,9 +152,10 @@ var errProcessorDone = errors.New("the processor has returned")
 // finish ends the processor: with ok, the body was read whole and it gets
 // its end; otherwise it is stopped. It waits for the processor to return.
 func (s *sideways) finish(ok bool) {
-	if s == nil || s.pw == nil {
+	if s == nil || s.pw == nil || s.finished {
 		return
 	}
+	s.finished = true
 	if ok {
 		_ = s.pw.Close()
 	} else {
@@ -188,7 +197,7 @@ func (h *Hasher) complete(ctx context.Context, s *sideways, req HashChunkRequest
 			r.Error = TruncateError("process " + req.Process + ": " + s.procErr.Error())
 			return nil
 		}
-		b, err := json.Marshal(s.value)
+		b, err := marshalOutput(s.value)
 		if err != nil || len(b) == 0 || b[0] != '{' {
 			_ = abortKeep(s)
 			r.Outcome, r.SHA256 = OutcomeError, ""
@@ -226,6 +235,17 @@ func (h *Hasher) complete(ctx context.Context, s *sideways, req HashChunkRequest
 	return nil
 }
 
+// marshalOutput encodes a processor's output; a MarshalJSON that panics
+// is the processor's error, not the worker's.
+func marshalOutput(v any) (b []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, fmt.Errorf("encoding its output panicked: %v", r)
+		}
+	}()
+	return json.Marshal(v)
+}
+
 func abortKeep(s *sideways) error {
 	if s.keep == nil {
 		return nil
@@ -233,15 +253,11 @@ func abortKeep(s *sideways) error {
 	return s.keep.Abort()
 }
 
-// CheckProcess fails with InvalidInput when this CPU worker has no
+// CheckProcess fails (UnknownProcessType) when this CPU worker has no
 // processor named name: a batch names a step a CPU worker must have.
 func (h *Hasher) CheckProcess(ctx context.Context, name string) error {
-	if _, err := h.processor(name); err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) {
-			return temporal.NewNonRetryableApplicationError(appErr.Message(), "InvalidInput", nil)
-		}
-		return err
-	}
-	return nil
+	// Retried: another CPU worker of the queue may have it (the
+	// workflow gives up after a number of attempts).
+	_, err := h.processor(name)
+	return err
 }

@@ -22,6 +22,13 @@ const (
 	MaxTitle = 1024
 )
 
+// MaxHref is the longest href the html step reads: a longer one is left
+// out (browsers and servers rarely take URLs over 2 KiB).
+const MaxHref = 2048
+
+// maxHrefs bounds the distinct hrefs a page's links are taken from.
+const maxHrefs = 4 * MaxLinks
+
 // maxToken bounds the memory of one token (a tag or a run of text): a
 // larger one ends the parse with what was found before it.
 const maxToken = 1 << 20
@@ -68,76 +75,95 @@ func (HTML) Process(ctx context.Context, body io.Reader, info Info, _ Env) (any,
 	}
 	z := html.NewTokenizer(r)
 	z.SetMaxBuf(maxToken)
-	seen := map[string]bool{}
-	raw := map[string]bool{} // hrefs as written, since the last <base>
+	// The hrefs, as written, distinct and in order: the first <base href>
+	// applies to every link of the page, also those before it, so they are
+	// resolved at the end.
+	var hrefs []string
+	rawSeen := map[string]bool{}
+	dropped := false // hrefs past the bound were not kept
 	inTitle, haveTitle, haveBase := false, false, false
+	foreign := 0 // depth inside <svg> and <math>, whose <title> is not the page's
 	var title strings.Builder
 	for n := 0; ; n++ {
 		if n%1024 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		tt := z.Next()
-		switch tt {
-		case html.ErrorToken:
+		if tt == html.ErrorToken {
 			if err := z.Err(); err != io.EOF {
-				if errors.Is(err, html.ErrBufferExceeded) {
-					out.Truncated = true
-					break
+				if !errors.Is(err, html.ErrBufferExceeded) {
+					return nil, fmt.Errorf("reading the page: %w", err)
 				}
-				return nil, fmt.Errorf("reading the page: %w", err)
+				out.Truncated = true
 			}
+			break
+		}
+		switch tt {
 		case html.StartTagToken, html.SelfClosingTagToken:
 			name, hasAttr := z.TagName()
 			tag := string(name)
-			if tag == "title" && !haveTitle && tt == html.StartTagToken {
+			if (tag == "svg" || tag == "math") && tt == html.StartTagToken {
+				foreign++
+			}
+			if tag == "title" && !haveTitle && foreign == 0 && tt == html.StartTagToken {
 				inTitle = true
 			}
-			if !hasAttr || (tag != "a" && tag != "area" && tag != "base") || (out.Truncated && tag != "base") {
-				continue // past the cap, no link can change the answer
+			if !hasAttr || (tag != "a" && tag != "area" && tag != "base") {
+				continue
 			}
 			href, ok := attr(z, "href")
-			if !ok {
+			if !ok || len(href) > MaxHref {
 				continue
 			}
 			if tag == "base" {
 				if !haveBase { // the first <base href> counts
 					haveBase = true
-					if u, err := base.Parse(strings.TrimSpace(href)); err == nil {
+					if u, err := base.Parse(clean(href)); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 						base = u
-						clear(raw)
 					}
 				}
 				continue
 			}
-			if raw[href] {
-				continue // this href again: already kept, or not a link
-			}
-			if len(raw) >= 4*MaxLinks {
-				clear(raw) // a bounded memory of hrefs seen
-			}
-			raw[href] = true
-			link, ok := resolve(base, href)
-			if !ok || seen[link] {
+			if rawSeen[href] {
 				continue
 			}
-			if len(out.Links) == MaxLinks {
-				out.Truncated = true
+			if len(hrefs) == maxHrefs {
+				dropped = true
 				continue
 			}
-			seen[link] = true
-			out.Links = append(out.Links, link)
+			rawSeen[href] = true
+			hrefs = append(hrefs, href)
 		case html.TextToken:
 			if inTitle && title.Len() < MaxTitle {
 				title.Write(z.Text())
 			}
 		case html.EndTagToken:
-			if name, _ := z.TagName(); string(name) == "title" && inTitle {
-				inTitle, haveTitle = false, true
+			name, _ := z.TagName()
+			switch string(name) {
+			case "title":
+				if inTitle {
+					inTitle, haveTitle = false, true
+				}
+			case "svg", "math":
+				foreign = max(0, foreign-1)
 			}
 		}
-		if tt == html.ErrorToken {
+	}
+	seen := map[string]bool{}
+	for _, href := range hrefs {
+		link, ok := resolve(base, href)
+		if !ok || seen[link] {
+			continue
+		}
+		if len(out.Links) == MaxLinks {
+			out.Truncated = true
 			break
 		}
+		seen[link] = true
+		out.Links = append(out.Links, link)
+	}
+	if dropped && len(out.Links) == MaxLinks {
+		out.Truncated = true
 	}
 	out.Title = clip(strings.Join(strings.Fields(title.String()), " "), MaxTitle)
 	return out, nil
@@ -160,7 +186,7 @@ func attr(z *html.Tokenizer, key string) (string, bool) {
 // with a host count. The fragment is dropped: it names a place in a page,
 // not another page.
 func resolve(base *url.URL, href string) (string, bool) {
-	href = strings.TrimSpace(href)
+	href = clean(href)
 	if href == "" || strings.HasPrefix(href, "#") {
 		return "", false
 	}
@@ -170,6 +196,23 @@ func resolve(base *url.URL, href string) (string, bool) {
 	}
 	u.Fragment, u.RawFragment = "", ""
 	return u.String(), true
+}
+
+// clean is an href as a browser reads it: without surrounding spaces,
+// tabs and newlines inside, and backslashes as slashes (in an http or
+// https URL, which are the only ones kept).
+func clean(href string) string {
+	href = strings.TrimSpace(href)
+	href = strings.Map(func(r rune) rune {
+		switch r {
+		case '\t', '\n', '\r':
+			return -1
+		case '\\':
+			return '/'
+		}
+		return r
+	}, href)
+	return href
 }
 
 // clip cuts s to at most n bytes, on a rune boundary.

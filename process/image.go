@@ -9,6 +9,7 @@ import (
 	_ "image/jpeg" // JPEG headers
 	_ "image/png"  // PNG headers
 	"io"
+	"strings"
 
 	_ "golang.org/x/image/webp" // WebP headers
 )
@@ -32,7 +33,9 @@ func (Image) Process(_ context.Context, body io.Reader, _ Info, _ Env) (any, err
 	switch {
 	case errors.Is(err, image.ErrFormat):
 		return nil, errors.New("not an image (PNG, JPEG, GIF or WebP)")
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		err != nil && (strings.Contains(err.Error(), "unexpected EOF") || strings.Contains(err.Error(), "short chunk")):
+		// Some decoders format the end of input into their own error.
 		return nil, errors.New("image header cut short: the body ends before its dimensions")
 	case err != nil:
 		return nil, fmt.Errorf("bad %s header: %w", formatName(format), err)

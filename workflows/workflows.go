@@ -238,8 +238,10 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 		checkCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			TaskQueue:           s.CPUTaskQueue,
 			StartToCloseTimeout: time.Minute,
-			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
-			Summary:             "check process " + s.Process,
+			// A CPU worker without the step says so; another of the
+			// queue may have it.
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 1, MaximumAttempts: 20},
+			Summary:     "check process " + s.Process,
 		})
 		if err := workflow.ExecuteActivity(checkCtx, h.CheckProcess, s.Process).Get(ctx, nil); err != nil {
 			return nil, temporal.NewNonRetryableApplicationError("process: "+cause(err).Error(), InvalidInputType, nil)
