@@ -217,3 +217,57 @@ func TestBadPreviousIsInvalidInput(t *testing.T) {
 		t.Errorf("%d requests for refused batches", s.totalHits())
 	}
 }
+
+// TestNotModifiedIsTrustedOnlyForItsBody: a 304 that names another ETag
+// than the one asked about is not believed (the body is fetched), and a
+// batch that keeps bodies asks in full when the earlier body is no longer
+// kept.
+func TestNotModifiedIsTrustedOnlyForItsBody(t *testing.T) {
+	var mu sync.Mutex
+	version := 1
+	s := newSite(t, map[string]http.HandlerFunc{
+		// Says 304 to any conditional request, with the current ETag.
+		"/liar": func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			v := version
+			mu.Unlock()
+			w.Header().Set("ETag", fmt.Sprintf(`"v%d"`, v))
+			if r.Header.Get("If-None-Match") != "" {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			fmt.Fprintf(w, "version %d", v)
+		},
+		"/kept": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("ETag", `"same"`)
+			if r.Header.Get("If-None-Match") == `"same"` {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			_, _ = w.Write([]byte("a kept page"))
+		},
+	})
+	urls := []string{s.URL + "/liar", s.URL + "/kept"}
+	out1, err := result(t, start(t, workflows.Input{URLs: urls, KeepBodies: true}))
+	if err != nil || out1.OK != 2 {
+		t.Fatalf("%v %+v", err, out1)
+	}
+	mu.Lock()
+	version = 2
+	mu.Unlock()
+	// The kept body of /kept expires.
+	if err := env.store.DeletePrefix(context.Background(), out1.Results[1].BodyKey); err != nil {
+		t.Fatal(err)
+	}
+	out2, err := result(t, start(t, workflows.Input{URLs: urls, KeepBodies: true, Previous: out1.Results}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	liar, kept := out2.Results[0], out2.Results[1]
+	if liar.Outcome != workflows.OutcomeOK || liar.SHA256 != hexSum([]byte("version 2")) || liar.Changed == nil || !*liar.Changed {
+		t.Errorf("/liar: %+v, want ok with version 2's sha256, changed", liar)
+	}
+	if kept.Outcome != workflows.OutcomeOK || kept.Changed == nil || *kept.Changed || string(keptBytes(t, kept.BodyKey)) != "a kept page" {
+		t.Errorf("/kept: %+v, want ok (fetched whole, its kept body gone), unchanged, kept again", kept)
+	}
+}

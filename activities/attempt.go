@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +35,11 @@ type Meta struct {
 	ContentType  string `json:"ct,omitempty"`
 	ETag         string `json:"etag,omitempty"`
 	LastModified string `json:"lm,omitempty"`
+}
+
+// weakMatch compares two ETags as If-None-Match does: W/ prefixes aside.
+func weakMatch(a, b string) bool {
+	return strings.TrimPrefix(a, "W/") == strings.TrimPrefix(b, "W/")
 }
 
 // metaOf reads a response's Meta. A value that is longer than any real
@@ -183,13 +189,16 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, 
 		}
 	}
 	// A body asked for from byte zero may not be needed at all.
+	// Only an earlier body whose hash is known can stand for this one; an
+	// ETag, when known, is the one validator sent (a server that honours
+	// only dates would otherwise say 304 for a body that changed under
+	// the same date).
 	conditional := false
-	if pw == nil && cond != nil && (cond.ETag != "" || cond.LastModified != "") {
+	if pw == nil && cond != nil && cond.SHA256 != "" && (cond.ETag != "" || cond.LastModified != "") {
 		conditional = true
 		if cond.ETag != "" {
 			req.Header.Set("If-None-Match", cond.ETag)
-		}
-		if cond.LastModified != "" {
+		} else {
 			req.Header.Set("If-Modified-Since", cond.LastModified)
 		}
 	}
@@ -234,6 +243,12 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, 
 		discard()
 		if !conditional {
 			return resp.StatusCode, stored{}, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, msg: "HTTP " + resp.Status + " to a request that was not conditional"}
+		}
+		if et := resp.Header.Get("ETag"); et != "" && cond.ETag != "" && !weakMatch(et, cond.ETag) {
+			// "Not modified", naming another body than the one asked
+			// about: not to be trusted. Ask for the body itself.
+			activity.GetLogger(ctx).Warn("a 304 names another ETag than the one sent, fetching the body", "url", Redact(url), "sent", cond.ETag, "got", et)
+			return f.fetchOnce(ctx, url, prefix, index, st, nil)
 		}
 		return resp.StatusCode, stored{notModified: true, meta: metaOf(resp.Header)}, nil
 	}

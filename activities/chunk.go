@@ -141,7 +141,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r := f.fetchURL(runCtx, t, req.Prefix, req.Policy, states[i])
+			r := f.fetchURL(runCtx, t, req.Prefix, req.Policy, states[i], req.Keep)
 			mu.Lock()
 			items[i], done[i] = r, true
 			delete(running, t.Index)

@@ -85,7 +85,8 @@ func (f *Fetcher) acquire(ctx context.Context) (release func(), err error) {
 	}
 }
 
-func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Policy, st *urlState) (out Fetched) {
+func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Policy, st *urlState, keep bool) (out Fetched) {
+	cond := f.condition(ctx, t.Prev, keep)
 	// The URL's clocks run from its first attempt, in an earlier attempt
 	// of the chunk if there was one (its checkpoint says when).
 	st.mu.Lock()
@@ -138,7 +139,7 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 		attempts := st.attempts
 		st.mu.Unlock()
 		attemptCtx, attemptTimedOut, attemptDone := attemptContext(urlCtx, p.AttemptTimeout)
-		status, body, fail := f.fetchOnce(attemptCtx, t.URL, prefix, t.Index, st, t.Prev)
+		status, body, fail := f.fetchOnce(attemptCtx, t.URL, prefix, t.Index, st, cond)
 		timedOut := attemptTimedOut()
 		attemptDone()
 		release()
@@ -220,4 +221,23 @@ func next(fail *failure, timedOut bool, attempts int, p Policy, deadline time.Ti
 func finish(out Fetched, fail *failure) Fetched {
 	out.Outcome, out.Status, out.Error = fail.outcome, fail.status, TruncateError(fail.msg)
 	return out
+}
+
+// condition is what a URL's request may be conditional on: its earlier
+// result, unless the batch keeps bodies and the earlier body is not kept
+// (never was, or has expired): then a 304 would leave the URL without
+// one, and the body is asked for whole.
+func (f *Fetcher) condition(ctx context.Context, prev *Prev, keep bool) *Prev {
+	if prev == nil || !keep {
+		return prev
+	}
+	if prev.BodyKey == "" {
+		return nil
+	}
+	r, err := f.Store.Open(ctx, prev.BodyKey)
+	if err != nil {
+		return nil
+	}
+	r.Close()
+	return prev
 }

@@ -29,6 +29,8 @@ type FetchURLRequest struct {
 	// Resume is what the last attempt of the earlier activity kept of the
 	// body (from its checkpoint), for a later one.
 	Resume Resume `json:"resume,omitzero"`
+	// Keep: the batch keeps bodies (a 304 must find the earlier one kept).
+	Keep bool `json:"keep,omitempty"`
 }
 
 // URLCheckpoint is FetchURL's heartbeat. Temporal hands the last one to the
@@ -133,7 +135,7 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 		return nil, f.urlEnded(ctx, f.ended(ctx, out, nil), st.checkpoint().Resume)
 	}
 	attemptCtx, attemptTimedOut, attemptDone := attemptContext(urlCtx, p.AttemptTimeout)
-	status, body, fail := f.fetchOnce(attemptCtx, t.URL, req.Prefix, t.Index, st, t.Prev)
+	status, body, fail := f.fetchOnce(attemptCtx, t.URL, req.Prefix, t.Index, st, f.condition(ctx, t.Prev, req.Keep))
 	timedOut := attemptTimedOut()
 	attemptDone()
 	release()

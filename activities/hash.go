@@ -320,14 +320,15 @@ func notModified(it Fetched) Result {
 	changed := false
 	r := Result{URL: it.URL, Outcome: OutcomeNotModified, Status: it.Status, Attempts: it.Attempts, ElapsedMS: it.ElapsedMS,
 		SHA256: p.SHA256, Size: p.Size, BodyKey: p.BodyKey, ContentType: p.ContentType, ETag: p.ETag, LastModified: p.LastModified, Changed: &changed}
-	// A 304 may send newer validators.
-	if it.ETag != "" {
+	// The earlier validators stand (the 304 answered them); those the 304
+	// adds fill the gaps.
+	if r.ETag == "" {
 		r.ETag = it.ETag
 	}
-	if it.LastModified != "" {
+	if r.LastModified == "" {
 		r.LastModified = it.LastModified
 	}
-	if it.ContentType != "" {
+	if r.ContentType == "" {
 		r.ContentType = it.ContentType
 	}
 	return r

@@ -40,14 +40,12 @@ type Prev struct {
 // PrevOf is the Prev of an earlier result: nil when it says nothing of
 // use (no validator, no sha256).
 func PrevOf(r Result) *Prev {
-	p := &Prev{ETag: r.ETag, LastModified: r.LastModified, ContentType: r.ContentType}
-	if Succeeded(r.Outcome) || r.Outcome == "" {
-		p.SHA256, p.Size, p.BodyKey = r.SHA256, r.Size, r.BodyKey
-	}
-	if p.ETag == "" && p.LastModified == "" && p.SHA256 == "" {
+	// Only a body the earlier batch got: a failure's validators or a
+	// hand-written entry without its sha256 cannot stand for a body.
+	if (!Succeeded(r.Outcome) && r.Outcome != "") || r.SHA256 == "" {
 		return nil
 	}
-	return p
+	return &Prev{ETag: r.ETag, LastModified: r.LastModified, ContentType: r.ContentType, SHA256: r.SHA256, Size: r.Size, BodyKey: r.BodyKey}
 }
 
 // Result is what happened to one URL: a line of the batch's output.
@@ -124,6 +122,8 @@ type FetchChunkRequest struct {
 	// PrevParts is how many files of earlier results staging wrote for
 	// each chunk of a staged batch (PrevKey).
 	PrevParts int `json:"prev_parts,omitempty"`
+	// Keep: the batch keeps bodies (a 304 must find the earlier one kept).
+	Keep bool `json:"keep,omitempty"`
 }
 
 // Fetched is the fetch step's word on one URL: a blob to hash, or a final

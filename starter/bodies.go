@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -55,7 +56,7 @@ func newSaver(dir string, store blobstore.Store) (*saver, error) {
 
 // save copies the kept body of result i, if it has one.
 func (s *saver) save(ctx context.Context, i int, r *workflows.Result) error {
-	if r.BodyKey == "" || r.Outcome != workflows.OutcomeOK {
+	if r.BodyKey == "" || !activities.Succeeded(r.Outcome) {
 		return nil
 	}
 	name := fmt.Sprintf("%07d", i+1)

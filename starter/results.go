@@ -227,7 +227,7 @@ func printResults(w io.Writer, out workflows.Output, jsonOut, fromFile bool, eac
 		if len(sum) > 16 {
 			sum = sum[:16] + "…"
 		}
-		if r.Outcome != workflows.OutcomeOK {
+		if r.Outcome != workflows.OutcomeOK && r.Outcome != workflows.OutcomeNotModified {
 			sum = r.Error
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%d\t%s\t%s\n", i+1, r.Outcome, r.Status, r.Attempts,

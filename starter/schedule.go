@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,9 +12,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -46,6 +50,8 @@ func runSchedule(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, scheduleUsage) }
 	logLevel := fs.String("log-level", "off", "log of the Temporal client")
+	var so options
+	so.storeFlags(fs, "delete: a list of over 1,000 URLs create put there is removed")
 	note := fs.String("note", "", "pause, unpause: why (shown in the Web UI)")
 	positional, done, err := parseFlags(fs, args)
 	if done || err != nil {
@@ -71,7 +77,7 @@ func runSchedule(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	defer c.Close()
 	sc := c.ScheduleClient()
 	if sub == "list" {
-		return scheduleList(ctx, sc, stdout)
+		return listSchedules(ctx, sc, stdout)
 	}
 	id := positional[0]
 	h := sc.GetHandle(ctx, id)
@@ -98,9 +104,23 @@ func runSchedule(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 			fmt.Fprintf(stdout, "schedule %s unpaused\n", id)
 		}
 	case "delete":
+		// The URL list create put in the blob store goes with it.
+		list := ""
+		if d, derr := h.Describe(ctx); derr == nil {
+			list = scheduleList(d)
+		}
 		err = h.Delete(ctx)
 		if err == nil {
 			fmt.Fprintf(stdout, "schedule %s deleted (its runs and their results stay)\n", id)
+			if list != "" {
+				store, serr := openStore(ctx, so)
+				if serr == nil {
+					serr = store.DeletePrefix(ctx, list)
+				}
+				if serr != nil {
+					fmt.Fprintf(stderr, "its URL list %s stays in the blob store: %v\n", list, serr)
+				}
+			}
 		}
 	}
 	if err != nil {
@@ -181,17 +201,24 @@ func scheduleCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 		return err
 	}
 	defer c.Close()
+	if _, err := c.ScheduleClient().GetHandle(ctx, id).Describe(ctx); err == nil {
+		return &exitError{exitUsage, fmt.Errorf("schedule %q exists (starter schedule describe %s; delete it first to replace it)", id, id)}
+	}
 	o.input.URLs = urls
+	uploaded := ""
 	if len(urls) > workflows.InlineLimit {
-		// Every run reads the list from the blob store.
+		// Every run reads the list from the blob store, under a key of
+		// this schedule's own (schedule delete removes it).
 		if o.store, err = openStore(ctx, o); err != nil {
 			return &exitError{exitUsage, err}
 		}
-		key := "inputs/schedules/" + strings.Map(safeKeyRune, id) + ".txt"
-		if err := upload(ctx, o.store, key, urls); err != nil {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		uploaded = scheduleListPrefix + strings.Map(safeKeyRune, id) + "-" + hex.EncodeToString(b[:]) + ".txt"
+		if err := upload(ctx, o.store, uploaded, urls); err != nil {
 			return &exitError{exitInternal, fmt.Errorf("writing the URL list to the blob store: %w", err)}
 		}
-		o.input.URLs, o.input.URLsFile = nil, key
+		o.input.URLs, o.input.URLsFile = nil, uploaded
 	}
 	spec := client.ScheduleSpec{}
 	if every > 0 {
@@ -215,9 +242,16 @@ func scheduleCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 		Note:    "created with starter schedule create",
 	})
 	if err != nil {
+		if uploaded != "" {
+			_ = o.store.DeletePrefix(context.Background(), uploaded)
+		}
 		var exists *serviceerror.WorkflowExecutionAlreadyStarted
-		if errors.As(err, &exists) || strings.Contains(err.Error(), "already") {
+		var bad *serviceerror.InvalidArgument
+		switch {
+		case errors.As(err, &exists) || strings.Contains(err.Error(), "already"):
 			return &exitError{exitUsage, fmt.Errorf("schedule %q exists (starter schedule describe %s; delete it first to replace it)", id, id)}
+		case errors.As(err, &bad):
+			return &exitError{exitUsage, fmt.Errorf("schedule create: %s", bad.Message)}
 		}
 		return &exitError{exitInternal, fmt.Errorf("creating schedule %s: %w", id, err)}
 	}
@@ -232,7 +266,29 @@ func scheduleCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 	return nil
 }
 
-func scheduleList(ctx context.Context, sc client.ScheduleClient, w io.Writer) error {
+// scheduleListPrefix is where schedule create keeps lists of over 1,000
+// URLs.
+const scheduleListPrefix = "inputs/schedules/"
+
+// scheduleList is the key of the URL list a schedule's runs read, when
+// schedule create put it in the blob store.
+func scheduleList(d *client.ScheduleDescription) string {
+	a, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction)
+	if !ok || len(a.Args) != 1 {
+		return ""
+	}
+	p, ok := a.Args[0].(*commonpb.Payload)
+	if !ok {
+		return ""
+	}
+	var in workflows.Input
+	if converter.GetDefaultDataConverter().FromPayload(p, &in) != nil || !strings.HasPrefix(in.URLsFile, scheduleListPrefix) {
+		return ""
+	}
+	return in.URLsFile
+}
+
+func listSchedules(ctx context.Context, sc client.ScheduleClient, w io.Writer) error {
 	it, err := sc.List(ctx, client.ScheduleListOptions{})
 	if err != nil {
 		return &exitError{exitInternal, err}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -163,5 +165,46 @@ func TestIncrementalSchedule(t *testing.T) {
 	}
 	if r := starter(t, "", nil, "schedule", "describe", id); r.code != 4 {
 		t.Errorf("describe after delete: exit %d, want 4\n%s", r.code, r.stderr)
+	}
+}
+
+// TestScheduleCreateTwiceKeepsTheFirst: creating a schedule under an ID
+// in use is refused before anything changes (the first one's URL list,
+// kept in the blob store when long, stays as it was), and delete removes
+// that list.
+func TestScheduleCreateTwiceKeepsTheFirst(t *testing.T) {
+	id := fmt.Sprintf("twice-%d", time.Now().UnixNano())
+	list := func(tag string) []string {
+		var urls []string
+		for i := range workflows.InlineLimit + 1 {
+			urls = append(urls, fmt.Sprintf("%s/%s/%d", site.URL, tag, i))
+		}
+		return urls
+	}
+	create := func(tag string) result {
+		return starter(t, strings.Join(list(tag), "\n"), nil, "schedule", "create", "--id", id, "--every", "24h", "--paused", "--blob-dir", workersBlobDir, "--file", "-")
+	}
+	if r := create("a"); r.code != 0 {
+		t.Fatalf("create: exit %d %s", r.code, r.stderr)
+	}
+	if r := create("b"); r.code != 2 || !strings.Contains(r.stderr, "exists") {
+		t.Errorf("create again: exit %d %s", r.code, r.stderr)
+	}
+	files, _ := filepath.Glob(filepath.Join(workersBlobDir, "inputs", "schedules", id+"-*.txt"))
+	if len(files) != 1 {
+		t.Fatalf("lists in the blob store: %v, want one", files)
+	}
+	b, _ := os.ReadFile(files[0])
+	if !strings.Contains(string(b), site.URL+"/a/0\n") || strings.Contains(string(b), "/b/") {
+		t.Errorf("the first schedule's list changed: %.80s", b)
+	}
+	if r := starter(t, "", nil, "schedule", "delete", "--blob-dir", workersBlobDir, id); r.code != 0 {
+		t.Fatalf("delete: exit %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(files[0]); !os.IsNotExist(err) {
+		t.Errorf("delete left %s: %v", files[0], err)
+	}
+	if r := starter(t, "", nil, "schedule", "create", "--id", id, "--cron", "not a cron", site.URL+"/x"); r.code != 2 {
+		t.Errorf("a bad --cron: exit %d, want 2\n%s", r.code, r.stderr)
 	}
 }

@@ -64,6 +64,9 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if o.input.Process == "sha256" {
 		o.input.Process = "" // the default, as the input leaves it out
 	}
+	if o.previous != "" && o.input.Incremental != "" {
+		return &exitError{exitUsage, errors.New("--previous and --incremental: give one (an incremental batch compares with the last of its chain)")}
+	}
 	if !o.dev && (o.serve || o.demoURLs > 0) {
 		return &exitError{exitUsage, errors.New("--serve and --demo-urls go with --dev")}
 	}

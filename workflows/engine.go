@@ -314,7 +314,7 @@ func (e *engine) fetchChunk(ctx workflow.Context, ch chunk, w int) (fetched acti
 		Summary:     e.summary("GET", ch),
 	})
 	err := workflow.ExecuteActivity(fetchCtx, f.FetchChunk, activities.FetchChunkRequest{
-		Prefix: e.prefix, Chunk: ch.index, URLs: ch.urls, First: ch.first, Concurrency: w, PrevParts: e.prevParts,
+		Prefix: e.prefix, Chunk: ch.index, URLs: ch.urls, First: ch.first, Concurrency: w, PrevParts: e.prevParts, Keep: e.s.KeepBodies,
 		Policy: activities.Policy{
 			AttemptTimeout: e.s.AttemptTimeout, URLTimeout: e.s.URLTimeout, MaxAttempts: e.s.MaxAttempts,
 			InitialBackoff: e.s.InitialBackoff, FailFast: e.s.FailFast,

@@ -86,7 +86,7 @@ func (e *engine) fetchURL(ctx workflow.Context, ch chunk) (fetched activities.Fe
 			}
 		}
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), f.FetchURL, activities.FetchURLRequest{
-			Prefix: e.prefix, Task: t, PriorAttempts: prior, Since: since, Resume: resume,
+			Prefix: e.prefix, Task: t, PriorAttempts: prior, Since: since, Resume: resume, Keep: e.s.KeepBodies,
 			Policy: activities.Policy{
 				AttemptTimeout: e.s.AttemptTimeout, URLTimeout: e.s.URLTimeout, MaxAttempts: e.s.MaxAttempts,
 				InitialBackoff: e.s.InitialBackoff, FailFast: e.s.FailFast,

@@ -391,7 +391,9 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 		if err := workflow.ExecuteActivity(housekeeping(bg, 30*time.Minute, 10, "keep results for the next run"), f.CopyBlob, activities.CopyRequest{
 			From: assembled.Key, To: IncrementalKey(s.Incremental),
 		}).Get(bg, nil); err != nil {
-			return nil, fmt.Errorf("keeping the results for the next run of %s: %w", s.Incremental, err)
+			// The batch's own results stand; the next run compares with
+			// the last ones kept.
+			workflow.GetLogger(ctx).Error("keeping the results for the next run failed", "incremental", s.Incremental, "error", err)
 		}
 	}
 	*progress = Progress{Total: staged.Count, Done: staged.Count, OK: out.OK, Failed: out.Failed}
