@@ -205,7 +205,7 @@ func TestBadPreviousIsInvalidInput(t *testing.T) {
 		want string
 	}{
 		{[]workflows.Result{{URL: s.URL + "/p"}, {ETag: `"x"`}}, "previous[1]: no url"},
-		{[]workflows.Result{{URL: s.URL + "/p", SHA256: "xyz"}}, `previous[0]: sha256 "xyz" is not 64 hexadecimal digits`},
+		{[]workflows.Result{{URL: s.URL + "/p", SHA256: "xyz"}}, "previous[0]: sha256 of 3 characters is not 64 lower-case hexadecimal digits"},
 	} {
 		_, err := result(t, start(t, workflows.Input{URLs: []string{s.URL + "/p"}, Previous: tc.prev}))
 		var appErr *temporal.ApplicationError

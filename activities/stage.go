@@ -321,7 +321,7 @@ func CheckPrevious(r Result) error {
 	case len(r.URL) > MaxURLLength:
 		return fmt.Errorf("url longer than %d bytes", MaxURLLength)
 	case r.SHA256 != "" && !isHex64(r.SHA256):
-		return fmt.Errorf("sha256 %q is not 64 hexadecimal digits", clipText(r.SHA256))
+		return fmt.Errorf("sha256 of %d characters is not 64 lower-case hexadecimal digits", len(r.SHA256))
 	case r.Size < 0:
 		return fmt.Errorf("size %d is negative", r.Size)
 	case len(r.ETag) > 128 || len(r.LastModified) > 64 || len(r.ContentType) > 128 || len(r.BodyKey) > 256:
@@ -352,13 +352,6 @@ func printable(s string) bool {
 		}
 	}
 	return true
-}
-
-func clipText(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "..."
-	}
-	return s
 }
 
 func flushCommit(bw *bufio.Writer, w blobstore.Writer) error {
