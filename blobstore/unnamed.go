@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -55,48 +54,26 @@ func (d *Dir) CreateUnnamed(_ context.Context, dir string) (UnnamedWriter, error
 	if err != nil {
 		return nil, fmt.Errorf("blobstore: %w", err)
 	}
-	return &dirUnnamed{d: d, f: f}, nil
+	return &dirUnnamed{dirWriter: &dirWriter{f: f}, d: d}, nil
 }
 
+// dirUnnamed is a dirWriter whose final name comes at the end.
 type dirUnnamed struct {
-	d    *Dir
-	f    *os.File
-	done bool
+	*dirWriter
+	d *Dir
 }
-
-func (w *dirUnnamed) Write(b []byte) (int, error) { return w.f.Write(b) }
 
 func (w *dirUnnamed) CommitAs(key string) error {
-	if w.done {
-		return errors.New("blobstore: blob already committed or aborted")
-	}
-	w.done = true
 	p, err := w.d.path(key)
 	if err == nil {
 		err = os.MkdirAll(filepath.Dir(p), 0o755)
 	}
-	if err == nil {
-		err = w.f.Close()
-	} else {
-		_ = w.f.Close()
-	}
-	if err == nil {
-		err = os.Rename(w.f.Name(), p)
-	}
 	if err != nil {
-		_ = os.Remove(w.f.Name())
+		_ = w.Abort()
 		return fmt.Errorf("blobstore: %w", err)
 	}
-	return nil
-}
-
-func (w *dirUnnamed) Abort() error {
-	if w.done {
-		return nil
-	}
-	w.done = true
-	_ = w.f.Close()
-	return os.Remove(w.f.Name())
+	w.final = p
+	return w.Commit()
 }
 
 // CreateUnnamed implements Unnamed: the object is written under a hidden
