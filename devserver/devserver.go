@@ -79,7 +79,13 @@ func Start(cfg Config) (*Server, error) {
 	}
 	var err error
 	if cfg.Port == 0 {
-		if cfg.Port, err = freePort(cfg.IP); err != nil {
+		// With a database file the 7 ports after the frontend's are the
+		// server's too: pick a base whose whole block is free.
+		n := 1
+		if cfg.DBFile != "" {
+			n = 8
+		}
+		if cfg.Port, err = freeBlock(cfg.IP, n); err != nil {
 			return nil, err
 		}
 	} else if err := portFree(cfg.IP, cfg.Port); err != nil {
@@ -325,6 +331,30 @@ func freePort(ip string) (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// freeBlock finds a port p such that p to p+n-1 are free on ip.
+func freeBlock(ip string, n int) (int, error) {
+	var last error
+	for range 50 {
+		p, err := freePort(ip)
+		if err != nil {
+			return 0, err
+		}
+		ok := p+n-1 <= 65535
+		if !ok {
+			last = fmt.Errorf("port %d is too near the top", p)
+		}
+		for q := p + 1; ok && q < p+n; q++ {
+			if last = portFree(ip, q); last != nil {
+				ok = false
+			}
+		}
+		if ok {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("devserver: no %d free ports in a row on %s: %w", n, ip, last)
 }
 
 func portFree(ip string, port int) error {
