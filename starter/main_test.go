@@ -34,8 +34,12 @@ var (
 	site     *httptest.Server
 )
 
-// workersBlobDir is the test workers' blob store.
-var workersBlobDir string
+// workersBlobDir is the test workers' blob store; testStack is the
+// embedded server they run on.
+var (
+	workersBlobDir string
+	testStack      *devstack.Stack
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
@@ -60,6 +64,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer stack.Stop()
+	testStack = stack
 	hostPort = stack.FrontendAddress()
 	site = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)

@@ -16,7 +16,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -104,24 +103,7 @@ func runSchedule(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 			fmt.Fprintf(stdout, "schedule %s unpaused\n", id)
 		}
 	case "delete":
-		// The URL list create put in the blob store goes with it.
-		list := ""
-		if d, derr := h.Describe(ctx); derr == nil {
-			list = scheduleList(d)
-		}
-		err = h.Delete(ctx)
-		if err == nil {
-			fmt.Fprintf(stdout, "schedule %s deleted (its runs and their results stay)\n", id)
-			if list != "" {
-				store, serr := openStore(ctx, so)
-				if serr == nil {
-					serr = store.DeletePrefix(ctx, list)
-				}
-				if serr != nil {
-					fmt.Fprintf(stderr, "its URL list %s stays in the blob store: %v\n", list, serr)
-				}
-			}
-		}
+		return scheduleDelete(ctx, c, h, so, stdout, stderr)
 	}
 	if err != nil {
 		return scheduleError(id, err)
@@ -282,7 +264,7 @@ func scheduleList(d *client.ScheduleDescription) string {
 		return ""
 	}
 	var in workflows.Input
-	if converter.GetDefaultDataConverter().FromPayload(p, &in) != nil || !strings.HasPrefix(in.URLsFile, scheduleListPrefix) {
+	if payloadConverter().FromPayload(p, &in) != nil || !strings.HasPrefix(in.URLsFile, scheduleListPrefix) {
 		return ""
 	}
 	return in.URLsFile

@@ -21,9 +21,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 
-	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -142,13 +140,9 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return nil
 	}
 
+	// The files this starter uploaded belong to the batch now: it removes
+	// them when it ends, also when waiting here is interrupted.
 	err = wait(ctx, c, run, &o, stdout, stderr)
-	if o.uploaded != "" {
-		_ = o.store.DeletePrefix(context.Background(), o.uploaded)
-	}
-	if o.uploadedPrevious != "" {
-		_ = o.store.DeletePrefix(context.Background(), o.uploadedPrevious)
-	}
 	if o.serve && o.dev {
 		fmt.Fprintf(stderr, "serving the Web UI at %s; Ctrl-C to stop\n", webUI)
 		<-ctx.Done()
@@ -239,22 +233,8 @@ func start(ctx context.Context, c client.Client, o *options, stderr io.Writer) (
 		id = "batchfetch-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 	}
 	count := len(o.input.URLs)
-	if count > workflows.InlineLimit {
-		// A long list goes through the blob store: Temporal caps a payload at 2 MB.
-		key := "inputs/" + strings.Map(safeKeyRune, id) + ".txt"
-		if err := upload(ctx, o.store, key, o.input.URLs); err != nil {
-			return nil, &exitError{exitInternal, fmt.Errorf("writing the URL list to the blob store: %w", err)}
-		}
-		o.uploaded = key
-		o.input.URLs, o.input.URLsFile = nil, key
-	}
-	if o.previous != "" {
-		key := "inputs/" + strings.Map(safeKeyRune, id) + ".previous.jsonl"
-		if err := uploadFile(ctx, o.store, key, o.previous); err != nil {
-			return nil, &exitError{exitUsage, fmt.Errorf("--previous: %w", err)}
-		}
-		o.uploadedPrevious = key
-		o.input.PreviousFile = key
+	if err := uploadInputs(ctx, o, id); err != nil {
+		return nil, err
 	}
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:        id,
@@ -265,15 +245,28 @@ func start(ctx context.Context, c client.Client, o *options, stderr io.Writer) (
 		StaticSummary:            fmt.Sprintf("%d URLs, %s", count, o.input.Mode),
 	}, workflows.WorkflowName, o.input)
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &already) {
-		return c.GetWorkflow(ctx, id, ""), nil
-	}
 	var nsErr *serviceerror.NamespaceNotFound
-	if errors.As(err, &nsErr) {
+	switch {
+	case errors.As(err, &already):
+		o.dropUploads() // another batch has this ID: ours were never read
+		return c.GetWorkflow(ctx, id, ""), nil
+	case errors.As(err, &nsErr):
+		o.dropUploads()
 		return nil, &exitError{exitInternal, fmt.Errorf("namespace not found: %v (create it, or set TEMPORAL_NAMESPACE)", err)}
-	}
-	if err != nil {
+	case err != nil:
+		// Refused, or not known to be: a batch that did start removes
+		// its files itself, so they stay unless it surely did not.
+		if startRefused(err) {
+			o.dropUploads()
+		}
 		return nil, &exitError{exitInternal, fmt.Errorf("starting workflow %s: %w", id, err)}
+	}
+	if o.id != "" && o.uploaded != "" {
+		// Another starter may have started this ID a moment before: the
+		// server then returns that batch, which reads its own files.
+		if theirs, ok := startedInput(ctx, c, id, run.GetRunID()); ok && theirs.URLsFile != o.uploaded {
+			o.dropUploads()
+		}
 	}
 	return run, nil
 }
@@ -288,65 +281,35 @@ func attach(ctx context.Context, c client.Client, id string, in workflows.Input,
 	runID := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 	fmt.Fprintf(stderr, "attached to the existing batch workflow_id=%s run_id=%s (%s): the same ID never fetches twice\n",
 		id, runID, d.GetWorkflowExecutionInfo().GetStatus())
-	iter := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	if iter.HasNext() {
-		if ev, err := iter.Next(); err == nil {
-			var theirs workflows.Input
-			if started := ev.GetWorkflowExecutionStartedEventAttributes(); started != nil &&
-				converter.GetDefaultDataConverter().FromPayloads(started.GetInput(), &theirs) == nil {
-				if theirs.URLsFile == "" && !slices.Equal(theirs.URLs, in.URLs) {
-					fmt.Fprintf(stderr, "note: its URLs are not these (%d URLs there, %d here); use another --id for a new batch\n", len(theirs.URLs), len(in.URLs))
-				}
-				if diff := settingsDiffer(theirs, in); diff != "" {
-					fmt.Fprintf(stderr, "note: it runs with other settings (%s); use another --id for a new batch\n", diff)
-				}
-			}
+	if theirs, ok := startedInput(ctx, c, id, runID); ok {
+		if theirs.URLsFile == "" && !slices.Equal(theirs.URLs, in.URLs) {
+			fmt.Fprintf(stderr, "note: its URLs are not these (%d URLs there, %d here); use another --id for a new batch\n", len(theirs.URLs), len(in.URLs))
+		}
+		if diff := settingsDiffer(theirs, in); diff != "" {
+			fmt.Fprintf(stderr, "note: it runs with other settings (%s); use another --id for a new batch\n", diff)
 		}
 	}
 	return c.GetWorkflow(ctx, id, runID), true
 }
 
-func upload(ctx context.Context, store blobstore.Store, key string, urls []string) error {
-	w, err := store.Create(ctx, key)
+// startedInput is the input a batch was started with, decoded with the
+// converter this starter's client uses (encrypted with
+// BATCHFETCH_CODEC_KEYS, if set).
+func startedInput(ctx context.Context, c client.Client, id, runID string) (workflows.Input, bool) {
+	var in workflows.Input
+	iter := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !iter.HasNext() {
+		return in, false
+	}
+	ev, err := iter.Next()
 	if err != nil {
-		return err
+		return in, false
 	}
-	defer w.Abort() //nolint:errcheck
-	bw := bufio.NewWriterSize(w, 256<<10)
-	for _, u := range urls {
-		bw.WriteString(u) //nolint:errcheck // checked at Flush
-		bw.WriteByte('\n')
+	started := ev.GetWorkflowExecutionStartedEventAttributes()
+	if started == nil || payloadConverter().FromPayloads(started.GetInput(), &in) != nil {
+		return in, false
 	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	return w.Commit()
-}
-
-// uploadFile copies a local file into the blob store under key.
-func uploadFile(ctx context.Context, store blobstore.Store, key, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	w, err := store.Create(ctx, key)
-	if err != nil {
-		return err
-	}
-	defer w.Abort() //nolint:errcheck
-	if _, err := io.Copy(w, f); err != nil {
-		return err
-	}
-	return w.Commit()
-}
-
-// safeKeyRune keeps workflow IDs usable as file names.
-func safeKeyRune(r rune) rune {
-	if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
-		return r
-	}
-	return '_'
+	return in, true
 }
 
 // readURLs collects URLs from args, a file, or stdin when it is not a

@@ -76,6 +76,10 @@ type Input struct {
 	// results the last one that completed left under IncrementalKey as
 	// its previous_file, and leaves its own there when it completes.
 	Incremental string `json:"incremental,omitempty"`
+	// RemoveInputs: the batch owns its urls_file and previous_file and
+	// removes them from the blob store when it ends (completed, failed or
+	// canceled). The starter sets it for the files it uploads.
+	RemoveInputs bool `json:"remove_inputs,omitempty"`
 
 	// decodeErr records why the JSON form could not be decoded, so the
 	// workflow can fail with InvalidInput instead of failing its task.
@@ -99,6 +103,7 @@ type wireInput struct {
 	Previous       []Result `json:"previous"`
 	PreviousFile   *string  `json:"previous_file"`
 	Incremental    *string  `json:"incremental"`
+	RemoveInputs   *bool    `json:"remove_inputs"`
 }
 
 // UnmarshalJSON never fails: a malformed input is remembered and reported
@@ -133,6 +138,7 @@ func (in *Input) UnmarshalJSON(b []byte) error {
 	in.Process = str(w.Process)
 	in.Previous, in.PreviousFile, in.Incremental = w.Previous, str(w.PreviousFile), str(w.Incremental)
 	in.KeepBodies = w.KeepBodies != nil && *w.KeepBodies
+	in.RemoveInputs = w.RemoveInputs != nil && *w.RemoveInputs
 	// An explicit 0 is an error, not "use the default".
 	for _, f := range []struct {
 		name string

@@ -34,7 +34,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/batchfetch/batchfetch/activities"
-	"github.com/batchfetch/batchfetch/process"
 )
 
 // Names scripts and workers depend on.
@@ -185,6 +184,8 @@ func ResultsKey(runID string) string { return "results/" + runID + ".jsonl" }
 
 // BatchFetch fetches every URL of the input and hashes each body.
 func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
+	// Deferred first, so it runs last: after the batch's own blobs are gone.
+	defer releaseInputs(ctx, in, workflow.GetSignalChannel(ctx, AdoptInputsSignal))
 	s, err := in.Validate()
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), InvalidInputType, nil)
@@ -253,163 +254,12 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 	return runStaged(ctx, s, prefix, strict, progress)
 }
 
-// inlineFits tells whether a batch's results surely fit in the
-// workflow's own output: its URLs as the output encodes them, plus for
-// each result its other fields and an error of up to
-// activities.MaxErrorText, take at most InlineOutputBytes (Temporal
-// refuses payloads over 2 MB). Only batches of long URLs are staged for it.
-func inlineFits(urls []string, processed bool) bool {
-	per := resultFields + activities.MaxErrorText
-	if processed {
-		per += process.MaxInline + 128 // and its key's name
-	}
-	n := 2 + len(urls)*per
-	for _, u := range urls {
-		n += 3 + activities.JSONLen(u) // with its quotes and comma
-	}
-	return n <= InlineOutputBytes
-}
-
-// resultFields bounds the encoding of a result's fields but its URL and
-// error.
-const resultFields = 256
-
 // strictOutcomes tells whether this run records every failure of a chunk,
 // a hash or a part as the failure of exactly its URLs (and stops a
 // fail_fast batch on it). Runs started before that version replay as they
 // ran: a failed chunk's URLs read as canceled there.
 func strictOutcomes(ctx workflow.Context) bool {
 	return workflow.GetVersion(ctx, "strict-outcomes", workflow.DefaultVersion, 1) == 1
-}
-
-// runInline runs a small batch in this workflow, with results inline.
-func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, progress *Progress) (*Output, error) {
-	n := len(s.URLs)
-	prev := map[string]*activities.Prev{} // a URL given twice takes the later
-	for _, r := range s.Previous {
-		if p := activities.PrevOf(r); p != nil {
-			prev[r.URL] = p
-		}
-	}
-	size := (n + maxChunksInline - 1) / maxChunksInline
-	var chunks []chunk
-	for first, c := 0, 0; first < n; first, c = first+size, c+1 {
-		ch := chunk{index: c, first: first}
-		for i := first; i < min(first+size, n); i++ {
-			ch.urls = append(ch.urls, activities.URLTask{Index: i, URL: s.URLs[i], Prev: prev[s.URLs[i]]})
-		}
-		ch.n = len(ch.urls)
-		chunks = append(chunks, ch)
-	}
-	e := newEngine(ctx, s, prefix, size, chunksInFlight, false, strict, progress)
-	// A URL with an activity of its own retries with Temporal's policy.
-	e.native = size == 1 && strict && nativeRetries(ctx)
-	e.results = make([]Result, n)
-	e.run(ctx, chunks)
-	for i := range e.results {
-		if e.results[i].Outcome == "" {
-			e.results[i] = Result{URL: s.URLs[i], Outcome: OutcomeCanceled, Error: "canceled: batch stopped"}
-		}
-	}
-	out := &Output{Results: e.results, OK: progress.OK, Failed: n - progress.OK, Total: n}
-	var notModified, changed int
-	for i := range out.Results {
-		switch r := out.Results[i]; {
-		case r.Outcome == OutcomeCanceled:
-			out.Canceled++
-		case r.Outcome == OutcomeNotModified:
-			notModified++
-		case r.Changed != nil && *r.Changed:
-			changed++
-		}
-	}
-	if s.Compare {
-		out.NotModified, out.Changed = &notModified, &changed
-	}
-	progress.Done, progress.Failed, progress.InFlight = n, out.Failed, 0
-	return finish(ctx, e.failure, out)
-}
-
-// runStaged checks and stages a large batch's URLs, runs its parts, and
-// writes its results to the blob store.
-func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, progress *Progress) (*Output, error) {
-	info := workflow.GetInfo(ctx)
-	var f *activities.Fetcher
-	lay := layoutBefore
-	if workflow.GetVersion(ctx, "chunks-of-500", workflow.DefaultVersion, 1) == 1 {
-		lay = layoutNow
-	}
-	var staged activities.StageResult
-	previousFile := s.PreviousFile
-	if s.Incremental != "" {
-		previousFile = IncrementalKey(s.Incremental)
-	}
-	if err := workflow.ExecuteActivity(housekeeping(ctx, 30*time.Minute, 5, "check and stage URLs"), f.StageURLs, activities.StageRequest{
-		Prefix: prefix, URLs: s.URLs, URLsFile: s.URLsFile, ChunkSize: lay.chunkSize,
-		Previous: s.Previous, PreviousFile: previousFile, PreviousOptional: s.Incremental != "",
-	}).Get(ctx, &staged); err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == InvalidInputType {
-			return nil, temporal.NewNonRetryableApplicationError(appErr.Message(), InvalidInputType, nil)
-		}
-		return nil, err
-	}
-	progress.Total = staged.Count
-	s.URLs = nil     // the chunks read their URLs from the blob store
-	s.Previous = nil // and what the earlier results said of them
-
-	var failure *Result
-	var known []activities.IndexedResult
-	var failed []activities.FailedChunks
-	if staged.Chunks <= lay.chunksPerPart {
-		e := newEngine(ctx, s, prefix, lay.chunkSize, lay.chunksInFlight, true, strict, progress)
-		e.prevParts = staged.PrevParts
-		e.run(ctx, stagedChunks(lay.chunkSize, 0, staged.Chunks, staged.Count))
-		failure, known, failed = e.failure, e.known, e.unrecorded
-	} else {
-		var err error
-		if failure, known, failed, err = runParts(ctx, s, prefix, lay, staged, strict, progress); err != nil {
-			return nil, err
-		}
-	}
-
-	bg, _ := workflow.NewDisconnectedContext(ctx)
-	var assembled activities.AssembleResult
-	if err := workflow.ExecuteActivity(housekeeping(bg, 30*time.Minute, 10, "write results"), f.AssembleResults, activities.AssembleRequest{
-		Prefix: prefix, Chunks: staged.Chunks, ChunkSize: lay.chunkSize,
-		Dest: ResultsKey(info.WorkflowExecution.RunID), Known: known, Failed: failed,
-	}).Get(bg, &assembled); err != nil {
-		return nil, fmt.Errorf("writing results: %w", err)
-	}
-	out := &Output{OK: assembled.OK, Failed: assembled.Failed, Total: staged.Count, ResultsFile: assembled.Key, BlobStore: assembled.Store, Canceled: assembled.Canceled}
-	if s.Compare {
-		out.NotModified, out.Changed = &assembled.NotModified, &assembled.Changed
-	}
-	if s.Incremental != "" && ctx.Err() == nil && failure == nil {
-		// The next batch of the chain compares with this one. A batch
-		// that failed or was canceled leaves the last complete one's.
-		if err := workflow.ExecuteActivity(housekeeping(bg, 30*time.Minute, 10, "keep results for the next run"), f.CopyBlob, activities.CopyRequest{
-			From: assembled.Key, To: IncrementalKey(s.Incremental),
-		}).Get(bg, nil); err != nil {
-			// The batch's own results stand; the next run compares with
-			// the last ones kept.
-			workflow.GetLogger(ctx).Error("keeping the results for the next run failed", "incremental", s.Incremental, "error", err)
-		}
-	}
-	*progress = Progress{Total: staged.Count, Done: staged.Count, OK: out.OK, Failed: out.Failed}
-	return finish(ctx, failure, out)
-}
-
-// housekeeping is the options of the batch's own activities (staging,
-// results, cleanup): on the fetch task queue, heartbeating, retried.
-func housekeeping(ctx workflow.Context, timeout time.Duration, attempts int32, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           workflow.GetInfo(ctx).TaskQueueName,
-		StartToCloseTimeout: timeout,
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: attempts},
-		Summary:             summary,
-	})
 }
 
 // finish turns a stopped or canceled batch into the workflow's error. Both

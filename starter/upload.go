@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/internal/cli"
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+// uploadInputs puts a long URL list and the --previous file in the blob
+// store, each under a key no other upload has (two starters with one --id
+// never overwrite each other's list), and marks them the batch's own
+// (remove_inputs): the batch removes them when it ends, whatever ends it,
+// and nothing else does while it may read them.
+func uploadInputs(ctx context.Context, o *options, id string) error {
+	if len(o.input.URLs) > workflows.InlineLimit {
+		// A long list goes through the blob store: Temporal caps a payload at 2 MB.
+		key := uploadKey(id, ".txt")
+		if err := upload(ctx, o.store, key, o.input.URLs); err != nil {
+			return &exitError{exitInternal, fmt.Errorf("writing the URL list to the blob store: %w", err)}
+		}
+		o.uploaded = key
+		o.input.URLs, o.input.URLsFile = nil, key
+	}
+	if o.previous != "" {
+		key := uploadKey(id, ".previous.jsonl")
+		if err := uploadFile(ctx, o.store, key, o.previous); err != nil {
+			o.dropUploads()
+			return &exitError{exitUsage, fmt.Errorf("--previous: %w", err)}
+		}
+		o.uploadedPrevious = key
+		o.input.PreviousFile = key
+	}
+	o.input.RemoveInputs = o.uploaded != "" || o.uploadedPrevious != ""
+	return nil
+}
+
+// uploadKey is a key of its own for one upload of a batch's input.
+func uploadKey(id, suffix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "inputs/" + strings.Map(safeKeyRune, id) + "-" + hex.EncodeToString(b[:]) + suffix
+}
+
+// dropUploads removes what uploadInputs wrote, for a batch that was not
+// started with it.
+func (o *options) dropUploads() {
+	for _, k := range []string{o.uploaded, o.uploadedPrevious} {
+		if k != "" {
+			_ = o.store.DeletePrefix(context.Background(), k)
+		}
+	}
+	o.uploaded, o.uploadedPrevious = "", ""
+}
+
+// startRefused tells whether a start failed for sure, so that no batch
+// was started (and none will remove the uploaded files).
+func startRefused(err error) bool {
+	var bad *serviceerror.InvalidArgument
+	var denied *serviceerror.PermissionDenied
+	return errors.As(err, &bad) || errors.As(err, &denied)
+}
+
+// payloadConverter is the data converter this starter's client uses: the
+// default, or the encrypting one of BATCHFETCH_CODEC_KEYS.
+func payloadConverter() converter.DataConverter {
+	if opts, err := cli.ClientOptions(); err == nil && opts.DataConverter != nil {
+		return opts.DataConverter
+	}
+	return converter.GetDefaultDataConverter()
+}
+
+func upload(ctx context.Context, store blobstore.Store, key string, urls []string) error {
+	w, err := store.Create(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer w.Abort() //nolint:errcheck
+	bw := bufio.NewWriterSize(w, 256<<10)
+	for _, u := range urls {
+		bw.WriteString(u) //nolint:errcheck // checked at Flush
+		bw.WriteByte('\n')
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return w.Commit()
+}
+
+// uploadFile copies a local file into the blob store under key.
+func uploadFile(ctx context.Context, store blobstore.Store, key, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w, err := store.Create(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer w.Abort() //nolint:errcheck
+	if _, err := io.Copy(w, f); err != nil {
+		return err
+	}
+	return w.Commit()
+}
+
+// safeKeyRune keeps workflow IDs usable as file names.
+func safeKeyRune(r rune) rune {
+	if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+		return r
+	}
+	return '_'
+}

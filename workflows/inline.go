@@ -1,0 +1,77 @@
+package workflows
+
+import (
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/batchfetch/batchfetch/activities"
+	"github.com/batchfetch/batchfetch/process"
+)
+
+// inlineFits tells whether a batch's results surely fit in the
+// workflow's own output: its URLs as the output encodes them, plus for
+// each result its other fields and an error of up to
+// activities.MaxErrorText, take at most InlineOutputBytes (Temporal
+// refuses payloads over 2 MB). Only batches of long URLs are staged for it.
+func inlineFits(urls []string, processed bool) bool {
+	per := resultFields + activities.MaxErrorText
+	if processed {
+		per += process.MaxInline + 128 // and its key's name
+	}
+	n := 2 + len(urls)*per
+	for _, u := range urls {
+		n += 3 + activities.JSONLen(u) // with its quotes and comma
+	}
+	return n <= InlineOutputBytes
+}
+
+// resultFields bounds the encoding of a result's fields but its URL and
+// error.
+const resultFields = 256
+
+// runInline runs a small batch in this workflow, with results inline.
+func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, progress *Progress) (*Output, error) {
+	n := len(s.URLs)
+	prev := map[string]*activities.Prev{} // a URL given twice takes the later
+	for _, r := range s.Previous {
+		if p := activities.PrevOf(r); p != nil {
+			prev[r.URL] = p
+		}
+	}
+	size := (n + maxChunksInline - 1) / maxChunksInline
+	var chunks []chunk
+	for first, c := 0, 0; first < n; first, c = first+size, c+1 {
+		ch := chunk{index: c, first: first}
+		for i := first; i < min(first+size, n); i++ {
+			ch.urls = append(ch.urls, activities.URLTask{Index: i, URL: s.URLs[i], Prev: prev[s.URLs[i]]})
+		}
+		ch.n = len(ch.urls)
+		chunks = append(chunks, ch)
+	}
+	e := newEngine(ctx, s, prefix, size, chunksInFlight, false, strict, progress)
+	// A URL with an activity of its own retries with Temporal's policy.
+	e.native = size == 1 && strict && nativeRetries(ctx)
+	e.results = make([]Result, n)
+	e.run(ctx, chunks)
+	for i := range e.results {
+		if e.results[i].Outcome == "" {
+			e.results[i] = Result{URL: s.URLs[i], Outcome: OutcomeCanceled, Error: "canceled: batch stopped"}
+		}
+	}
+	out := &Output{Results: e.results, OK: progress.OK, Failed: n - progress.OK, Total: n}
+	var notModified, changed int
+	for i := range out.Results {
+		switch r := out.Results[i]; {
+		case r.Outcome == OutcomeCanceled:
+			out.Canceled++
+		case r.Outcome == OutcomeNotModified:
+			notModified++
+		case r.Changed != nil && *r.Changed:
+			changed++
+		}
+	}
+	if s.Compare {
+		out.NotModified, out.Changed = &notModified, &changed
+	}
+	progress.Done, progress.Failed, progress.InFlight = n, out.Failed, 0
+	return finish(ctx, e.failure, out)
+}
