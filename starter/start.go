@@ -25,10 +25,9 @@ import (
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
-// runStart runs `starter [start] [flags] [URL...]`: it starts a batch and
-// waits for it.
-func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var o options
+// parseStart reads start's flags and URLs and refuses what cannot run,
+// naming the flag, argument or line. done: the usage was asked for.
+func parseStart(args []string, stdin io.Reader, stderr io.Writer) (o options, urls []string, done bool, err error) {
 	fs := flag.NewFlagSet("starter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -47,30 +46,30 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.logLevel, "log-level", "off", "log of the Temporal client (and, with --dev, the workers): off, debug, info, warn or error")
 	positional, done, err := parseFlags(fs, args)
 	if done || err != nil {
-		return err
+		return o, nil, done, err
 	}
 	if err := checkWritable(o.outFile); err != nil {
-		return &exitError{exitUsage, err}
+		return o, nil, false, &exitError{exitUsage, err}
 	}
 	if o.saveDir != "" {
 		o.input.KeepBodies = true
 		o.saveLog = stderr
 		if o.noWait {
-			return &exitError{exitUsage, errors.New("--save writes the bodies when the batch ends: leave out --no-wait (or later: starter bodies WORKFLOW_ID --save DIR)")}
+			return o, nil, false, &exitError{exitUsage, errors.New("--save writes the bodies when the batch ends: leave out --no-wait (or later: starter bodies WORKFLOW_ID --save DIR)")}
 		}
 	}
 	if o.input.Process == "sha256" {
 		o.input.Process = "" // the default, as the input leaves it out
 	}
 	if o.previous != "" && o.input.Incremental != "" {
-		return &exitError{exitUsage, errors.New("--previous and --incremental: give one (an incremental batch compares with the last of its chain)")}
+		return o, nil, false, &exitError{exitUsage, errors.New("--previous and --incremental: give one (an incremental batch compares with the last of its chain)")}
 	}
 	if !o.dev && (o.serve || o.demoURLs > 0) {
-		return &exitError{exitUsage, errors.New("--serve and --demo-urls go with --dev")}
+		return o, nil, false, &exitError{exitUsage, errors.New("--serve and --demo-urls go with --dev")}
 	}
 	urls, where, err := readURLs(positional, o.file, stdin, !o.dev)
 	if err != nil {
-		return &exitError{exitUsage, err}
+		return o, nil, false, &exitError{exitUsage, err}
 	}
 	// A bad URL is named where the user wrote it: argument or line.
 	for i, u := range urls {
@@ -79,19 +78,29 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			if i == 0 && len(positional) > 0 && !strings.ContainsAny(u, ":/.") {
 				hint = " (not a URL; commands are start, status, cancel, results, bodies and gc)"
 			}
-			return &exitError{exitUsage, fmt.Errorf("invalid input: %s: %w%s", where(i), err, hint)}
+			return o, nil, false, &exitError{exitUsage, fmt.Errorf("invalid input: %s: %w%s", where(i), err, hint)}
 		}
 	}
 	if o.input.MaxInFlight <= 0 {
-		return &exitError{exitUsage, fmt.Errorf("--max-in-flight must be at least 1, not %d", o.input.MaxInFlight)}
+		return o, nil, false, &exitError{exitUsage, fmt.Errorf("--max-in-flight must be at least 1, not %d", o.input.MaxInFlight)}
 	}
 	if o.input.MaxAttempts <= 0 {
-		return &exitError{exitUsage, fmt.Errorf("--max-attempts must be at least 1, not %d", o.input.MaxAttempts)}
+		return o, nil, false, &exitError{exitUsage, fmt.Errorf("--max-attempts must be at least 1, not %d", o.input.MaxAttempts)}
 	}
 	if !o.dev {
 		if err := checkInput(o.input, urls); err != nil {
-			return err
+			return o, nil, false, err
 		}
+	}
+	return o, urls, false, nil
+}
+
+// runStart runs `starter [start] [flags] [URL...]`: it starts a batch and
+// waits for it.
+func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	o, urls, done, err := parseStart(args, stdin, stderr)
+	if done || err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
