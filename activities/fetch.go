@@ -224,20 +224,22 @@ func finish(out Fetched, fail *failure) Fetched {
 }
 
 // condition is what a URL's request may be conditional on: its earlier
-// result, unless the batch keeps bodies and the earlier body is not kept
-// (never was, or has expired): then a 304 would leave the URL without
-// one, and the body is asked for whole.
+// result. A kept body that a 304 would carry forward is marked used now
+// (blobstore.Touch), so that gc and lifecycle rules go by its last use.
+// One that is gone (expired, never kept) or cannot be marked is not
+// carried: with keep_bodies the body is asked for whole (a 304 would
+// leave the URL without one); without, the request stays conditional
+// and prev, this URL's own, forgets the key, so a 304 names no body.
 func (f *Fetcher) condition(ctx context.Context, prev *Prev, keep bool) *Prev {
-	if prev == nil || !keep {
+	if prev == nil || (prev.BodyKey == "" && !keep) {
 		return prev
 	}
-	if prev.BodyKey == "" {
+	if prev.BodyKey != "" && blobstore.Touch(ctx, f.Store, prev.BodyKey) == nil {
+		return prev
+	}
+	if keep {
 		return nil
 	}
-	r, err := f.Store.Open(ctx, prev.BodyKey)
-	if err != nil {
-		return nil
-	}
-	r.Close()
+	prev.BodyKey = ""
 	return prev
 }

@@ -108,18 +108,23 @@ func (d *Dir) Create(_ context.Context, key string) (Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return nil, fmt.Errorf("blobstore: %w", err)
-	}
 	var suffix [6]byte
 	_, _ = rand.Read(suffix[:])
-	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp-"+hex.EncodeToString(suffix[:]))
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := create(filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp-"+hex.EncodeToString(suffix[:])))
 	if err != nil {
-		return nil, fmt.Errorf("blobstore: %w", err)
+		return nil, err
 	}
-	return &dirWriter{f: f, final: p}, nil
+	return &dirWriter{f: f, final: p, scratch: isScratch(key)}, nil
 }
+
+// ScratchPrefix is where batches keep what lives only while they run
+// (bodies between fetch and hash, chunk files, checkpoints): every one is
+// checked (size, CRC-32C) before it is used, and fetched again if a crash
+// lost it, so it is renamed into place without the syncs that make the
+// durable blobs (results, kept bodies, inputs) survive a host crash.
+const ScratchPrefix = "batches/"
+
+func isScratch(key string) bool { return strings.HasPrefix(key, ScratchPrefix) }
 
 // partial is where a resumable blob grows: one name per key, and every
 // writer has a key of its own.
@@ -133,14 +138,11 @@ func (d *Dir) CreateResumable(_ context.Context, key string) (PausableWriter, er
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return nil, fmt.Errorf("blobstore: %w", err)
-	}
-	f, err := os.OpenFile(partial(p), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := create(partial(p))
 	if err != nil {
-		return nil, fmt.Errorf("blobstore: %w", err)
+		return nil, err
 	}
-	return &dirWriter{f: f, final: p}, nil
+	return &dirWriter{f: f, final: p, scratch: isScratch(key)}, nil
 }
 
 // ResumeFrom implements Resumer.
@@ -161,12 +163,9 @@ func (d *Dir) ResumeFrom(_ context.Context, key, from string, offset int64, tee 
 		src.Close()
 		_ = os.Remove(partial(fp)) // released: the new attempt holds its own copy
 	}()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return nil, fmt.Errorf("blobstore: %w", err)
-	}
-	dst, err := os.OpenFile(partial(p), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	dst, err := create(partial(p))
 	if err != nil {
-		return nil, fmt.Errorf("blobstore: %w", err)
+		return nil, err
 	}
 	var w io.Writer = dst
 	if tee != nil {
@@ -181,7 +180,7 @@ func (d *Dir) ResumeFrom(_ context.Context, key, from string, offset int64, tee 
 		_ = os.Remove(dst.Name())
 		return nil, fmt.Errorf("blobstore: resuming %s from %s: %w", key, from, err)
 	}
-	return &dirWriter{f: dst, final: p}, nil
+	return &dirWriter{f: dst, final: p, scratch: isScratch(key)}, nil
 }
 
 // Discard implements Resumer.
@@ -196,10 +195,15 @@ func (d *Dir) Discard(_ context.Context, key string) error {
 	return nil
 }
 
+// dirWriter writes a blob to a hidden file that Commit renames to final
+// (see CommitFile). remake: final's directory is not the hidden file's,
+// and is made again if it vanished.
 type dirWriter struct {
-	f     *os.File
-	final string
-	done  bool
+	f       *os.File
+	final   string
+	remake  bool
+	scratch bool // under ScratchPrefix: not synced
+	done    bool
 }
 
 func (w *dirWriter) Write(b []byte) (int, error) { return w.f.Write(b) }
@@ -209,12 +213,7 @@ func (w *dirWriter) Commit() error {
 		return errors.New("blobstore: blob already committed or aborted")
 	}
 	w.done = true
-	if err := w.f.Close(); err != nil {
-		_ = os.Remove(w.f.Name())
-		return fmt.Errorf("blobstore: %w", err)
-	}
-	if err := os.Rename(w.f.Name(), w.final); err != nil {
-		_ = os.Remove(w.f.Name())
+	if err := commitFile(w.f, w.final, w.remake, !w.scratch); err != nil {
 		return fmt.Errorf("blobstore: %w", err)
 	}
 	return nil
@@ -265,7 +264,9 @@ func (d *Dir) DeletePrefix(_ context.Context, prefix string) error {
 	if err := os.RemoveAll(p); err != nil {
 		return fmt.Errorf("blobstore: %w", err)
 	}
-	// Remove parents left empty (batches/<run> -> batches), never the root.
+	// Remove parents left empty (batches/<run> -> batches), never the
+	// root. A writer of this store that made one of them and has not yet
+	// put its file in it makes it again (create).
 	for dir := filepath.Dir(p); dir != filepath.Clean(d.Root) && strings.HasPrefix(dir, filepath.Clean(d.Root)); dir = filepath.Dir(dir) {
 		if os.Remove(dir) != nil {
 			break
@@ -301,12 +302,9 @@ func (d *Dir) CreatePack(_ context.Context, key string) (Pack, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return nil, fmt.Errorf("blobstore: %w", err)
-	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := create(p)
 	if err != nil {
-		return nil, fmt.Errorf("blobstore: %w", err)
+		return nil, err
 	}
 	return &dirPack{f: f}, nil
 }
@@ -316,6 +314,9 @@ type dirPack struct {
 	f   *os.File
 	off int64
 	err error
+	// dirSynced: the pack's name is durable in its directory (the
+	// first Sync syncs it).
+	dirSynced bool
 }
 
 func (p *dirPack) Append(b []byte) (int64, error) {
@@ -339,10 +340,20 @@ func (p *dirPack) Append(b []byte) (int64, error) {
 
 func (p *dirPack) Sync() (int64, error) {
 	p.mu.Lock()
-	n, f := p.off, p.f
+	n, f, dirSynced := p.off, p.f, p.dirSynced
 	p.mu.Unlock()
-	if err := f.Sync(); err != nil {
+	if err := fsync(f); err != nil {
 		return 0, fmt.Errorf("blobstore: syncing %s: %w", f.Name(), err)
+	}
+	if !dirSynced {
+		// A pack is created in place: its bytes are durable only once
+		// its name is.
+		if err := syncDir(filepath.Dir(f.Name())); err != nil {
+			return 0, fmt.Errorf("blobstore: syncing the directory of %s: %w", f.Name(), err)
+		}
+		p.mu.Lock()
+		p.dirSynced = true
+		p.mu.Unlock()
 	}
 	return n, nil
 }

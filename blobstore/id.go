@@ -61,23 +61,19 @@ func (d *Dir) ID(context.Context) (string, error) {
 		return "", fmt.Errorf("blobstore: %w", err)
 	}
 	tmp := p + ".tmp-" + newID()
-	if err := os.WriteFile(tmp, []byte(newID()+"\n"), 0o644); err != nil {
+	if err := writeSynced(tmp, newID()+"\n"); err != nil {
 		return "", fmt.Errorf("blobstore: %w", err)
 	}
 	err = os.Link(tmp, p)
 	_ = os.Remove(tmp)
 	if err != nil && !errors.Is(err, fs.ErrExist) {
 		// A file system without hard links: create it exclusively.
-		f, cerr := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-		if cerr == nil {
-			_, werr := f.WriteString(newID() + "\n")
-			if cerr = f.Close(); werr != nil {
-				cerr = werr
-			}
-		}
-		if cerr != nil && !errors.Is(cerr, fs.ErrExist) {
+		if cerr := writeSynced(p, newID()+"\n"); cerr != nil && !errors.Is(cerr, fs.ErrExist) {
 			return "", fmt.Errorf("blobstore: creating %s: %w", p, cerr)
 		}
+	}
+	if err := syncDir(d.Root); err != nil {
+		return "", fmt.Errorf("blobstore: syncing %s: %w", d.Root, err)
 	}
 	if b, err = os.ReadFile(p); err != nil {
 		return "", fmt.Errorf("blobstore: %w", err)
@@ -112,4 +108,23 @@ func (b *Bucket) ID(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("blobstore: writing the store identity: %w", err)
 	}
 	return read()
+}
+
+// writeSynced writes a new file that holds text, synced.
+func writeSynced(name, text string) error {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	if err == nil {
+		err = fsync(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(name)
+	}
+	return err
 }

@@ -47,14 +47,11 @@ func (d *Dir) CreateUnnamed(_ context.Context, dir string) (UnnamedWriter, error
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return nil, fmt.Errorf("blobstore: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(filepath.Dir(p), unnamedName()), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := create(filepath.Join(filepath.Dir(p), unnamedName()))
 	if err != nil {
-		return nil, fmt.Errorf("blobstore: %w", err)
+		return nil, err
 	}
-	return &dirUnnamed{dirWriter: &dirWriter{f: f}, d: d}, nil
+	return &dirUnnamed{dirWriter: &dirWriter{f: f, remake: true}, d: d}, nil
 }
 
 // dirUnnamed is a dirWriter whose final name comes at the end.
@@ -71,6 +68,9 @@ func (w *dirUnnamed) CommitAs(key string) error {
 	if err != nil {
 		_ = w.Abort()
 		return fmt.Errorf("blobstore: %w", err)
+	}
+	if betweenMkdirAndUse != nil {
+		betweenMkdirAndUse(filepath.Dir(p))
 	}
 	w.final = p
 	return w.Commit()

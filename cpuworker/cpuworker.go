@@ -54,6 +54,23 @@ type Options struct {
 	StopTimeout time.Duration
 	// Observer hears of every hash (metrics). Optional.
 	Observer activities.Observer
+	// Deployment is the Worker Deployment version this worker joins: the
+	// one of the fetch workers of its release (Versioned(buildID)), so a
+	// batch's hashes go to CPU workers of the build that runs it. Zero:
+	// unversioned.
+	Deployment worker.DeploymentOptions
+}
+
+// DeploymentName is the Worker Deployment batchfetch's workers join.
+const DeploymentName = "batchfetch"
+
+// Versioned is the deployment options of a worker of the release with
+// this build ID (the fetch workers' --build-id, BATCHFETCH_BUILD_ID).
+func Versioned(buildID string) worker.DeploymentOptions {
+	return worker.DeploymentOptions{
+		UseVersioning: true,
+		Version:       worker.WorkerDeploymentVersion{DeploymentName: DeploymentName, BuildID: buildID},
+	}
 }
 
 // DefaultNice is the niceness of hashing threads: at 10 the Linux
@@ -113,6 +130,7 @@ func New(c client.Client, o Options) (worker.Worker, error) {
 		WorkerStopTimeout:                  o.StopTimeout,
 		// This worker runs activities only.
 		DisableWorkflowWorker: true,
+		DeploymentOptions:     o.Deployment,
 	})
 	w.RegisterActivity(&activities.Hasher{Store: o.Store, StoreID: id, StoreLocation: o.StoreLocation, Observer: o.Observer,
 		CPU: make(chan struct{}, o.Slots), Nice: o.Nice, Processors: o.Processors})

@@ -73,19 +73,17 @@ func (s *saver) save(ctx context.Context, i int, r *workflows.Result) error {
 		return err
 	}
 	defer os.Remove(tmp.Name()) //nolint:errcheck // gone after the rename
+	defer tmp.Close()
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), src)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return fmt.Errorf("saving the body of %s: %w", r.URL, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != r.SHA256 || n != r.Size {
 		return fmt.Errorf("the kept body of %s (%s) has sha256 %s and %d bytes, its result says %s and %d: not saved", r.URL, r.BodyKey, got, n, r.SHA256, r.Size)
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, name)); err != nil {
-		return err
+	if err := blobstore.CommitFile(tmp, filepath.Join(s.dir, name)); err != nil {
+		return fmt.Errorf("saving the body of %s: %w", r.URL, err)
 	}
 	s.saved++
 	s.bytes += n
@@ -125,17 +123,17 @@ func runBodies(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 }
 
 // runGC runs `starter gc --older-than 720h`: removes kept bodies (and the
-// unnamed leftovers of writes a crash cut off) older than the given age
-// from a blob directory.
+// unnamed leftovers of writes a crash cut off) last used longer ago than
+// the given age from a blob directory.
 func runGC(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	var o options
 	flags := flag.NewFlagSet("starter gc", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "usage: starter gc --older-than 720h [--blob-dir DIR]\n\nRemoves kept bodies (bodies/sha256/) last written more than --older-than ago from a blob directory.\nA body a newer batch kept again counts from then. For an object store, use its lifecycle rules (see README).\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: starter gc --older-than 720h [--blob-dir DIR]\n\nRemoves kept bodies (bodies/sha256/) last used more than --older-than ago from a blob directory.\nA body is used when a batch keeps it, and when a not_modified result carries it forward. For an object store, use its lifecycle rules (see README).\n\nflags:\n")
 		flags.PrintDefaults()
 	}
-	older := flags.Duration("older-than", 0, "remove kept bodies last written more than this long ago (required, e.g. 720h)")
+	older := flags.Duration("older-than", 0, "remove kept bodies last used more than this long ago (required, e.g. 720h)")
 	dry := flags.Bool("dry-run", false, "list what would be removed, remove nothing")
 	o.storeFlags(flags, "its bodies/sha256/ is cleaned")
 	positional, done, err := parseFlags(flags, args)
@@ -151,48 +149,87 @@ func runGC(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if o.blobURL != "" {
 		return &exitError{exitUsage, errors.New("gc: an object store expires kept bodies with a lifecycle rule on the bodies/sha256/ prefix (see README); gc cleans a --blob-dir")}
 	}
+	g := &gc{d: &blobstore.Dir{Root: o.blobDir}, cutoff: time.Now().Add(-*older), dry: *dry, list: stdout}
 	root := filepath.Join(o.blobDir, "bodies", "sha256")
-	cutoff := time.Now().Add(-*older)
-	var n int
-	var size int64
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && path == root {
-				return fs.SkipAll
-			}
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil // removed meanwhile
-		}
-		// An unnamed leftover older than an hour is a write a crash cut off.
-		age := cutoff
-		if strings.HasPrefix(d.Name(), blobstore.UnnamedPrefix) {
-			age = time.Now().Add(-time.Hour)
-		}
-		if !info.ModTime().Before(age) {
-			return nil
-		}
-		if *dry {
-			fmt.Fprintln(stdout, path)
-		} else if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		n++
-		size += info.Size()
-		return nil
-	})
-	if err != nil {
+	if err := g.walk(root); err != nil {
 		return &exitError{exitInternal, fmt.Errorf("gc: %w", err)}
 	}
 	verb := "removed"
 	if *dry {
 		verb = "would remove"
 	}
-	fmt.Fprintf(stderr, "%s %d kept bodies (%d bytes) last written before %s from %s\n", verb, n, size, cutoff.UTC().Format(time.RFC3339), root)
+	fmt.Fprintf(stderr, "%s %d kept bodies (%d bytes) last used before %s from %s\n", verb, g.n, g.size, g.cutoff.UTC().Format(time.RFC3339), root)
 	return nil
+}
+
+// gc is a pass of `starter gc` over a blob directory's kept bodies.
+type gc struct {
+	d      *blobstore.Dir
+	cutoff time.Time
+	dry    bool
+	list   io.Writer // --dry-run lists here
+	n      int
+	size   int64
+}
+
+func (g *gc) walk(root string) error {
+	return filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // no kept bodies, or removed meanwhile
+			}
+			return err
+		}
+		if e.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(g.d.Root, path)
+		if err != nil {
+			return err
+		}
+		return g.entry(path, filepath.ToSlash(rel), e)
+	})
+}
+
+// entry decides on the file at path, the blob under key.
+func (g *gc) entry(path, key string, e fs.DirEntry) error {
+	switch name := e.Name(); {
+	case strings.HasPrefix(name, blobstore.HiddenPrefix):
+		// A body an earlier gc was deciding on when it was stopped:
+		// back in place, it ages like any other.
+		if g.dry {
+			return nil
+		}
+		return g.d.Unhide(key)
+	case strings.HasPrefix(name, blobstore.UnnamedPrefix):
+		// A write a crash cut off: nothing names it. A write still
+		// going on keeps its time fresh; one idle for an hour is dead.
+		info, err := e.Info()
+		if err != nil || !info.ModTime().Before(time.Now().Add(-time.Hour)) {
+			return nil
+		}
+		if g.dry {
+			fmt.Fprintln(g.list, path)
+		} else if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		g.n++
+		g.size += info.Size()
+		return nil
+	}
+	if g.dry {
+		info, err := e.Info()
+		if err == nil && info.ModTime().Before(g.cutoff) {
+			fmt.Fprintln(g.list, path)
+			g.n++
+			g.size += info.Size()
+		}
+		return nil
+	}
+	removed, size, err := g.d.RemoveUnused(key, g.cutoff)
+	if removed {
+		g.n++
+		g.size += size
+	}
+	return err
 }

@@ -291,7 +291,7 @@ func streamResults(ctx context.Context, store blobstore.Store, key string, fn fu
 }
 
 // jsonLinesFile is --out being written: to a temporary file beside it,
-// renamed into place by commit.
+// renamed into place by commit (blobstore.CommitFile: durably).
 type jsonLinesFile struct {
 	path string
 	f    *os.File
@@ -319,11 +319,9 @@ func (j *jsonLinesFile) commit() error {
 		j.abort()
 		return err
 	}
-	if err := j.f.Close(); err != nil {
-		_ = os.Remove(j.f.Name())
-		return err
-	}
-	return os.Rename(j.f.Name(), j.path)
+	// Synced before and after the rename: after a host crash --out
+	// holds every result, or what it held before.
+	return blobstore.CommitFile(j.f, j.path)
 }
 
 func (j *jsonLinesFile) abort() {

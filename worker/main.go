@@ -29,6 +29,7 @@ import (
 	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/codec"
+	"github.com/batchfetch/batchfetch/internal/buildinfo"
 	"github.com/batchfetch/batchfetch/internal/cli"
 	"github.com/batchfetch/batchfetch/internal/logging"
 	"github.com/batchfetch/batchfetch/internal/metrics"
@@ -61,6 +62,7 @@ type settings struct {
 	allow, blobDir, blobURL, metricsListen, codecListen *string
 	codecOrigins, logLevel, logFormat                   *string
 	connectTimeout                                      *time.Duration
+	version                                             *bool
 }
 
 // newFlags declares every flag; docker-compose.yml and its test use them.
@@ -91,7 +93,17 @@ func newFlags() (*flag.FlagSet, *settings) {
 	st.connectTimeout = fs.Duration("connect-timeout", 0, "how long to wait for the Temporal server and its namespace at start, retrying with backoff (0: until stopped)")
 	st.logLevel = fs.String("log-level", "info", "debug, info, warn or error")
 	st.logFormat = fs.String("log-format", "console", "console or json")
+	deploymentFlags(fs, &cfg.Deployment)
+	st.version = fs.Bool("version", false, "print the build ID and exit")
 	return fs, st
+}
+
+// deploymentFlags declares the Worker Versioning flags.
+func deploymentFlags(fs *flag.FlagSet, d *workers.Deployment) {
+	fs.StringVar(&d.Name, "deployment-name", workers.DeploymentName, "the Worker Deployment this worker joins; fetch and CPU workers of one build are one version of it")
+	fs.StringVar(&d.BuildID, "build-id", buildinfo.ID(), "this build's ID in the deployment (default: the release stamp, the commit, or the executable's hash)")
+	fs.StringVar(&d.MakeCurrent, "make-current", workers.MakeCurrentFirst, "make this version the deployment's current one: first (only if the deployment never had one: a first install or the first versioned release), never (the operator does: temporal worker deployment set-current-version), or always")
+	fs.BoolVar(&d.Unversioned, "unversioned", false, "poll without Worker Versioning (for a server without Worker Deployments)")
 }
 
 // storeID is the store's identity for the log ("" when it has none).
@@ -134,6 +146,13 @@ func run(args []string) error {
 	}
 	if err := cli.EnvFallback(fs, "BATCHFETCH_"); err != nil {
 		return usageError{err}
+	}
+	if st.cfg.Deployment.BuildID == "" {
+		st.cfg.Deployment.BuildID = buildinfo.ID() // BATCHFETCH_BUILD_ID set empty
+	}
+	if *st.version {
+		fmt.Println(st.cfg.Deployment.BuildID)
+		return nil
 	}
 	// Checked before anything starts or connects.
 	switch st.cfg.Role {
@@ -262,7 +281,11 @@ func run(args []string) error {
 	logger.Info("worker starting",
 		zap.String("role", cfg.Role), zap.String("address", opts.HostPort), zap.String("namespace", opts.Namespace),
 		zap.String("task_queue", cfg.TaskQueue), zap.String("cpu_task_queue", cfg.CPUTaskQueue),
-		zap.Int("fetch_slots", cfg.FetchSlots), zap.Int("cpu_slots", cfg.CPUSlots), zap.String("blobs", blobLocation), zap.String("blob_store_id", storeID(store)))
+		zap.Int("fetch_slots", cfg.FetchSlots), zap.Int("cpu_slots", cfg.CPUSlots), zap.String("blobs", blobLocation), zap.String("blob_store_id", storeID(store)),
+		zap.String("deployment", cfg.Deployment.Name), zap.String("build_id", cfg.Deployment.BuildID), zap.Bool("versioned", !cfg.Deployment.Unversioned))
+	cfg.OnDeployment = func(version, what string, err error) {
+		logger.Info("deployment version", zap.String("version", version), zap.String("current", what), zap.Error(err))
+	}
 	ready.Store(true)
 	err = workers.Run(ctx, c, cfg)
 	logger.Info("worker stopped")

@@ -76,6 +76,7 @@ func main() {
 	blobDir := flag.String("blob-dir", "", "the fetch workers' blob directory (required)")
 	slots := flag.Int("cpu-slots", cpuworker.DefaultSlots(), "bodies processed at once")
 	queue := flag.String("cpu-task-queue", "batchfetch-cpu", "the CPU task queue")
+	buildID := flag.String("build-id", os.Getenv("BATCHFETCH_BUILD_ID"), "the build ID of the fetch workers of this release (their --build-id), so that their batches' hashes come here; empty: unversioned")
 	flag.Parse()
 	if *blobDir == "" {
 		log.Fatal("customprocessor: --blob-dir is required (the fetch workers' blob directory)")
@@ -96,7 +97,11 @@ func main() {
 
 	procs := process.Builtins() // html and image
 	procs["wordcount"] = process.Func(countWords)
-	w, err := cpuworker.New(c, cpuworker.Options{TaskQueue: *queue, Store: store, StoreLocation: *blobDir, Slots: *slots, Processors: procs})
+	var deployment worker.DeploymentOptions
+	if *buildID != "" {
+		deployment = cpuworker.Versioned(*buildID) // one version with the fetch workers
+	}
+	w, err := cpuworker.New(c, cpuworker.Options{TaskQueue: *queue, Store: store, StoreLocation: *blobDir, Slots: *slots, Processors: procs, Deployment: deployment})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -201,12 +201,22 @@ type cluster struct {
 }
 
 func newCluster(t *testing.T) *cluster {
+	c := newServer(t)
+	c.fetch.start()
+	c.cpu.start()
+	return c
+}
+
+// newServer is a cluster whose workers are not started yet.
+func newServer(t *testing.T) *cluster {
 	dir := t.TempDir()
 	port := freeport.Run(t, 8)
 	hostPort := fmt.Sprintf("127.0.0.1:%d", port)
 	c := &cluster{t: t, blobDir: filepath.Join(dir, "blobs")}
 	c.server = &proc{t: t, name: "devserver", args: []string{"--db", filepath.Join(dir, "server.sqlite"), "--port", fmt.Sprint(port), "--ui-port", "0"}}
-	env := []string{"TEMPORAL_ADDRESS=" + hostPort, "TEMPORAL_NAMESPACE=default"}
+	// One release: its fetch and CPU workers (and a custom CPU worker)
+	// are one deployment version, as a release's CI would stamp them.
+	env := []string{"TEMPORAL_ADDRESS=" + hostPort, "TEMPORAL_NAMESPACE=default", "BATCHFETCH_BUILD_ID=crashtest"}
 	c.fetch = &proc{t: t, name: "worker", env: env, args: []string{"--role", "fetch", "--allow", "127.0.0.1", "--blob-dir", c.blobDir, "--log-level", "warn"}}
 	c.cpu = &proc{t: t, name: "worker", env: env, args: []string{"--role", "cpu", "--blob-dir", c.blobDir, "--log-level", "warn"}}
 	c.server.start()
@@ -216,8 +226,6 @@ func newCluster(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.fetch.start()
-	c.cpu.start()
 	t.Cleanup(func() {
 		c.client.Close()
 		c.fetch.stop()

@@ -184,6 +184,10 @@ func (s *Stack) StartWorkers(cfg workers.Config) (*workers.Pools, error) {
 	if cfg.Store == nil {
 		cfg.Store, cfg.StoreLocation = s.Store, s.blobDir
 	}
+	if cfg.Deployment.MakeCurrent == "" {
+		// The newest build is the one to run: no deployment step.
+		cfg.Deployment.MakeCurrent = workers.MakeCurrentAlways
+	}
 	if cfg.HTTP.Guard.Allow == nil {
 		// The demo site and test servers are on 127.0.0.1: allow it, and
 		// only it, on loopback.

@@ -75,6 +75,13 @@ type Config struct {
 	StopTimeout time.Duration
 	// Observer hears what the activities do (metrics). Optional.
 	Observer activities.Observer
+	// Deployment is the Worker Deployment version the pools join
+	// (default: DeploymentName, this binary's build ID, made current
+	// when the deployment never had a current version).
+	Deployment Deployment
+	// OnDeployment, when set, hears what was done about the version
+	// being current (for the log).
+	OnDeployment func(version, what string, err error)
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -131,6 +138,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.StopTimeout == 0 {
 		c.StopTimeout = 10 * time.Second
 	}
+	c.Deployment = c.Deployment.withDefaults()
+	switch c.Deployment.MakeCurrent {
+	case MakeCurrentFirst, MakeCurrentNever, MakeCurrentAlways:
+	default:
+		return c, fmt.Errorf("make current %q: want %s, %s or %s", c.Deployment.MakeCurrent, MakeCurrentFirst, MakeCurrentNever, MakeCurrentAlways)
+	}
 	return c, nil
 }
 
@@ -149,6 +162,7 @@ type Pools struct {
 	workers []worker.Worker
 	client  *http.Client
 	stop    sync.Once
+	cancel  context.CancelFunc // ends promote
 }
 
 // Start starts the pools of cfg.Role on c.
@@ -173,16 +187,18 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 			// Deliver cancellation within about a second.
 			MaxHeartbeatThrottleInterval: time.Second,
 			WorkerStopTimeout:            cfg.StopTimeout,
+			DeploymentOptions:            cfg.Deployment.options(),
 		})
-		w.RegisterWorkflowWithOptions(workflows.BatchFetch, workflow.RegisterOptions{Name: workflows.WorkflowName})
-		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName})
+		// Both AutoUpgrade (see Deployment.options).
+		w.RegisterWorkflowWithOptions(workflows.BatchFetch, workflow.RegisterOptions{Name: workflows.WorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
+		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
 		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Observer: cfg.Observer})
 		p.workers = append(p.workers, w)
 	}
 	if cfg.Role == RoleCPU || cfg.Role == RoleAll {
 		w, err := cpuworker.New(c, cpuworker.Options{TaskQueue: cfg.CPUTaskQueue, Store: cfg.Store, StoreLocation: cfg.StoreLocation,
 			Slots: cfg.CPUSlots, Nice: cfg.CPUNice, Processors: cfg.Processors, Rate: cfg.CPURate, QueueRate: cfg.CPUQueueRate,
-			StopTimeout: cfg.StopTimeout, Observer: cfg.Observer})
+			StopTimeout: cfg.StopTimeout, Observer: cfg.Observer, Deployment: cfg.Deployment.options()})
 		if err != nil {
 			return nil, err
 		}
@@ -196,13 +212,31 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 			return nil, fmt.Errorf("starting worker: %w", err)
 		}
 	}
+	p.promote(c, cfg)
 	return p, nil
+}
+
+// promote makes the pools' version current in the background, as
+// cfg.Deployment.MakeCurrent says; Stop ends it.
+func (p *Pools) promote(c client.Client, cfg Config) {
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	d := cfg.Deployment
+	go func() {
+		what, err := makeCurrent(ctx, c, d, []string{cfg.TaskQueue, cfg.CPUTaskQueue})
+		if cfg.OnDeployment != nil && ctx.Err() == nil {
+			cfg.OnDeployment(d.Name+"/"+d.BuildID, what, err)
+		}
+	}()
 }
 
 // Stop stops polling, lets running activities finish (up to StopTimeout)
 // and releases the HTTP connection pool. A second Stop does nothing.
 func (p *Pools) Stop() {
 	p.stop.Do(func() {
+		if p.cancel != nil {
+			p.cancel()
+		}
 		for _, w := range p.workers {
 			w.Stop()
 		}
