@@ -206,6 +206,11 @@ func TestBadPreviousIsInvalidInput(t *testing.T) {
 	}{
 		{[]workflows.Result{{URL: s.URL + "/p"}, {ETag: `"x"`}}, "previous[1]: no url"},
 		{[]workflows.Result{{URL: s.URL + "/p", SHA256: "xyz"}}, "previous[0]: sha256 of 3 characters is not 64 lower-case hexadecimal digits"},
+		// A "kept body" that is another file: it would name other bytes.
+		{[]workflows.Result{{URL: s.URL + "/p"}, {URL: s.URL + "/p", SHA256: hexSum([]byte("x")), BodyKey: "inputs/list.txt"}},
+			`previous[1]: body_key "inputs/list.txt" is not where a body of its sha256 is kept (bodies/sha256/` + hexSum([]byte("x")) + ")"},
+		{[]workflows.Result{{URL: s.URL + "/p", ContentType: "text/html" + strings.Repeat("<", 100)}}, `previous[0]: content_type "text/html<<<`},
+		{[]workflows.Result{{URL: s.URL + "/p", Date: strings.Repeat("x", 65)}}, "previous[0]: date of 65 bytes is longer than a result's (at most 64)"},
 	} {
 		_, err := result(t, start(t, workflows.Input{URLs: []string{s.URL + "/p"}, Previous: tc.prev}))
 		var appErr *temporal.ApplicationError
@@ -269,5 +274,147 @@ func TestNotModifiedIsTrustedOnlyForItsBody(t *testing.T) {
 	}
 	if kept.Outcome != workflows.OutcomeOK || kept.Changed == nil || *kept.Changed || string(keptBytes(t, kept.BodyKey)) != "a kept page" {
 		t.Errorf("/kept: %+v, want ok (fetched whole, its kept body gone), unchanged, kept again", kept)
+	}
+}
+
+// TestPageRewrittenWithinItsSecondIsFetched: a page rewritten within the
+// second of its Last-Modified, served by http.ServeContent (which answers
+// 304 to an If-Modified-Since of that second), comes back with its new
+// body: an earlier result whose Last-Modified is not a second older than
+// its date is asked for in full. One whose Last-Modified is (a strong
+// validator) is still asked for conditionally; one from an older results
+// file, without a date, in full.
+func TestPageRewrittenWithinItsSecondIsFetched(t *testing.T) {
+	written := time.Date(2026, 11, 1, 3, 0, 0, 200e6, time.UTC)
+	var mu sync.Mutex
+	page, modified := []byte("version 1"), written
+	ims := map[string][]string{}
+	asked := func(r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		ims[r.URL.Path] = append(ims[r.URL.Path], r.Header.Get("If-Modified-Since"))
+	}
+	old := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	dated := func(w http.ResponseWriter, r *http.Request) {
+		asked(r)
+		http.ServeContent(w, r, "", old, strings.NewReader("an old page"))
+	}
+	s := newSite(t, map[string]http.HandlerFunc{
+		"/page": func(w http.ResponseWriter, r *http.Request) {
+			asked(r)
+			mu.Lock()
+			b, m := page, modified
+			mu.Unlock()
+			// Served in the second it was written.
+			w.Header().Set("Date", m.Format(http.TimeFormat))
+			http.ServeContent(w, r, "", m, bytes.NewReader(b))
+		},
+		"/dated":   dated,
+		"/undated": dated,
+	})
+	urls := []string{s.URL + "/page", s.URL + "/dated", s.URL + "/undated"}
+	out1, err := result(t, start(t, workflows.Input{URLs: urls}))
+	if err != nil || out1.OK != 3 {
+		t.Fatalf("first run: %v %+v", err, out1)
+	}
+	if r := out1.Results[0]; r.LastModified != written.Format(http.TimeFormat) || r.Date != r.LastModified {
+		t.Fatalf("first run's /page: %+v, want its Last-Modified and Date kept, the same second", r)
+	}
+	// Rewritten in the same second: ServeContent's Last-Modified stays.
+	mu.Lock()
+	page, modified = []byte("version 2"), written.Add(500*time.Millisecond)
+	mu.Unlock()
+	prev := append([]workflows.Result(nil), out1.Results...)
+	prev[2].Date = "" // as an older results file has it
+	out2, err := result(t, start(t, workflows.Input{URLs: urls, Previous: prev}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := func(r workflows.Result) string {
+		return fmt.Sprintf("%s changed=%v sha256=%.12s", r.Outcome, r.Changed != nil && *r.Changed, r.SHA256)
+	}
+	for i, want := range []string{
+		got(workflows.Result{Outcome: workflows.OutcomeOK, Changed: ptr(true), SHA256: hexSum([]byte("version 2"))}),
+		got(workflows.Result{Outcome: workflows.OutcomeNotModified, Changed: ptr(false), SHA256: hexSum([]byte("an old page"))}),
+		got(workflows.Result{Outcome: workflows.OutcomeOK, Changed: ptr(false), SHA256: hexSum([]byte("an old page"))}),
+	} {
+		if g := got(out2.Results[i]); g != want {
+			t.Errorf("%s: %s, want %s", urls[i], g, want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for path, want := range map[string]string{"/page": "", "/dated": old.Format(http.TimeFormat), "/undated": ""} {
+		if h := ims[path]; len(h) != 2 || h[1] != want {
+			t.Errorf("%s: If-Modified-Since %q, want none then %q", path, h, want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestUnreadableIncrementalResultsAreFetchedInFull: a chain whose last
+// results file cannot be read (a torn last line, the zeros a crash
+// leaves, a bad line) still runs: every URL is fetched in full, the
+// output says why, and the run's own results mend the chain, so the next
+// run is conditional again. The same file given as previous_file is the
+// user's own input: InvalidInput naming the line.
+func TestUnreadableIncrementalResultsAreFetchedInFull(t *testing.T) {
+	for name, tail := range map[string]string{
+		"torn last line": `{"url":"%s/plain","outcome":"ok","sha2`,
+		"zeros":          strings.Repeat("\x00", 4096),
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := newChangingSite(t)
+			urls := []string{c.URL + "/keep", c.URL + "/plain"}
+			good, _ := json.Marshal(workflows.Result{URL: urls[0], Outcome: workflows.OutcomeOK, Status: 200,
+				SHA256: hexSum([]byte("the same page")), Size: 13, ETag: `"k1"`})
+			if strings.Contains(tail, "%s") {
+				tail = fmt.Sprintf(tail, c.URL)
+			}
+			chain := fmt.Sprintf("chain-%d", time.Now().UnixNano())
+			w, _ := env.store.Create(context.Background(), workflows.IncrementalKey(chain))
+			_, _ = w.Write(append(append(good, '\n'), tail...))
+			if err := w.Commit(); err != nil {
+				t.Fatal(err)
+			}
+
+			out, err := result(t, start(t, workflows.Input{URLs: urls, Incremental: chain}))
+			if err != nil {
+				t.Fatalf("the run failed: %v", err)
+			}
+			if !strings.Contains(out.PreviousError, fmt.Sprintf("%q cannot be read (previous_file line 2: not a result", workflows.IncrementalKey(chain))) ||
+				!strings.Contains(out.PreviousError, "every URL fetched in full") {
+				t.Errorf("previous_error %q, want why no earlier results were used", out.PreviousError)
+			}
+			if out.OK != 2 || out.NotModified == nil || *out.NotModified != 0 || out.Changed == nil || *out.Changed != 2 {
+				t.Errorf("ok %d, not_modified %v, changed %v: want 2 fetched in full, both changed", out.OK, out.NotModified, out.Changed)
+			}
+			for _, path := range []string{"/keep", "/plain"} {
+				if h := c.conditional(path); len(h) != 1 || h[0] != "|" {
+					t.Errorf("%s: conditional headers %q, want one request asking in full", path, h)
+				}
+			}
+
+			// The chain is mended: the next run compares with this one.
+			out2, err := result(t, start(t, workflows.Input{URLs: urls, Incremental: chain}))
+			if err != nil || out2.PreviousError != "" || out2.NotModified == nil || *out2.NotModified != 1 {
+				t.Errorf("the next run: %v %+v, want /keep not_modified and no previous_error", err, out2)
+			}
+			if h := c.conditional("/keep"); len(h) != 2 || h[1] != `"k1"|` {
+				t.Errorf("/keep: conditional headers %q, want none then its ETag", h)
+			}
+
+			// Given by the user, the same bytes are refused.
+			key := fmt.Sprintf("inputs/torn-%d.jsonl", time.Now().UnixNano())
+			w, _ = env.store.Create(context.Background(), key)
+			_, _ = w.Write(append(append(good, '\n'), tail...))
+			_ = w.Commit()
+			_, err = result(t, start(t, workflows.Input{URLs: urls, PreviousFile: key}))
+			var appErr *temporal.ApplicationError
+			if !errors.As(err, &appErr) || appErr.Type() != workflows.InvalidInputType || !strings.Contains(appErr.Message(), "previous_file line 2: not a result") {
+				t.Errorf("as previous_file: %v, want InvalidInput naming line 2", err)
+			}
+		})
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -152,5 +154,136 @@ func TestResumeRefusesA206WithoutItsValidator(t *testing.T) {
 	defer mu.Unlock()
 	if resumed != "bytes=400-" {
 		t.Errorf("the second request asked for %q, want the rest (bytes=400-)", resumed)
+	}
+}
+
+// worstValue is, of values of each length in lengths made of one
+// character, the one CheckPrevious accepts in the field set puts it in
+// whose JSON encoding is the longest (extra are more values to try).
+func worstValue(base Result, set func(*Result, string), lengths []int, extra ...string) string {
+	best := ""
+	try := func(v string) {
+		r := base
+		set(&r, v)
+		if CheckPrevious(r) == nil && JSONLen(v) > JSONLen(best) {
+			best = v
+		}
+	}
+	for _, n := range lengths {
+		for _, c := range []string{"\x01", "\xff", "<", `"`, "a"} {
+			try(strings.Repeat(c, n))
+		}
+	}
+	for _, v := range extra {
+		try(v)
+	}
+	return best
+}
+
+// The worst earlier results the checks accept (each carried field the
+// longest encoding CheckPrevious lets through) joined to a staged chunk
+// of 500 URLs, whose server answers with the worst headers a result
+// keeps: every payload of the chunk's activities (fetch result and
+// heartbeats, hash request and heartbeats) stays under 1 MiB, half of
+// Temporal's 2 MB limit.
+func TestWorstPreviousKeepsAStagedChunkSmall(t *testing.T) {
+	sha := strings.Repeat("f", 64)
+	base := Result{URL: "http://127.0.0.1/", Outcome: OutcomeOK, SHA256: sha, Size: math.MaxInt64}
+	lengths := []int{1 << 12, 1 << 10, 512, 256, 128, 64, 32}
+	base.ETag = worstValue(base, func(r *Result, v string) { r.ETag = v }, lengths)
+	base.LastModified = worstValue(base, func(r *Result, v string) { r.LastModified = v }, lengths)
+	base.ContentType = worstValue(base, func(r *Result, v string) { r.ContentType = v }, lengths)
+	base.Date = worstValue(base, func(r *Result, v string) { r.Date = v }, lengths)
+	base.BodyKey = worstValue(base, func(r *Result, v string) { r.BodyKey = v }, lengths, KeptBodyKey(sha))
+	t.Logf("worst accepted: etag %d, last_modified %d, content_type %d, date %d, body_key %d bytes encoded",
+		JSONLen(base.ETag), JSONLen(base.LastModified), JSONLen(base.ContentType), JSONLen(base.Date), JSONLen(base.BodyKey))
+
+	// The server's headers at the longest a result keeps, of the
+	// characters JSON escapes most among those kept.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", strings.Repeat(`"`, maxContentType))
+		w.Header().Set("ETag", strings.Repeat(`"`, maxETag))
+		w.Header().Set("Last-Modified", strings.Repeat(`"`, maxDate))
+		w.Header().Set("Date", strings.Repeat(`"`, maxDate))
+		_, _ = io.WriteString(w, "body")
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	largest := map[string]int{}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{&heartbeats{record: func(details []any) {
+		sz := payloadSize(t, details[0])
+		mu.Lock()
+		defer mu.Unlock()
+		k := fmt.Sprintf("%T heartbeat", details[0])
+		largest[k] = max(largest[k], sz)
+	}}}})
+	store, _ := blobstore.NewDir(t.TempDir())
+	client, err := NewHTTPClient(ClientConfig{Guard: Guard{Allow: []string{"127.0.0.1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &Fetcher{Client: client, Store: store, HeartbeatEvery: 5 * time.Millisecond}
+	h := &Hasher{Store: store, HeartbeatEvery: 5 * time.Millisecond}
+	env.RegisterActivity(f)
+	env.RegisterActivity(h)
+
+	ctx := context.Background()
+	var urls []string
+	pw, _ := store.Create(ctx, "inputs/previous.jsonl")
+	enc := json.NewEncoder(pw)
+	for i := range stagedChunk {
+		r := base
+		r.URL = fmt.Sprintf("%s/%d", srv.URL, i)
+		urls = append(urls, r.URL)
+		_ = enc.Encode(r)
+	}
+	if err := pw.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	v, err := env.ExecuteActivity(f.StageURLs, StageRequest{Prefix: "batches/r", URLs: urls, ChunkSize: stagedChunk, PreviousFile: "inputs/previous.jsonl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st StageResult
+	if err := v.Get(&st); err != nil || st.Chunks != 1 || st.PrevParts != 1 {
+		t.Fatalf("staged %+v, %v", st, err)
+	}
+	v, err = env.ExecuteActivity(f.FetchChunk, FetchChunkRequest{Prefix: "batches/r", Chunk: 0, Concurrency: 20, Policy: quick, PrevParts: st.PrevParts, Keep: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fetched FetchChunkResult
+	if err := v.Get(&fetched); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range fetched.Items {
+		if it.Outcome != "" || it.Prev == nil || it.Prev.ContentType != base.ContentType || it.ETag != strings.Repeat(`"`, maxETag) {
+			t.Fatalf("item %d: %+v, want a body with the worst earlier result and headers", it.Index, it)
+		}
+	}
+	hashReq := HashChunkRequest{Prefix: "batches/r", Chunk: 0, Items: fetched.Items, Staged: true, Compare: true, Keep: true}
+	v, err = env.ExecuteActivity(h.HashChunk, hashReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hashed HashChunkResult
+	if err := v.Get(&hashed); err != nil || hashed.OK != stagedChunk {
+		t.Fatalf("hashed %+v, %v", hashed, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	largest["fetch result"] = payloadSize(t, fetched)
+	largest["hash request"] = payloadSize(t, hashReq)
+	largest["hash result"] = payloadSize(t, hashed)
+	t.Logf("largest payloads: %v", largest)
+	if len(largest) < 5 {
+		t.Errorf("payloads seen: %v, want the fetch and hash heartbeats too", largest)
+	}
+	for k, sz := range largest {
+		if sz > 1<<20 {
+			t.Errorf("%s: %d bytes, over 1 MiB", k, sz)
+		}
 	}
 }

@@ -133,10 +133,7 @@ func identify(resp *http.Response) Resume {
 		}
 		return r
 	}
-	lm := resp.Header.Get("Last-Modified")
-	modified, err1 := http.ParseTime(lm)
-	date, err2 := http.ParseTime(resp.Header.Get("Date"))
-	if err1 == nil && err2 == nil && date.Sub(modified) >= time.Second {
+	if lm := resp.Header.Get("Last-Modified"); strongDate(lm, resp.Header.Get("Date")) {
 		r.LastModified = lm
 	}
 	return r

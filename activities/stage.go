@@ -3,11 +3,9 @@ package activities
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"strings"
 
 	"go.temporal.io/sdk/activity"
@@ -46,7 +44,8 @@ type StageRequest struct {
 	// Previous, or PreviousFile (the key of an earlier results file, JSON
 	// lines), are earlier results: each URL's is joined to it, in files
 	// of its chunk (PrevKey). PreviousOptional: a PreviousFile not in
-	// the store is no earlier results, not an error.
+	// the store, or one that cannot be read as results, is no earlier
+	// results, not an error (StageResult.PreviousError says why).
 	Previous         []Result `json:"previous,omitempty"`
 	PreviousFile     string   `json:"previous_file,omitempty"`
 	PreviousOptional bool     `json:"previous_optional,omitempty"`
@@ -59,299 +58,185 @@ type StageResult struct {
 	// PrevParts is how many parts of earlier results each chunk has
 	// (PrevKey), 0 for none.
 	PrevParts int `json:"prev_parts,omitempty"`
+	// PreviousError says why optional earlier results (PreviousOptional)
+	// that are in the store were not used: they cannot be read as
+	// results. Every URL is then fetched in full.
+	PreviousError string `json:"previous_error,omitempty"`
 }
 
-// StageURLs checks every URL and writes the chunk files. A bad URL fails
-// with InvalidInput naming it; then nothing is left behind.
+// StageURLs checks every URL and writes the chunk files, then joins the
+// earlier results to them. A bad URL fails with InvalidInput naming it;
+// then nothing is left behind.
 func (f *Fetcher) StageURLs(ctx context.Context, req StageRequest) (*StageResult, error) {
 	if req.ChunkSize <= 0 {
 		return nil, temporal.NewNonRetryableApplicationError("chunk size must be positive", InvalidInputType, nil)
 	}
-	next, where, closeSrc, err := f.urlSource(ctx, req)
+	joining := len(req.Previous) > 0 || req.PreviousFile != ""
+	var idx *urlIndex
+	if joining {
+		idx = &urlIndex{first: map[uint64]int32{}, repeats: map[uint64][]int32{}}
+	}
+	count, chunks, err := f.writeChunks(ctx, req, idx)
 	if err != nil {
 		return nil, err
 	}
-	defer closeSrc()
-
-	var (
-		count, chunks int
-		w             blobstore.Writer
-		bw            *bufio.Writer
-		// Where each URL is, to join earlier results to it: the first
-		// position of each URL's hash, and the others of a repeated one.
-		first   map[uint64]int32
-		repeats map[uint64][]int32
-	)
-	joining := len(req.Previous) > 0 || req.PreviousFile != ""
-	if joining {
-		first, repeats = map[uint64]int32{}, map[uint64][]int32{}
+	out := &StageResult{Count: count, Chunks: chunks}
+	if !joining {
+		return out, nil
 	}
-	abort := func() {
-		if w != nil {
-			_ = w.Abort()
-		}
+	if out.PrevParts, out.PreviousError, err = f.joinPrevious(ctx, req, idx.positions); err != nil {
 		_ = f.Store.DeletePrefix(ctx, req.Prefix+"/urls")
+		_ = f.Store.DeletePrefix(ctx, req.Prefix+"/prev")
+		return nil, err
+	}
+	return out, nil
+}
+
+// writeChunks checks each URL and writes them to chunk files of
+// ChunkSize, noting where each one is in idx (when there is one). It
+// returns how many URLs and chunks it wrote. A bad URL fails with
+// InvalidInput naming it, and then, as after any other error, no chunk
+// file is left; but when ctx ended (canceled, or the server gave up on
+// this attempt: a frozen worker woke up) it only stops writing, as a live
+// attempt may be writing the same files.
+func (f *Fetcher) writeChunks(ctx context.Context, req StageRequest, idx *urlIndex) (count, chunks int, err error) {
+	next, where, closeSrc, err := f.urlSource(ctx, req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer closeSrc()
+	cw := &chunkWriter{store: f.Store, ctx: ctx, prefix: req.Prefix}
+	fail := func(err error) (int, int, error) {
+		cw.abort()
+		return 0, 0, err
 	}
 	for {
 		raw, pos, ok, err := next()
 		if err != nil {
-			abort()
-			return nil, err
+			return fail(err)
 		}
 		if !ok {
 			break
 		}
 		if err := CheckURL(raw); err != nil {
-			abort()
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", where(pos), err), InvalidInputType, nil)
+			return fail(temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", where(pos), err), InvalidInputType, nil))
 		}
 		if count >= MaxURLs {
-			abort()
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls: over the limit of %d per batch", MaxURLs), InvalidInputType, nil)
+			return fail(temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls: over the limit of %d per batch", MaxURLs), InvalidInputType, nil))
 		}
 		if count%req.ChunkSize == 0 {
 			if err := ctx.Err(); err != nil {
-				// Canceled, or the server gave up on this attempt (a frozen
-				// worker woke up): stop writing. Nothing is deleted: a
-				// live attempt may be writing the same files.
-				if w != nil {
-					_ = w.Abort()
-				}
-				return nil, err
+				cw.stop()
+				return 0, 0, err
 			}
-			if w != nil {
-				if err := flushCommit(bw, w); err != nil {
-					abort()
-					return nil, err
-				}
-			}
-			if w, err = f.Store.Create(ctx, URLsKey(req.Prefix, chunks)); err != nil {
-				abort()
-				return nil, err
-			}
-			bw = bufio.NewWriterSize(w, 64<<10)
-			chunks++
-			if chunks%100 == 0 {
-				activity.RecordHeartbeat(ctx, chunks)
+			if err := cw.next(); err != nil {
+				return fail(err)
 			}
 		}
-		bw.WriteString(raw) //nolint:errcheck // checked at Flush
-		bw.WriteByte('\n')  //nolint:errcheck
-		if joining {
-			h := urlHash(raw)
-			if _, ok := first[h]; ok {
-				repeats[h] = append(repeats[h], int32(count))
-			} else {
-				first[h] = int32(count)
-			}
-		}
+		cw.add(raw)
+		idx.add(raw, count)
 		count++
 	}
 	if count == 0 {
-		abort()
-		return nil, temporal.NewNonRetryableApplicationError("urls: must list at least one URL", InvalidInputType, nil)
+		return fail(temporal.NewNonRetryableApplicationError("urls: must list at least one URL", InvalidInputType, nil))
 	}
-	if err := flushCommit(bw, w); err != nil {
-		abort()
-		return nil, err
+	if err := cw.close(); err != nil {
+		return fail(err)
 	}
-	out := &StageResult{Count: count, Chunks: chunks}
-	if joining {
-		parts, err := f.joinPrevious(ctx, req, func(u string) []int32 {
-			h := urlHash(u)
-			i, ok := first[h]
-			if !ok {
-				return nil
-			}
-			return append([]int32{i}, repeats[h]...)
-		})
-		if err != nil {
-			abort()
-			_ = f.Store.DeletePrefix(ctx, req.Prefix+"/prev")
-			return nil, err
-		}
-		out.PrevParts = parts
+	return count, cw.chunks, nil
+}
+
+// chunkWriter writes a staged batch's chunk files, one after another.
+type chunkWriter struct {
+	store  blobstore.Store
+	ctx    context.Context
+	prefix string
+	w      blobstore.Writer
+	bw     *bufio.Writer
+	chunks int
+}
+
+// next commits the chunk being written, if any, and starts the next.
+func (c *chunkWriter) next() error {
+	if err := c.close(); err != nil {
+		return err
 	}
-	return out, nil
+	w, err := c.store.Create(c.ctx, URLsKey(c.prefix, c.chunks))
+	if err != nil {
+		return err
+	}
+	c.w, c.bw = w, bufio.NewWriterSize(w, 64<<10)
+	c.chunks++
+	if c.chunks%100 == 0 {
+		activity.RecordHeartbeat(c.ctx, c.chunks)
+	}
+	return nil
+}
+
+func (c *chunkWriter) add(raw string) {
+	c.bw.WriteString(raw) //nolint:errcheck // checked at Flush
+	c.bw.WriteByte('\n')  //nolint:errcheck
+}
+
+// close commits the chunk being written, if any.
+func (c *chunkWriter) close() error {
+	if c.w == nil {
+		return nil
+	}
+	if err := flushCommit(c.bw, c.w); err != nil {
+		return err
+	}
+	c.w = nil
+	return nil
+}
+
+// stop drops the chunk being written.
+func (c *chunkWriter) stop() {
+	if c.w != nil {
+		_ = c.w.Abort()
+	}
+}
+
+// abort drops every chunk file.
+func (c *chunkWriter) abort() {
+	c.stop()
+	_ = c.store.DeletePrefix(c.ctx, c.prefix+"/urls")
+}
+
+// urlIndex is where each staged URL is, to join earlier results to it:
+// the first position of each URL's hash, and the others of a repeated
+// one. A nil index notes nothing.
+type urlIndex struct {
+	first   map[uint64]int32
+	repeats map[uint64][]int32
+}
+
+func (x *urlIndex) add(u string, pos int) {
+	if x == nil {
+		return
+	}
+	h := urlHash(u)
+	if _, ok := x.first[h]; ok {
+		x.repeats[h] = append(x.repeats[h], int32(pos))
+	} else {
+		x.first[h] = int32(pos)
+	}
+}
+
+// positions are those of u, and perhaps of other URLs of the same hash.
+func (x *urlIndex) positions(u string) []int32 {
+	h := urlHash(u)
+	i, ok := x.first[h]
+	if !ok {
+		return nil
+	}
+	return append([]int32{i}, x.repeats[h]...)
 }
 
 func urlHash(u string) uint64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(u))
 	return h.Sum64()
-}
-
-// prevBuffer bounds the earlier results joining holds before it writes
-// them out as a part.
-const prevBuffer = 16 << 20
-
-// maxPreviousLine bounds one line of a previous_file.
-const maxPreviousLine = 1 << 20
-
-// joinPrevious reads the earlier results and writes, for each chunk, the
-// ones of its URLs (matched by URL: where has the positions of a URL,
-// perhaps of another URL of the same hash, which readPrev tells apart), in
-// parts of at most prevBuffer. A URL given twice in the earlier results
-// takes the later. It returns how many parts it wrote.
-func (f *Fetcher) joinPrevious(ctx context.Context, req StageRequest, where func(string) []int32) (int, error) {
-	buf := map[int][]byte{}
-	held, parts := 0, 0
-	flush := func() error {
-		if len(buf) == 0 {
-			return nil
-		}
-		for chunk, b := range buf {
-			w, err := f.Store.Create(ctx, PrevKey(req.Prefix, chunk, parts))
-			if err != nil {
-				return err
-			}
-			if _, err := w.Write(b); err != nil {
-				_ = w.Abort()
-				return err
-			}
-			if err := w.Commit(); err != nil {
-				return err
-			}
-		}
-		clear(buf)
-		held = 0
-		parts++
-		activity.RecordHeartbeat(ctx, parts)
-		return nil
-	}
-	add := func(r Result) error {
-		p := PrevOf(r)
-		if p == nil {
-			return nil
-		}
-		for _, i := range where(r.URL) {
-			line, err := json.Marshal(IndexedPrev{Index: int(i), URL: r.URL, Prev: *p})
-			if err != nil {
-				return err
-			}
-			c := int(i) / req.ChunkSize
-			buf[c] = append(append(buf[c], line...), '\n')
-			held += len(line) + 1
-		}
-		if held > prevBuffer {
-			return flush()
-		}
-		return nil
-	}
-	if req.PreviousFile == "" {
-		for i, r := range req.Previous {
-			if err := CheckPrevious(r); err != nil {
-				return 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("previous[%d]: %v", i, err), InvalidInputType, nil)
-			}
-			if err := add(r); err != nil {
-				return 0, err
-			}
-		}
-		return parts, flush()
-	}
-	rc, err := f.Store.Open(ctx, req.PreviousFile)
-	if errors.Is(err, blobstore.ErrNotFound) {
-		if req.PreviousOptional {
-			return 0, nil
-		}
-		return 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("previous_file: %q is not in the blob store%s", req.PreviousFile, f.describeStore()), InvalidInputType, nil)
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 256<<10)
-	for line := 1; ; line++ {
-		b, err := readLine(br, maxPreviousLine)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("previous_file line %d: %v", line, err), InvalidInputType, nil)
-		}
-		if len(strings.TrimSpace(string(b))) == 0 {
-			continue
-		}
-		var r Result
-		if err := json.Unmarshal(b, &r); err != nil {
-			return 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("previous_file line %d: not a result: %v", line, err), InvalidInputType, nil)
-		}
-		if err := CheckPrevious(r); err != nil {
-			return 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("previous_file line %d: %v", line, err), InvalidInputType, nil)
-		}
-		if err := add(r); err != nil {
-			return 0, err
-		}
-		if line%10000 == 0 && ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
-	}
-	return parts, flush()
-}
-
-// readLine reads one line of at most max bytes, without its newline.
-func readLine(br *bufio.Reader, max int) ([]byte, error) {
-	var line []byte
-	for {
-		b, err := br.ReadSlice('\n')
-		line = append(line, b...)
-		if len(line) > max {
-			return nil, fmt.Errorf("longer than %d bytes", max)
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err == io.EOF && len(line) > 0 {
-			return line, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		return line[:len(line)-1], nil
-	}
-}
-
-// CheckPrevious says what is wrong with an earlier result given as
-// previous, or nil: it needs a URL, and what it says must be what a
-// result holds.
-func CheckPrevious(r Result) error {
-	switch {
-	case r.URL == "":
-		return errors.New("no url")
-	case len(r.URL) > MaxURLLength:
-		return fmt.Errorf("url longer than %d bytes", MaxURLLength)
-	case r.SHA256 != "" && !isHex64(r.SHA256):
-		return fmt.Errorf("sha256 of %d characters is not 64 lower-case hexadecimal digits", len(r.SHA256))
-	case r.Size < 0:
-		return fmt.Errorf("size %d is negative", r.Size)
-	case len(r.ETag) > 128 || len(r.LastModified) > 64 || len(r.ContentType) > 128 || len(r.BodyKey) > 256:
-		return errors.New("an etag, last_modified, content_type or body_key longer than a result's")
-	case !printable(r.ETag) || !printable(r.LastModified):
-		return errors.New("an etag or last_modified with bytes other than printable ASCII")
-	}
-	return nil
-}
-
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-func printable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 func flushCommit(bw *bufio.Writer, w blobstore.Writer) error {
@@ -401,174 +286,4 @@ func (f *Fetcher) urlSource(ctx context.Context, req StageRequest) (next func() 
 			return "", 0, false, nil
 		}, func(pos int) string { return fmt.Sprintf("urls_file line %d", pos) },
 		func() { r.Close() }, nil
-}
-
-// AssembleRequest asks for a staged batch's results to be joined into one
-// JSON-lines file, in input order.
-type AssembleRequest struct {
-	Prefix    string `json:"prefix"`
-	Chunks    int    `json:"chunks"`
-	ChunkSize int    `json:"chunk_size"`
-	Dest      string `json:"dest"`
-	// Known results for URLs whose chunk never wrote its file (the URL
-	// that stopped a fail_fast batch): at most one per part.
-	Known []IndexedResult `json:"known,omitempty"`
-	// Failed are runs of chunks whose part (a child workflow) failed: a
-	// URL of theirs with no results file gets the run's outcome and error.
-	// Every other URL without a results file is canceled.
-	Failed []FailedChunks `json:"failed,omitempty"`
-}
-
-// FailedChunks is a run of chunks [From, To) that failed as one, and why.
-type FailedChunks struct {
-	From    int    `json:"from"`
-	To      int    `json:"to"`
-	Outcome string `json:"outcome"`
-	Error   string `json:"error"`
-}
-
-// IndexedResult is a Result with its position in the input.
-type IndexedResult struct {
-	Index  int    `json:"i"`
-	Result Result `json:"r"`
-}
-
-// AssembleResult counts the lines of the joined file.
-type AssembleResult struct {
-	Key    string `json:"key"`
-	OK     int    `json:"ok"`
-	Failed int    `json:"failed"`
-	// Canceled counts the failed lines whose outcome is canceled.
-	Canceled int `json:"canceled,omitempty"`
-	// NotModified and Changed count those results.
-	NotModified int `json:"not_modified,omitempty"`
-	Changed     int `json:"changed,omitempty"`
-	// Store is the identity of the blob store holding Key.
-	Store string `json:"store,omitempty"`
-}
-
-// AssembleResults writes Dest from the chunk files. Chunks that never
-// finished (a canceled or failed batch) appear as canceled lines.
-func (f *Fetcher) AssembleResults(ctx context.Context, req AssembleRequest) (*AssembleResult, error) {
-	known := map[int]Result{}
-	for _, k := range req.Known {
-		known[k.Index] = k.Result
-	}
-	w, err := f.Store.Create(ctx, req.Dest)
-	if err != nil {
-		return nil, err
-	}
-	defer w.Abort() //nolint:errcheck
-	bw := bufio.NewWriterSize(w, 256<<10)
-	enc := json.NewEncoder(bw)
-	out := &AssembleResult{Key: req.Dest, Store: f.StoreID}
-	count := func(r *Result) {
-		if Succeeded(r.Outcome) {
-			out.OK++
-		} else {
-			out.Failed++
-		}
-		if r.Outcome == OutcomeNotModified {
-			out.NotModified++
-		}
-		if r.Changed != nil && *r.Changed {
-			out.Changed++
-		}
-		if r.Outcome == OutcomeCanceled {
-			out.Canceled++
-		}
-	}
-	for c := 0; c < req.Chunks; c++ {
-		if c%50 == 0 {
-			activity.RecordHeartbeat(ctx, c)
-		}
-		found, err := copyResults(ctx, f.Store, ResultsKey(req.Prefix, c), c, enc, count)
-		if err == nil && !found {
-			found, err = copyResults(ctx, f.Store, StoppedResultsKey(req.Prefix, c), c, enc, count)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if found {
-			continue
-		}
-		tasks, err := f.readURLs(ctx, URLsKey(req.Prefix, c), c*req.ChunkSize)
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range tasks {
-			res, ok := known[t.Index]
-			if ok && res.URL == "" {
-				res.URL = t.URL
-			}
-			if !ok {
-				res = Result{URL: t.URL, Outcome: OutcomeCanceled, Error: "canceled: batch stopped"}
-				for _, fc := range req.Failed {
-					if c >= fc.From && c < fc.To {
-						res.Outcome, res.Error = fc.Outcome, TruncateError(fc.Error)
-					}
-				}
-			}
-			count(&res)
-			if err := enc.Encode(&res); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if err := flushCommit(bw, w); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// copyResults appends a chunk's results file to enc, if there is one.
-func copyResults(ctx context.Context, store blobstore.Store, key string, chunk int, enc *json.Encoder, count func(*Result)) (bool, error) {
-	r, err := store.Open(ctx, key)
-	if errors.Is(err, blobstore.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	defer r.Close()
-	dec := json.NewDecoder(r)
-	for {
-		var res Result
-		if err := dec.Decode(&res); err == io.EOF {
-			return true, nil
-		} else if err != nil {
-			return false, fmt.Errorf("reading results of chunk %d: %w", chunk, err)
-		}
-		count(&res)
-		if err := enc.Encode(&res); err != nil {
-			return false, err
-		}
-	}
-}
-
-// CopyRequest asks for a blob to be copied.
-type CopyRequest struct {
-	From string `json:"from"`
-	To   string `json:"to"`
-}
-
-// CopyBlob copies a blob (a batch's results file to where the next batch
-// of its chain reads it). The copy replaces To whole, or not at all.
-func (f *Fetcher) CopyBlob(ctx context.Context, req CopyRequest) error {
-	stop := heartbeat(ctx, f.heartbeatEvery(), func() any { return nil })
-	defer stop()
-	r, err := f.Store.Open(ctx, req.From)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	w, err := f.Store.Create(ctx, req.To)
-	if err != nil {
-		return err
-	}
-	defer w.Abort() //nolint:errcheck // after Commit, a no-op
-	if _, err := io.Copy(w, r); err != nil {
-		return err
-	}
-	return w.Commit()
 }

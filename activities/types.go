@@ -35,6 +35,9 @@ type Prev struct {
 	SHA256       string `json:"sha256,omitempty"`
 	Size         int64  `json:"size,omitempty"`
 	BodyKey      string `json:"body_key,omitempty"`
+	// Date is the Date of the response LastModified came from: whether
+	// it is a strong validator (strongDate).
+	Date string `json:"date,omitempty"`
 }
 
 // PrevOf is the Prev of an earlier result: nil when it says nothing of
@@ -45,7 +48,7 @@ func PrevOf(r Result) *Prev {
 	if (!Succeeded(r.Outcome) && r.Outcome != "") || r.SHA256 == "" {
 		return nil
 	}
-	return &Prev{ETag: r.ETag, LastModified: r.LastModified, ContentType: r.ContentType, SHA256: r.SHA256, Size: r.Size, BodyKey: r.BodyKey}
+	return &Prev{ETag: r.ETag, LastModified: r.LastModified, Date: r.Date, ContentType: r.ContentType, SHA256: r.SHA256, Size: r.Size, BodyKey: r.BodyKey}
 }
 
 // Result is what happened to one URL: a line of the batch's output.
@@ -58,11 +61,16 @@ type Result struct {
 	Attempts  int    `json:"attempts"`
 	ElapsedMS int64  `json:"elapsed_ms"`
 	Error     string `json:"error,omitempty"`
-	// For an ok result: the response's Content-Type, ETag and
-	// Last-Modified headers, when it sent them.
+	// For an ok result: the response's Content-Type, ETag,
+	// Last-Modified and Date headers, when it sent them. For a
+	// not_modified one, the earlier result's, the Date being that of the
+	// response the Last-Modified came from: a later batch sends
+	// If-Modified-Since only for a Last-Modified a second or more older
+	// than its Date.
 	ContentType  string `json:"content_type,omitempty"`
 	ETag         string `json:"etag,omitempty"`
 	LastModified string `json:"last_modified,omitempty"`
+	Date         string `json:"date,omitempty"`
 	// BodyKey is where the body is kept (keep_bodies), relative to the
 	// blob store's root: bodies/sha256/<hex>.
 	BodyKey string `json:"body_key,omitempty"`

@@ -66,6 +66,7 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	if s.Compare {
 		out.NotModified, out.Changed = &assembled.NotModified, &assembled.Changed
 	}
+	out.PreviousError = staged.PreviousError
 	if s.Incremental != "" && ctx.Err() == nil && failure == nil {
 		// The next batch of the chain compares with this one. A batch
 		// that failed or was canceled leaves the last complete one's.

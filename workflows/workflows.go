@@ -155,6 +155,10 @@ type Output struct {
 	// and the changed ones, for a batch given earlier results.
 	NotModified *int `json:"not_modified,omitempty"`
 	Changed     *int `json:"changed,omitempty"`
+	// PreviousError says why an incremental batch compared with no
+	// earlier results although its chain left some: they cannot be read
+	// (a torn last line after a crash). Every URL was fetched in full.
+	PreviousError string `json:"previous_error,omitempty"`
 }
 
 // Progress is the answer to the progress query.

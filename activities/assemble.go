@@ -1,0 +1,184 @@
+package activities
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+)
+
+// AssembleRequest asks for a staged batch's results to be joined into one
+// JSON-lines file, in input order.
+type AssembleRequest struct {
+	Prefix    string `json:"prefix"`
+	Chunks    int    `json:"chunks"`
+	ChunkSize int    `json:"chunk_size"`
+	Dest      string `json:"dest"`
+	// Known results for URLs whose chunk never wrote its file (the URL
+	// that stopped a fail_fast batch): at most one per part.
+	Known []IndexedResult `json:"known,omitempty"`
+	// Failed are runs of chunks whose part (a child workflow) failed: a
+	// URL of theirs with no results file gets the run's outcome and error.
+	// Every other URL without a results file is canceled.
+	Failed []FailedChunks `json:"failed,omitempty"`
+}
+
+// FailedChunks is a run of chunks [From, To) that failed as one, and why.
+type FailedChunks struct {
+	From    int    `json:"from"`
+	To      int    `json:"to"`
+	Outcome string `json:"outcome"`
+	Error   string `json:"error"`
+}
+
+// IndexedResult is a Result with its position in the input.
+type IndexedResult struct {
+	Index  int    `json:"i"`
+	Result Result `json:"r"`
+}
+
+// AssembleResult counts the lines of the joined file.
+type AssembleResult struct {
+	Key    string `json:"key"`
+	OK     int    `json:"ok"`
+	Failed int    `json:"failed"`
+	// Canceled counts the failed lines whose outcome is canceled.
+	Canceled int `json:"canceled,omitempty"`
+	// NotModified and Changed count those results.
+	NotModified int `json:"not_modified,omitempty"`
+	Changed     int `json:"changed,omitempty"`
+	// Store is the identity of the blob store holding Key.
+	Store string `json:"store,omitempty"`
+}
+
+// AssembleResults writes Dest from the chunk files. Chunks that never
+// finished (a canceled or failed batch) appear as canceled lines.
+func (f *Fetcher) AssembleResults(ctx context.Context, req AssembleRequest) (*AssembleResult, error) {
+	known := map[int]Result{}
+	for _, k := range req.Known {
+		known[k.Index] = k.Result
+	}
+	w, err := f.Store.Create(ctx, req.Dest)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Abort() //nolint:errcheck
+	bw := bufio.NewWriterSize(w, 256<<10)
+	enc := json.NewEncoder(bw)
+	out := &AssembleResult{Key: req.Dest, Store: f.StoreID}
+	count := func(r *Result) {
+		if Succeeded(r.Outcome) {
+			out.OK++
+		} else {
+			out.Failed++
+		}
+		if r.Outcome == OutcomeNotModified {
+			out.NotModified++
+		}
+		if r.Changed != nil && *r.Changed {
+			out.Changed++
+		}
+		if r.Outcome == OutcomeCanceled {
+			out.Canceled++
+		}
+	}
+	for c := 0; c < req.Chunks; c++ {
+		if c%50 == 0 {
+			activity.RecordHeartbeat(ctx, c)
+		}
+		found, err := copyResults(ctx, f.Store, ResultsKey(req.Prefix, c), c, enc, count)
+		if err == nil && !found {
+			found, err = copyResults(ctx, f.Store, StoppedResultsKey(req.Prefix, c), c, enc, count)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			continue
+		}
+		tasks, err := f.readURLs(ctx, URLsKey(req.Prefix, c), c*req.ChunkSize)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range tasks {
+			res, ok := known[t.Index]
+			if ok && res.URL == "" {
+				res.URL = t.URL
+			}
+			if !ok {
+				res = Result{URL: t.URL, Outcome: OutcomeCanceled, Error: "canceled: batch stopped"}
+				for _, fc := range req.Failed {
+					if c >= fc.From && c < fc.To {
+						res.Outcome, res.Error = fc.Outcome, TruncateError(fc.Error)
+					}
+				}
+			}
+			count(&res)
+			if err := enc.Encode(&res); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := flushCommit(bw, w); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// copyResults appends a chunk's results file to enc, if there is one.
+func copyResults(ctx context.Context, store blobstore.Store, key string, chunk int, enc *json.Encoder, count func(*Result)) (bool, error) {
+	r, err := store.Open(ctx, key)
+	if errors.Is(err, blobstore.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
+	dec := json.NewDecoder(r)
+	for {
+		var res Result
+		if err := dec.Decode(&res); err == io.EOF {
+			return true, nil
+		} else if err != nil {
+			return false, fmt.Errorf("reading results of chunk %d: %w", chunk, err)
+		}
+		count(&res)
+		if err := enc.Encode(&res); err != nil {
+			return false, err
+		}
+	}
+}
+
+// CopyRequest asks for a blob to be copied.
+type CopyRequest struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// CopyBlob copies a blob (a batch's results file to where the next batch
+// of its chain reads it). The copy replaces To whole, or not at all.
+func (f *Fetcher) CopyBlob(ctx context.Context, req CopyRequest) error {
+	stop := heartbeat(ctx, f.heartbeatEvery(), func() any { return nil })
+	defer stop()
+	r, err := f.Store.Open(ctx, req.From)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	w, err := f.Store.Create(ctx, req.To)
+	if err != nil {
+		return err
+	}
+	defer w.Abort() //nolint:errcheck // after Commit, a no-op
+	if _, err := io.Copy(w, r); err != nil {
+		return err
+	}
+	return w.Commit()
+}

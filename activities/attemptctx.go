@@ -1,0 +1,103 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"net/http/httptrace"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+)
+
+// dropKept tells whether a part-read body is of no use to a later attempt:
+// the batch was canceled, or the server gave up on this attempt (a later
+// one resumes from the checkpoint, or starts over if this part is gone).
+// A body cut off by the attempt's own timeout, or by its worker shutting
+// down (the chunk resumes on another worker), is kept.
+func dropKept(ctx context.Context) bool {
+	if ctx.Err() == nil || workerStopping(ctx) {
+		return false
+	}
+	cause := context.Cause(ctx)
+	return !errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, errAttemptTimeout) && !errors.Is(cause, worker.ErrWorkerShutdown)
+}
+
+// workerStopping tells whether this activity's worker is shutting down (its
+// running activities are then canceled, not always with ErrWorkerShutdown as
+// the cause).
+func workerStopping(ctx context.Context) bool {
+	if !activity.IsActivity(ctx) {
+		return false
+	}
+	select {
+	case <-activity.GetWorkerStopChannel(ctx):
+		return true
+	default:
+		return false
+	}
+}
+
+// errAttemptTimeout is the cause of an attempt cut off by attempt_timeout.
+var errAttemptTimeout = errors.New("attempt timed out (attempt_timeout)")
+
+// attemptContext bounds one attempt by d, counted from when the request
+// goes on the wire: a dial starts, or a pooled connection is handed over.
+// Waiting for a connection (the per-host cap, --max-conns-per-host) is not
+// the attempt's time: it counts against the URL's url_timeout. timedOut
+// tells whether d ran out.
+func attemptContext(parent context.Context, d time.Duration) (ctx context.Context, timedOut func() bool, done func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	var mu sync.Mutex
+	var timer *time.Timer
+	stopped := false
+	start := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if timer == nil && !stopped {
+			timer = time.AfterFunc(d, func() { cancel(errAttemptTimeout) })
+		}
+	}
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		DNSStart:     func(httptrace.DNSStartInfo) { start() },
+		ConnectStart: func(string, string) { start() },
+		GotConn:      func(httptrace.GotConnInfo) { start() },
+	})
+	timedOut = func() bool { return errors.Is(context.Cause(ctx), errAttemptTimeout) }
+	done = func() {
+		mu.Lock()
+		stopped = true
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel(nil)
+	}
+	ctx = context.WithValue(ctx, attemptCtxKey{}, ctx)
+	return ctx, timedOut, done
+}
+
+type attemptCtxKey struct{}
+
+// boundToAttempt ends a dial with the attempt that started it: net/http
+// detaches dials from the request's cancellation, so an orphaned dial
+// would hold a per-host slot for DialTimeout per address.
+func boundToAttempt(ctx context.Context) (context.Context, context.CancelFunc) {
+	a, ok := ctx.Value(attemptCtxKey{}).(context.Context)
+	if !ok {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(a, func() { cancel(context.Cause(a)) })
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+// cancelRequested tells whether the workflow asked for the activity to be
+// canceled, as opposed to the server no longer knowing this attempt (it
+// timed out while the worker was frozen or cut off: a zombie).
+func cancelRequested(ctx context.Context) bool {
+	var c *temporal.CanceledError
+	return ctx.Err() != nil && errors.As(context.Cause(ctx), &c)
+}
