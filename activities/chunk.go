@@ -279,6 +279,21 @@ func (f *Fetcher) RemoveBlobs(ctx context.Context, prefix string) error {
 	return nil
 }
 
+// RemoveInput deletes one input file a batch owned (its urls_file or
+// previous_file): exactly that blob, never a directory or a prefix, so a
+// key that names one (urls_file "results") removes nothing.
+func (f *Fetcher) RemoveInput(ctx context.Context, key string) error {
+	r, ok := f.Store.(blobstore.Remover)
+	if !ok {
+		return temporal.NewNonRetryableApplicationError("this blob store cannot remove one blob", "Unsupported", nil)
+	}
+	err := r.Remove(ctx, key)
+	if errors.Is(err, blobstore.ErrNotOneBlob) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), "NotOneBlob", nil)
+	}
+	return err
+}
+
 // describeStore says which store this worker has, for messages.
 func (f *Fetcher) describeStore() string {
 	if f.StoreID == "" {

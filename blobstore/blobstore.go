@@ -32,6 +32,11 @@ type Store interface {
 	DeletePrefix(ctx context.Context, prefix string) error
 }
 
+// Remover is a Store that can delete one blob, never a prefix.
+type Remover interface {
+	Remove(ctx context.Context, key string) error
+}
+
 // Writer is a blob being written.
 type Writer interface {
 	io.Writer

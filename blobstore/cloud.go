@@ -130,5 +130,17 @@ func (b *Bucket) DeletePrefix(ctx context.Context, prefix string) error {
 	return nil
 }
 
+// Remove deletes the one object under key, never a prefix. An object
+// that is not there is no error.
+func (b *Bucket) Remove(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := b.B.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	return nil
+}
+
 // Close releases the bucket.
 func (b *Bucket) Close() error { return b.B.Close() }

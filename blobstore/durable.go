@@ -1,6 +1,7 @@
 package blobstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -116,4 +117,30 @@ func syncDir(dir string) error {
 		return nil
 	}
 	return err
+}
+
+// ErrNotOneBlob: Remove was given a key that names a directory.
+var ErrNotOneBlob = errors.New("not one blob (a directory?): not removed")
+
+// Remove deletes the one blob under key, never a directory or a prefix
+// (an input file named by a batch). A blob that is not there is no error.
+func (d *Dir) Remove(_ context.Context, key string) error {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	info, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("blobstore: %s: %w", key, ErrNotOneBlob)
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	return nil
 }

@@ -252,3 +252,32 @@ func TestWritersSurviveACleanupRemovingTheirDirectory(t *testing.T) {
 		})
 	}
 }
+
+// Remove takes one blob, never a directory of them: a batch whose
+// urls_file names "results" removes nothing.
+func TestRemoveTakesOneBlobOnly(t *testing.T) {
+	ctx := context.Background()
+	d, _ := NewDir(t.TempDir())
+	for _, k := range []string{"results/a.jsonl", "inputs/list.txt"} {
+		w, _ := d.Create(ctx, k)
+		fmt.Fprint(w, "x")
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Remove(ctx, "results"); !errors.Is(err, ErrNotOneBlob) {
+		t.Errorf("Remove of a directory: %v, want ErrNotOneBlob", err)
+	}
+	if _, err := os.Stat(filepath.Join(d.Root, "results", "a.jsonl")); err != nil {
+		t.Errorf("Remove of the directory took its blob: %v", err)
+	}
+	if err := d.Remove(ctx, "inputs/list.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Remove(ctx, "inputs/list.txt"); err != nil {
+		t.Errorf("Remove of a blob already gone: %v", err)
+	}
+	if _, err := d.Open(ctx, "inputs/list.txt"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("after Remove: %v", err)
+	}
+}

@@ -220,3 +220,21 @@ func TestScheduleDeleteWithCodecKeys(t *testing.T) {
 		t.Errorf("delete left the list of an encrypted schedule: %v", err)
 	}
 }
+
+// TestScheduleDeleteOnAnotherStoreDeletesNothing: delete with a
+// --blob-dir that does not hold the schedule's list says so and leaves
+// the schedule, running as it was, so that nothing is left unnamed.
+func TestScheduleDeleteOnAnotherStoreDeletesNothing(t *testing.T) {
+	id := fmt.Sprintf("sched-store-%d", time.Now().UnixNano())
+	if r := starter(t, "", nil, "schedule", "create", "--id", id, "--every", "24h", "--blob-dir", workersBlobDir, "--file", urlList(t, "o", 1001)); r.code != 0 {
+		t.Fatalf("create: exit %d %s", r.code, r.stderr)
+	}
+	defer starter(t, "", nil, "schedule", "delete", "--blob-dir", workersBlobDir, id)
+	r := starter(t, "", nil, "schedule", "delete", "--blob-dir", t.TempDir(), id)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "nothing was deleted") {
+		t.Fatalf("delete on another store: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if d := starter(t, "", nil, "schedule", "describe", id); d.code != 0 || strings.Contains(d.stdout, "being deleted") {
+		t.Errorf("after the refused delete: exit %d\n%s", d.code, d.stdout)
+	}
+}

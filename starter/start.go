@@ -152,6 +152,9 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	// The files this starter uploaded belong to the batch now: it removes
 	// them when it ends, also when waiting here is interrupted.
 	err = wait(ctx, c, run, &o, stdout, stderr)
+	if ctx.Err() == nil {
+		o.dropClosedUploads(c, run) // ended, but maybe without its own cleanup (terminated)
+	}
 	if o.serve && o.dev {
 		fmt.Fprintf(stderr, "serving the Web UI at %s; Ctrl-C to stop\n", webUI)
 		<-ctx.Done()
@@ -245,7 +248,11 @@ func start(ctx context.Context, c client.Client, o *options, stderr io.Writer) (
 	if err := uploadInputs(ctx, o, id); err != nil {
 		return nil, err
 	}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	// Once the files are up, the start is made whole: a Ctrl-C now must
+	// not leave them with no batch, nor a batch the starter did not see.
+	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	run, err := c.ExecuteWorkflow(startCtx, client.StartWorkflowOptions{
 		ID:        id,
 		TaskQueue: o.taskQueue,
 		// The same ID never fetches twice: a second start attaches.
@@ -270,11 +277,12 @@ func start(ctx context.Context, c client.Client, o *options, stderr io.Writer) (
 		}
 		return nil, &exitError{exitInternal, fmt.Errorf("starting workflow %s: %w", id, err)}
 	}
-	if o.id != "" && o.uploaded != "" {
+	if o.id != "" && (o.uploaded != "" || o.uploadedPrevious != "") {
 		// Another starter may have started this ID a moment before: the
 		// server then returns that batch, which reads its own files.
-		if theirs, ok := startedInput(ctx, c, id, run.GetRunID()); ok && theirs.URLsFile != o.uploaded {
+		if theirs, ok := startedInput(startCtx, c, id, run.GetRunID()); ok && (theirs.URLsFile != o.uploaded || theirs.PreviousFile != o.uploadedPrevious) {
 			o.dropUploads()
+			fmt.Fprintf(stderr, "attached to the batch workflow_id=%s another starter started a moment before, with its own inputs: the same ID never fetches twice\n", id)
 		}
 	}
 	return run, nil

@@ -10,8 +10,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/batchfetch/batchfetch/blobstore"
@@ -63,6 +66,22 @@ func (o *options) dropUploads() {
 		}
 	}
 	o.uploaded, o.uploadedPrevious = "", ""
+}
+
+// dropClosedUploads removes the uploads of a batch that has ended: it
+// removed them itself, unless it was terminated (no workflow code runs
+// then) or its workers use another store. A batch still running (waiting
+// gave up on an error) keeps them.
+func (o *options) dropClosedUploads(c client.Client, run client.WorkflowRun) {
+	if o.uploaded == "" && o.uploadedPrevious == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := c.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+	if err == nil && d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		o.dropUploads()
+	}
 }
 
 // startRefused tells whether a start failed for sure, so that no batch

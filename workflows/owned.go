@@ -30,11 +30,13 @@ func (in Input) ownedInputs() []string {
 	return keys
 }
 
-// adoptable keeps the keys a signal may hand a batch: input files only.
+// adoptable keeps the keys a signal may hand a batch: a schedule's URL
+// lists only (inputs/schedules/<name>), one file each.
 func adoptable(keys []string) []string {
 	var ok []string
 	for _, k := range keys {
-		if strings.HasPrefix(k, "inputs/") && checkKey(k) == nil {
+		name, found := strings.CutPrefix(k, "inputs/schedules/")
+		if found && name != "" && !strings.Contains(name, "/") && checkKey(k) == nil {
 			ok = append(ok, k)
 		}
 	}
@@ -65,7 +67,7 @@ func releaseInputs(ctx workflow.Context, in Input, adopted workflow.ReceiveChann
 		gated = true
 		var f *activities.Fetcher
 		for _, k := range keys {
-			if err := workflow.ExecuteActivity(housekeeping(bg, 5*time.Minute, 10, "remove "+k), f.RemoveBlobs, k).Get(bg, nil); err != nil {
+			if err := workflow.ExecuteActivity(housekeeping(bg, 5*time.Minute, 10, "remove "+k), f.RemoveInput, k).Get(bg, nil); err != nil {
 				workflow.GetLogger(ctx).Error("removing an input file failed", "key", k, "error", err)
 			}
 		}

@@ -24,7 +24,7 @@ func TestABatchRemovesTheInputsItOwns(t *testing.T) {
 		{name: "refused as invalid", in: Input{URLsFile: "inputs/a.txt", RemoveInputs: true, Mode: "bogus"}, want: []string{"inputs/a.txt"}},
 		{name: "canceled", in: Input{URLs: []string{"http://a.example/hang"}, PreviousFile: "inputs/p.jsonl", RemoveInputs: true}, cancel: true, want: []string{"inputs/p.jsonl"}},
 		{name: "not owned", in: Input{URLsFile: "lists/mine.txt", Mode: "bogus"}},
-		{name: "handed by a signal", in: Input{URLs: []string{"http://a.example/hang"}}, cancel: true, signal: []string{"inputs/schedules/s.txt", "results/not-an-input.jsonl"}, want: []string{"inputs/schedules/s.txt"}},
+		{name: "handed by a signal", in: Input{URLs: []string{"http://a.example/hang"}}, cancel: true, signal: []string{"inputs/schedules/s.txt", "results/not-an-input.jsonl", "inputs/schedules", "inputs/other.txt"}, want: []string{"inputs/schedules/s.txt"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env, f := newEnv(t)

@@ -260,7 +260,7 @@ func newEnv(t *testing.T, part ...func(workflow.Context, PartInput) (*PartOutput
 	f := newFakes()
 	for name, fn := range map[string]any{
 		"FetchChunk": f.FetchChunk, "FetchURL": f.FetchURL, "HashChunk": f.HashChunk, "StageURLs": f.StageURLs,
-		"AssembleResults": f.AssembleResults, "RemoveBlobs": f.RemoveBlobs, "RecordChunkFailure": f.RecordChunkFailure,
+		"AssembleResults": f.AssembleResults, "RemoveBlobs": f.RemoveBlobs, "RemoveInput": f.RemoveBlobs, "RecordChunkFailure": f.RecordChunkFailure,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
