@@ -144,17 +144,27 @@ func run(args []string) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q (flags only; or: worker healthcheck URL)", fs.Args())}
 	}
+	version := false // only from the command line, never BATCHFETCH_VERSION
+	fs.Visit(func(f *flag.Flag) { version = version || f.Name == "version" })
 	if err := cli.EnvFallback(fs, "BATCHFETCH_"); err != nil {
 		return usageError{err}
 	}
 	if st.cfg.Deployment.BuildID == "" {
 		st.cfg.Deployment.BuildID = buildinfo.ID() // BATCHFETCH_BUILD_ID set empty
 	}
-	if *st.version {
+	if version {
 		fmt.Println(st.cfg.Deployment.BuildID)
 		return nil
 	}
 	// Checked before anything starts or connects.
+	switch d := st.cfg.Deployment; {
+	case d.MakeCurrent != workers.MakeCurrentFirst && d.MakeCurrent != workers.MakeCurrentNever && d.MakeCurrent != workers.MakeCurrentAlways:
+		return usageError{fmt.Errorf("--make-current %q: want first, never or always", d.MakeCurrent)}
+	case strings.TrimSpace(d.BuildID) != d.BuildID || len(d.BuildID) > 255:
+		return usageError{fmt.Errorf("--build-id %q: at most 255 characters, no surrounding spaces", d.BuildID)}
+	case strings.Contains(d.Name, ".") || d.Name == "":
+		return usageError{fmt.Errorf("--deployment-name %q: not empty, and no '.' (Temporal refuses it)", d.Name)}
+	}
 	switch st.cfg.Role {
 	case workers.RoleFetch, workers.RoleCPU, workers.RoleAll, "codec":
 	default:

@@ -8,9 +8,11 @@
 // from the commit the binary was built from (Go stamps it when building
 // in a git checkout; "-dirty-" and the executable's hash are added when
 // the checkout had changes), or else from the hash of the executable
-// itself. Every binary built from the same sources gets the same ID, and
-// two builds of different sources get different ones, so the fetch and
-// CPU workers of one release are one deployment version.
+// itself. Two builds of different sources get different IDs. A stamp or a
+// commit gives every binary of a release the same one, so its fetch and
+// CPU workers are one deployment version; the executable's hash does so
+// only for binaries built alike (the same command, in the same
+// directory): stamp releases.
 package buildinfo
 
 import (

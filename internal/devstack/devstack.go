@@ -21,6 +21,7 @@ import (
 
 	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/devserver"
+	"github.com/batchfetch/batchfetch/internal/buildinfo"
 	"github.com/batchfetch/batchfetch/internal/demosite"
 	"github.com/batchfetch/batchfetch/internal/logging"
 	"github.com/batchfetch/batchfetch/internal/workers"
@@ -230,7 +231,9 @@ func (s *Stack) DemoURLs(n int) []string {
 // AttachCommand is the command that attaches another worker of role
 // (fetch, cpu or all) to this stack, blob store included.
 func (s *Stack) AttachCommand(role string) string {
-	return fmt.Sprintf("TEMPORAL_ADDRESS=%s go run ./worker --role %s --blob-dir %s", s.FrontendAddress(), role, s.blobDir)
+	// The same build ID: a worker of another build would join another
+	// version, which gets no work.
+	return fmt.Sprintf("TEMPORAL_ADDRESS=%s go run ./worker --role %s --blob-dir %s --build-id %s", s.FrontendAddress(), role, s.blobDir, buildinfo.ID())
 }
 
 // Stop stops everything Start and StartWorkers started, last first: the

@@ -3,6 +3,7 @@ package workers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -87,16 +88,23 @@ func (d Deployment) behavior() workflow.VersioningBehavior {
 // makeCurrent makes d's version current as d.MakeCurrent says, once it
 // has workers on every one of queues, retrying until ctx ends. It
 // returns what it did, for the log.
-func makeCurrent(ctx context.Context, c client.Client, d Deployment, queues []string) (string, error) {
+func makeCurrent(ctx context.Context, c client.Client, d Deployment, queues []string, note func(string)) (string, error) {
 	if d.Unversioned || d.MakeCurrent == MakeCurrentNever {
 		return "left to the operator", nil
 	}
 	h := c.WorkerDeploymentClient().GetHandle(d.Name)
 	wait := 200 * time.Millisecond
+	since := time.Now()
 	for {
 		done, what, err := tryMakeCurrent(ctx, h, d, queues)
 		if done || err != nil {
 			return what, err
+		}
+		if what != "" && time.Since(since) > 15*time.Second && note != nil {
+			// Said once: a worker of the other role with another build
+			// ID joins another version, and this one waits for ever.
+			note(what)
+			note = nil
 		}
 		select {
 		case <-ctx.Done():
@@ -128,7 +136,8 @@ func tryMakeCurrent(ctx context.Context, h client.WorkerDeploymentHandle, d Depl
 	}
 	v, err := h.DescribeVersion(ctx, client.WorkerDeploymentDescribeVersionOptions{BuildID: d.BuildID})
 	if err != nil || !servesAll(v.Info.TaskQueuesInfos, queues) {
-		return false, "", nil // the other role's workers are not polling yet
+		// The other role's workers are not polling yet.
+		return false, fmt.Sprintf("waiting to be made current: no worker of build %s polls all of %v yet (start the other role with --build-id %s)", d.BuildID, queues, d.BuildID), nil
 	}
 	_, err = h.SetCurrentVersion(ctx, client.WorkerDeploymentSetCurrentVersionOptions{
 		BuildID: d.BuildID, ConflictToken: desc.ConflictToken,

@@ -223,7 +223,12 @@ func (p *Pools) promote(c client.Client, cfg Config) {
 	p.cancel = cancel
 	d := cfg.Deployment
 	go func() {
-		what, err := makeCurrent(ctx, c, d, []string{cfg.TaskQueue, cfg.CPUTaskQueue})
+		note := func(what string) {
+			if cfg.OnDeployment != nil {
+				cfg.OnDeployment(d.Name+"/"+d.BuildID, what, nil)
+			}
+		}
+		what, err := makeCurrent(ctx, c, d, []string{cfg.TaskQueue, cfg.CPUTaskQueue}, note)
 		if cfg.OnDeployment != nil && ctx.Err() == nil {
 			cfg.OnDeployment(d.Name+"/"+d.BuildID, what, err)
 		}
