@@ -151,7 +151,7 @@ func TestFetchChunkStoresBodiesAndHashes(t *testing.T) {
 		t.Fatalf("got %d items", len(items))
 	}
 	for i, it := range items {
-		if it.Outcome != "" || it.Status != 200 || it.Attempts != 1 || !strings.HasPrefix(it.Blob, BodyKey("batches/r", i)+".") || it.URL != urls[i] {
+		if it.Outcome != "" || it.Status != 200 || it.Attempts != 1 || !strings.HasPrefix(it.Blob, BodyKey(WorkPrefix("batches/r", 0), i)+".") || it.URL != urls[i] {
 			t.Errorf("item %d: %+v", i, it)
 		}
 	}

@@ -34,6 +34,7 @@ type attempt struct {
 	resumer   blobstore.Resumer
 	canResume bool
 	pw        blobstore.PausableWriter
+	length    int64 // the whole body's, as far as the server said
 }
 
 // discard drops what this attempt holds.
@@ -63,12 +64,12 @@ func (a *attempt) pause() {
 //
 // With cond, an attempt that starts from byte zero asks for the body only
 // if it changed (askIfChanged): a 304 is no body.
-func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, st *urlState, cond *Prev) (int, stored, *failure) {
+func (f *Fetcher) fetchOnce(ctx context.Context, url, work string, index int, st *urlState, cond *Prev) (int, stored, *failure) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, stored{}, &failure{outcome: OutcomeError, msg: "building request: " + err.Error()}
 	}
-	a := &attempt{ctx: ctx, url: url, key: attemptKey(prefix, index), st: st}
+	a := &attempt{ctx: ctx, url: url, key: attemptKey(work, index), st: st}
 	a.resumer, a.canResume = f.Store.(blobstore.Resumer)
 	prev := a.resume(req)
 	// A body asked for from byte zero may not be needed at all.
@@ -91,12 +92,12 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, 
 		drain(resp.Body)
 		resp.Body.Close()
 		a.discard()
-		return f.fetchOnce(ctx, url, prefix, index, st, cond)
+		return f.fetchOnce(ctx, url, work, index, st, cond)
 	}
 	if resp.StatusCode == http.StatusNotModified {
 		out, fail, whole := a.notModified(resp, conditional, cond)
 		if whole {
-			return f.fetchOnce(ctx, url, prefix, index, st, nil)
+			return f.fetchOnce(ctx, url, work, index, st, nil)
 		}
 		return resp.StatusCode, out, fail
 	}
@@ -113,7 +114,7 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, prefix string, index int, 
 	}
 	status, cur, restart := a.continuation(resp, prev)
 	if restart {
-		return f.fetchOnce(ctx, url, prefix, index, st, cond)
+		return f.fetchOnce(ctx, url, work, index, st, cond)
 	}
 	if status == http.StatusPartialContent {
 		return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "unexpected partial content " + resp.Header.Get("Content-Range")}

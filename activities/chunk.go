@@ -83,7 +83,9 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 
 	runCtx, stopAll := context.WithCancel(ctx)
 	defer stopAll()
-	runCtx, pack := withPack(runCtx, f.Store, req.Prefix, req.Chunk)
+	// Bodies go to the chunk's work directory until its hash is recorded.
+	work := WorkPrefix(req.Prefix, req.First)
+	runCtx, pack := withPack(runCtx, f.Store, work)
 
 	var mu sync.Mutex
 	running := map[int]int{} // URL index -> position, for URLs under way
@@ -141,7 +143,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r := f.fetchURL(runCtx, t, req.Prefix, req.Policy, states[i], req.Keep)
+			r := f.fetchURL(runCtx, t, work, req.Policy, states[i], req.Keep)
 			mu.Lock()
 			items[i], done[i] = r, true
 			delete(running, t.Index)
@@ -187,7 +189,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 			observer(f.Observer).URLDone(items[i].Outcome)
 		}
 	}
-	return &FetchChunkResult{Items: lean(req, items), Store: f.StoreID}, nil
+	return &FetchChunkResult{Items: lean(req, items), Store: f.StoreID, Backlog: f.backlog()}, nil
 }
 
 // lean drops the URLs of a staged chunk's items (they are in its file,

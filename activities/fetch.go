@@ -45,6 +45,13 @@ type Fetcher struct {
 	MaxConcurrent int
 	// HeartbeatEvery defaults to DefaultHeartbeatEvery.
 	HeartbeatEvery time.Duration
+	// RoomWait is how long a URL waits in all for room on a full blob
+	// disk before it fails (default DefaultRoomWait).
+	RoomWait time.Duration
+	// Backlog bounds the bytes a batch may have fetched and not yet
+	// hashed: told to the workflow with every fetch (default
+	// DefaultBacklog).
+	Backlog int64
 	// Observer hears of every fetch (metrics). Optional.
 	Observer Observer
 	// StoreID is Store's identity (blobstore.ID), carried in every fetch
@@ -63,6 +70,10 @@ type failure struct {
 	retryable bool
 	delay     time.Duration // server's Retry-After
 	msg       string
+	// noSpace: the blob store had no room for the body (need bytes, as
+	// far as known); the attempt does not count, the URL waits for room.
+	noSpace bool
+	need    int64
 }
 
 func (f *Fetcher) acquire(ctx context.Context) (release func(), err error) {
@@ -85,7 +96,7 @@ func (f *Fetcher) acquire(ctx context.Context) (release func(), err error) {
 	}
 }
 
-func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Policy, st *urlState, keep bool) (out Fetched) {
+func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy, st *urlState, keep bool) (out Fetched) {
 	cond := f.condition(ctx, t.Prev, keep)
 	// The URL's clocks run from its first attempt, in an earlier attempt
 	// of the chunk if there was one (its checkpoint says when).
@@ -129,6 +140,7 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 			st.set(Resume{})
 		}
 	}()
+	var roomWaited time.Duration // waiting for room on a full blob disk
 	for {
 		release, err := f.acquire(urlCtx)
 		if err != nil {
@@ -139,7 +151,7 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 		attempts := st.attempts
 		st.mu.Unlock()
 		attemptCtx, attemptTimedOut, attemptDone := attemptContext(urlCtx, p.AttemptTimeout)
-		status, body, fail := f.fetchOnce(attemptCtx, t.URL, prefix, t.Index, st, cond)
+		status, body, fail := f.fetchOnce(attemptCtx, t.URL, work, t.Index, st, cond)
 		timedOut := attemptTimedOut()
 		attemptDone()
 		release()
@@ -155,6 +167,22 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, prefix string, p Poli
 		}
 		if ctx.Err() != nil || urlCtx.Err() != nil {
 			return f.ended(ctx, out, fail)
+		}
+		if fail.noSpace {
+			st.waiting(time.Now(), "no space left on device: waiting for room on the blob disk")
+			final := f.awaitRoom(urlCtx, fail, &roomWaited)
+			st.waiting(time.Time{}, "")
+			switch {
+			case urlCtx.Err() != nil:
+				return f.ended(ctx, out, fail)
+			case final != nil:
+				return finish(out, final)
+			}
+			// Not the URL's fault: the attempt does not count.
+			st.mu.Lock()
+			st.attempts--
+			st.mu.Unlock()
+			continue
 		}
 		// Only the URL's own budget bounds the wait. A wait that outlasts
 		// this chunk attempt goes on in the next one, from the checkpoint.

@@ -129,16 +129,33 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 	// Waiting for one of the worker's fetch slots (taken by other
 	// batches' chunks) counts against the URL's budget, not the attempt's,
 	// as in a chunk; the activity's start-to-close leaves room for it.
-	release, err := f.acquire(urlCtx)
-	if err != nil {
-		out.ElapsedMS = elapsed()
-		return nil, f.urlEnded(ctx, f.ended(ctx, out, nil), st.checkpoint().Resume)
+	cond := f.condition(ctx, t.Prev, req.Keep)
+	var status int
+	var body stored
+	var fail *failure
+	var timedOut bool
+	var roomWaited time.Duration
+	for {
+		release, err := f.acquire(urlCtx)
+		if err != nil {
+			out.ElapsedMS = elapsed()
+			return nil, f.urlEnded(ctx, f.ended(ctx, out, nil), st.checkpoint().Resume)
+		}
+		attemptCtx, attemptTimedOut, attemptDone := attemptContext(urlCtx, p.AttemptTimeout)
+		status, body, fail = f.fetchOnce(attemptCtx, t.URL, WorkPrefix(req.Prefix, t.Index), t.Index, st, cond)
+		timedOut = attemptTimedOut()
+		attemptDone()
+		release()
+		if fail == nil || !fail.noSpace || ctx.Err() != nil || urlCtx.Err() != nil {
+			break
+		}
+		// A full blob disk is not the URL's fault: the same attempt goes
+		// on once there is room.
+		if final := f.awaitRoom(urlCtx, fail, &roomWaited); final != nil {
+			fail = final
+			break
+		}
 	}
-	attemptCtx, attemptTimedOut, attemptDone := attemptContext(urlCtx, p.AttemptTimeout)
-	status, body, fail := f.fetchOnce(attemptCtx, t.URL, req.Prefix, t.Index, st, f.condition(ctx, t.Prev, req.Keep))
-	timedOut := attemptTimedOut()
-	attemptDone()
-	release()
 	out.Status = status
 	out.ElapsedMS = elapsed()
 	if fail == nil {
@@ -148,7 +165,7 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 			out.NotModified, out.Off, out.CRC32C = true, nil, nil
 		}
 		observer(f.Observer).Fetched(out.Size, time.Since(first))
-		return &FetchChunkResult{Items: []Fetched{out}, Store: f.StoreID}, nil
+		return &FetchChunkResult{Items: []Fetched{out}, Store: f.StoreID, Backlog: f.backlog()}, nil
 	}
 	if ctx.Err() != nil || urlCtx.Err() != nil {
 		keep = ctx.Err() != nil && !dropKept(ctx)

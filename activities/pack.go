@@ -19,23 +19,22 @@ const SmallBody = 64 << 10
 
 // PackKey names the pack one attempt at a chunk writes: no two attempts
 // share one, so a stale attempt that wakes up appends only to its own.
-func PackKey(prefix string, chunk int) string {
+func PackKey(work string) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s/packs/%06d.%s", prefix, chunk, hex.EncodeToString(b[:]))
+	return work + "/pack." + hex.EncodeToString(b[:])
 }
 
 // chunkPack is a chunk attempt's packs: one, created on the first small
 // body, or another after a failure (the body that met the failure goes
 // to a blob of its own).
 type chunkPack struct {
-	ctx    context.Context // the chunk's, without its cancellation
-	store  blobstore.Packer
-	prefix string
-	chunk  int
-	mu     sync.Mutex
-	cur    *openPack
-	all    []*openPack
+	ctx   context.Context // the chunk's, without its cancellation
+	store blobstore.Packer
+	work  string // the chunk's work directory (WorkPrefix)
+	mu    sync.Mutex
+	cur   *openPack
+	all   []*openPack
 }
 
 type openPack struct {
@@ -48,7 +47,7 @@ type openPack struct {
 func (c *chunkPack) append(b []byte) (string, int64, error) {
 	c.mu.Lock()
 	if c.cur == nil {
-		key := PackKey(c.prefix, c.chunk)
+		key := PackKey(c.work)
 		p, err := c.store.CreatePack(c.ctx, key)
 		if err != nil {
 			c.mu.Unlock()
@@ -100,8 +99,8 @@ func (c *chunkPack) sync() map[string]int64 {
 }
 
 // close ends the packs. They are never deleted here: the URLs a
-// checkpoint recorded point into them, for this attempt's successor. The
-// batch's cleanup removes them. An error means their bytes may not all
+// checkpoint recorded point into them, for this attempt's successor. They
+// go with the chunk's work directory, once its hash is recorded. An error means their bytes may not all
 // be where the results say.
 func (c *chunkPack) close() error {
 	c.mu.Lock()
@@ -133,12 +132,12 @@ type packKey struct{}
 
 // withPack gives the fetches of a chunk attempt its pack, when the store
 // can hold one.
-func withPack(ctx context.Context, store blobstore.Store, prefix string, chunk int) (context.Context, *chunkPack) {
+func withPack(ctx context.Context, store blobstore.Store, work string) (context.Context, *chunkPack) {
 	p, ok := store.(blobstore.Packer)
 	if !ok {
 		return ctx, nil
 	}
-	c := &chunkPack{ctx: context.WithoutCancel(ctx), store: p, prefix: prefix, chunk: chunk}
+	c := &chunkPack{ctx: context.WithoutCancel(ctx), store: p, work: work}
 	return context.WithValue(ctx, packKey{}, c), c
 }
 

@@ -71,11 +71,11 @@ func TestSmallBodiesShareTheChunksPack(t *testing.T) {
 		case it.Outcome != "":
 			t.Fatalf("%s: %+v", paths[i], it)
 		case paths[i] == "/chunked-large":
-			if it.Off != nil || !strings.HasPrefix(it.Blob, BodyKey("batches/r", i)+".") {
+			if it.Off != nil || !strings.HasPrefix(it.Blob, BodyKey(WorkPrefix("batches/r", 0), i)+".") {
 				t.Errorf("a large body of unknown length went to %s (offset %v), want a blob of its own", it.Blob, it.Off)
 			}
 		default:
-			if it.Off == nil || !strings.HasPrefix(it.Blob, "batches/r/packs/000003.") {
+			if it.Off == nil || !strings.HasPrefix(it.Blob, WorkPrefix("batches/r", 0)+"/pack.") {
 				t.Errorf("%s: in %s (offset %v), want the chunk's pack", paths[i], it.Blob, it.Off)
 			}
 			packs[it.Blob] = true
@@ -334,7 +334,7 @@ func TestPackedBodiesCountOnlyOnceOnDisk(t *testing.T) {
 	_, urls, _ := smallSite(t, 5)
 	e := newFetchEnv(t, 0)
 	store := &flakyPacks{Dir: e.store, failSync: true}
-	c := &chunkPack{ctx: context.Background(), store: store, prefix: "batches/r"}
+	c := &chunkPack{ctx: context.Background(), store: store, work: WorkPrefix("batches/r", 0)}
 	key, off, err := c.append([]byte("hello"))
 	if err != nil {
 		t.Fatal(err)

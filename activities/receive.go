@@ -24,8 +24,12 @@ type sink struct {
 // its kept part: cur) to the attempt's blob or, small, to the chunk's
 // pack, checking it against the body cap and the length the server said.
 func (f *Fetcher) receive(a *attempt, resp *http.Response, status int, cur Resume) (int, stored, *failure) {
+	var storeErr error // a write the store refused, if one was
 	fail := func(retryable bool, msg string) (int, stored, *failure) {
-		return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: retryable, msg: msg}
+		if blobstore.NoSpace(storeErr) {
+			a.discard() // the URL waits for room: a kept part would take some
+		}
+		return status, stored{}, a.noSpace(storeErr, &failure{outcome: OutcomeError, status: status, retryable: retryable, msg: msg})
 	}
 	limit := f.MaxBodyBytes
 	if limit <= 0 {
@@ -35,10 +39,14 @@ func (f *Fetcher) receive(a *attempt, resp *http.Response, status int, cur Resum
 		a.discard()
 		return fail(false, tooLarge(limit))
 	}
+	if resp.ContentLength >= 0 {
+		a.length = cur.Bytes + resp.ContentLength
+	}
 	pk := packOf(a.ctx)
 	s, err := f.sinkFor(a, resp.ContentLength, pk)
 	if err != nil {
 		a.st.set(Resume{})
+		storeErr = err
 		return fail(true, err.Error())
 	}
 	if a.pw == nil {
@@ -46,7 +54,8 @@ func (f *Fetcher) receive(a *attempt, resp *http.Response, status int, cur Resum
 	}
 	a.st.set(cur)
 	defer a.release(s)
-	if msg, retryable := f.copyBody(a, s, resp, limit, cur.Bytes+resp.ContentLength); msg != "" {
+	if msg, retryable, err := f.copyBody(a, s, resp, limit, cur.Bytes+resp.ContentLength); msg != "" {
+		storeErr = err
 		return fail(retryable, msg)
 	}
 	done := a.st.get()
@@ -55,6 +64,7 @@ func (f *Fetcher) receive(a *attempt, resp *http.Response, status int, cur Resum
 	}
 	out, err := f.commit(a, s, pk, done)
 	if err != nil {
+		storeErr = err
 		return fail(true, err.Error())
 	}
 	out.meta = metaOf(resp.Header)
@@ -107,8 +117,9 @@ func (a *attempt) release(s *sink) {
 // copyBody streams resp's body into s, counting it in a.st. A small body
 // that outgrows SmallBody moves to a blob of its own. It returns why it
 // stopped short ("" for the whole body), and whether another attempt may
-// do better; want is the length the server said (negative: unknown).
-func (f *Fetcher) copyBody(a *attempt, s *sink, resp *http.Response, limit, want int64) (msg string, retryable bool) {
+// do better, and the store's error when it refused a write; want is the
+// length the server said (negative: unknown).
+func (f *Fetcher) copyBody(a *attempt, s *sink, resp *http.Response, limit, want int64) (msg string, retryable bool, storeErr error) {
 	bufp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bufp)
 	buf := *bufp
@@ -119,13 +130,13 @@ func (f *Fetcher) copyBody(a *attempt, s *sink, resp *http.Response, limit, want
 				_ = s.w.Abort()
 				a.st.set(Resume{})
 				s.committed = true // nothing to keep
-				return tooLarge(limit), false
+				return tooLarge(limit), false, nil
 			}
 			if s.small != nil && len(s.small.b)+n > SmallBody {
 				// Larger than it looked: a blob of its own, resumable.
 				spw, sw, err := f.spill(a.ctx, a.key, s.small.b, a.resumer, a.canResume)
 				if err != nil {
-					return "storing body: " + err.Error(), true
+					return "storing body: " + err.Error(), true, err
 				}
 				a.pw, s.w, s.small = spw, sw, nil
 				if a.pw != nil {
@@ -135,15 +146,15 @@ func (f *Fetcher) copyBody(a *attempt, s *sink, resp *http.Response, limit, want
 				}
 			}
 			if _, err := s.w.Write(buf[:n]); err != nil {
-				return "storing body: " + err.Error(), true
+				return "storing body: " + err.Error(), true, err
 			}
 			a.st.wrote(buf[:n])
 		}
 		if rerr == io.EOF {
-			return "", false
+			return "", false, nil
 		}
 		if rerr != nil {
-			return readFailure(rerr, a.st.get().Bytes, want, resp.ContentLength), true
+			return readFailure(rerr, a.st.get().Bytes, want, resp.ContentLength), true, nil
 		}
 	}
 }

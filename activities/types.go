@@ -175,6 +175,10 @@ type FetchChunkResult struct {
 	// Store is the identity of the blob store the bodies are in
 	// (blobstore.ID); the hash step refuses to work from another.
 	Store string `json:"store,omitempty"`
+	// Backlog is the fetch worker's bound on the bytes a batch may have
+	// fetched and not yet hashed (--hash-backlog): the workflow starts no
+	// new fetch while that many wait.
+	Backlog int64 `json:"backlog,omitempty"`
 }
 
 // HashChunkRequest asks for the fetched bodies of a chunk to be hashed.
@@ -228,21 +232,28 @@ type HashChunkResult struct {
 	FirstFailed *Result `json:"first_failed,omitempty"`
 }
 
-// BodyKey is where the bodies of URL index go: each attempt writes a blob
-// of its own, BodyKey(prefix, index) + "." + a random token. Bodies are
-// spread over 256 directories: many files created at once in one
-// directory contend for its lock (on ext4, 20 times slower at 100
-// writers).
-func BodyKey(prefix string, index int) string {
-	return fmt.Sprintf("%s/bodies/%02x/%09d", prefix, index%256, index)
+// WorkPrefix is where the fetch of a run of a batch's URLs, from the one
+// at index first (a chunk, one URL of a small batch), keeps their bodies
+// until the hash step has recorded them: the workflow then has a later
+// activity remove it (RemoveWork), so a batch's scratch space follows the
+// work in flight, not the batch.
+func WorkPrefix(prefix string, first int) string {
+	return fmt.Sprintf("%s/work/%09d", prefix, first)
+}
+
+// BodyKey is where the bodies of URL index go, in its run's work
+// directory: each attempt writes a blob of its own, BodyKey(work, index) +
+// "." + a random token.
+func BodyKey(work string, index int) string {
+	return fmt.Sprintf("%s/%09d", work, index)
 }
 
 // attemptKey names the blob one attempt at a URL writes: no two attempts,
 // on any worker, share one.
-func attemptKey(prefix string, index int) string {
+func attemptKey(work string, index int) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return BodyKey(prefix, index) + "." + hex.EncodeToString(b[:])
+	return BodyKey(work, index) + "." + hex.EncodeToString(b[:])
 }
 
 // URLsKey holds a staged chunk's URLs, one per line.

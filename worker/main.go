@@ -81,6 +81,7 @@ func newFlags() (*flag.FlagSet, *settings) {
 	fs.Float64Var(&cfg.CPURate, "cpu-rate", 0, "hashes started per second by this worker (0: no cap)")
 	fs.Float64Var(&cfg.CPUQueueRate, "cpu-queue-rate", 0, "hashes started per second across all CPU workers (0: no cap)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", activities.DefaultMaxBodyBytes, "largest body accepted; a longer one fails the URL")
+	fs.Int64Var(&cfg.HashBacklog, "hash-backlog", activities.DefaultBacklog, "bytes a batch may have fetched and not yet hashed: above it, its fetching waits for the CPU workers")
 	fs.IntVar(&cfg.HTTP.MaxConnsPerHost, "max-conns-per-host", 0, "HTTP connections to one host at once, a politeness cap (0: as many as --fetch-slots); a request waiting for one counts against url_timeout, not attempt_timeout")
 	fs.IntVar(&cfg.HTTP.MaxRedirects, "max-redirects", 5, "redirects followed per request")
 	st.allow = fs.String("allow", "", "comma-separated CIDRs, addresses or host names to fetch although not public (by default loopback, private, link-local and metadata addresses are refused)")

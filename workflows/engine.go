@@ -54,6 +54,7 @@ type engine struct {
 	// prevParts: staging joined earlier results to the chunks, in this
 	// many parts each.
 	prevParts int
+	scratch   scratch
 }
 
 // newEngine runs chunks of up to chunkSize URLs, sharing max_in_flight
@@ -61,6 +62,7 @@ type engine struct {
 func newEngine(ctx workflow.Context, s Settings, prefix string, chunkSize, sharers int, staged, strict bool, progress *Progress) *engine {
 	share := (s.MaxInFlight + sharers - 1) / sharers
 	return &engine{
+		scratch:    newScratch(ctx, progress),
 		strict:     strict,
 		s:          s,
 		prefix:     prefix,
@@ -78,10 +80,11 @@ func (e *engine) run(ctx workflow.Context, chunks []chunk) {
 	e.stopAll = cancel
 	// Waiting goes on after a cancel: siblings confirm their cancellation.
 	bg, _ := workflow.NewDisconnectedContext(ctx)
+	e.scratch.remove(ctx, e.prefix)
 	for _, ch := range chunks {
 		w := min(e.conc, ch.n)
 		if err := workflow.Await(runCtx, func() bool {
-			return e.stopping || (e.slots+w <= e.s.MaxInFlight && e.running < maxPending)
+			return e.stopping || (e.slots+w <= e.s.MaxInFlight && e.running < maxPending && e.scratch.room(e.running))
 		}); err != nil || e.stopping {
 			break
 		}
@@ -99,6 +102,7 @@ func (e *engine) run(ctx workflow.Context, chunks []chunk) {
 		})
 	}
 	_ = workflow.Await(bg, func() bool { return e.running == 0 })
+	e.scratch.drain(ctx)
 }
 
 func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
@@ -112,6 +116,7 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 	}
 	e.slots -= w
 	e.progress.InFlight -= w
+	defer e.scratch.fetched(ch, fetched)()
 	if stopped {
 		return
 	}

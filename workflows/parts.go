@@ -79,7 +79,7 @@ func runParts(ctx workflow.Context, s Settings, prefix string, lay layout, stage
 			}
 			if p.Part == current {
 				*progress = Progress{Total: base.Total, Done: base.Done + p.Progress.Done, OK: base.OK + p.Progress.OK,
-					Failed: base.Failed + p.Progress.Failed, InFlight: p.Progress.InFlight}
+					Failed: base.Failed + p.Progress.Failed, InFlight: p.Progress.InFlight, BacklogBytes: p.Progress.BacklogBytes}
 			}
 		}
 	})

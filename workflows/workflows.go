@@ -168,6 +168,9 @@ type Progress struct {
 	OK       int `json:"ok"`
 	Failed   int `json:"failed"`
 	InFlight int `json:"in_flight"`
+	// BacklogBytes are the bytes fetched and waiting for their hash: at
+	// the fetch workers' --hash-backlog, no new fetch starts.
+	BacklogBytes int64 `json:"backlog_bytes,omitempty"`
 }
 
 // heartbeatTimeout is how long a silent activity attempt is trusted; the

@@ -34,10 +34,22 @@ type fakes struct {
 	chunkFiles map[int][]activities.Result
 	stopped    map[int][]activities.Result // chunk -> RecordChunkFailure's file
 	assembled  []activities.Result
+	// work: runs (by first URL) whose bodies were fetched, hashed and
+	// removed (RemoveWork), and removals of runs not yet hashed.
+	fetchedWork, hashedWork, removedWork map[int]bool
+	removedEarly                         []int
+	startsAfterRemoval                   int // fetches started once some bodies were removed
+	// backlog, hashDelay: what the fetch workers say of their backlog
+	// bound, and how long a hash takes; unhashed and maxUnhashed: bytes
+	// fetched and not yet hashed, now and at most when a fetch started.
+	backlog               int64
+	hashDelay             time.Duration
+	unhashed, maxUnhashed int64
 }
 
 func newFakes() *fakes {
-	return &fakes{fetched: map[int]int{}, hashQueues: map[string]bool{}, staged: map[int][]string{}, chunkFiles: map[int][]activities.Result{}, stopped: map[int][]activities.Result{}}
+	return &fakes{fetched: map[int]int{}, hashQueues: map[string]bool{}, staged: map[int][]string{}, chunkFiles: map[int][]activities.Result{}, stopped: map[int][]activities.Result{},
+		fetchedWork: map[int]bool{}, hashedWork: map[int]bool{}, removedWork: map[int]bool{}}
 }
 
 func (f *fakes) FetchChunk(ctx context.Context, req activities.FetchChunkRequest) (*activities.FetchChunkResult, error) {
@@ -52,13 +64,23 @@ func (f *fakes) FetchChunk(ctx context.Context, req activities.FetchChunkRequest
 	f.mu.Lock()
 	f.slots += req.Concurrency
 	f.maxSlots = max(f.maxSlots, f.slots)
+	f.maxUnhashed = max(f.maxUnhashed, f.unhashed)
+	if len(f.removedWork) > 0 {
+		f.startsAfterRemoval++
+	}
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
 		f.slots -= req.Concurrency
 		f.mu.Unlock()
 	}()
-	out := &activities.FetchChunkResult{}
+	out := &activities.FetchChunkResult{Backlog: f.backlog}
+	defer func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.fetchedWork[req.First] = true
+		f.unhashed += bodyBytes(out.Items)
+	}()
 	for i, t := range tasks {
 		switch {
 		case strings.HasSuffix(t.URL, "/chunk-dies"):
@@ -99,6 +121,9 @@ func (f *fakes) FetchChunk(ctx context.Context, req activities.FetchChunkRequest
 		}
 		if it.Outcome == "" {
 			it.Blob, it.Size = activities.BodyKey(req.Prefix, t.Index), int64(len(t.URL))
+			if strings.Contains(t.URL, "/mib") {
+				it.Size = 1 << 20
+			}
 		}
 		out.Items = append(out.Items, it)
 	}
@@ -108,7 +133,7 @@ func (f *fakes) FetchChunk(ctx context.Context, req activities.FetchChunkRequest
 // FetchURL is FetchChunk for one URL, answering as the real one does: a
 // URL that ends without a body fails the activity, its word in the details.
 func (f *fakes) FetchURL(ctx context.Context, req activities.FetchURLRequest) (*activities.FetchChunkResult, error) {
-	out, err := f.FetchChunk(ctx, activities.FetchChunkRequest{Prefix: req.Prefix, URLs: []activities.URLTask{req.Task}, Concurrency: 1, Policy: req.Policy})
+	out, err := f.FetchChunk(ctx, activities.FetchChunkRequest{Prefix: req.Prefix, URLs: []activities.URLTask{req.Task}, First: req.Task.Index, Concurrency: 1, Policy: req.Policy})
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +146,13 @@ func (f *fakes) FetchURL(ctx context.Context, req activities.FetchURLRequest) (*
 func (f *fakes) HashChunk(ctx context.Context, req activities.HashChunkRequest) (*activities.HashChunkResult, error) {
 	f.mu.Lock()
 	f.hashQueues[activity.GetInfo(ctx).TaskQueue] = true
+	f.mu.Unlock()
+	time.Sleep(f.hashDelay)
+	f.mu.Lock()
+	f.unhashed -= bodyBytes(req.Items)
+	if len(req.Items) > 0 {
+		f.hashedWork[req.Items[0].Index] = true
+	}
 	f.mu.Unlock()
 	out := &activities.HashChunkResult{}
 	var results []activities.Result
@@ -246,6 +278,30 @@ func (f *fakes) fetchCount(index int) int {
 	return f.fetched[index]
 }
 
+// RemoveWork records which runs' bodies were removed, and those removed
+// before their hash.
+func (f *fakes) RemoveWork(_ context.Context, req activities.RemoveWorkRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, first := range req.Firsts {
+		if !f.hashedWork[first] {
+			f.removedEarly = append(f.removedEarly, first)
+		}
+		f.removedWork[first] = true
+	}
+	return nil
+}
+
+func bodyBytes(items []activities.Fetched) int64 {
+	var n int64
+	for _, it := range items {
+		if it.Outcome == "" && !it.NotModified {
+			n += it.Size
+		}
+	}
+	return n
+}
+
 func (f *fakes) RemoveBlobs(_ context.Context, prefix string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -261,6 +317,7 @@ func newEnv(t *testing.T, part ...func(workflow.Context, PartInput) (*PartOutput
 	for name, fn := range map[string]any{
 		"FetchChunk": f.FetchChunk, "FetchURL": f.FetchURL, "HashChunk": f.HashChunk, "StageURLs": f.StageURLs,
 		"AssembleResults": f.AssembleResults, "RemoveBlobs": f.RemoveBlobs, "RemoveInput": f.RemoveBlobs, "RecordChunkFailure": f.RecordChunkFailure,
+		"RemoveWork": f.RemoveWork,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

@@ -70,6 +70,10 @@ type Config struct {
 	HTTP activities.ClientConfig
 	// MaxBodyBytes caps one body (default activities.DefaultMaxBodyBytes).
 	MaxBodyBytes int64
+	// HashBacklog bounds the bytes a batch may have fetched and not yet
+	// hashed: above it, the batch starts no new fetch (default
+	// activities.DefaultBacklog).
+	HashBacklog int64
 	// StopTimeout is how long running activities get to finish on shutdown
 	// (default 10s).
 	StopTimeout time.Duration
@@ -116,6 +120,9 @@ func (c Config) withDefaults() (Config, error) {
 		if r < 0 {
 			return c, fmt.Errorf("rates must not be negative, got %g", r)
 		}
+	}
+	if c.HashBacklog < 0 {
+		return c, fmt.Errorf("hash backlog %d is negative", c.HashBacklog)
 	}
 	if c.Store == nil {
 		return c, fmt.Errorf("no blob store configured")
@@ -192,7 +199,7 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		// Both AutoUpgrade (see Deployment.options).
 		w.RegisterWorkflowWithOptions(workflows.BatchFetch, workflow.RegisterOptions{Name: workflows.WorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
 		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
-		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Observer: cfg.Observer})
+		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Backlog: cfg.HashBacklog, Observer: cfg.Observer})
 		p.workers = append(p.workers, w)
 	}
 	if cfg.Role == RoleCPU || cfg.Role == RoleAll {

@@ -1,0 +1,79 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+)
+
+// DefaultRoomWait is how long a URL waits, in all, for room on a full blob
+// disk before it fails with "no space left on device". Bodies of hashed
+// URLs are removed as a batch goes, so a full disk is mostly a moment's.
+const DefaultRoomWait = 10 * time.Minute
+
+// DefaultBacklog bounds the bytes a batch may have fetched and not yet
+// hashed, unless the fetch worker says otherwise (--hash-backlog): small
+// enough for a small disk, large enough that hashing never waits for
+// fetches.
+const DefaultBacklog = 256 << 20
+
+func (f *Fetcher) backlog() int64 {
+	if f.Backlog > 0 {
+		return f.Backlog
+	}
+	return DefaultBacklog
+}
+
+// roomToSpare is the free space a body waits for beyond its own size.
+const roomToSpare = 1 << 20
+
+// noSpace marks an attempt whose body the store had no room for.
+func (a *attempt) noSpace(err error, f *failure) *failure {
+	if blobstore.NoSpace(err) {
+		f.noSpace, f.need = true, max(a.st.get().Bytes, a.length)
+	}
+	return f
+}
+
+// awaitRoom waits for room for a body that met a full blob disk, after
+// its attempt gave it back: nil when the URL may try again (the attempt
+// did not count), else its final failure. A body larger than the whole
+// disk fails at once; so does any once the URL has waited roomWait in
+// all (waited adds up its waits). A URL whose context ends while it
+// waits gets back fail, to end as its context says.
+func (f *Fetcher) awaitRoom(ctx context.Context, fail *failure, waited *time.Duration) *failure {
+	sp, known := f.Store.(blobstore.Spacer)
+	final := func(why string) *failure {
+		return &failure{outcome: OutcomeError, status: fail.status, msg: "storing body: no space left on device: " + why}
+	}
+	limit := f.RoomWait
+	if limit <= 0 {
+		limit = DefaultRoomWait
+	}
+	for {
+		if known {
+			total, free, err := sp.Space()
+			if err == nil && fail.need+roomToSpare > total {
+				return final(fmt.Sprintf("the body (%d bytes, as far as known) is larger than the whole blob disk (%d bytes)", fail.need, total))
+			}
+			if err == nil && *waited > 0 && free >= fail.need+roomToSpare {
+				return nil
+			}
+		}
+		if *waited >= limit {
+			return final(fmt.Sprintf("the blob disk stayed full for %s", limit))
+		}
+		step := min(max(*waited, 250*time.Millisecond), 5*time.Second)
+		select {
+		case <-time.After(step):
+		case <-ctx.Done():
+			return fail
+		}
+		*waited += step
+		if !known {
+			return nil // no way to look: try again, waiting longer each time
+		}
+	}
+}

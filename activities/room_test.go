@@ -1,0 +1,157 @@
+package activities
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+)
+
+// fullDisk is a directory store on a disk that is full (every new blob
+// refused with ENOSPC) until the test makes room.
+type fullDisk struct {
+	*blobstore.Dir
+	total   int64
+	mu      sync.Mutex
+	full    bool
+	refused chan struct{} // closed at the first refusal
+	once    sync.Once
+}
+
+func newFullDisk(t *testing.T, total int64) *fullDisk {
+	d, err := blobstore.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fullDisk{Dir: d, total: total, full: true, refused: make(chan struct{})}
+}
+
+func (d *fullDisk) refuse(key string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.full {
+		return nil
+	}
+	d.once.Do(func() { close(d.refused) })
+	return &os.PathError{Op: "write", Path: key, Err: syscall.ENOSPC}
+}
+
+func (d *fullDisk) makeRoom() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.full = false
+}
+
+func (d *fullDisk) Space() (int64, int64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.full {
+		return d.total, 0, nil
+	}
+	return d.total, d.total, nil
+}
+
+func (d *fullDisk) Create(ctx context.Context, key string) (blobstore.Writer, error) {
+	if err := d.refuse(key); err != nil {
+		return nil, err
+	}
+	return d.Dir.Create(ctx, key)
+}
+
+func (d *fullDisk) CreateResumable(ctx context.Context, key string) (blobstore.PausableWriter, error) {
+	if err := d.refuse(key); err != nil {
+		return nil, err
+	}
+	return d.Dir.CreateResumable(ctx, key)
+}
+
+func (d *fullDisk) CreatePack(ctx context.Context, key string) (blobstore.Pack, error) {
+	if err := d.refuse(key); err != nil {
+		return nil, err
+	}
+	return d.Dir.CreatePack(ctx, key)
+}
+
+func bodiesSite(t *testing.T, sizes map[string]int) *httptest.Server {
+	bodies := map[string][]byte{}
+	for p, n := range sizes {
+		b := make([]byte, n)
+		_, _ = rand.Read(b)
+		bodies[p] = b
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(bodies[r.URL.Path])))
+		_, _ = w.Write(bodies[r.URL.Path])
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// A full blob disk makes a URL wait for room, not fail, and the wait is
+// no attempt: in a chunk and in an activity of its own.
+func TestAFullDiskMakesFetchesWait(t *testing.T) {
+	srv := bodiesSite(t, map[string]int{"/small": 2000, "/large": 3 << 20})
+	for _, native := range []bool{false, true} {
+		e := newFetchEnv(t, 0)
+		disk := newFullDisk(t, 1<<40)
+		e.f.Store = disk
+		go func() {
+			<-disk.refused // a fetch met the full disk: now some room
+			disk.makeRoom()
+		}()
+		var items []Fetched
+		if native {
+			v, err := e.env.ExecuteActivity(e.f.FetchURL, FetchURLRequest{Prefix: "batches/r", Task: URLTask{URL: srv.URL + "/large"}, Policy: quick})
+			if err != nil {
+				t.Fatalf("FetchURL on a full disk: %v", err)
+			}
+			var out FetchChunkResult
+			if err := v.Get(&out); err != nil {
+				t.Fatal(err)
+			}
+			items = out.Items
+		} else {
+			items = e.fetch(t, FetchChunkRequest{Prefix: "batches/r", URLs: chunkOf(srv.URL+"/small", srv.URL+"/large"), Concurrency: 2, Policy: quick})
+		}
+		for _, it := range items {
+			if it.Outcome != "" || it.Attempts != 1 || it.Blob == "" {
+				t.Errorf("native %v: %s ended %+v, want a body after its first attempt", native, it.URL, it)
+			}
+		}
+	}
+}
+
+// A body that could never fit on the blob disk fails at once, saying so;
+// one that meets a disk that stays full fails after the wait allowed.
+func TestABodyTheDiskCannotHoldFails(t *testing.T) {
+	srv := bodiesSite(t, map[string]int{"/large": 3 << 20})
+	for _, tc := range []struct {
+		total int64
+		wait  time.Duration
+		want  string
+	}{
+		{total: 1 << 20, wait: time.Hour, want: "larger than the whole blob disk"},
+		{total: 1 << 40, wait: time.Second, want: "the blob disk stayed full for 1s"},
+	} {
+		e := newFetchEnv(t, 0)
+		e.f.Store, e.f.RoomWait = newFullDisk(t, tc.total), tc.wait
+		began := time.Now()
+		items := e.fetch(t, FetchChunkRequest{Prefix: "batches/r", URLs: chunkOf(srv.URL + "/large"), Concurrency: 1, Policy: quick})
+		it := items[0]
+		if it.Outcome != OutcomeError || !strings.Contains(it.Error, "no space left on device") || !strings.Contains(it.Error, tc.want) || it.Attempts != 1 {
+			t.Errorf("got %+v, want an error with %q after one attempt", it, tc.want)
+		}
+		if took := time.Since(began); tc.wait == time.Hour && took > 30*time.Second {
+			t.Errorf("a body larger than the disk waited %s", took)
+		}
+	}
+}
