@@ -85,6 +85,9 @@ func TestASmallDiskHoldsALargerBatch(t *testing.T) {
 	}{
 		{"40 bodies of 4 MiB, 4 at once", 40, 4 << 20, 4},
 		{"150 bodies of 1 MiB in chunks, 8 at once", 150, 1 << 20, 8},
+		// Staged: chunks of 500 URLs, each 47 MiB, two of them fetching
+		// at once on the 64 MiB disk.
+		{"1,100 bodies of 96 KiB, staged, 20 at once", 1100, 96 << 10, 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSite(t, nil)
@@ -106,6 +109,7 @@ func TestASmallDiskHoldsALargerBatch(t *testing.T) {
 			out, err := result(t, run)
 			peak := stop()
 			if err != nil {
+				describePending(t, run)
 				t.Fatal(err)
 			}
 			t.Logf("%d bytes fetched through a 64 MiB disk, peak use %d bytes", tc.urls*tc.size, peak)
@@ -141,4 +145,18 @@ func filesUnder(t *testing.T, dir string) []string {
 		return nil
 	})
 	return out
+}
+
+// describePending logs what a stuck batch waits for: its pending
+// activities, their last heartbeat and failure.
+func describePending(t *testing.T, run client.WorkflowRun) {
+	d, err := env.client.DescribeWorkflowExecution(context.Background(), run.GetID(), run.GetRunID())
+	if err != nil {
+		t.Logf("describe: %v", err)
+		return
+	}
+	for _, p := range d.GetPendingActivities() {
+		t.Logf("pending %s %s attempt %d state %v heartbeat %s failure %v", p.GetActivityId(), p.GetActivityType().GetName(), p.GetAttempt(), p.GetState(),
+			p.GetHeartbeatDetails().String(), p.GetLastFailure().GetMessage())
+	}
 }

@@ -92,21 +92,18 @@ func (f *Fetcher) AssembleResults(ctx context.Context, req AssembleRequest) (*As
 		if c%50 == 0 {
 			activity.RecordHeartbeat(ctx, c)
 		}
-		found, err := copyResults(ctx, f.Store, ResultsKey(req.Prefix, c), c, enc, count)
-		if err == nil && !found {
-			found, err = copyResults(ctx, f.Store, StoppedResultsKey(req.Prefix, c), c, enc, count)
-		}
+		done, err := copyChunk(ctx, f.Store, req, c, enc, count)
 		if err != nil {
 			return nil, err
 		}
-		if found {
+		if done == req.ChunkSize {
 			continue
 		}
 		tasks, err := f.readURLs(ctx, URLsKey(req.Prefix, c), c*req.ChunkSize)
 		if err != nil {
 			return nil, err
 		}
-		for _, t := range tasks {
+		for _, t := range tasks[min(done, len(tasks)):] { // the URLs with no results file
 			res, ok := known[t.Index]
 			if ok && res.URL == "" {
 				res.URL = t.URL
@@ -131,28 +128,56 @@ func (f *Fetcher) AssembleResults(ctx context.Context, req AssembleRequest) (*As
 	return out, nil
 }
 
-// copyResults appends a chunk's results file to enc, if there is one.
-func copyResults(ctx context.Context, store blobstore.Store, key string, chunk int, enc *json.Encoder, count func(*Result)) (bool, error) {
+// copyChunk appends chunk c's results files to enc: the one from its
+// start, then each part's from where the one before it ended (a chunk
+// fetched in parts has a file per part), for as long as there is one. It
+// returns how many URLs of the chunk they held.
+func copyChunk(ctx context.Context, store blobstore.Store, req AssembleRequest, c int, enc *json.Encoder, count func(*Result)) (int, error) {
+	done := 0
+	for done < req.ChunkSize {
+		from := 0
+		if done > 0 {
+			from = c*req.ChunkSize + done
+		}
+		n, found, err := copyResults(ctx, store, ResultsKeyFrom(req.Prefix, c, from), c, enc, count)
+		if err == nil && !found {
+			n, found, err = copyResults(ctx, store, StoppedResultsKeyFrom(req.Prefix, c, from), c, enc, count)
+		}
+		if err != nil {
+			return 0, err
+		}
+		if !found || n == 0 {
+			break
+		}
+		done += n
+	}
+	return done, nil
+}
+
+// copyResults appends a results file to enc, if there is one, and says
+// how many results it held.
+func copyResults(ctx context.Context, store blobstore.Store, key string, chunk int, enc *json.Encoder, count func(*Result)) (n int, found bool, err error) {
 	r, err := store.Open(ctx, key)
 	if errors.Is(err, blobstore.ErrNotFound) {
-		return false, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
 	defer r.Close()
 	dec := json.NewDecoder(r)
 	for {
 		var res Result
 		if err := dec.Decode(&res); err == io.EOF {
-			return true, nil
+			return n, true, nil
 		} else if err != nil {
-			return false, fmt.Errorf("reading results of chunk %d: %w", chunk, err)
+			return 0, false, fmt.Errorf("reading results of chunk %d: %w", chunk, err)
 		}
 		count(&res)
 		if err := enc.Encode(&res); err != nil {
-			return false, err
+			return 0, false, err
 		}
+		n++
 	}
 }
 

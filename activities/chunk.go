@@ -1,10 +1,7 @@
 package activities
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -13,8 +10,6 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
-
-	"github.com/batchfetch/batchfetch/blobstore"
 )
 
 // FetchCheckpoint is the fetch activity's heartbeat: the URLs done so far,
@@ -55,6 +50,9 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 		if err := readPrev(ctx, f.Store, req.Prefix, req.Chunk, req.PrevParts, tasks); err != nil {
 			return nil, err
 		}
+		if skip := req.From - req.First; skip > 0 {
+			tasks = tasks[min(skip, len(tasks)):]
+		}
 	}
 	items := make([]Fetched, len(tasks))
 	done := make([]bool, len(tasks))
@@ -83,8 +81,9 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 
 	runCtx, stopAll := context.WithCancel(ctx)
 	defer stopAll()
-	// Bodies go to the chunk's work directory until its hash is recorded.
-	work := WorkPrefix(req.Prefix, req.First)
+	// Bodies go to the work directory of this fetch's URLs until their
+	// hash is recorded.
+	work := WorkPrefix(req.Prefix, max(req.First, req.From))
 	runCtx, pack := withPack(runCtx, f.Store, work)
 
 	var mu sync.Mutex
@@ -120,14 +119,23 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 
 	conc := max(req.Concurrency, 1)
 	sem := make(chan struct{}, conc)
+	ho := newHandoff(f, req.Budget, len(tasks))
 	var wg sync.WaitGroup
 	for i, t := range tasks {
 		if done[i] {
+			ho.stored(items[i])
 			continue
+		}
+		if runCtx.Err() == nil && ho.stopBefore(i) {
+			break // the rest is the next fetch's
 		}
 		select {
 		case sem <- struct{}{}:
 		case <-runCtx.Done():
+		}
+		if runCtx.Err() == nil && ho.stopBefore(i) {
+			<-sem
+			break
 		}
 		if runCtx.Err() != nil {
 			mu.Lock()
@@ -143,17 +151,21 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r := f.fetchURL(runCtx, t, work, req.Policy, states[i], req.Keep)
+			r := f.fetchURL(runCtx, t, work, req.Policy, states[i], req.Keep, func() bool { return ho.leaveOnFull(i) })
 			mu.Lock()
-			items[i], done[i] = r, true
+			if r.Outcome != outcomeLeft {
+				items[i], done[i] = r, true
+			}
 			delete(running, t.Index)
 			mu.Unlock()
+			ho.stored(r)
 			if req.Policy.FailFast && r.Outcome != "" && r.Outcome != OutcomeCanceled {
 				stopAll()
 			}
 		}()
 	}
 	wg.Wait()
+	cut := ho.end()
 	if pack != nil {
 		// Before the result: a hash may read it from another machine.
 		if err := pack.close(); err != nil {
@@ -176,13 +188,19 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 		}
 		// Canceled: report what was done, so the batch's result is true;
 		// a staged chunk's results go to the blob store.
+		for i, t := range tasks {
+			if !done[i] { // left over: not started
+				items[i] = Fetched{Index: t.Index, URL: t.URL, Outcome: OutcomeCanceled, Error: "canceled", Attempts: states[i].attempts}
+			}
+		}
 		if len(req.URLs) == 0 {
-			if err := writeStopped(ctx, f.Store, req.Prefix, req.Chunk, items); err != nil {
+			if err := writeStopped(ctx, f.Store, req.Prefix, req.Chunk, piece(req.First, req.From), items); err != nil {
 				activity.GetLogger(ctx).Warn("recording a canceled chunk's results failed", "chunk", req.Chunk, "error", err)
 			}
 		}
 		return nil, temporal.NewCanceledError(FetchChunkResult{Items: lean(req, items), Store: f.StoreID})
 	}
+	items = items[:cut] // the rest is the next fetch's
 	activity.GetLogger(ctx).Debug("chunk fetched", "chunk", req.Chunk, "urls", len(items))
 	for i := range items {
 		if items[i].Outcome != "" { // final: no hash step will count it
@@ -212,90 +230,6 @@ func lean(req FetchChunkRequest, items []Fetched) []Fetched {
 	return out
 }
 
-func (f *Fetcher) readURLs(ctx context.Context, key string, first int) ([]URLTask, error) {
-	return readURLs(ctx, f.Store, key, first)
-}
-
-// readPrev gives tasks, a staged chunk's URLs, what the earlier results
-// staging joined to them said (parts files of IndexedPrev).
-func readPrev(ctx context.Context, store blobstore.Store, prefix string, chunk, parts int, tasks []URLTask) error {
-	if len(tasks) == 0 {
-		return nil
-	}
-	first := tasks[0].Index
-	for n := range parts {
-		r, err := store.Open(ctx, PrevKey(prefix, chunk, n))
-		if errors.Is(err, blobstore.ErrNotFound) {
-			continue // no earlier result for this chunk in that part
-		}
-		if err != nil {
-			return fmt.Errorf("reading the chunk's earlier results: %w", err)
-		}
-		dec := json.NewDecoder(bufio.NewReader(r))
-		for {
-			var p IndexedPrev
-			if err := dec.Decode(&p); err == io.EOF {
-				break
-			} else if err != nil {
-				r.Close()
-				return fmt.Errorf("reading the chunk's earlier results: %w", err)
-			}
-			if i := p.Index - first; i >= 0 && i < len(tasks) && tasks[i].URL == p.URL {
-				prev := p.Prev
-				tasks[i].Prev = &prev
-			}
-		}
-		r.Close()
-	}
-	return nil
-}
-
-// readURLs reads a staged chunk's URLs, numbered from first.
-func readURLs(ctx context.Context, store blobstore.Store, key string, first int) ([]URLTask, error) {
-	r, err := store.Open(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("reading the chunk's URLs: %w", err)
-	}
-	defer r.Close()
-	var tasks []URLTask
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), MaxURLLength+1024)
-	for sc.Scan() {
-		tasks = append(tasks, URLTask{Index: first + len(tasks), URL: sc.Text()})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading the chunk's URLs: %w", err)
-	}
-	return tasks, nil
-}
-
-// RemoveBlobs deletes everything under prefix: a batch's files when it ends.
-// It heartbeats while it works: a large batch's files take minutes to
-// delete on some disks, longer than the heartbeat timeout.
-func (f *Fetcher) RemoveBlobs(ctx context.Context, prefix string) error {
-	stop := heartbeat(ctx, f.heartbeatEvery(), func() any { return nil })
-	defer stop()
-	if err := f.Store.DeletePrefix(ctx, prefix); err != nil {
-		return fmt.Errorf("removing blobs under %s: %w", prefix, err)
-	}
-	return nil
-}
-
-// RemoveInput deletes one input file a batch owned (its urls_file or
-// previous_file): exactly that blob, never a directory or a prefix, so a
-// key that names one (urls_file "results") removes nothing.
-func (f *Fetcher) RemoveInput(ctx context.Context, key string) error {
-	r, ok := f.Store.(blobstore.Remover)
-	if !ok {
-		return temporal.NewNonRetryableApplicationError("this blob store cannot remove one blob", "Unsupported", nil)
-	}
-	err := r.Remove(ctx, key)
-	if errors.Is(err, blobstore.ErrNotOneBlob) {
-		return temporal.NewNonRetryableApplicationError(err.Error(), "NotOneBlob", nil)
-	}
-	return err
-}
-
 // describeStore says which store this worker has, for messages.
 func (f *Fetcher) describeStore() string {
 	if f.StoreID == "" {
@@ -323,61 +257,6 @@ func unwrapURL(err error) string {
 	// *url.Error reads `Get "http://...": cause`; keep the cause.
 	if i := strings.Index(s, `": `); i >= 0 && strings.HasPrefix(s, "Get ") {
 		return s[i+3:]
-	}
-	return s
-}
-
-// heartbeat records details() every interval until stop is called (once
-// or more). A
-// heartbeat is also how a cancel request reaches a running activity (its
-// ctx is canceled).
-func heartbeat(ctx context.Context, every time.Duration, details func() any) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				// Not with ctx itself: a heartbeat encoded just as ctx is
-				// canceled (the worker stopping) fails to encode, and the
-				// SDK then fails the attempt with "context canceled",
-				// dropping what the activity returns.
-				activity.RecordHeartbeat(context.WithoutCancel(ctx), details())
-			}
-		}
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			close(done)
-			<-finished
-		})
-	}
-}
-
-// summarize says in a line where a chunk is: "37/100 done; retrying
-// https://… (HTTP 503), attempt 2/3 in 2s".
-func summarize(done, total int, running map[int]inFlight, tasks []URLTask, pos map[int]int, p Policy) string {
-	s := fmt.Sprintf("%d/%d done", done, total)
-	waiting := -1
-	for idx, r := range running {
-		if r.RetryAt != 0 && (waiting < 0 || idx < waiting) {
-			waiting = idx
-		}
-	}
-	if waiting >= 0 {
-		r := running[waiting]
-		in := time.Until(time.UnixMilli(r.RetryAt)).Round(time.Second)
-		s += fmt.Sprintf("; %d running; retrying %s (%s), attempt %d/%d in %s", len(running), Redact(tasks[pos[waiting]].URL), r.Last, r.Attempts+1, max(p.MaxAttempts, 1), max(in, 0))
-	} else if len(running) > 0 {
-		s += fmt.Sprintf("; %d running", len(running))
 	}
 	return s
 }

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/batchfetch/batchfetch/blobstore"
@@ -61,6 +62,7 @@ type Fetcher struct {
 
 	slotsOnce sync.Once
 	slots     chan struct{}
+	held      atomic.Int64 // bytes the running chunk fetches hold (handoff)
 }
 
 // failure is why one attempt did not produce a body.
@@ -96,7 +98,9 @@ func (f *Fetcher) acquire(ctx context.Context) (release func(), err error) {
 	}
 }
 
-func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy, st *urlState, keep bool) (out Fetched) {
+// leave, when set, tells whether a URL whose first attempt met a full
+// blob disk is left over to the chunk's next fetch instead of waiting.
+func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy, st *urlState, keep bool, leave func() bool) (out Fetched) {
 	cond := f.condition(ctx, t.Prev, keep)
 	// The URL's clocks run from its first attempt, in an earlier attempt
 	// of the chunk if there was one (its checkpoint says when).
@@ -167,6 +171,13 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 		}
 		if ctx.Err() != nil || urlCtx.Err() != nil {
 			return f.ended(ctx, out, fail)
+		}
+		if fail.noSpace && attempts == 1 && leave != nil && leave() {
+			st.mu.Lock()
+			st.attempts-- // the next fetch makes it again
+			st.mu.Unlock()
+			out.Outcome = outcomeLeft
+			return out
 		}
 		if fail.noSpace {
 			st.waiting(time.Now(), "no space left on device: waiting for room on the blob disk")

@@ -142,9 +142,16 @@ func (h *Hasher) checkStore(ctx context.Context, store string) error {
 // nameStaged gives a staged chunk's items, and the results restored for
 // them, their URLs: they are in the chunk's file, not in the request.
 func (h *Hasher) nameStaged(ctx context.Context, req *HashChunkRequest, results []Result) error {
-	tasks, err := readURLs(ctx, h.Store, URLsKey(req.Prefix, req.Chunk), req.Items[0].Index)
+	first := req.Items[0].Index // a request of an earlier version: the chunk's own first URL
+	if req.From > req.First {
+		first = req.First
+	}
+	tasks, err := readURLs(ctx, h.Store, URLsKey(req.Prefix, req.Chunk), first)
 	if err != nil {
 		return err
+	}
+	if skip := req.Items[0].Index - first; skip >= 0 && skip+len(req.Items) <= len(tasks) {
+		tasks = tasks[skip : skip+len(req.Items)] // this part of the chunk
 	}
 	if len(tasks) != len(req.Items) {
 		return fmt.Errorf("chunk %d lists %d URLs, its request %d", req.Chunk, len(tasks), len(req.Items))
@@ -239,7 +246,7 @@ func (h *Hasher) mismatch(ctx context.Context, it Fetched, sum blobSum) (string,
 func (h *Hasher) finish(ctx context.Context, req HashChunkRequest, results []Result) (*HashChunkResult, error) {
 	out := countResults(results)
 	if req.Staged {
-		if err := writeResults(ctx, h.Store, ResultsKey(req.Prefix, req.Chunk), results); err != nil {
+		if err := writeResults(ctx, h.Store, ResultsKeyFrom(req.Prefix, req.Chunk, piece(req.First, req.From)), results); err != nil {
 			return nil, err
 		}
 	} else {

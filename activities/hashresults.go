@@ -188,7 +188,7 @@ func (h *Hasher) stopped(ctx context.Context, req HashChunkRequest, done []Resul
 	if req.Staged {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if err := writeResults(wctx, h.Store, StoppedResultsKey(req.Prefix, req.Chunk), results); err != nil {
+		if err := writeResults(wctx, h.Store, StoppedResultsKeyFrom(req.Prefix, req.Chunk, piece(req.First, req.From)), results); err != nil {
 			activity.GetLogger(ctx).Warn("recording a canceled chunk's results failed", "chunk", req.Chunk, "error", err)
 		}
 	} else {

@@ -23,14 +23,14 @@ func stoppedResult(it Fetched, outcome, msg string) Result {
 // writeStopped records the results of a staged chunk canceled during its
 // fetch. It runs after the activity's context is canceled, on a context of
 // its own.
-func writeStopped(ctx context.Context, store blobstore.Store, prefix string, chunk int, items []Fetched) error {
+func writeStopped(ctx context.Context, store blobstore.Store, prefix string, chunk, from int, items []Fetched) error {
 	results := make([]Result, len(items))
 	for i, it := range items {
 		results[i] = stoppedResult(it, OutcomeCanceled, "canceled before hashing")
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	return writeResults(wctx, store, StoppedResultsKey(prefix, chunk), results)
+	return writeResults(wctx, store, StoppedResultsKeyFrom(prefix, chunk, from), results)
 }
 
 // ChunkFailure asks for the results of a staged chunk whose activities
@@ -46,6 +46,11 @@ type ChunkFailure struct {
 	// Outcome and Error are the result of every other URL of the chunk.
 	Outcome string `json:"outcome"`
 	Error   string `json:"error"`
+	// From and N: only the part of the chunk from URL From (when after
+	// First), N URLs long (0: to its end), is recorded: the chunk was
+	// fetched in parts (see FetchChunkRequest.Budget).
+	From int `json:"from,omitempty"`
+	N    int `json:"n,omitempty"`
 }
 
 // RecordChunkFailure writes the results of a chunk that failed: each URL
@@ -54,6 +59,12 @@ func (f *Fetcher) RecordChunkFailure(ctx context.Context, req ChunkFailure) erro
 	tasks, err := f.readURLs(ctx, URLsKey(req.Prefix, req.Chunk), req.First)
 	if err != nil {
 		return err
+	}
+	if skip := req.From - req.First; skip > 0 {
+		tasks = tasks[min(skip, len(tasks)):]
+	}
+	if req.N > 0 && req.N < len(tasks) {
+		tasks = tasks[:req.N]
 	}
 	known := make(map[int]Fetched, len(req.Items))
 	for _, it := range req.Items {
@@ -69,7 +80,7 @@ func (f *Fetcher) RecordChunkFailure(ctx context.Context, req ChunkFailure) erro
 		}
 		results[i].URL = t.URL
 	}
-	if err := writeResults(ctx, f.Store, StoppedResultsKey(req.Prefix, req.Chunk), results); err != nil {
+	if err := writeResults(ctx, f.Store, StoppedResultsKeyFrom(req.Prefix, req.Chunk, piece(req.First, req.From)), results); err != nil {
 		return fmt.Errorf("recording the results of chunk %d: %w", req.Chunk, err)
 	}
 	return nil

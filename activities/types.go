@@ -132,6 +132,15 @@ type FetchChunkRequest struct {
 	PrevParts int `json:"prev_parts,omitempty"`
 	// Keep: the batch keeps bodies (a 304 must find the earlier one kept).
 	Keep bool `json:"keep,omitempty"`
+	// From, when after First, is where this fetch starts in a chunk
+	// whose earlier URLs an earlier fetch handed to the hash step.
+	From int `json:"from,omitempty"`
+	// Budget is how many bytes of bodies the fetch holds before it hands
+	// what it has to the hash step and leaves the rest of the chunk to
+	// another fetch (also earlier, when the worker's fetches hold its
+	// backlog bound or the blob disk is full). 0: it fetches the whole
+	// chunk.
+	Budget int64 `json:"budget,omitempty"`
 }
 
 // Fetched is the fetch step's word on one URL: a blob to hash, or a final
@@ -200,6 +209,10 @@ type HashChunkRequest struct {
 	// ProcessedPrefix is where outputs too large for a result go.
 	Process         string `json:"process,omitempty"`
 	ProcessedPrefix string `json:"processed_prefix,omitempty"`
+	// First and From: the Items are the part of a staged chunk from URL
+	// From, whose first URL is First (see FetchChunkRequest).
+	First int `json:"first,omitempty"`
+	From  int `json:"from,omitempty"`
 }
 
 // PrevKey is where staging puts part n of the earlier results of a staged
@@ -271,6 +284,35 @@ func ResultsKey(prefix string, chunk int) string {
 // AssembleResults reads it only when ResultsKey is missing.
 func StoppedResultsKey(prefix string, chunk int) string {
 	return fmt.Sprintf("%s/results/%06d.stopped.jsonl", prefix, chunk)
+}
+
+// piece is where a fetch or hash of part of a chunk starts (from), or 0
+// for one that starts where the chunk does (first).
+func piece(first, from int) int {
+	if from > first {
+		return from
+	}
+	return 0
+}
+
+// ResultsKeyFrom holds the results of the part of a staged chunk from
+// URL from (0: from its start: ResultsKey), when an earlier fetch handed
+// the URLs before it to the hash step on their own. AssembleResults
+// reads a chunk's parts one after the other.
+func ResultsKeyFrom(prefix string, chunk, from int) string {
+	if from == 0 {
+		return ResultsKey(prefix, chunk)
+	}
+	return fmt.Sprintf("%s/results/%06d.%09d.jsonl", prefix, chunk, from)
+}
+
+// StoppedResultsKeyFrom is StoppedResultsKey for the part of a chunk
+// from URL from (0: from its start).
+func StoppedResultsKeyFrom(prefix string, chunk, from int) string {
+	if from == 0 {
+		return StoppedResultsKey(prefix, chunk)
+	}
+	return fmt.Sprintf("%s/results/%06d.%09d.stopped.jsonl", prefix, chunk, from)
 }
 
 // MaxErrorText bounds the error text one URL's result carries, as JSON

@@ -17,6 +17,39 @@ type chunk struct {
 	first int // index of its first URL
 	n     int
 	urls  []activities.URLTask // inline batches only
+	// base is the first URL of the whole chunk, and piece numbers the
+	// parts it was fetched in (0 for the first), when an earlier fetch
+	// handed its first URLs to the hash step on their own.
+	base, piece int
+}
+
+// from is where a part of a chunk starts, as requests say it: 0 for the
+// first part.
+func (ch chunk) from() int {
+	if ch.piece == 0 {
+		return 0
+	}
+	return ch.first
+}
+
+// id names a chunk's activities: "fetch-3", or "fetch-3.2" for its part 2.
+func (ch chunk) id(verb string) string {
+	if ch.piece == 0 {
+		return fmt.Sprintf("%s-%d", verb, ch.index)
+	}
+	return fmt.Sprintf("%s-%d.%d", verb, ch.index, ch.piece)
+}
+
+// split cuts a chunk after its first n URLs: the part fetched, and the
+// rest, left to another fetch.
+func (ch chunk) split(n int) (part, rest chunk) {
+	part, rest = ch, ch
+	part.n = n
+	rest.first, rest.n, rest.piece = ch.first+n, ch.n-n, ch.piece+1
+	if ch.urls != nil {
+		part.urls, rest.urls = ch.urls[:n], ch.urls[n:]
+	}
+	return part, rest
 }
 
 // engine runs chunks: each is fetched on the fetch task queue, then hashed
@@ -116,6 +149,13 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 	}
 	e.slots -= w
 	e.progress.InFlight -= w
+	if !stopped && chunkOutcome == "" && len(fetched.Items) > 0 && len(fetched.Items) < ch.n {
+		// The fetch handed its first URLs over: they are hashed, and the
+		// rest of the chunk is fetched meanwhile.
+		var rest chunk
+		ch, rest = ch.split(len(fetched.Items))
+		e.startRest(ctx, rest, w)
+	}
 	defer e.scratch.fetched(ch, fetched)()
 	if stopped {
 		return
@@ -152,7 +192,7 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 	var h *activities.Hasher
 	hashCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:           e.s.CPUTaskQueue,
-		ActivityID:          fmt.Sprintf("hash-%d", ch.index),
+		ActivityID:          ch.id("hash"),
 		StartToCloseTimeout: time.Hour,
 		HeartbeatTimeout:    heartbeatTimeout,
 		WaitForCancellation: true,
@@ -163,6 +203,7 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 	if err := workflow.ExecuteActivity(hashCtx, h.HashChunk, activities.HashChunkRequest{
 		Prefix: e.prefix, Chunk: ch.index, Items: fetched.Items, Staged: e.staged, Store: fetched.Store,
 		Keep: e.s.KeepBodies, Process: e.s.Process, ProcessedPrefix: e.processedPrefix(), Compare: e.s.Compare,
+		First: ch.base, From: ch.from(),
 	}).Get(ctx, &hashed); err != nil {
 		var canceled *temporal.CanceledError
 		if errors.As(err, &canceled) {
@@ -209,6 +250,29 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 	if e.s.FailFast && hashed.FirstFailed != nil {
 		e.stop(*hashed.FirstFailed, -1)
 	}
+}
+
+// startRest fetches the rest of a chunk whose fetch handed its first URLs
+// to the hash step, as a chunk of its own: once it has fetch slots and
+// the backlog has room, as for any chunk.
+func (e *engine) startRest(ctx workflow.Context, rest chunk, w int) {
+	w = min(w, rest.n)
+	e.running++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { e.running-- }()
+		err := workflow.Await(ctx, func() bool {
+			return e.stopping || (e.slots+w <= e.s.MaxInFlight && e.scratch.room(e.running))
+		})
+		if err != nil || e.stopping {
+			// The batch stopped first: these URLs never started (a staged
+			// chunk's read as canceled in its results).
+			e.finishEarly(rest, e.failedItems(rest, OutcomeCanceled, "canceled"))
+			return
+		}
+		e.slots += w
+		e.progress.InFlight += w
+		e.runChunk(ctx, rest, w)
+	})
 }
 
 func (e *engine) processedPrefix() string {
@@ -308,7 +372,7 @@ func (e *engine) fetchChunk(ctx workflow.Context, ch chunk, w int) (fetched acti
 	var f *activities.Fetcher
 	fetchCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:           e.fetchQueue,
-		ActivityID:          fmt.Sprintf("fetch-%d", ch.index),
+		ActivityID:          ch.id("fetch"),
 		StartToCloseTimeout: e.chunkTimeout(ch.n, w),
 		HeartbeatTimeout:    heartbeatTimeout,
 		WaitForCancellation: true,
@@ -319,7 +383,8 @@ func (e *engine) fetchChunk(ctx workflow.Context, ch chunk, w int) (fetched acti
 		Summary:     e.summary("GET", ch),
 	})
 	err := workflow.ExecuteActivity(fetchCtx, f.FetchChunk, activities.FetchChunkRequest{
-		Prefix: e.prefix, Chunk: ch.index, URLs: ch.urls, First: ch.first, Concurrency: w, PrevParts: e.prevParts, Keep: e.s.KeepBodies,
+		Prefix: e.prefix, Chunk: ch.index, URLs: ch.urls, First: ch.base, Concurrency: w, PrevParts: e.prevParts, Keep: e.s.KeepBodies,
+		From: ch.from(), Budget: e.scratch.budget(ctx),
 		Policy: activities.Policy{
 			AttemptTimeout: e.s.AttemptTimeout, URLTimeout: e.s.URLTimeout, MaxAttempts: e.s.MaxAttempts,
 			InitialBackoff: e.s.InitialBackoff, FailFast: e.s.FailFast,

@@ -15,7 +15,7 @@ func stagedChunks(size, from, to, count int) []chunk {
 	var chunks []chunk
 	for c := from; c < to; c++ {
 		first := c * size
-		chunks = append(chunks, chunk{index: c, first: first, n: min(size, count-first)})
+		chunks = append(chunks, chunk{index: c, first: first, base: first, n: min(size, count-first)})
 	}
 	return chunks
 }

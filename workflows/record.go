@@ -21,7 +21,8 @@ func (e *engine) record(ctx workflow.Context, ch chunk, items []activities.Fetch
 		var f *activities.Fetcher
 		if err := workflow.ExecuteActivity(housekeeping(bg, 5*time.Minute, 5, fmt.Sprintf("record results of URLs %d to %d", ch.first+1, ch.first+ch.n)),
 			f.RecordChunkFailure, activities.ChunkFailure{
-				Prefix: e.prefix, Chunk: ch.index, First: ch.first, Items: ownWords(items, outcome, msg), Outcome: outcome, Error: msg,
+				Prefix: e.prefix, Chunk: ch.index, First: ch.base, Items: ownWords(items, outcome, msg), Outcome: outcome, Error: msg,
+				From: ch.from(), N: ch.n,
 			}).Get(bg, nil); err != nil {
 			// The chunk's URLs still get their error, from the workflow:
 			// at most one record per chunk.

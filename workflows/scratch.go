@@ -65,6 +65,22 @@ func (s *scratch) add(n int64) {
 	s.progress.BacklogBytes = s.backlog
 }
 
+// budget is what a chunk's fetch may hold before it hands its bodies to
+// the hash step (FetchChunkRequest.Budget): a quarter of the backlog
+// bound, so several chunks share it. A run whose history has grown long
+// (a batch of bodies each near the budget makes two activities a body)
+// fetches its chunks whole from there on.
+func (s *scratch) budget(ctx workflow.Context) int64 {
+	if !s.on || workflow.GetInfo(ctx).GetCurrentHistoryLength() > maxSplitHistory {
+		return 0
+	}
+	return max(s.limit/4, 1)
+}
+
+// maxSplitHistory is the history length past which a run stops splitting
+// chunks (Temporal warns at 10,240 events).
+const maxSplitHistory = 6000
+
 // remove removes released work directories as they come, one activity at
 // a time (each takes every directory released meanwhile), until ctx ends.
 func (s *scratch) remove(ctx workflow.Context, prefix string) {

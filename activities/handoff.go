@@ -1,0 +1,80 @@
+package activities
+
+import "sync"
+
+// outcomeLeft marks, inside a chunk's fetch, a URL left to the next fetch
+// of the chunk: it met a full blob disk on its first attempt while the
+// fetch held bodies whose hash will make room.
+const outcomeLeft = "left"
+
+// handoff decides when a chunk's fetch stops taking URLs and hands what
+// it has fetched to the hash step, leaving the rest of the chunk to a
+// fetch of its own (the workflow starts it): when the bodies it holds
+// reach its budget, when the worker's running fetches hold the worker's
+// backlog bound, or when the blob disk is full. A fetch that holds
+// nothing never stops, so every fetch makes progress. The URLs it hands
+// over are the ones before the cut; it starts none after it.
+type handoff struct {
+	f      *Fetcher
+	budget int64 // 0: hand nothing over early (requests of earlier versions)
+	mu     sync.Mutex
+	held   int64 // bytes of the bodies this fetch stored
+	cut    int   // position of the first URL left over
+}
+
+func newHandoff(f *Fetcher, budget int64, n int) *handoff {
+	return &handoff{f: f, budget: budget, cut: n}
+}
+
+// stopBefore tells whether the fetch stops before the URL at pos: the
+// bodies it holds are enough for one hash, or a full disk cut it short.
+func (h *handoff) stopBefore(pos int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if pos >= h.cut {
+		return true
+	}
+	if h.budget <= 0 || h.held == 0 {
+		return false
+	}
+	if h.held >= h.budget || h.f.held.Load() >= h.f.backlog() {
+		h.cut = pos
+		return true
+	}
+	return false
+}
+
+// leaveOnFull tells whether the URL at pos, which met a full blob disk on
+// its first attempt, is left to the next fetch instead of waiting for
+// room here: yes while this fetch holds bodies (their hash frees room).
+func (h *handoff) leaveOnFull(pos int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.budget <= 0 || h.held == 0 {
+		return false
+	}
+	h.cut = min(h.cut, pos)
+	return true
+}
+
+// stored counts a body the fetch stored.
+func (h *handoff) stored(it Fetched) {
+	if it.Outcome != "" || it.NotModified || it.Blob == "" {
+		return
+	}
+	h.mu.Lock()
+	h.held += it.Size
+	h.mu.Unlock()
+	h.f.held.Add(it.Size)
+}
+
+// end is the position of the first URL left over (the number of URLs
+// handed to the hash), and gives the worker's count back what this fetch
+// held: the batch's backlog counts it from here.
+func (h *handoff) end() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.f.held.Add(-h.held)
+	h.held = 0
+	return h.cut
+}
