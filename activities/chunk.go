@@ -187,7 +187,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 			observer(f.Observer).URLDone(items[i].Outcome)
 		}
 	}
-	return &FetchChunkResult{Items: lean(req, items), Store: f.StoreID}, nil
+	return &FetchChunkResult{Items: lean(req, items), Store: f.StoreID, Worker: f.worker()}, nil
 }
 
 // lean drops the URLs of a staged chunk's items (they are in its file,

@@ -43,6 +43,10 @@ type Fetcher struct {
 	// MaxConcurrent caps the requests this worker has open at once, over
 	// every chunk it runs. 0: no cap beyond each chunk's concurrency.
 	MaxConcurrent int
+	// Identity is the worker's identity on its task queue; with
+	// MaxConcurrent, every fetch result names the worker and its cap, so
+	// a batch can tell when its workers have fewer slots than it asks.
+	Identity string
 	// HeartbeatEvery defaults to DefaultHeartbeatEvery.
 	HeartbeatEvery time.Duration
 	// Observer hears of every fetch (metrics). Optional.
@@ -54,6 +58,14 @@ type Fetcher struct {
 
 	slotsOnce sync.Once
 	slots     chan struct{}
+}
+
+// worker is what a fetch result says of the worker that ran it.
+func (f *Fetcher) worker() *FetchWorker {
+	if f.MaxConcurrent <= 0 {
+		return nil
+	}
+	return &FetchWorker{Identity: f.Identity, FetchSlots: f.MaxConcurrent}
 }
 
 // failure is why one attempt did not produce a body.

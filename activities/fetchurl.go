@@ -148,7 +148,7 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 			out.NotModified, out.Off, out.CRC32C = true, nil, nil
 		}
 		observer(f.Observer).Fetched(out.Size, time.Since(first))
-		return &FetchChunkResult{Items: []Fetched{out}, Store: f.StoreID}, nil
+		return &FetchChunkResult{Items: []Fetched{out}, Store: f.StoreID, Worker: f.worker()}, nil
 	}
 	if ctx.Err() != nil || urlCtx.Err() != nil {
 		keep = ctx.Err() != nil && !dropKept(ctx)
