@@ -207,7 +207,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 			observer(f.Observer).URLDone(items[i].Outcome)
 		}
 	}
-	return &FetchChunkResult{Items: lean(req, items), Store: f.StoreID, Backlog: f.backlog()}, nil
+	return &FetchChunkResult{Items: lean(req, items), Store: f.StoreID, Backlog: f.backlog(), Worker: f.worker()}, nil
 }
 
 // lean drops the URLs of a staged chunk's items (they are in its file,

@@ -44,6 +44,10 @@ type Fetcher struct {
 	// MaxConcurrent caps the requests this worker has open at once, over
 	// every chunk it runs. 0: no cap beyond each chunk's concurrency.
 	MaxConcurrent int
+	// Identity is the worker's identity on its task queue; with
+	// MaxConcurrent, every fetch result names the worker and its cap, so
+	// a batch can tell when its workers have fewer slots than it asks.
+	Identity string
 	// HeartbeatEvery defaults to DefaultHeartbeatEvery.
 	HeartbeatEvery time.Duration
 	// RoomWait is how long a URL waits in all for room on a full blob
@@ -63,6 +67,14 @@ type Fetcher struct {
 	slotsOnce sync.Once
 	slots     chan struct{}
 	held      atomic.Int64 // bytes the running chunk fetches hold (handoff)
+}
+
+// worker is what a fetch result says of the worker that ran it.
+func (f *Fetcher) worker() *FetchWorker {
+	if f.MaxConcurrent <= 0 {
+		return nil
+	}
+	return &FetchWorker{Identity: f.Identity, FetchSlots: f.MaxConcurrent}
 }
 
 // failure is why one attempt did not produce a body.

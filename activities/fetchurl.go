@@ -165,7 +165,7 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 			out.NotModified, out.Off, out.CRC32C = true, nil, nil
 		}
 		observer(f.Observer).Fetched(out.Size, time.Since(first))
-		return &FetchChunkResult{Items: []Fetched{out}, Store: f.StoreID, Backlog: f.backlog()}, nil
+		return &FetchChunkResult{Items: []Fetched{out}, Store: f.StoreID, Backlog: f.backlog(), Worker: f.worker()}, nil
 	}
 	if ctx.Err() != nil || urlCtx.Err() != nil {
 		keep = ctx.Err() != nil && !dropKept(ctx)

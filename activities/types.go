@@ -188,6 +188,16 @@ type FetchChunkResult struct {
 	// fetched and not yet hashed (--hash-backlog): the workflow starts no
 	// new fetch while that many wait.
 	Backlog int64 `json:"backlog,omitempty"`
+	// Worker is the fetch worker that ran it (nil from one whose fetch
+	// slots are not capped, or from earlier releases).
+	Worker *FetchWorker `json:"worker,omitempty"`
+}
+
+// FetchWorker names a fetch worker and says how many requests it has
+// open at once at most (its fetch slots, over every batch it serves).
+type FetchWorker struct {
+	Identity   string `json:"identity"`
+	FetchSlots int    `json:"fetch_slots"`
 }
 
 // HashChunkRequest asks for the fetched bodies of a chunk to be hashed.

@@ -73,7 +73,7 @@ func newFlags() (*flag.FlagSet, *settings) {
 	fs.StringVar(&cfg.Role, "role", workers.RoleAll, "which pool to run: fetch (workflows and fetches), cpu (hashes), all, or codec (only the codec endpoint)")
 	fs.StringVar(&cfg.TaskQueue, "task-queue", workflows.TaskQueue, "task queue of workflows and fetch activities")
 	fs.StringVar(&cfg.CPUTaskQueue, "cpu-task-queue", workflows.CPUTaskQueue, "task queue of hash activities")
-	fs.IntVar(&cfg.FetchSlots, "fetch-slots", 100, "requests this worker has open at once")
+	fs.IntVar(&cfg.FetchSlots, "fetch-slots", workers.DefaultFetchSlots, "requests this worker has open at once, over every batch it serves (a batch asks for up to max_in_flight)")
 	fs.IntVar(&cfg.CPUSlots, "cpu-slots", workers.DefaultCPUSlots(), "hashes this worker runs at once; the default is the number of CPUs less one, so hashing never starves the I/O")
 	fs.IntVar(&cfg.CPUNice, "cpu-nice", workers.DefaultCPUNice, "niceness (0 to 19) of the threads that hash bodies of a MiB or more, so that fetches and other processes on the machine get a core first when they need one; 0 leaves them at the worker's own (Linux)")
 	fs.Float64Var(&cfg.FetchRate, "fetch-rate", 0, "fetches started per second by this worker (0: no cap)")

@@ -88,12 +88,18 @@ type engine struct {
 	// many parts each.
 	prevParts int
 	scratch   scratch
+	workers   fetchWorkers // who ran the last fetches
 }
 
-// newEngine runs chunks of up to chunkSize URLs, sharing max_in_flight
-// between sharers chunks.
-func newEngine(ctx workflow.Context, s Settings, prefix string, chunkSize, sharers int, staged, strict bool, progress *Progress) *engine {
-	share := (s.MaxInFlight + sharers - 1) / sharers
+// newEngine runs urls URLs in chunks of up to chunkSize, sharing
+// max_in_flight between them, about sharers chunks at once (see
+// chunkConcurrency).
+func newEngine(ctx workflow.Context, s Settings, prefix string, chunkSize, urls, sharers int, staged, strict bool, progress *Progress) *engine {
+	// Runs started before: max_in_flight/sharers, rounded up.
+	conc := max(1, min(chunkSize, (s.MaxInFlight+sharers-1)/sharers))
+	if workflow.GetVersion(ctx, "share-in-flight", workflow.DefaultVersion, 1) == 1 {
+		conc = chunkConcurrency(s.MaxInFlight, chunkSize, urls, sharers)
+	}
 	return &engine{
 		scratch:    newScratch(ctx, progress),
 		strict:     strict,
@@ -101,7 +107,7 @@ func newEngine(ctx workflow.Context, s Settings, prefix string, chunkSize, share
 		prefix:     prefix,
 		fetchQueue: workflow.GetInfo(ctx).TaskQueueName,
 		staged:     staged,
-		conc:       max(1, min(chunkSize, share)),
+		conc:       conc,
 		progress:   progress,
 	}
 }
@@ -147,6 +153,7 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 	} else {
 		fetched, chunkOutcome, chunkMsg, stopped = e.fetchChunk(ctx, ch, w)
 	}
+	e.sawWorker(fetched.Worker)
 	e.slots -= w
 	e.progress.InFlight -= w
 	if !stopped && chunkOutcome == "" && len(fetched.Items) > 0 && len(fetched.Items) < ch.n {

@@ -20,6 +20,7 @@ func FuzzInput(f *testing.F) {
 		`{"urls_file":"inputs/list.txt"}`,
 		`{"urls":[]}`, `null`, `[]`, `{"urls":"x"}`, `{"urls":["https://u:p@h/"]}`,
 		`{"urls":["http://h/"],"max_in_flight":-1}`, `{"urls":["http://h/"],"attempt_timeout":"-1s"}`,
+		`{"urls":["http://h/"],"max_in_flight":5000}`, `{"urls":["http://h/"],"max_in_flight":5001}`,
 		`{"urls_file":"../../etc/passwd"}`, `{"urls":["javascript:alert(1)"]}`,
 	} {
 		f.Add([]byte(seed))

@@ -47,7 +47,7 @@ func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 		ch.n = len(ch.urls)
 		chunks = append(chunks, ch)
 	}
-	e := newEngine(ctx, s, prefix, size, chunksInFlight, false, strict, progress)
+	e := newEngine(ctx, s, prefix, size, n, chunksInFlight, false, strict, progress)
 	// A URL with an activity of its own retries with Temporal's policy.
 	e.native = size == 1 && strict && nativeRetries(ctx)
 	e.results = make([]Result, n)

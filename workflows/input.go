@@ -20,9 +20,11 @@ const (
 	// MaxURLs is the most URLs one batch takes (inline URLs are also
 	// bound by Temporal's 2 MB payload limit: use urls_file beyond ~20,000).
 	MaxURLs = activities.MaxURLs
-	// MaxInFlightLimit is the highest max_in_flight accepted: Temporal
-	// advises against many more pending activities per workflow.
-	MaxInFlightLimit = 500
+	// MaxInFlightLimit is the highest max_in_flight accepted. Fetches are
+	// counted in URLs, not activities: a staged batch holds one pending
+	// activity per chunk of StagedChunkSize URLs, so even this many in
+	// flight keeps a run far under Temporal's pending-activity limit.
+	MaxInFlightLimit = 5000
 	// MaxAttemptsLimit is the highest max_attempts accepted.
 	MaxAttemptsLimit = 100
 	// MaxDuration bounds every duration in the input.

@@ -49,6 +49,18 @@ func TestValidateAllFields(t *testing.T) {
 	}
 }
 
+// The contract's largest max_in_flight is accepted as asked.
+func TestValidateAcceptsTheLargestMaxInFlight(t *testing.T) {
+	var in Input
+	if err := json.Unmarshal([]byte(`{"urls":["http://a.example/"],"max_in_flight":5000}`), &in); err != nil {
+		t.Fatal(err)
+	}
+	s, err := in.Validate()
+	if err != nil || s.MaxInFlight != 5000 {
+		t.Fatalf("max_in_flight 5000: got %d, %v; want 5000 accepted", s.MaxInFlight, err)
+	}
+}
+
 func TestValidateRejects(t *testing.T) {
 	many := make([]string, MaxURLs+1)
 	for i := range many {
@@ -79,7 +91,7 @@ func TestValidateRejects(t *testing.T) {
 		{"bad mode", `{"urls":["http://a.example/"],"mode":"fast"}`, `mode: "fast" is not one of "collect", "fail_fast"`},
 		{"zero in flight", `{"urls":["http://a.example/"],"max_in_flight":0}`, "max_in_flight: must be at least 1, got 0"},
 		{"negative in flight", `{"urls":["http://a.example/"],"max_in_flight":-2}`, "max_in_flight: must be at least 1, got -2"},
-		{"in flight too high", `{"urls":["http://a.example/"],"max_in_flight":501}`, "max_in_flight: must be between 1 and 500, got 501"},
+		{"in flight too high", `{"urls":["http://a.example/"],"max_in_flight":5001}`, "max_in_flight: must be between 1 and 5000, got 5001"},
 		{"zero attempts", `{"urls":["http://a.example/"],"max_attempts":0}`, "max_attempts: must be at least 1, got 0"},
 		{"too many attempts", `{"urls":["http://a.example/"],"max_attempts":1000}`, "max_attempts: must be between 1 and 100"},
 		{"bad duration", `{"urls":["http://a.example/"],"attempt_timeout":"30"}`, `attempt_timeout: "30" is not a duration`},

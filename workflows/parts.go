@@ -68,7 +68,7 @@ type partProgress struct {
 // mode it stops the batch.
 func runParts(ctx workflow.Context, s Settings, prefix string, lay layout, staged activities.StageResult, strict bool, progress *Progress) (*Result, []activities.IndexedResult, []activities.FailedChunks, error) {
 	info := workflow.GetInfo(ctx)
-	base := Progress{Total: staged.Count}
+	base := Progress{Total: staged.Count, MaxInFlight: s.MaxInFlight}
 	current := -1
 	sig := workflow.GetSignalChannel(ctx, partProgressSignal)
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -78,8 +78,9 @@ func runParts(ctx workflow.Context, s Settings, prefix string, lay layout, stage
 				return
 			}
 			if p.Part == current {
+				base.FetchSlots = p.Progress.FetchSlots // the part's workers, kept between parts
 				*progress = Progress{Total: base.Total, Done: base.Done + p.Progress.Done, OK: base.OK + p.Progress.OK,
-					Failed: base.Failed + p.Progress.Failed, InFlight: p.Progress.InFlight, BacklogBytes: p.Progress.BacklogBytes}
+					Failed: base.Failed + p.Progress.Failed, InFlight: p.Progress.InFlight, MaxInFlight: base.MaxInFlight, FetchSlots: base.FetchSlots, BacklogBytes: p.Progress.BacklogBytes}
 			}
 		}
 	})
@@ -164,8 +165,9 @@ func BatchFetchPart(ctx workflow.Context, in PartInput) (*PartOutput, error) {
 	if !strict {
 		every = progressEveryBefore
 	}
-	progress := &Progress{}
-	e := newEngine(ctx, in.Settings, in.Prefix, lay.chunkSize, lay.chunksInFlight, true, strict, progress)
+	progress := &Progress{MaxInFlight: in.Settings.MaxInFlight}
+	urls := min(in.EndChunk*lay.chunkSize, in.Count) - in.FirstChunk*lay.chunkSize
+	e := newEngine(ctx, in.Settings, in.Prefix, lay.chunkSize, urls, lay.chunksInFlight, true, strict, progress)
 	e.prevParts = in.PrevParts
 	e.fetchQueue = in.FetchQueue
 	chunksDone := 0

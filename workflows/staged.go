@@ -43,7 +43,7 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	var known []activities.IndexedResult
 	var failed []activities.FailedChunks
 	if staged.Chunks <= lay.chunksPerPart {
-		e := newEngine(ctx, s, prefix, lay.chunkSize, lay.chunksInFlight, true, strict, progress)
+		e := newEngine(ctx, s, prefix, lay.chunkSize, staged.Count, lay.chunksInFlight, true, strict, progress)
 		e.prevParts = staged.PrevParts
 		e.run(ctx, stagedChunks(lay.chunkSize, 0, staged.Chunks, staged.Count))
 		failure, known, failed = e.failure, e.known, e.unrecorded
@@ -78,7 +78,7 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 			workflow.GetLogger(ctx).Error("keeping the results for the next run failed", "incremental", s.Incremental, "error", err)
 		}
 	}
-	*progress = Progress{Total: staged.Count, Done: staged.Count, OK: out.OK, Failed: out.Failed}
+	*progress = Progress{Total: staged.Count, Done: staged.Count, OK: out.OK, Failed: out.Failed, MaxInFlight: s.MaxInFlight}
 	return finish(ctx, failure, out)
 }
 

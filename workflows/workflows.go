@@ -161,18 +161,6 @@ type Output struct {
 	PreviousError string `json:"previous_error,omitempty"`
 }
 
-// Progress is the answer to the progress query.
-type Progress struct {
-	Total    int `json:"total"`
-	Done     int `json:"done"`
-	OK       int `json:"ok"`
-	Failed   int `json:"failed"`
-	InFlight int `json:"in_flight"`
-	// BacklogBytes are the bytes fetched and waiting for their hash: at
-	// the fetch workers' --hash-backlog, no new fetch starts.
-	BacklogBytes int64 `json:"backlog_bytes,omitempty"`
-}
-
 // heartbeatTimeout is how long a silent activity attempt is trusted; the
 // activities heartbeat every second.
 const heartbeatTimeout = 10 * time.Second
@@ -199,8 +187,8 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 	}
 	info := workflow.GetInfo(ctx)
 	prefix := BlobPrefix(info.WorkflowExecution.RunID)
-	progress := &Progress{Total: len(s.URLs)}
-	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *progress, nil }); err != nil {
+	progress := &Progress{Total: len(s.URLs), MaxInFlight: s.MaxInFlight}
+	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return progress.answer(), nil }); err != nil {
 		return nil, err
 	}
 	logger := workflow.GetLogger(ctx)

@@ -463,7 +463,7 @@ func TestProgressQuery(t *testing.T) {
 	}, time.Second)
 	env.RegisterDelayedCallback(env.CancelWorkflow, 2*time.Second)
 	env.ExecuteWorkflow(BatchFetch, Input{URLs: []string{"http://a.example/1", "http://a.example/hang", "http://a.example/missing"}})
-	want := Progress{Total: 3, Done: 2, OK: 1, Failed: 1, InFlight: 1}
+	want := Progress{Total: 3, Done: 2, OK: 1, Failed: 1, InFlight: 1, MaxInFlight: DefaultMaxInFlight}
 	if mid != want {
 		t.Errorf("progress %+v, want %+v", mid, want)
 	}

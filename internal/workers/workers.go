@@ -38,7 +38,7 @@ type Config struct {
 	CPUTaskQueue string
 
 	// FetchSlots is how many requests this worker has open at once, over
-	// every chunk it runs (default 100).
+	// every chunk it runs (default DefaultFetchSlots).
 	FetchSlots int
 	// CPUSlots is how many hashes this worker runs at once (default
 	// DefaultCPUSlots: the number of CPUs less one).
@@ -102,7 +102,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.CPUTaskQueue = workflows.CPUTaskQueue
 	}
 	if c.FetchSlots == 0 {
-		c.FetchSlots = 100
+		c.FetchSlots = DefaultFetchSlots
 	}
 	if c.CPUNice == 0 {
 		c.CPUNice = DefaultCPUNice
@@ -154,6 +154,12 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
+// DefaultFetchSlots is a fetch worker's requests open at once unless
+// configured: the largest max_in_flight a batch may ask for, so one worker
+// with its defaults runs any batch as asked. Slots are sized for I/O: a
+// request waiting on the network costs memory, not CPU.
+const DefaultFetchSlots = workflows.MaxInFlightLimit
+
 // DefaultCPUNice is the niceness of hashing threads (cpuworker.DefaultNice).
 const DefaultCPUNice = cpuworker.DefaultNice
 
@@ -186,7 +192,9 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		return nil, fmt.Errorf("blob store %s: %w", cfg.StoreLocation, err)
 	}
 	if cfg.Role == RoleFetch || cfg.Role == RoleAll {
+		identity := fetchIdentity(cfg.FetchSlots)
 		w := worker.New(c, cfg.TaskQueue, worker.Options{
+			Identity:                           identity,
 			MaxConcurrentActivityExecutionSize: cfg.FetchSlots,
 			MaxConcurrentActivityTaskPollers:   min(max(cfg.FetchSlots/10, 2), 8),
 			WorkerActivitiesPerSecond:          cfg.FetchRate,
@@ -199,7 +207,7 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		// Both AutoUpgrade (see Deployment.options).
 		w.RegisterWorkflowWithOptions(workflows.BatchFetch, workflow.RegisterOptions{Name: workflows.WorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
 		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
-		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Backlog: cfg.HashBacklog, Observer: cfg.Observer})
+		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Backlog: cfg.HashBacklog, Identity: identity, Observer: cfg.Observer})
 		p.workers = append(p.workers, w)
 	}
 	if cfg.Role == RoleCPU || cfg.Role == RoleAll {
