@@ -39,7 +39,8 @@ type outcome struct {
 // runBatch runs urls as one batch on t, max_in_flight inFlight, and waits
 // for it at most timeout. An error is a batch that did not end with
 // results: refused, failed, or still running at the timeout (then
-// terminated; the error says how far it got). keep keeps every result.
+// terminated; the error says how far it got). wall is set in every case.
+// keep keeps every result.
 func runBatch(st *stack, t target, urls []string, inFlight int, timeout time.Duration, keep bool) (outcome, error) {
 	ctx := context.Background()
 	in := workflows.Input{MaxInFlight: inFlight, CPUTaskQueue: t.cpuQueue}
@@ -62,9 +63,11 @@ func runBatch(st *stack, t target, urls []string, inFlight int, timeout time.Dur
 	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var out workflows.Output
-	if err := run.Get(waitCtx, &out); err != nil {
+	err = run.Get(waitCtx, &out)
+	o.wall = time.Since(start)
+	if err != nil {
 		if waitCtx.Err() == nil {
-			return o, err
+			return o, fmt.Errorf("after %v: %w", o.wall.Round(time.Millisecond), err)
 		}
 		var p workflows.Progress
 		if v, qerr := st.client.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.ProgressQuery); qerr == nil {
@@ -73,7 +76,6 @@ func runBatch(st *stack, t target, urls []string, inFlight int, timeout time.Dur
 		_ = st.client.TerminateWorkflow(ctx, run.GetID(), run.GetRunID(), "bench: over its time limit")
 		return o, fmt.Errorf("still running after %v (done %d of %d, %d ok, %d failed, %d in flight): terminated", timeout, p.Done, p.Total, p.OK, p.Failed, p.InFlight)
 	}
-	o.wall = time.Since(start)
 	o.ok, o.failed = out.OK, out.Failed
 	err = eachResult(ctx, t.store, out, func(r workflows.Result) {
 		if r.Outcome != workflows.OutcomeOK {
