@@ -44,41 +44,58 @@ func million(c *config, st *stack, s *site) error {
 	}
 	defer unmount()
 	out := filepath.Join(dir, "results.jsonl")
-	cmd := exec.Command(bin, "--dev", "--dev-db", filepath.Join(dir, "dev.sqlite"), "--dev-port", "0", "--dev-ui-port", "0",
+	r, err := runStarter(c, bin, blobs, "--dev", "--dev-db", filepath.Join(dir, "dev.sqlite"), "--dev-port", "0", "--dev-ui-port", "0",
 		"--file", list, "--max-in-flight", strconv.Itoa(c.mixInFlight), "--out", out)
-	var stderr tail
-	cmd.Stderr = &stderr
-	m := meterScratch(blobs)
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		m.finish()
+	if err != nil {
 		return err
 	}
-	stop := atExit(func() { _ = cmd.Process.Kill() })
-	var timedOut atomic.Bool
-	timer := time.AfterFunc(c.millionTimeout, func() { timedOut.Store(true); _ = cmd.Process.Signal(syscall.SIGTERM) })
-	werr := cmd.Wait()
-	timer.Stop()
-	stop()
-	wall := time.Since(start)
-	peak := m.finish()
-	fmt.Printf("starter %s\n%s", strings.Join(cmd.Args[1:], " "), indent(lastProgress(stderr.String())))
-	if timedOut.Load() {
+	fmt.Printf("starter %s\n%s", strings.Join(r.cmd.Args[1:], " "), indent(lastProgress(r.stderr.String())))
+	if r.timedOut {
 		fmt.Printf("stopped (SIGTERM) by the bench after --million-timeout %v: the last progress line above says how far it got\n", c.millionTimeout)
 	}
-	var exit *exec.ExitError
-	if werr != nil && !errors.As(werr, &exit) {
-		return werr
-	}
-	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	fmt.Printf("exit status %d after %v wall clock (server start and results included)\n", cmd.ProcessState.ExitCode(), wall.Round(time.Second))
-	if ru != nil {
+	fmt.Printf("exit status %d after %v wall clock (server start and results included)\n", r.cmd.ProcessState.ExitCode(), r.wall.Round(time.Second))
+	if ru, ok := r.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		fmt.Printf("peak RSS of the starter process (server, workers, starter): %s\n", mib(ru.Maxrss<<10))
 	}
 	fmt.Printf("peak scratch %s of the %s tmpfs (%s in use before it started; the URL list, %s, and the results file are on it too)\n",
-		mib(peak), mib(c.millionDisk), mib(m.start), mib(fileSize(list)))
+		mib(r.scratch.peak), mib(c.millionDisk), mib(r.scratch.start), mib(fileSize(list)))
 	fmt.Printf("database %s, results file %s\n", mib(fileSize(filepath.Join(dir, "dev.sqlite"))+fileSize(filepath.Join(dir, "dev.sqlite-wal"))), mib(fileSize(out)))
 	return millionResults(out)
+}
+
+// starterRun is a starter process that ran to its end.
+type starterRun struct {
+	cmd      *exec.Cmd
+	stderr   tail
+	wall     time.Duration
+	timedOut bool // stopped by the bench at --million-timeout
+	scratch  *scratchMeter
+}
+
+// runStarter runs the starter with args until it exits (or, after
+// --million-timeout, until SIGTERM stops it), metering the scratch bytes
+// on blobs. An exit status is no error: the caller reports it.
+func runStarter(c *config, bin, blobs string, args ...string) (*starterRun, error) {
+	r := &starterRun{cmd: exec.Command(bin, args...)}
+	r.cmd.Stderr = &r.stderr
+	r.scratch = meterScratch(blobs)
+	defer r.scratch.finish()
+	start := time.Now()
+	if err := r.cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := atExit(func() { _ = r.cmd.Process.Kill() })
+	defer stop()
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(c.millionTimeout, func() { timedOut.Store(true); _ = r.cmd.Process.Signal(syscall.SIGTERM) })
+	err := r.cmd.Wait()
+	timer.Stop()
+	r.wall, r.timedOut = time.Since(start), timedOut.Load()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		return nil, err
+	}
+	return r, nil
 }
 
 // lastProgress keeps, of the starter's stderr, every line but the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"strings"
 	"sync"
 )
@@ -26,7 +27,11 @@ func (t *tail) Write(p []byte) (int, error) {
 	}
 	t.buf = append(t.buf, p...)
 	if len(t.buf) > 8<<10 {
-		t.buf = append([]byte(nil), t.buf[len(t.buf)-8<<10:]...)
+		cut := t.buf[len(t.buf)-8<<10:]
+		if i := bytes.IndexByte(cut, '\n'); i >= 0 {
+			cut = cut[i+1:] // from the start of a line
+		}
+		t.buf = append([]byte(nil), cut...)
 		t.dropped = true
 	}
 	return n, nil
