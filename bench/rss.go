@@ -18,7 +18,7 @@ import (
 // rss runs a worker process alone on its own task queues, has it fetch and
 // hash one large body, and reads its peak resident memory.
 func rss(c *config, st *stack, s *site) error {
-	bin, err := buildWorker(st.dir)
+	bin, err := st.binary("worker")
 	if err != nil {
 		return err
 	}
