@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/batchfetch/batchfetch/blobstore"
@@ -26,8 +27,27 @@ func (f *Fetcher) backlog() int64 {
 	return DefaultBacklog
 }
 
-// roomToSpare is the free space a body waits for beyond its own size.
-const roomToSpare = 1 << 20
+// reserve is the free space a fetch leaves on the blob disk beyond its
+// body: the hash step's own writes (a chunk's results file, a large step
+// output) must always find room, or bodies waiting for their hash would
+// fill the disk for good. A thirty-second of the disk, 4 to 64 MiB.
+func reserve(total int64) int64 {
+	return min(max(total/32, 4<<20), 64<<20)
+}
+
+// haveRoom refuses, before any byte is stored, a body the blob disk has
+// no room for beside its reserve (length: the body's, -1 unknown).
+func (f *Fetcher) haveRoom(length int64) error {
+	sp, ok := f.Store.(blobstore.Spacer)
+	if !ok {
+		return nil
+	}
+	total, free, err := sp.Space()
+	if err != nil || free >= max(length, 0)+reserve(total) {
+		return nil
+	}
+	return fmt.Errorf("storing body: %w (%d bytes free on the blob disk, %d kept for hashing)", syscall.ENOSPC, free, reserve(total))
+}
 
 // noSpace marks an attempt whose body the store had no room for.
 func (a *attempt) noSpace(err error, f *failure) *failure {
@@ -55,10 +75,10 @@ func (f *Fetcher) awaitRoom(ctx context.Context, fail *failure, waited *time.Dur
 	for {
 		if known {
 			total, free, err := sp.Space()
-			if err == nil && fail.need+roomToSpare > total {
+			if err == nil && fail.need+reserve(total) > total {
 				return final(fmt.Sprintf("the body (%d bytes, as far as known) is larger than the whole blob disk (%d bytes)", fail.need, total))
 			}
-			if err == nil && *waited > 0 && free >= fail.need+roomToSpare {
+			if err == nil && *waited > 0 && free >= fail.need+reserve(total) {
 				return nil
 			}
 		}

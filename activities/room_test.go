@@ -55,6 +55,7 @@ func (d *fullDisk) Space() (int64, int64, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.full {
+		d.once.Do(func() { close(d.refused) }) // a fetch found no room
 		return d.total, 0, nil
 	}
 	return d.total, d.total, nil
