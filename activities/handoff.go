@@ -22,6 +22,15 @@ type handoff struct {
 	cut    int   // position of the first URL left over
 }
 
+// hold counts bytes the worker's running fetches hold, for the handoff
+// and the metrics.
+func (f *Fetcher) hold(n int64) {
+	f.held.Add(n)
+	if o, ok := f.Observer.(HeldObserver); ok && n != 0 {
+		o.Held(n)
+	}
+}
+
 func newHandoff(f *Fetcher, budget int64, n int) *handoff {
 	return &handoff{f: f, budget: budget, cut: n}
 }
@@ -65,7 +74,7 @@ func (h *handoff) stored(it Fetched) {
 	h.mu.Lock()
 	h.held += it.Size
 	h.mu.Unlock()
-	h.f.held.Add(it.Size)
+	h.f.hold(it.Size)
 }
 
 // end is the position of the first URL left over (the number of URLs
@@ -74,7 +83,7 @@ func (h *handoff) stored(it Fetched) {
 func (h *handoff) end() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.f.held.Add(-h.held)
+	h.f.hold(-h.held)
 	h.held = 0
 	return h.cut
 }

@@ -18,6 +18,13 @@ type Observer interface {
 	SlotsInUse(pool string, delta int)
 }
 
+// HeldObserver is an Observer that also hears of the bytes of bodies a
+// fetch worker's running chunk fetches hold, not yet handed to the hash
+// step (bounded by the worker's backlog bound).
+type HeldObserver interface {
+	Held(delta int64)
+}
+
 type nopObserver struct{}
 
 func (nopObserver) URLDone(string)               {}

@@ -28,6 +28,7 @@ type Metrics struct {
 	fetchTime prometheus.Histogram
 	hashTime  prometheus.Histogram
 	slots     *prometheus.GaugeVec
+	held      prometheus.Gauge
 }
 
 // sanitize keeps Prometheus's rules for names and keys; label values may
@@ -71,10 +72,13 @@ func New(role string) *Metrics {
 		slots: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "batchfetch_slots_in_use", Help: "Requests open (pool fetch) and hashes running (pool cpu) now.",
 		}, []string{"pool"}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "batchfetch_fetch_held_bytes", Help: "Bytes of bodies this worker's running chunk fetches have stored and not yet handed to the hash step (at --hash-backlog, they hand them over).",
+		}),
 	}
 	reg.MustRegister(m.urls, m.slots)
 	if role != "cpu" {
-		reg.MustRegister(m.fetched, m.fetchTime)
+		reg.MustRegister(m.fetched, m.fetchTime, m.held)
 	}
 	if role != "fetch" {
 		reg.MustRegister(m.hashed, m.hashTime)
@@ -107,6 +111,9 @@ func (m *Metrics) Hashed(bytes int64, d time.Duration) {
 	m.hashed.Add(float64(bytes))
 	m.hashTime.Observe(d.Seconds())
 }
+
+// Held implements activities.HeldObserver.
+func (m *Metrics) Held(delta int64) { m.held.Add(float64(delta)) }
 
 // SlotsInUse implements activities.Observer.
 func (m *Metrics) SlotsInUse(pool string, delta int) {

@@ -63,8 +63,12 @@ func TestMetricsAfterABatch(t *testing.T) {
 		`batchfetch_hash_duration_seconds_count`:      3,
 		`batchfetch_slots_in_use{pool="fetch"}`:       0,
 		`batchfetch_slots_in_use{pool="cpu"}`:         0,
+		`batchfetch_fetch_held_bytes`:                 0, // every fetch handed its bodies over
 	}
 	got := promtext.Scrape(t, metricsSrv.URL)
+	if _, ok := got[`batchfetch_fetch_held_bytes`]; !ok {
+		t.Error("no batchfetch_fetch_held_bytes")
+	}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
