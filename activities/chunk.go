@@ -123,7 +123,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 	var wg sync.WaitGroup
 	for i, t := range tasks {
 		if done[i] {
-			ho.stored(items[i])
+			ho.stored(i, items[i])
 			continue
 		}
 		if runCtx.Err() == nil && ho.stopBefore(i) {
@@ -158,7 +158,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 			}
 			delete(running, t.Index)
 			mu.Unlock()
-			ho.stored(r)
+			ho.stored(i, r)
 			if req.Policy.FailFast && r.Outcome != "" && r.Outcome != OutcomeCanceled {
 				stopAll()
 			}
