@@ -123,7 +123,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 	var wg sync.WaitGroup
 	for i, t := range tasks {
 		if done[i] {
-			ho.stored(items[i])
+			ho.stored(i, items[i])
 			continue
 		}
 		if runCtx.Err() == nil && ho.stopBefore(i) {
@@ -158,7 +158,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 			}
 			delete(running, t.Index)
 			mu.Unlock()
-			ho.stored(r)
+			ho.stored(i, r)
 			if req.Policy.FailFast && r.Outcome != "" && r.Outcome != OutcomeCanceled {
 				stopAll()
 			}
@@ -166,6 +166,14 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 	}
 	wg.Wait()
 	cut := ho.end()
+	// cancelUndone marks the URLs never started (left over) as canceled.
+	cancelUndone := func() {
+		for i, t := range tasks {
+			if !done[i] {
+				items[i] = Fetched{Index: t.Index, URL: t.URL, Outcome: OutcomeCanceled, Error: "canceled", Attempts: states[i].attempts}
+			}
+		}
+	}
 	if pack != nil {
 		// Before the result: a hash may read it from another machine.
 		if err := pack.close(); err != nil {
@@ -188,17 +196,20 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 		}
 		// Canceled: report what was done, so the batch's result is true;
 		// a staged chunk's results go to the blob store.
-		for i, t := range tasks {
-			if !done[i] { // left over: not started
-				items[i] = Fetched{Index: t.Index, URL: t.URL, Outcome: OutcomeCanceled, Error: "canceled", Attempts: states[i].attempts}
-			}
-		}
+		cancelUndone()
 		if len(req.URLs) == 0 {
 			if err := writeStopped(ctx, f.Store, req.Prefix, req.Chunk, piece(req.First, req.From), items); err != nil {
 				activity.GetLogger(ctx).Warn("recording a canceled chunk's results failed", "chunk", req.Chunk, "error", err)
 			}
 		}
 		return nil, temporal.NewCanceledError(FetchChunkResult{Items: lean(req, items), Store: f.StoreID})
+	}
+	if runCtx.Err() != nil {
+		// A URL finally failed in fail_fast mode and stopped the others,
+		// wherever a cut was: the whole chunk comes back, so the batch
+		// sees the failure and stops on it.
+		cancelUndone()
+		cut = len(tasks)
 	}
 	items = items[:cut] // the rest is the next fetch's
 	activity.GetLogger(ctx).Debug("chunk fetched", "chunk", req.Chunk, "urls", len(items))

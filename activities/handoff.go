@@ -20,6 +20,9 @@ type handoff struct {
 	mu     sync.Mutex
 	held   int64 // bytes of the bodies this fetch stored
 	cut    int   // position of the first URL left over
+	// firstBody is the position of the first URL whose body this fetch
+	// stored: a cut after it hands over at least that body.
+	firstBody int
 }
 
 // hold counts bytes the worker's running fetches hold, for the handoff
@@ -32,7 +35,7 @@ func (f *Fetcher) hold(n int64) {
 }
 
 func newHandoff(f *Fetcher, budget int64, n int) *handoff {
-	return &handoff{f: f, budget: budget, cut: n}
+	return &handoff{f: f, budget: budget, cut: n, firstBody: n}
 }
 
 // stopBefore tells whether the fetch stops before the URL at pos: the
@@ -55,24 +58,27 @@ func (h *handoff) stopBefore(pos int) bool {
 
 // leaveOnFull tells whether the URL at pos, which met a full blob disk on
 // its first attempt, is left to the next fetch instead of waiting for
-// room here: yes while this fetch holds bodies (their hash frees room).
+// room here: yes while this fetch holds a body of a URL before it (the
+// cut hands that body to the hash, which frees room). Bodies of later
+// URLs do not count: a cut before them hands them nothing.
 func (h *handoff) leaveOnFull(pos int) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.budget <= 0 || h.held == 0 {
+	if h.budget <= 0 || h.firstBody >= pos {
 		return false
 	}
 	h.cut = min(h.cut, pos)
 	return true
 }
 
-// stored counts a body the fetch stored.
-func (h *handoff) stored(it Fetched) {
+// stored counts a body the fetch stored, for the URL at pos.
+func (h *handoff) stored(pos int, it Fetched) {
 	if it.Outcome != "" || it.NotModified || it.Blob == "" {
 		return
 	}
 	h.mu.Lock()
 	h.held += it.Size
+	h.firstBody = min(h.firstBody, pos)
 	h.mu.Unlock()
 	h.f.hold(it.Size)
 }

@@ -207,6 +207,9 @@ func (h *Hasher) resultOf(ctx context.Context, req HashChunkRequest, it Fetched,
 		if !errors.As(err, &nf) || !nf.final {
 			return Result{}, false, err
 		}
+		if err := h.stale(ctx, req); err != nil {
+			return Result{}, false, err
+		}
 		r.Outcome, r.Error = OutcomeError, TruncateError("hashing: "+err.Error())
 	case !okBody:
 		msg, err := h.mismatch(ctx, it, sum)
@@ -258,4 +261,34 @@ func (h *Hasher) finish(ctx context.Context, req HashChunkRequest, results []Res
 		}
 	}
 	return out, nil
+}
+
+// StaleHashType is the ApplicationError type of a hash attempt that found
+// its chunk's bodies gone because another attempt recorded the chunk's
+// results (its bodies are removed then): an attempt of a worker that was
+// lost and came back. It writes nothing.
+const StaleHashType = "StaleHash"
+
+// stale tells, for a staged chunk whose body is not found, whether the
+// chunk's results are already recorded (by another attempt of this hash,
+// or by the chunk's record when it stopped): then the bodies went with
+// them, and this attempt must leave that record as it is. Only a
+// recorded chunk's bodies are removed, so a body missing before is one
+// the store lost: its URL fails, as it did.
+func (h *Hasher) stale(ctx context.Context, req HashChunkRequest) error {
+	if !req.Staged {
+		return nil // the results travel back: a stale one goes nowhere
+	}
+	from := piece(req.First, req.From)
+	for _, key := range []string{ResultsKeyFrom(req.Prefix, req.Chunk, from), StoppedResultsKeyFrom(req.Prefix, req.Chunk, from)} {
+		r, err := h.Store.Open(ctx, key)
+		if err == nil {
+			r.Close()
+			return temporal.NewApplicationError(fmt.Sprintf("chunk %d's results are recorded (%s) and its bodies removed: this hash attempt is stale and writes nothing", req.Chunk, key), StaleHashType)
+		}
+		if !errors.Is(err, blobstore.ErrNotFound) {
+			return err // retry: whether the chunk is recorded is not known
+		}
+	}
+	return nil
 }

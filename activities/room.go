@@ -72,13 +72,17 @@ func (f *Fetcher) awaitRoom(ctx context.Context, fail *failure, waited *time.Dur
 	if limit <= 0 {
 		limit = DefaultRoomWait
 	}
+	// Every call waits at least once: a store that refuses although it
+	// says it has room (a quota, no inodes left) is tried again no
+	// faster than the waits grow, and fails at limit.
+	slept := false
 	for {
 		if known {
 			total, free, err := sp.Space()
 			if err == nil && fail.need+reserve(total) > total {
 				return final(fmt.Sprintf("the body (%d bytes, as far as known) is larger than the whole blob disk (%d bytes)", fail.need, total))
 			}
-			if err == nil && *waited > 0 && free >= fail.need+reserve(total) {
+			if err == nil && slept && free >= fail.need+reserve(total) {
 				return nil
 			}
 		}
@@ -92,6 +96,7 @@ func (f *Fetcher) awaitRoom(ctx context.Context, fail *failure, waited *time.Dur
 			return fail
 		}
 		*waited += step
+		slept = true
 		if !known {
 			return nil // no way to look: try again, waiting longer each time
 		}

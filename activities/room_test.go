@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -154,5 +155,75 @@ func TestABodyTheDiskCannotHoldFails(t *testing.T) {
 		if took := time.Since(began); tc.wait == time.Hour && took > 30*time.Second {
 			t.Errorf("a body larger than the disk waited %s", took)
 		}
+	}
+}
+
+// quotaDisk refuses every new blob with EDQUOT although its file system
+// has room: the writer's quota is used up.
+type quotaDisk struct {
+	*blobstore.Dir
+}
+
+func (d *quotaDisk) CreateResumable(ctx context.Context, key string) (blobstore.PausableWriter, error) {
+	return nil, &os.PathError{Op: "write", Path: key, Err: syscall.EDQUOT}
+}
+
+func (d *quotaDisk) Space() (int64, int64, error) { return 1 << 40, 1 << 40, nil }
+
+// A store that refuses bodies while it says it has room makes the URL
+// wait as for a full disk, and fail once the wait allowed is over: it
+// neither fetches the URL again and again nor waits forever.
+func TestADiskThatRefusesDespiteRoomFailsInTime(t *testing.T) {
+	var mu sync.Mutex
+	requests := 0
+	body := make([]byte, 200<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		mu.Unlock()
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	for _, native := range []bool{false, true} {
+		mu.Lock()
+		requests = 0
+		mu.Unlock()
+		e := newFetchEnv(t, 0)
+		d, err := blobstore.NewDir(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.f.Store, e.f.RoomWait = &quotaDisk{Dir: d}, 2*time.Second
+		ended := make(chan string, 1)
+		go func() {
+			if native {
+				_, err := e.env.ExecuteActivity(e.f.FetchURL, FetchURLRequest{Prefix: "batches/r", Task: URLTask{URL: srv.URL + "/q"}, Policy: quick})
+				ended <- fmt.Sprint(err)
+				return
+			}
+			v, err := e.env.ExecuteActivity(e.f.FetchChunk, FetchChunkRequest{Prefix: "batches/r", URLs: chunkOf(srv.URL + "/q"), Concurrency: 1, Policy: quick})
+			var out FetchChunkResult
+			if err == nil {
+				err = v.Get(&out)
+			}
+			if err != nil {
+				ended <- err.Error()
+				return
+			}
+			ended <- fmt.Sprintf("%s: %s", out.Items[0].Outcome, out.Items[0].Error)
+		}()
+		select {
+		case got := <-ended:
+			if !strings.Contains(got, "no space left on device") || !strings.Contains(got, "stayed full for 2s") {
+				t.Errorf("native %v: the URL ended %q, want no space left on device after the 2s wait", native, got)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("native %v: the URL still waits for room after a minute, though the wait allowed is 2s", native)
+		}
+		mu.Lock()
+		if requests > 10 {
+			t.Errorf("native %v: the URL was fetched %d times in its 2s wait for room", native, requests)
+		}
+		mu.Unlock()
 	}
 }

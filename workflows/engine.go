@@ -11,47 +11,6 @@ import (
 	"github.com/batchfetch/batchfetch/activities"
 )
 
-// chunk is a run of consecutive URLs fetched by one activity.
-type chunk struct {
-	index int // chunk number in the batch
-	first int // index of its first URL
-	n     int
-	urls  []activities.URLTask // inline batches only
-	// base is the first URL of the whole chunk, and piece numbers the
-	// parts it was fetched in (0 for the first), when an earlier fetch
-	// handed its first URLs to the hash step on their own.
-	base, piece int
-}
-
-// from is where a part of a chunk starts, as requests say it: 0 for the
-// first part.
-func (ch chunk) from() int {
-	if ch.piece == 0 {
-		return 0
-	}
-	return ch.first
-}
-
-// id names a chunk's activities: "fetch-3", or "fetch-3.2" for its part 2.
-func (ch chunk) id(verb string) string {
-	if ch.piece == 0 {
-		return fmt.Sprintf("%s-%d", verb, ch.index)
-	}
-	return fmt.Sprintf("%s-%d.%d", verb, ch.index, ch.piece)
-}
-
-// split cuts a chunk after its first n URLs: the part fetched, and the
-// rest, left to another fetch.
-func (ch chunk) split(n int) (part, rest chunk) {
-	part, rest = ch, ch
-	part.n = n
-	rest.first, rest.n, rest.piece = ch.first+n, ch.n-n, ch.piece+1
-	if ch.urls != nil {
-		part.urls, rest.urls = ch.urls[:n], ch.urls[n:]
-	}
-	return part, rest
-}
-
 // engine runs chunks: each is fetched on the fetch task queue, then hashed
 // on the CPU task queue, with at most max_in_flight fetches at once.
 // Workflow coroutines share it without locks (they never run at once).
@@ -156,6 +115,12 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 	e.sawWorker(fetched.Worker)
 	e.slots -= w
 	e.progress.InFlight -= w
+	if !stopped && chunkOutcome == "" && len(fetched.Items) == 0 && ch.n > 0 {
+		// A fetch must hand over at least one URL: never read a chunk's
+		// URLs as done when nothing said so.
+		chunkOutcome, chunkMsg = OutcomeError, "the fetch returned none of its URLs"
+		fetched.Items = e.failedItems(ch, chunkOutcome, chunkMsg)
+	}
 	if !stopped && chunkOutcome == "" && len(fetched.Items) > 0 && len(fetched.Items) < ch.n {
 		// The fetch handed its first URLs over: they are hashed, and the
 		// rest of the chunk is fetched meanwhile.
@@ -257,29 +222,6 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 	if e.s.FailFast && hashed.FirstFailed != nil {
 		e.stop(*hashed.FirstFailed, -1)
 	}
-}
-
-// startRest fetches the rest of a chunk whose fetch handed its first URLs
-// to the hash step, as a chunk of its own: once it has fetch slots and
-// the backlog has room, as for any chunk.
-func (e *engine) startRest(ctx workflow.Context, rest chunk, w int) {
-	w = min(w, rest.n)
-	e.running++
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		defer func() { e.running-- }()
-		err := workflow.Await(ctx, func() bool {
-			return e.stopping || (e.slots+w <= e.s.MaxInFlight && e.scratch.room(e.running))
-		})
-		if err != nil || e.stopping {
-			// The batch stopped first: these URLs never started (a staged
-			// chunk's read as canceled in its results).
-			e.finishEarly(rest, e.failedItems(rest, OutcomeCanceled, "canceled"))
-			return
-		}
-		e.slots += w
-		e.progress.InFlight += w
-		e.runChunk(ctx, rest, w)
-	})
 }
 
 func (e *engine) processedPrefix() string {
