@@ -245,8 +245,12 @@ type slowDelete struct {
 	release chan struct{}
 }
 
+// DeletePrefix holds the removal of a batch's whole prefix (RemoveBlobs),
+// not that of a hashed chunk's bodies (RemoveWork) on the way.
 func (s *slowDelete) DeletePrefix(ctx context.Context, prefix string) error {
-	<-s.release
+	if !strings.Contains(prefix, "/work/") {
+		<-s.release
+	}
 	return s.Store.DeletePrefix(ctx, prefix)
 }
 

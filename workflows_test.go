@@ -781,7 +781,7 @@ func TestChunkResumesAfterWorkerRestart(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, r.URL.Path)
 	})
-	// 1,000 URLs: chunks of 10, fetched one at a time with max_in_flight 8.
+	// 1,000 URLs: chunks of 10, max_in_flight 8.
 	urls := make([]string, 1000)
 	for i := range urls {
 		urls[i] = fmt.Sprintf("%s/page/%d", s.URL, i)
@@ -802,8 +802,19 @@ func TestChunkResumesAfterWorkerRestart(t *testing.T) {
 	}
 	// Wait for chunk 0's checkpoint to hold URLs 0 to 4.
 	waitForCheckpoint(t, run, "fetch-0", "its first 5 URLs", func(details *commonpb.Payloads) bool {
-		var cp struct{ Done []json.RawMessage }
-		return converter.GetDefaultDataConverter().FromPayloads(details, &cp) == nil && len(cp.Done) == 5
+		var cp struct {
+			Done []struct {
+				I int `json:"i"`
+			}
+		}
+		if converter.GetDefaultDataConverter().FromPayloads(details, &cp) != nil {
+			return false
+		}
+		have := map[int]bool{}
+		for _, d := range cp.Done {
+			have[d.I] = true
+		}
+		return have[0] && have[1] && have[2] && have[3] && have[4]
 	})
 	replaceFetchWorker(t, pool, queue) // the worker goes away mid-chunk
 	out, err := result(t, run)
