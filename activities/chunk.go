@@ -256,8 +256,6 @@ func (f *Fetcher) heartbeatEvery() time.Duration {
 	return DefaultHeartbeatEvery
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
-
 // drain reads a little of an error body so the connection can be reused.
 func drain(body io.Reader) {
 	_, _ = io.CopyN(io.Discard, body, 64<<10)
