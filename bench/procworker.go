@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"context"
 	"fmt"
 	"os"
@@ -43,7 +44,7 @@ func startProcWorker(c *config, st *stack, name, blobDir string) (*procWorker, e
 	w.args = append([]string{"--task-queue", w.queue, "--cpu-task-queue", w.cpuQueue, "--blob-dir", blobDir}, sizeFlags(c)...)
 	w.cmd = exec.Command(bin, w.args...)
 	w.cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+st.FrontendAddress(), "TEMPORAL_NAMESPACE=default")
-	w.cmd.Stderr = &w.log
+	w.cmd.Stderr = io.MultiWriter(&w.log, os.Stderr)
 	if err := w.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting a worker process: %w", err)
 	}
