@@ -289,6 +289,7 @@ func run(args []string) error {
 		return err
 	}
 	defer c.Close()
+	ready.Store(true)
 	logger.Info("worker starting",
 		zap.String("role", cfg.Role), zap.String("address", opts.HostPort), zap.String("namespace", opts.Namespace),
 		zap.String("task_queue", cfg.TaskQueue), zap.String("cpu_task_queue", cfg.CPUTaskQueue),
@@ -297,7 +298,6 @@ func run(args []string) error {
 	cfg.OnDeployment = func(version, what string, err error) {
 		logger.Info("deployment version", zap.String("version", version), zap.String("current", what), zap.Error(err))
 	}
-	ready.Store(true)
 	err = workers.Run(ctx, c, cfg)
 	logger.Info("worker stopped")
 	return err

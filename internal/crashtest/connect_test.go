@@ -80,7 +80,13 @@ func TestWorkerWaitsForTheServerAndItsNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitOutput(t, w, "connected to Temporal")
-	if got := readyz(); got != http.StatusOK {
+	// The log line comes from the connection itself, a moment before the
+	// worker marks itself ready: ask as a probe would, a few times.
+	got := readyz()
+	for end := time.Now().Add(5 * time.Second); got != http.StatusOK && time.Now().Before(end); got = readyz() {
+		time.Sleep(50 * time.Millisecond) // polling the probe, as an orchestrator does
+	}
+	if got != http.StatusOK {
 		t.Errorf("/readyz once connected: %d, want 200", got)
 	}
 
