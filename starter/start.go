@@ -382,7 +382,7 @@ func readURLs(args []string, file string, stdin io.Reader, useStdin bool) (urls 
 func (o *options) batchFlags(fs *flag.FlagSet, scheduled bool) {
 	fs.StringVar(&o.file, "file", "", "read URLs from this file ('-' for stdin), one per line; # starts a comment")
 	fs.StringVar(&o.input.Mode, "mode", workflows.ModeCollect, "collect (record each failure, finish the rest) or fail_fast (first failure cancels the batch)")
-	fs.IntVar(&o.input.MaxInFlight, "max-in-flight", workflows.DefaultMaxInFlight, "fetches running at once for this batch")
+	fs.IntVar(&o.input.MaxInFlight, "max-in-flight", workflows.DefaultMaxInFlight, fmt.Sprintf("fetches running at once for this batch (1 to %d)", workflows.MaxInFlightLimit))
 	fs.StringVar(&o.input.AttemptTimeout, "attempt-timeout", workflows.DefaultAttemptTimeout.String(), "time limit of one attempt")
 	fs.StringVar(&o.input.URLTimeout, "url-timeout", "", "time limit of one URL, retries included (default none)")
 	fs.IntVar(&o.input.MaxAttempts, "max-attempts", workflows.DefaultMaxAttempts, "attempts per URL, the first included")

@@ -21,6 +21,9 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			var p workflows.Progress
 			if err == nil && v.Get(&p) == nil {
 				fmt.Fprintln(stdout, progressLine(p, 0, 0))
+				if p.Warning != "" {
+					fmt.Fprintln(stdout, "warning: "+p.Warning)
+				}
 			}
 			return nil
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,20 +20,25 @@ import (
 func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *options, stdout, stderr io.Writer) error {
 	done := make(chan struct{})
 	progressDone := make(chan struct{})
+	slots := &slotWarning{w: stderr}
 	go func() {
 		defer close(progressDone)
 		if !o.quiet {
-			showProgress(ctx, c, run, done, stderr)
+			showProgress(ctx, c, run, done, stderr, slots)
 		}
 	}()
 	warned := make(chan struct{})
 	go func() {
 		defer close(warned)
+		told := o.quiet || checkSlots(ctx, c, o, slots)
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			if !o.quiet {
 				warnIfNoWorkers(ctx, c, o, stderr)
+			}
+			if !told {
+				checkSlots(ctx, c, o, slots)
 			}
 		}
 	}()
@@ -90,8 +96,9 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 	return nil
 }
 
-// showProgress polls the progress query until done closes.
-func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, done <-chan struct{}, w io.Writer) {
+// showProgress polls the progress query until done closes; a warning in
+// it is said once (slots).
+func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, done <-chan struct{}, w io.Writer, slots *slotWarning) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	tty := isTerminal(w)
@@ -122,6 +129,10 @@ func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, 
 		if v.Get(&p) != nil {
 			continue
 		}
+		if p.Warning != "" {
+			slots.say(p.Warning)
+		}
+		p.InFlight = slots.inFlight(p.InFlight)
 		now := time.Now()
 		if began.IsZero() {
 			began, startDone = now, p.Done
@@ -157,8 +168,12 @@ func progressLine(p workflows.Progress, elapsed time.Duration, doneSince int) st
 			rate = fmt.Sprintf(" %.2g URLs/s", r) // never 0 while URLs finish
 		}
 	}
-	return fmt.Sprintf("[%s%s] %d/%d%s  ok %d  failed %d  in flight %d",
-		strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.Done, p.Total, rate, p.OK, p.Failed, p.InFlight)
+	inFlight := strconv.Itoa(p.InFlight)
+	if p.MaxInFlight > 0 { // batches started before say nothing of it
+		inFlight += "/" + strconv.Itoa(p.MaxInFlight)
+	}
+	return fmt.Sprintf("[%s%s] %d/%d%s  ok %d  failed %d  in flight %s",
+		strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.Done, p.Total, rate, p.OK, p.Failed, inFlight)
 }
 
 // warnIfNoWorkers tells the user when nobody serves the batch's queues.

@@ -1,6 +1,6 @@
 // Command worker runs batchfetch's fetch worker, CPU worker, or both.
 //
-//	worker --role fetch --fetch-slots 200      # I/O: workflows and fetches
+//	worker --role fetch                        # I/O: workflows and fetches, 5,000 at once
 //	worker --role cpu --cpu-slots 4            # CPU: hashes
 //
 // The Temporal connection comes from the TEMPORAL_* environment variables;
@@ -295,6 +295,11 @@ func run(args []string) error {
 		zap.String("task_queue", cfg.TaskQueue), zap.String("cpu_task_queue", cfg.CPUTaskQueue),
 		zap.Int("fetch_slots", cfg.FetchSlots), zap.Int("cpu_slots", cfg.CPUSlots), zap.String("blobs", blobLocation), zap.String("blob_store_id", storeID(store)),
 		zap.String("deployment", cfg.Deployment.Name), zap.String("build_id", cfg.Deployment.BuildID), zap.Bool("versioned", !cfg.Deployment.Unversioned))
+	if limit := openFilesLimit(); limit > 0 && cfg.Role != workers.RoleCPU {
+		if msg := filesWarning(cfg.FetchSlots, limit); msg != "" {
+			logger.Warn(msg)
+		}
+	}
 	cfg.OnDeployment = func(version, what string, err error) {
 		logger.Info("deployment version", zap.String("version", version), zap.String("current", what), zap.Error(err))
 	}
