@@ -67,6 +67,7 @@ type Fetcher struct {
 	slotsOnce sync.Once
 	slots     chan struct{}
 	held      atomic.Int64 // bytes the running chunk fetches hold (handoff)
+	claimed   atomic.Int64 // room claimed by bodies being written (haveRoom)
 }
 
 // worker is what a fetch result says of the worker that ran it.

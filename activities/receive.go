@@ -43,10 +43,12 @@ func (f *Fetcher) receive(a *attempt, resp *http.Response, status int, cur Resum
 	if resp.ContentLength >= 0 {
 		a.length = cur.Bytes + resp.ContentLength
 	}
-	if err := f.haveRoom(resp.ContentLength); err != nil {
+	unclaim, err := f.haveRoom(resp.ContentLength)
+	if err != nil {
 		storeErr = err
 		return fail(true, err.Error())
 	}
+	defer unclaim()
 	pk := packOf(a.ctx)
 	s, err := f.sinkFor(a, resp.ContentLength, pk)
 	if err != nil {

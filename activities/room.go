@@ -36,17 +36,28 @@ func reserve(total int64) int64 {
 }
 
 // haveRoom refuses, before any byte is stored, a body the blob disk has
-// no room for beside its reserve (length: the body's, -1 unknown).
-func (f *Fetcher) haveRoom(length int64) error {
+// no room for beside its reserve and the bodies this worker is writing
+// (length: the body's, -1 unknown). Else it claims the room until
+// release is called: hundreds of bodies started at once must not, all
+// together, write into the reserve.
+func (f *Fetcher) haveRoom(length int64) (release func(), err error) {
 	sp, ok := f.Store.(blobstore.Spacer)
 	if !ok {
-		return nil
+		return func() {}, nil
+	}
+	claim := length
+	if claim < 0 {
+		claim = SmallBody // unknown: most are small
 	}
 	total, free, err := sp.Space()
-	if err != nil || free >= max(length, 0)+reserve(total) {
-		return nil
+	if err != nil {
+		return func() {}, nil
 	}
-	return fmt.Errorf("storing body: %w (%d bytes free on the blob disk, %d kept for hashing)", syscall.ENOSPC, free, reserve(total))
+	if claimed := f.claimed.Add(claim); free-(claimed-claim) < claim+reserve(total) {
+		f.claimed.Add(-claim)
+		return nil, fmt.Errorf("storing body: %w (%d bytes free on the blob disk, %d kept for hashing, %d for bodies being written)", syscall.ENOSPC, free, reserve(total), claimed-claim)
+	}
+	return func() { f.claimed.Add(-claim) }, nil
 }
 
 // noSpace marks an attempt whose body the store had no room for.
