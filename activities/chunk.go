@@ -102,6 +102,9 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 				if unsynced(it, synced) {
 					continue // fetched again if this attempt is lost
 				}
+				if it.Outcome == OutcomeCanceled {
+					continue // stopped with this attempt, not done: the next one fetches it
+				}
 				if len(req.URLs) == 0 {
 					it.URL = "" // in the chunk's file
 				}
