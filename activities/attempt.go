@@ -22,6 +22,8 @@ type stored struct {
 	// notModified: the server answered 304 to the conditional request;
 	// there is no body.
 	notModified bool
+	// noBody: the request was a HEAD.
+	noBody bool
 }
 
 // attempt is one attempt's hold on a URL's body: the blob it writes (key)
@@ -57,23 +59,31 @@ func (a *attempt) pause() {
 	}
 }
 
-// fetchOnce makes one attempt: GET url and stream the body into a blob of
+// fetchOnce makes one attempt: ask for url (GET, or as r says) and stream the body into a blob of
 // this attempt's own. When an earlier attempt kept part of the body and the
 // server identified it, it copies that part into the new blob (checking it
 // against its CRC) and asks the server for the rest only.
 //
 // With cond, an attempt that starts from byte zero asks for the body only
 // if it changed (askIfChanged): a 304 is no body.
-func (f *Fetcher) fetchOnce(ctx context.Context, url, work string, index int, st *urlState, cond *Prev) (int, stored, *failure) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, stored{}, &failure{outcome: OutcomeError, msg: "building request: " + err.Error()}
+func (f *Fetcher) fetchOnce(ctx context.Context, url, work string, index int, st *urlState, cond *Prev, r *Request) (int, stored, *failure) {
+	req, fail := f.newRequest(ctx, url, r)
+	if fail != nil {
+		return 0, stored{}, fail
 	}
 	a := &attempt{ctx: ctx, url: url, key: attemptKey(work, index), st: st}
 	a.resumer, a.canResume = f.Store.(blobstore.Resumer)
-	prev := a.resume(req)
-	// A body asked for from byte zero may not be needed at all.
-	conditional := a.pw == nil && askIfChanged(req, cond)
+	var prev Resume
+	conditional := false
+	if r.plain() {
+		prev = a.resume(req)
+		// A body asked for from byte zero may not be needed at all.
+		conditional = a.pw == nil && askIfChanged(req, cond)
+	} else {
+		// Only a GET is resumed with a range, or asked only if changed.
+		a.canResume = false
+		a.st.set(Resume{})
+	}
 	resp, err := f.Client.Do(req)
 	if err != nil {
 		a.pause()
@@ -92,12 +102,12 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, work string, index int, st
 		drain(resp.Body)
 		resp.Body.Close()
 		a.discard()
-		return f.fetchOnce(ctx, url, work, index, st, cond)
+		return f.fetchOnce(ctx, url, work, index, st, cond, r)
 	}
 	if resp.StatusCode == http.StatusNotModified {
 		out, fail, whole := a.notModified(resp, conditional, cond)
 		if whole {
-			return f.fetchOnce(ctx, url, work, index, st, nil)
+			return f.fetchOnce(ctx, url, work, index, st, nil, r)
 		}
 		return resp.StatusCode, out, fail
 	}
@@ -112,9 +122,13 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, work string, index int, st
 		drain(resp.Body)
 		return resp.StatusCode, stored{}, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, msg: "HTTP " + resp.Status}
 	}
+	if r.method() == http.MethodHead {
+		drain(resp.Body)
+		return resp.StatusCode, stored{noBody: true, meta: metaOf(resp.Header)}, nil
+	}
 	status, cur, restart := a.continuation(resp, prev)
 	if restart {
-		return f.fetchOnce(ctx, url, work, index, st, cond)
+		return f.fetchOnce(ctx, url, work, index, st, cond, r)
 	}
 	if status == http.StatusPartialContent {
 		return status, stored{}, &failure{outcome: OutcomeError, status: status, retryable: true, msg: "unexpected partial content " + resp.Header.Get("Content-Range")}

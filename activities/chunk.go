@@ -54,6 +54,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 			tasks = tasks[min(skip, len(tasks)):]
 		}
 	}
+	tasks = withRequests(tasks, req.Request)
 	items := make([]Fetched, len(tasks))
 	done := make([]bool, len(tasks))
 	states := make([]*urlState, len(tasks))

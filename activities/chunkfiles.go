@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -51,6 +52,13 @@ func readPrev(ctx context.Context, store blobstore.Store, prefix string, chunk, 
 	return nil
 }
 
+// chunkLine is a line of a staged chunk's file for a URL with a request
+// of its own; the others are the URL alone.
+type chunkLine struct {
+	URL string   `json:"u"`
+	R   *Request `json:"r"`
+}
+
 // readURLs reads a staged chunk's URLs, numbered from first.
 func readURLs(ctx context.Context, store blobstore.Store, key string, first int) ([]URLTask, error) {
 	r, err := store.Open(ctx, key)
@@ -60,9 +68,18 @@ func readURLs(ctx context.Context, store blobstore.Store, key string, first int)
 	defer r.Close()
 	var tasks []URLTask
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), MaxURLLength+1024)
+	sc.Buffer(make([]byte, 64<<10), MaxURLLength+MaxHeaderBytes+MaxBodyText+1024)
 	for sc.Scan() {
-		tasks = append(tasks, URLTask{Index: first + len(tasks), URL: sc.Text()})
+		t := URLTask{Index: first + len(tasks), URL: sc.Text()}
+		if strings.HasPrefix(t.URL, "{") {
+			// A URL with a request of its own (chunkLine).
+			var l chunkLine
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				return nil, fmt.Errorf("reading the chunk's URLs: line %d: %w", len(tasks)+1, err)
+			}
+			t.URL, t.R = l.URL, l.R
+		}
+		tasks = append(tasks, t)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading the chunk's URLs: %w", err)

@@ -59,6 +59,9 @@ type Fetcher struct {
 	Backlog int64
 	// Observer hears of every fetch (metrics). Optional.
 	Observer Observer
+	// Secrets are the worker's secrets, which header values may name
+	// (nil: none).
+	Secrets Secrets
 	// StoreID is Store's identity (blobstore.ID), carried in every fetch
 	// result so that a hash worker on another store refuses the work;
 	// StoreLocation says where Store is, for messages.
@@ -121,9 +124,16 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 	if st.first.IsZero() {
 		st.first = time.Now()
 	}
-	start, retryAt := st.first, st.retryAt
+	start, retryAt, made := st.first, st.retryAt, st.attempts
 	st.mu.Unlock()
 	out = Fetched{Index: t.Index, URL: t.URL, Prev: t.Prev}
+	if !t.R.Retriable() {
+		p.MaxAttempts = 1
+		if made > 0 { // cut off with an earlier attempt of the chunk
+			out.Outcome, out.Error = OutcomeError, unsafeCutOff(t.R)
+			return out
+		}
+	}
 	defer func() {
 		out.ElapsedMS = time.Since(start).Milliseconds()
 		st.mu.Lock()
@@ -168,7 +178,7 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 		attempts := st.attempts
 		st.mu.Unlock()
 		attemptCtx, attemptTimedOut, attemptDone := attemptContext(urlCtx, p.AttemptTimeout)
-		status, body, fail := f.fetchOnce(attemptCtx, t.URL, work, t.Index, st, cond)
+		status, body, fail := f.fetchOnce(attemptCtx, t.URL, work, t.Index, st, cond, t.R)
 		timedOut := attemptTimedOut()
 		attemptDone()
 		release()
@@ -178,6 +188,9 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 			if body.notModified {
 				// No body: the hash step carries the earlier one's word.
 				out.NotModified, out.Off, out.CRC32C = true, nil, nil
+			}
+			if body.noBody {
+				out.NoBody, out.Off, out.CRC32C = true, nil, nil
 			}
 			observer(f.Observer).Fetched(out.Size, time.Since(start))
 			return out

@@ -31,6 +31,8 @@ type FetchURLRequest struct {
 	Resume Resume `json:"resume,omitzero"`
 	// Keep: the batch keeps bodies (a 304 must find the earlier one kept).
 	Keep bool `json:"keep,omitempty"`
+	// Request is how the batch asks for its URLs (nil: a bare GET).
+	Request *Request `json:"request,omitempty"`
 }
 
 // URLCheckpoint is FetchURL's heartbeat. Temporal hands the last one to the
@@ -88,6 +90,7 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 		}
 	}()
 	p, t := req.Policy, req.Task
+	t.R = MergeRequests(req.Request, t.R)
 	attempt := req.PriorAttempts + int(info.Attempt)
 	st := &urlState{attempts: attempt}
 	st.resume = req.Resume
@@ -103,7 +106,15 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 	out := Fetched{Index: t.Index, URL: t.URL, Attempts: attempt, Prev: t.Prev}
 	elapsed := func() int64 { return time.Since(first).Milliseconds() }
 
-	summary := fmt.Sprintf("attempt %d/%d: GET %s", attempt, max(p.MaxAttempts, 1), Redact(t.URL))
+	if !t.R.Retriable() {
+		p.MaxAttempts = 1
+		if attempt > 1 {
+			out.Outcome, out.Error, out.ElapsedMS = OutcomeError, unsafeCutOff(t.R), elapsed()
+			observer(f.Observer).URLDone(out.Outcome)
+			return nil, temporal.NewApplicationErrorWithOptions(out.Error, FetchErrorType, temporal.ApplicationErrorOptions{NonRetryable: true, Details: []any{out}})
+		}
+	}
+	summary := fmt.Sprintf("attempt %d/%d: %s %s", attempt, max(p.MaxAttempts, 1), t.R.Verb(), Redact(t.URL))
 	stop := heartbeat(ctx, f.heartbeatEvery(), func() any {
 		c := st.checkpoint()
 		return URLCheckpoint{Summary: summary, Attempt: attempt, Resume: c.Resume}
@@ -142,7 +153,7 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 			return nil, f.urlEnded(ctx, f.ended(ctx, out, nil), st.checkpoint().Resume)
 		}
 		attemptCtx, attemptTimedOut, attemptDone := attemptContext(urlCtx, p.AttemptTimeout)
-		status, body, fail = f.fetchOnce(attemptCtx, t.URL, WorkPrefix(req.Prefix, t.Index), t.Index, st, cond)
+		status, body, fail = f.fetchOnce(attemptCtx, t.URL, WorkPrefix(req.Prefix, t.Index), t.Index, st, cond, t.R)
 		timedOut = attemptTimedOut()
 		attemptDone()
 		release()
@@ -163,6 +174,9 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 		if body.notModified {
 			// No body: the hash step carries the earlier one's word.
 			out.NotModified, out.Off, out.CRC32C = true, nil, nil
+		}
+		if body.noBody {
+			out.NoBody, out.Off, out.CRC32C = true, nil, nil
 		}
 		observer(f.Observer).Fetched(out.Size, time.Since(first))
 		return &FetchChunkResult{Items: []Fetched{out}, Store: f.StoreID, Backlog: f.backlog(), Worker: f.worker()}, nil
@@ -193,7 +207,7 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 	// failure, so the Web UI shows it while the URL waits, and a cancel
 	// during the wait still knows the URL's attempts.
 	activity.RecordHeartbeat(ctx, URLCheckpoint{
-		Summary: fmt.Sprintf("attempt %d/%d failed: %s; GET %s", attempt, max(p.MaxAttempts, 1), word.Error, Redact(t.URL)),
+		Summary: fmt.Sprintf("attempt %d/%d failed: %s; %s %s", attempt, max(p.MaxAttempts, 1), word.Error, t.R.Verb(), Redact(t.URL)),
 		Attempt: attempt, Resume: c.Resume, Status: word.Status, Error: word.Error,
 	})
 	opts := temporal.ApplicationErrorOptions{Details: []any{word}}

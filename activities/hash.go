@@ -178,6 +178,10 @@ func (h *Hasher) resultOf(ctx context.Context, req HashChunkRequest, it Fetched,
 	if it.NotModified {
 		return notModified(it), false, nil
 	}
+	if it.NoBody { // a HEAD: its answer is the result, with no sha256
+		return Result{URL: it.URL, Outcome: OutcomeOK, Status: it.Status, Attempts: it.Attempts, ElapsedMS: it.ElapsedMS,
+			ContentType: it.ContentType, ETag: it.ETag, LastModified: it.LastModified, Date: it.Date}, false, nil
+	}
 	pr.starting(it.Blob)
 	if it.Off != nil {
 		resume = nil // a small body in its chunk's pack: no hash to resume

@@ -86,6 +86,7 @@ func NewHTTPClient(cfg ClientConfig) (*http.Client, error) {
 			if len(via) > cfg.MaxRedirects {
 				return fmt.Errorf("%w (more than %d)", errTooManyRedirects, cfg.MaxRedirects)
 			}
+			dropCredentials(req, via)
 			return nil
 		},
 	}, nil

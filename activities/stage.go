@@ -3,6 +3,7 @@ package activities
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -49,6 +50,10 @@ type StageRequest struct {
 	Previous         []Result `json:"previous,omitempty"`
 	PreviousFile     string   `json:"previous_file,omitempty"`
 	PreviousOptional bool     `json:"previous_optional,omitempty"`
+	// Request is how the batch asks for its URLs, and Requests, parallel
+	// to URLs (or nil), each URL's own: it goes into the chunk files.
+	Request  *Request   `json:"request,omitempty"`
+	Requests []*Request `json:"requests,omitempty"`
 }
 
 // StageResult counts the staged URLs and chunks.
@@ -111,7 +116,7 @@ func (f *Fetcher) writeChunks(ctx context.Context, req StageRequest, idx *urlInd
 		return 0, 0, err
 	}
 	for {
-		raw, pos, ok, err := next()
+		raw, own, pos, ok, err := next()
 		if err != nil {
 			return fail(err)
 		}
@@ -119,6 +124,9 @@ func (f *Fetcher) writeChunks(ctx context.Context, req StageRequest, idx *urlInd
 			break
 		}
 		if err := CheckURL(raw); err != nil {
+			return fail(temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", where(pos), err), InvalidInputType, nil))
+		}
+		if err := CheckMerged(MergeRequests(req.Request, own)); err != nil {
 			return fail(temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", where(pos), err), InvalidInputType, nil))
 		}
 		if count >= MaxURLs {
@@ -133,7 +141,7 @@ func (f *Fetcher) writeChunks(ctx context.Context, req StageRequest, idx *urlInd
 				return fail(err)
 			}
 		}
-		cw.add(raw)
+		cw.add(raw, own)
 		idx.add(raw, count)
 		count++
 	}
@@ -173,9 +181,14 @@ func (c *chunkWriter) next() error {
 	return nil
 }
 
-func (c *chunkWriter) add(raw string) {
-	c.bw.WriteString(raw) //nolint:errcheck // checked at Flush
-	c.bw.WriteByte('\n')  //nolint:errcheck
+func (c *chunkWriter) add(raw string, own *Request) {
+	if own != nil {
+		b, _ := json.Marshal(chunkLine{URL: raw, R: own})
+		c.bw.Write(b) //nolint:errcheck // checked at Flush
+	} else {
+		c.bw.WriteString(raw) //nolint:errcheck
+	}
+	c.bw.WriteByte('\n') //nolint:errcheck
 }
 
 // close commits the chunk being written, if any.
@@ -246,16 +259,21 @@ func flushCommit(bw *bufio.Writer, w blobstore.Writer) error {
 	return w.Commit()
 }
 
-// urlSource iterates the request's URLs; where names a position for errors.
-func (f *Fetcher) urlSource(ctx context.Context, req StageRequest) (next func() (string, int, bool, error), where func(int) string, closeSrc func(), err error) {
+// urlSource iterates the request's URLs, each with its own request (nil
+// for a plain URL); where names a position for errors.
+func (f *Fetcher) urlSource(ctx context.Context, req StageRequest) (next func() (string, *Request, int, bool, error), where func(int) string, closeSrc func(), err error) {
 	if req.URLsFile == "" {
 		i := 0
-		return func() (string, int, bool, error) {
+		return func() (string, *Request, int, bool, error) {
 				if i >= len(req.URLs) {
-					return "", 0, false, nil
+					return "", nil, 0, false, nil
 				}
 				i++
-				return req.URLs[i-1], i - 1, true, nil
+				var own *Request
+				if i-1 < len(req.Requests) {
+					own = req.Requests[i-1]
+				}
+				return req.URLs[i-1], own, i - 1, true, nil
 			}, func(pos int) string { return fmt.Sprintf("urls[%d]", pos) },
 			func() {}, nil
 	}
@@ -267,23 +285,30 @@ func (f *Fetcher) urlSource(ctx context.Context, req StageRequest) (next func() 
 		return nil, nil, nil, err
 	}
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), MaxURLLength+1024)
+	sc.Buffer(make([]byte, 64<<10), MaxURLLength+MaxHeaderBytes+MaxBodyText+1024)
 	line := 0
-	return func() (string, int, bool, error) {
+	return func() (string, *Request, int, bool, error) {
 			for sc.Scan() {
 				line++
 				s := strings.TrimSpace(sc.Text())
+				if strings.HasPrefix(s, "{") {
+					u, own, err := ParseEntryLine(s)
+					if err != nil {
+						return "", nil, line, false, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls_file line %d: %v", line, err), InvalidInputType, nil)
+					}
+					return u, own, line, true, nil
+				}
 				if i := strings.Index(s, "#"); i == 0 || (i > 0 && (s[i-1] == ' ' || s[i-1] == '\t')) {
 					s = strings.TrimSpace(s[:i])
 				}
 				if s != "" {
-					return s, line, true, nil
+					return s, nil, line, true, nil
 				}
 			}
 			if err := sc.Err(); err != nil {
-				return "", line, false, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls_file line %d: %v", line+1, err), InvalidInputType, nil)
+				return "", nil, line, false, temporal.NewNonRetryableApplicationError(fmt.Sprintf("urls_file line %d: %v", line+1, err), InvalidInputType, nil)
 			}
-			return "", 0, false, nil
+			return "", nil, 0, false, nil
 		}, func(pos int) string { return fmt.Sprintf("urls_file line %d", pos) },
 		func() { r.Close() }, nil
 }

@@ -112,6 +112,9 @@ type URLTask struct {
 	URL   string `json:"u"`
 	// Prev is what an earlier batch said of the URL, if anything.
 	Prev *Prev `json:"p,omitempty"`
+	// R is how the URL's own entry asks for it (nil: as the batch does);
+	// it wins over the batch's Request (MergeRequests).
+	R *Request `json:"r,omitempty"`
 }
 
 // FetchChunkRequest asks for a chunk of a batch's URLs to be fetched.
@@ -132,6 +135,8 @@ type FetchChunkRequest struct {
 	PrevParts int `json:"prev_parts,omitempty"`
 	// Keep: the batch keeps bodies (a 304 must find the earlier one kept).
 	Keep bool `json:"keep,omitempty"`
+	// Request is how the batch asks for its URLs (nil: a bare GET).
+	Request *Request `json:"request,omitempty"`
 	// From, when after First, is where this fetch starts in a chunk
 	// whose earlier URLs an earlier fetch handed to the hash step.
 	From int `json:"from,omitempty"`
@@ -171,6 +176,9 @@ type Fetched struct {
 	// there is no body.
 	Prev        *Prev `json:"prev,omitempty"`
 	NotModified bool  `json:"nm,omitempty"`
+	// NoBody: the request was a HEAD; its answer has no body, and its
+	// result no sha256.
+	NoBody bool `json:"nb,omitempty"`
 }
 
 // Final is the Result of a URL whose fetch ended without a body.

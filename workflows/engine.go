@@ -329,11 +329,11 @@ func (e *engine) fetchChunk(ctx workflow.Context, ch chunk, w int) (fetched acti
 		// for the activity itself (a worker lost mid-chunk), and resume
 		// from its checkpoint.
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10},
-		Summary:     e.summary("GET", ch),
+		Summary:     e.summary(e.verb(ch), ch),
 	})
 	err := workflow.ExecuteActivity(fetchCtx, f.FetchChunk, activities.FetchChunkRequest{
 		Prefix: e.prefix, Chunk: ch.index, URLs: ch.urls, First: ch.base, Concurrency: w, PrevParts: e.prevParts, Keep: e.s.KeepBodies,
-		From: ch.from(), Budget: e.scratch.budget(ctx),
+		From: ch.from(), Budget: e.scratch.budget(ctx), Request: e.s.Request,
 		Policy: activities.Policy{
 			AttemptTimeout: e.s.AttemptTimeout, URLTimeout: e.s.URLTimeout, MaxAttempts: e.s.MaxAttempts,
 			InitialBackoff: e.s.InitialBackoff, FailFast: e.s.FailFast,

@@ -42,7 +42,7 @@ func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	for first, c := 0, 0; first < n; first, c = first+size, c+1 {
 		ch := chunk{index: c, first: first, base: first}
 		for i := first; i < min(first+size, n); i++ {
-			ch.urls = append(ch.urls, activities.URLTask{Index: i, URL: s.URLs[i], Prev: prev[s.URLs[i]]})
+			ch.urls = append(ch.urls, activities.URLTask{Index: i, URL: s.URLs[i], Prev: prev[s.URLs[i]], R: s.perURL(i)})
 		}
 		ch.n = len(ch.urls)
 		chunks = append(chunks, ch)

@@ -82,6 +82,15 @@ type Input struct {
 	// removes them from the blob store when it ends (completed, failed or
 	// canceled). The starter sets it for the files it uploads.
 	RemoveInputs bool `json:"remove_inputs,omitempty"`
+	// RequestFields say how every URL is asked for: headers (whose
+	// values may name secrets the fetch workers hold), method, body and
+	// retry_non_idempotent. A URL's own entry may give its own (see
+	// URLRequests); they win, header by header.
+	activities.RequestFields
+	// URLRequests, parallel to URLs, are the URLs' own request fields
+	// (nil, or nil entries, for plain URLs). In JSON they are the urls
+	// entries that are objects: {"url": ..., "headers": {...}}.
+	URLRequests []*activities.RequestFields `json:"-"`
 
 	// decodeErr records why the JSON form could not be decoded, so the
 	// workflow can fail with InvalidInput instead of failing its task.
@@ -91,21 +100,22 @@ type Input struct {
 // wireInput is Input as it arrives in JSON: pointers tell an explicit zero
 // from an absent field.
 type wireInput struct {
-	URLs           []string `json:"urls"`
-	Mode           *string  `json:"mode"`
-	MaxInFlight    *int     `json:"max_in_flight"`
-	AttemptTimeout *string  `json:"attempt_timeout"`
-	URLTimeout     *string  `json:"url_timeout"`
-	MaxAttempts    *int     `json:"max_attempts"`
-	InitialBackoff *string  `json:"initial_backoff"`
-	CPUTaskQueue   *string  `json:"cpu_task_queue"`
-	URLsFile       *string  `json:"urls_file"`
-	KeepBodies     *bool    `json:"keep_bodies"`
-	Process        *string  `json:"process"`
-	Previous       []Result `json:"previous"`
-	PreviousFile   *string  `json:"previous_file"`
-	Incremental    *string  `json:"incremental"`
-	RemoveInputs   *bool    `json:"remove_inputs"`
+	URLs           []json.RawMessage `json:"urls"`
+	Mode           *string           `json:"mode"`
+	MaxInFlight    *int              `json:"max_in_flight"`
+	AttemptTimeout *string           `json:"attempt_timeout"`
+	URLTimeout     *string           `json:"url_timeout"`
+	MaxAttempts    *int              `json:"max_attempts"`
+	InitialBackoff *string           `json:"initial_backoff"`
+	CPUTaskQueue   *string           `json:"cpu_task_queue"`
+	URLsFile       *string           `json:"urls_file"`
+	KeepBodies     *bool             `json:"keep_bodies"`
+	Process        *string           `json:"process"`
+	Previous       []Result          `json:"previous"`
+	PreviousFile   *string           `json:"previous_file"`
+	Incremental    *string           `json:"incremental"`
+	RemoveInputs   *bool             `json:"remove_inputs"`
+	activities.RequestFields
 }
 
 // UnmarshalJSON never fails: a malformed input is remembered and reported
@@ -128,7 +138,11 @@ func (in *Input) UnmarshalJSON(b []byte) error {
 		in.decodeErr = "input: expected a JSON object, got null"
 		return nil
 	}
-	in.URLs = w.URLs
+	if msg := in.readURLs(w.URLs); msg != "" {
+		in.decodeErr = msg
+		return nil
+	}
+	in.RequestFields = w.RequestFields
 	str := func(p *string) string {
 		if p == nil {
 			return ""
@@ -229,6 +243,10 @@ type Settings struct {
 	PreviousFile string   `json:"PreviousFile,omitempty"`
 	Incremental  string   `json:"Incremental,omitempty"`
 	Compare      bool     `json:"Compare,omitempty"`
+	// Request is how every URL is asked for (nil: a bare GET); PerURL,
+	// parallel to URLs (or nil), each URL's own, which wins over it.
+	Request *activities.Request   `json:"Request,omitempty"`
+	PerURL  []*activities.Request `json:"PerURL,omitempty"`
 }
 
 // Validate checks an input and applies defaults. Its error names the bad
@@ -264,6 +282,9 @@ func (in Input) Validate() (Settings, error) {
 		}
 	}
 	s.URLs = in.URLs
+	if err := in.requests(&s); err != nil {
+		return s, err
+	}
 
 	switch in.Mode {
 	case "", ModeCollect:

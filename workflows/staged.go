@@ -28,6 +28,7 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	if err := workflow.ExecuteActivity(housekeeping(ctx, 30*time.Minute, 5, "check and stage URLs"), f.StageURLs, activities.StageRequest{
 		Prefix: prefix, URLs: s.URLs, URLsFile: s.URLsFile, ChunkSize: lay.chunkSize,
 		Previous: s.Previous, PreviousFile: previousFile, PreviousOptional: s.Incremental != "",
+		Request: s.Request, Requests: s.PerURL,
 	}).Get(ctx, &staged); err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) && appErr.Type() == InvalidInputType {
@@ -38,6 +39,7 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	progress.Total = staged.Count
 	s.URLs = nil     // the chunks read their URLs from the blob store
 	s.Previous = nil // and what the earlier results said of them
+	s.PerURL = nil   // and how each is asked for
 
 	var failure *Result
 	var known []activities.IndexedResult

@@ -73,7 +73,12 @@ func (e *engine) fetchURL(ctx workflow.Context, ch chunk) (fetched activities.Fe
 	var since time.Time
 	var resume activities.Resume
 	for series := 1; ; series++ {
-		opts := urlActivityOptions(e.s, e.fetchQueue, ch, e.summary("GET", ch))
+		opts := urlActivityOptions(e.s, e.fetchQueue, ch, e.summary(e.verb(ch), ch))
+		if !activities.MergeRequests(e.s.Request, t.R).Retriable() {
+			// A POST that may reach the server is made once; the
+			// activity says so of an attempt cut off with its worker.
+			opts.RetryPolicy.MaximumAttempts = 1
+		}
 		if series == 1 {
 			since = workflow.Now(ctx)
 		} else {
@@ -86,7 +91,7 @@ func (e *engine) fetchURL(ctx workflow.Context, ch chunk) (fetched activities.Fe
 			}
 		}
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), f.FetchURL, activities.FetchURLRequest{
-			Prefix: e.prefix, Task: t, PriorAttempts: prior, Since: since, Resume: resume, Keep: e.s.KeepBodies,
+			Prefix: e.prefix, Task: t, PriorAttempts: prior, Since: since, Resume: resume, Keep: e.s.KeepBodies, Request: e.s.Request,
 			Policy: activities.Policy{
 				AttemptTimeout: e.s.AttemptTimeout, URLTimeout: e.s.URLTimeout, MaxAttempts: e.s.MaxAttempts,
 				InitialBackoff: e.s.InitialBackoff, FailFast: e.s.FailFast,

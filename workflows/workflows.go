@@ -243,7 +243,7 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 			return nil, temporal.NewNonRetryableApplicationError("process: "+cause(err).Error(), InvalidInputType, nil)
 		}
 	}
-	if s.URLsFile == "" && s.PreviousFile == "" && s.Incremental == "" && len(s.URLs) <= InlineLimit && (!strict || inlineFits(s.URLs, s.Process != "")) {
+	if s.URLsFile == "" && s.PreviousFile == "" && s.Incremental == "" && len(s.URLs) <= InlineLimit && requestsFit(s.PerURL) && (!strict || inlineFits(s.URLs, s.Process != "")) {
 		return runInline(ctx, s, prefix, strict, progress)
 	}
 	return runStaged(ctx, s, prefix, strict, progress)

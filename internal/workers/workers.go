@@ -68,6 +68,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// HTTP configures the default HTTPClient.
 	HTTP activities.ClientConfig
+	// Secrets are the fetch worker's, which batches' header values may
+	// name (nil: none).
+	Secrets activities.Secrets
 	// MaxBodyBytes caps one body (default activities.DefaultMaxBodyBytes).
 	MaxBodyBytes int64
 	// HashBacklog bounds the bytes a batch may have fetched and not yet
@@ -207,7 +210,7 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		// Both AutoUpgrade (see Deployment.options).
 		w.RegisterWorkflowWithOptions(workflows.BatchFetch, workflow.RegisterOptions{Name: workflows.WorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
 		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
-		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Backlog: cfg.HashBacklog, Identity: identity, Observer: cfg.Observer})
+		w.RegisterActivity(&activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Backlog: cfg.HashBacklog, Identity: identity, Observer: cfg.Observer, Secrets: cfg.Secrets})
 		p.workers = append(p.workers, w)
 	}
 	if cfg.Role == RoleCPU || cfg.Role == RoleAll {
