@@ -55,6 +55,9 @@ func (f *Fetcher) newRequest(ctx context.Context, rawURL string, r *Request) (*h
 	if err != nil {
 		return final("building request: " + err.Error())
 	}
+	if r == nil {
+		return req, nil
+	}
 	creds := credentials{origin: origin(req.URL)}
 	host := req.URL.Hostname()
 	for _, h := range r.Headers {
