@@ -34,20 +34,20 @@ func TestValidateRequests(t *testing.T) {
 
 func TestValidateRefusesBadRequestsNamingWhere(t *testing.T) {
 	for raw, want := range map[string]string{
-		`{"urls": ["https://a.example/"], "headers": {"Host": "b.example"}}`:                                   "headers: Host",
-		`{"urls": ["https://a.example/"], "headers": {"Range": "bytes=0-"}}`:                                   "headers: Range",
-		`{"urls": ["https://a.example/"], "headers": {"Connection": "close"}}`:                                 "hop-by-hop",
-		`{"urls": ["https://a.example/"], "headers": {"X": 5}}`:                                                "headers:",
-		`{"urls": ["https://a.example/"], "headers": {"X": {"secret": "has space"}}}`:                          "secret name",
-		`{"urls": ["https://a.example/"], "headers": {"a": "1", "A": "2"}}`:                                    "same header",
-		`{"urls": ["https://a.example/"], "method": "DELETE"}`:                                                 "method",
-		`{"urls": ["https://a.example/"], "method": "post"}`:                                                   "capitals",
-		`{"urls": ["https://a.example/"], "body": "x"}`:                                                        "body: only a POST or a PUT",
+		`{"urls": ["https://a.example/"], "headers": {"Host": "b.example"}}`:                                  "headers: Host",
+		`{"urls": ["https://a.example/"], "headers": {"Range": "bytes=0-"}}`:                                  "headers: Range",
+		`{"urls": ["https://a.example/"], "headers": {"Connection": "close"}}`:                                "hop-by-hop",
+		`{"urls": ["https://a.example/"], "headers": {"X": 5}}`:                                               "headers:",
+		`{"urls": ["https://a.example/"], "headers": {"X": {"secret": "has space"}}}`:                         "secret name",
+		`{"urls": ["https://a.example/"], "headers": {"a": "1", "A": "2"}}`:                                   "same header",
+		`{"urls": ["https://a.example/"], "method": "DELETE"}`:                                                "method",
+		`{"urls": ["https://a.example/"], "method": "post"}`:                                                  "capitals",
+		`{"urls": ["https://a.example/"], "body": "x"}`:                                                       "body: only a POST or a PUT",
 		`{"urls": ["https://a.example/", {"url": "https://b.example/", "headers": {"Content-Length": "1"}}]}`: "urls[1]: headers: Content-Length",
-		`{"urls": ["https://a.example/", {"url": "https://b.example/", "color": "red"}]}`:                      "urls[1]: ",
-		`{"urls": ["https://a.example/", {"headers": {}}]}`:                                                    "urls[1]: ",
-		`{"urls": ["https://a.example/", {"url": "https://b.example/", "body": "x"}]}`:                         "urls[1]: body",
-		`{"urls": ["https://a.example/"], "body": {"key": "../etc/passwd"}, "method": "POST"}`:                 "body: key",
+		`{"urls": ["https://a.example/", {"url": "https://b.example/", "color": "red"}]}`:                     "urls[1]: ",
+		`{"urls": ["https://a.example/", {"headers": {}}]}`:                                                   "urls[1]: ",
+		`{"urls": ["https://a.example/", {"url": "https://b.example/", "body": "x"}]}`:                        "urls[1]: body",
+		`{"urls": ["https://a.example/"], "body": {"key": "../etc/passwd"}, "method": "POST"}`:                "body: key",
 	} {
 		_, err := validate(t, raw)
 		if err == nil || !strings.Contains(err.Error(), want) {
