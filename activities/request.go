@@ -313,3 +313,28 @@ func withRequests(tasks []URLTask, batch *Request) []URLTask {
 func unsafeCutOff(r *Request) string {
 	return r.Verb() + " not retried: its attempt was cut off (worker lost or stopped) and may have reached the server; allow retries with retry_non_idempotent or an Idempotency-Key header"
 }
+
+// Names a fetch worker that knows requests (headers, secrets, methods,
+// bodies) also takes FetchChunk and FetchURL under. A batch whose URLs
+// are not asked for with a bare GET calls them by these names, so that a
+// worker of an earlier release, which would ignore the request and send
+// a bare GET, does not know the activity and gives the attempt back to
+// be retried on a worker that does (an unversioned rolling deploy).
+const (
+	FetchChunkWithRequest = "FetchChunkWithRequest"
+	FetchURLWithRequest   = "FetchURLWithRequest"
+)
+
+// Asked tells whether any of tasks, or their batch, is asked for
+// otherwise than with a bare GET.
+func Asked(batch *Request, tasks []URLTask) bool {
+	if batch != nil {
+		return true
+	}
+	for _, t := range tasks {
+		if t.R != nil {
+			return true
+		}
+	}
+	return false
+}

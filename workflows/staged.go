@@ -39,7 +39,12 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	progress.Total = staged.Count
 	s.URLs = nil     // the chunks read their URLs from the blob store
 	s.Previous = nil // and what the earlier results said of them
-	s.PerURL = nil   // and how each is asked for
+	if s.PerURL != nil && s.Request == nil {
+		// The chunks' files say how their URLs are asked for: only a
+		// fetch worker that reads that takes them (activities.Asked).
+		s.Request = &activities.Request{}
+	}
+	s.PerURL = nil // and how each is asked for
 
 	var failure *Result
 	var known []activities.IndexedResult

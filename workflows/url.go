@@ -90,7 +90,11 @@ func (e *engine) fetchURL(ctx workflow.Context, ch chunk) (fetched activities.Fe
 				opts.ScheduleToCloseTimeout = e.s.URLTimeout + serverGrace - workflow.Now(ctx).Sub(since)
 			}
 		}
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), f.FetchURL, activities.FetchURLRequest{
+		var fetch any = f.FetchURL
+		if activities.Asked(e.s.Request, ch.urls) {
+			fetch = activities.FetchURLWithRequest
+		}
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), fetch, activities.FetchURLRequest{
 			Prefix: e.prefix, Task: t, PriorAttempts: prior, Since: since, Resume: resume, Keep: e.s.KeepBodies, Request: e.s.Request,
 			Policy: activities.Policy{
 				AttemptTimeout: e.s.AttemptTimeout, URLTimeout: e.s.URLTimeout, MaxAttempts: e.s.MaxAttempts,
