@@ -311,3 +311,67 @@ func storeText(t *testing.T) string {
 	})
 	return sb.String()
 }
+
+func TestMethodsThroughTheWorkflow(t *testing.T) {
+	var mu sync.Mutex
+	tries := map[string]int{}
+	bodies := map[string][]string{}
+	methods := map[string][]string{}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		tries[r.URL.Path]++
+		n := tries[r.URL.Path]
+		bodies[r.URL.Path] = append(bodies[r.URL.Path], string(b))
+		methods[r.URL.Path] = append(methods[r.URL.Path], r.Method)
+		mu.Unlock()
+		if n == 1 && r.URL.Path != "/head" {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"echo": %q}`, b)
+	}))
+	defer api.Close()
+	post := &activities.RequestFields{Method: "POST", Body: &activities.BodyValue{Text: `{"q": "once"}`}}
+	keyed := &activities.RequestFields{Method: "POST", Body: &activities.BodyValue{Text: `{"q": "keyed"}`},
+		Headers: map[string]activities.HeaderValue{"Idempotency-Key": {Value: "k-42"}}}
+	head := &activities.RequestFields{Method: "HEAD"}
+	for _, n := range []int{3, 300} { // URL activities of their own; chunks of 3
+		t.Run(fmt.Sprintf("%d URLs", n), func(t *testing.T) {
+			mu.Lock()
+			clear(tries)
+			clear(bodies)
+			clear(methods)
+			mu.Unlock()
+			in := workflows.Input{URLs: []string{api.URL + "/post", api.URL + "/keyed", api.URL + "/head"}, URLRequests: []*activities.RequestFields{post, keyed, head}}
+			for i := 3; i < n; i++ {
+				in.URLs = append(in.URLs, fmt.Sprintf("%s/get/%d", api.URL, i))
+			}
+			out, err := result(t, start(t, in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := out.Results[0]; r.Outcome != workflows.OutcomeHTTPError || r.Attempts != 1 {
+				t.Errorf("a POST without leave to retry: %+v, want one attempt", r)
+			}
+			if r := out.Results[1]; r.Outcome != workflows.OutcomeOK || r.Attempts != 2 || r.SHA256 == "" {
+				t.Errorf("a POST with an Idempotency-Key: %+v, want ok on the second attempt", r)
+			}
+			if r := out.Results[2]; r.Outcome != workflows.OutcomeOK || r.SHA256 != "" || r.Status != 200 || r.ContentType != "application/json" {
+				t.Errorf("a HEAD: %+v, want ok with no sha256", r)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if got := bodies["/keyed"]; len(got) != 2 || got[0] != `{"q": "keyed"}` || got[1] != got[0] {
+				t.Errorf("the keyed POST's bodies: %q", got)
+			}
+			if got := methods["/head"]; len(got) != 1 || got[0] != "HEAD" {
+				t.Errorf("the HEAD was sent as %q", got)
+			}
+			if n > 3 && out.Results[3].Attempts != 2 {
+				t.Errorf("a GET: %+v, want it retried", out.Results[3])
+			}
+		})
+	}
+}
