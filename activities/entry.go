@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"maps"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -110,11 +111,8 @@ func (f RequestFields) Request() (*Request, error) {
 	if f.Method != "" && r.Method != f.Method {
 		return nil, fmt.Errorf("method: %q: write it in capitals (%s)", clip(f.Method), r.Method)
 	}
-	names := make([]string, 0, len(f.Headers))
-	for k := range f.Headers {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	// In name order: the same on every replay.
+	names := slices.Sorted(maps.Keys(f.Headers)) //workflowcheck:ignore
 	seen := map[string]string{}
 	for _, k := range names {
 		canon := http.CanonicalHeaderKey(k)
