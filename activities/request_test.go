@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // mapSecrets is a worker's secrets for tests.
@@ -401,5 +403,56 @@ func TestCheckRequestRefusesWhatTheFetcherOwns(t *testing.T) {
 	}
 	if err := CheckRequest(bearer()); err != nil {
 		t.Errorf("bearer: %v", err)
+	}
+}
+
+// A download cut off resumes with the URL's headers, and a URL with
+// earlier results is asked for only if it changed, with them too.
+func TestResumeAndConditionalRequestsKeepTheHeaders(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef"), 2<<20/16) // 2 MiB
+	var log seen
+	var mu sync.Mutex
+	cut := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sr := log.record(r)
+		if sr.header.Get("Authorization") != "Bearer "+testToken {
+			http.Error(w, "token required", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("ETag", `"v1"`)
+		mu.Lock()
+		first := !cut && r.URL.Path == "/big"
+		cut = cut || first
+		mu.Unlock()
+		if first {
+			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+			_, _ = w.Write(body[:1<<20])
+			w.(http.Flusher).Flush()
+			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+	}))
+	defer srv.Close()
+	e := newFetchEnv(t, 0)
+	e.f.Secrets = mapSecrets{"PARTNER_TOKEN": testToken}
+	tasks := chunkOf(srv.URL+"/big", srv.URL+"/same")
+	tasks[1].Prev = &Prev{ETag: `"v1"`, SHA256: strings.Repeat("a", 64), Size: int64(len(body))}
+	items := e.fetch(t, FetchChunkRequest{Prefix: "batches/r", URLs: tasks, Concurrency: 1, Policy: quick, Request: bearer()})
+	if it := items[0]; it.Outcome != "" || it.Size != int64(len(body)) || it.Attempts != 2 {
+		t.Errorf("the cut-off body: %+v, want it whole after 2 attempts", it)
+	}
+	if it := items[1]; !it.NotModified || it.Status != http.StatusNotModified {
+		t.Errorf("the unchanged URL: %+v, want a 304", it)
+	}
+	var resumed, conditional bool
+	for _, r := range log.all() {
+		resumed = resumed || r.path == "/big" && r.header.Get("Range") == "bytes=1048576-" && r.header.Get("Authorization") != ""
+		conditional = conditional || r.path == "/same" && r.header.Get("If-None-Match") == `"v1"` && r.header.Get("Authorization") != ""
+	}
+	if !resumed || !conditional {
+		t.Errorf("resumed with the token: %v; conditional with the token: %v", resumed, conditional)
 	}
 }
