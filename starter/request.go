@@ -47,7 +47,7 @@ func (o *options) requestFlags(fs *flag.FlagSet) {
 	}
 	fs.Func("header", "a request header, `'Name: value'` (repeatable). The value is kept in workflow history: give credentials with --header-secret, or as ${secret:NAME} in the value (a secret of the fetch workers)", header("header"))
 	fs.Func("header-secret", "a request header whose whole value is a secret of the fetch workers, `'Name=SECRET'` (repeatable), such as 'Authorization=PARTNER_TOKEN': the workers put the value in (BATCHFETCH_SECRET_PARTNER_TOKEN or their --secrets-dir); only the name goes in the input", header("header-secret"))
-	fs.StringVar(&o.req.method, "method", "", "the request `method`: GET, HEAD, POST or PUT (default GET, or POST with --data)")
+	fs.StringVar(&o.req.method, "method", "", "the request method, `METHOD`: GET, HEAD, POST or PUT (default GET, or POST with --data)")
 	fs.Func("data", "the request body: `TEXT`, @FILE (sent as it is) or @- (stdin, when the URLs do not come from it); a body over 64 KiB goes through the blob store", func(v string) error {
 		o.req.data = &v
 		return nil
