@@ -243,3 +243,11 @@ func bodyKey(in workflows.Input) string {
 	}
 	return in.Body.Key
 }
+
+// headerNames are a request's header names, in order, for messages.
+func headerNames(r *activities.Request) []string {
+	if r == nil {
+		return nil
+	}
+	return r.SortedHeaderNames()
+}

@@ -258,3 +258,19 @@ func TestLiteralCredentialWarns(t *testing.T) {
 		}
 	}
 }
+
+// A schedule's runs share its input: a body too large for it is refused
+// before anything is created; an attached batch names the request
+// settings it runs with when they are not these.
+func TestScheduleBodyAndAttachedSettings(t *testing.T) {
+	big := writeFile(t, "big", bytes.Repeat([]byte("x"), activities.MaxBodyText+1))
+	var stdout, stderr bytes.Buffer
+	err := runSchedule([]string{"create", "--id", "s", "--every", "1h", "--data", "@" + big, "http://127.0.0.1/a"}, strings.NewReader(""), &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "--data: a schedule's body must be UTF-8 text of at most 65536 bytes (this one: 65537 bytes)") {
+		t.Errorf("schedule create with a large body: %v", err)
+	}
+	theirs := workflows.Input{RequestFields: activities.RequestFields{Method: "POST", Headers: map[string]activities.HeaderValue{"X-A": {Value: "1"}}}}
+	if got, want := settingsDiffer(theirs, workflows.Input{}), "method POST there, GET here, headers [X-A] there, [] here"; got != want {
+		t.Errorf("settingsDiffer: %q, want %q", got, want)
+	}
+}

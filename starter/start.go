@@ -190,6 +190,8 @@ func settingsDiffer(theirs, mine workflows.Input) string {
 	add("max_attempts", a.MaxAttempts != b.MaxAttempts, a.MaxAttempts, b.MaxAttempts)
 	add("initial_backoff", a.InitialBackoff != b.InitialBackoff, a.InitialBackoff, b.InitialBackoff)
 	add("cpu_task_queue", a.CPUTaskQueue != b.CPUTaskQueue, a.CPUTaskQueue, b.CPUTaskQueue)
+	add("method", a.Request.Verb() != b.Request.Verb(), a.Request.Verb(), b.Request.Verb())
+	add("headers", !slices.Equal(headerNames(a.Request), headerNames(b.Request)), headerNames(a.Request), headerNames(b.Request))
 	return strings.Join(diff, ", ")
 }
 
