@@ -70,6 +70,9 @@ type options struct {
 	finished         bool   // reading a finished batch (results), not starting one
 	uploaded         string // the URL list this run put in the blob store
 	uploadedPrevious string // and the earlier results
+	uploadedBody     string // and the request body
+	req              requestFlags
+	list             givenURLs // the URLs as given, with their own requests
 }
 
 // exitError carries an exit status up to main.

@@ -165,15 +165,22 @@ func scheduleCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 	if incremental {
 		o.input.Incremental = id
 	}
-	urls, where, err := readURLs(positional, o.file, stdin, true)
-	if err != nil {
+	if err := o.finishRequest(stdin, urlsFromStdin(positional, o.file, true), true, stderr); err != nil {
+		return err
+	}
+	if o.list, err = readURLs(positional, o.file, stdin, true); err != nil {
 		return &exitError{exitUsage, err}
 	}
+	urls := o.list.urls
 	for i, u := range urls {
 		if err := workflows.CheckURL(u); err != nil {
-			return &exitError{exitUsage, fmt.Errorf("invalid input: %s: %w", where(i), err)}
+			return &exitError{exitUsage, fmt.Errorf("invalid input: %s: %w", o.list.where(i), err)}
 		}
 	}
+	if err := checkOwnRequests(o.input.RequestFields, o.list); err != nil {
+		return err
+	}
+	o.input.URLRequests = o.list.own
 	if err := checkInput(o.input, urls); err != nil {
 		return err
 	}
@@ -188,7 +195,7 @@ func scheduleCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 	}
 	o.input.URLs = urls
 	uploaded := ""
-	if len(urls) > workflows.InlineLimit {
+	if len(urls) > workflows.InlineLimit || o.list.ownBytes() > inlineRequestsBudget {
 		// Every run reads the list from the blob store, under a key of
 		// this schedule's own (schedule delete removes it).
 		if o.store, err = openStore(ctx, o); err != nil {
@@ -197,10 +204,10 @@ func scheduleCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 		var b [6]byte
 		_, _ = rand.Read(b[:])
 		uploaded = scheduleListPrefix + strings.Map(safeKeyRune, id) + "-" + hex.EncodeToString(b[:]) + ".txt"
-		if err := upload(ctx, o.store, uploaded, urls); err != nil {
+		if err := upload(ctx, o.store, uploaded, o.list.fileLines()); err != nil {
 			return &exitError{exitInternal, fmt.Errorf("writing the URL list to the blob store: %w", err)}
 		}
-		o.input.URLs, o.input.URLsFile = nil, uploaded
+		o.input.URLs, o.input.URLRequests, o.input.URLsFile = nil, nil, uploaded
 	}
 	spec := client.ScheduleSpec{}
 	if every > 0 {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -31,7 +30,7 @@ func parseStart(args []string, stdin io.Reader, stderr io.Writer) (o options, ur
 	fs := flag.NewFlagSet("starter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: starter [start] [flags] [URL...]     start a batch and wait for it\n       starter status|cancel|results|bodies [flags] WORKFLOW_ID\n       starter gc --older-than 720h\n\nURLs come from the arguments, --file (one per line, # comments), or stdin.\nThe Temporal connection comes from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the other TEMPORAL_* variables.\n\nflags of start:\n")
+		fmt.Fprintf(stderr, "usage: starter [start] [flags] [URL...]     start a batch and wait for it\n       starter status|cancel|results|bodies [flags] WORKFLOW_ID\n       starter gc --older-than 720h\n\nURLs come from the arguments, --file (one per line, # comments), or stdin.\nHow they are asked for: --header, --header-secret, --method, --data (or per URL, a JSON line in the file).\nThe Temporal connection comes from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the other TEMPORAL_* variables.\n\nflags of start:\n")
 		fs.PrintDefaults()
 	}
 	o.batchFlags(fs, false)
@@ -67,10 +66,13 @@ func parseStart(args []string, stdin io.Reader, stderr io.Writer) (o options, ur
 	if !o.dev && (o.serve || o.demoURLs > 0) {
 		return o, nil, false, &exitError{exitUsage, errors.New("--serve and --demo-urls go with --dev")}
 	}
-	urls, where, err := readURLs(positional, o.file, stdin, !o.dev)
-	if err != nil {
+	if err := o.finishRequest(stdin, urlsFromStdin(positional, o.file, !o.dev), false, stderr); err != nil {
+		return o, nil, false, err
+	}
+	if o.list, err = readURLs(positional, o.file, stdin, !o.dev); err != nil {
 		return o, nil, false, &exitError{exitUsage, err}
 	}
+	urls, where := o.list.urls, o.list.where
 	// A bad URL is named where the user wrote it: argument or line.
 	for i, u := range urls {
 		if err := workflows.CheckURL(u); err != nil {
@@ -87,6 +89,10 @@ func parseStart(args []string, stdin io.Reader, stderr io.Writer) (o options, ur
 	if o.input.MaxAttempts <= 0 {
 		return o, nil, false, &exitError{exitUsage, fmt.Errorf("--max-attempts must be at least 1, not %d", o.input.MaxAttempts)}
 	}
+	if err := checkOwnRequests(o.input.RequestFields, o.list); err != nil {
+		return o, nil, false, err
+	}
+	o.input.URLRequests = o.list.own
 	if !o.dev {
 		if err := checkInput(o.input, urls); err != nil {
 			return o, nil, false, err
@@ -184,6 +190,8 @@ func settingsDiffer(theirs, mine workflows.Input) string {
 	add("max_attempts", a.MaxAttempts != b.MaxAttempts, a.MaxAttempts, b.MaxAttempts)
 	add("initial_backoff", a.InitialBackoff != b.InitialBackoff, a.InitialBackoff, b.InitialBackoff)
 	add("cpu_task_queue", a.CPUTaskQueue != b.CPUTaskQueue, a.CPUTaskQueue, b.CPUTaskQueue)
+	add("method", a.Request.Verb() != b.Request.Verb(), a.Request.Verb(), b.Request.Verb())
+	add("headers", !slices.Equal(headerNames(a.Request), headerNames(b.Request)), headerNames(a.Request), headerNames(b.Request))
 	return strings.Join(diff, ", ")
 }
 
@@ -277,10 +285,10 @@ func start(ctx context.Context, c client.Client, o *options, stderr io.Writer) (
 		}
 		return nil, &exitError{exitInternal, fmt.Errorf("starting workflow %s: %w", id, err)}
 	}
-	if o.id != "" && (o.uploaded != "" || o.uploadedPrevious != "") {
+	if o.id != "" && o.input.RemoveInputs {
 		// Another starter may have started this ID a moment before: the
 		// server then returns that batch, which reads its own files.
-		if theirs, ok := startedInput(startCtx, c, id, run.GetRunID()); ok && (theirs.URLsFile != o.uploaded || theirs.PreviousFile != o.uploadedPrevious) {
+		if theirs, ok := startedInput(startCtx, c, id, run.GetRunID()); ok && (theirs.URLsFile != o.uploaded || theirs.PreviousFile != o.uploadedPrevious || bodyKey(theirs) != o.uploadedBody) {
 			o.dropUploads()
 			fmt.Fprintf(stderr, "attached to the batch workflow_id=%s another starter started a moment before, with its own inputs: the same ID never fetches twice\n", id)
 		}
@@ -329,58 +337,10 @@ func startedInput(ctx context.Context, c client.Client, id, runID string) (workf
 	return in, true
 }
 
-// readURLs collects URLs from args, a file, or stdin when it is not a
-// terminal. where(i) says where the i-th came from: "argument 2",
-// "urls.txt line 17".
-func readURLs(args []string, file string, stdin io.Reader, useStdin bool) (urls []string, where func(int) string, err error) {
-	urls = append([]string(nil), args...)
-	var lines []int
-	var r io.Reader
-	name := file
-	switch {
-	case file == "-":
-		r, name = stdin, "stdin"
-	case file != "":
-		f, err := os.Open(file)
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading URLs: %w", err)
-		}
-		defer f.Close()
-		r = f
-	case len(args) == 0 && useStdin && !isTerminal(stdin):
-		r, name = stdin, "stdin"
-	}
-	where = func(i int) string {
-		if i < len(args) {
-			return fmt.Sprintf("argument %d", i+1)
-		}
-		return fmt.Sprintf("%s line %d", name, lines[i-len(args)])
-	}
-	if r == nil {
-		return urls, where, nil
-	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		s := strings.TrimSpace(sc.Text())
-		if i := strings.Index(s, "#"); i == 0 || (i > 0 && (s[i-1] == ' ' || s[i-1] == '\t')) {
-			s = strings.TrimSpace(s[:i])
-		}
-		if s != "" {
-			urls = append(urls, s)
-			lines = append(lines, line)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, nil, fmt.Errorf("reading URLs from %s: %w", name, err)
-	}
-	return urls, where, nil
-}
-
 // batchFlags adds the flags of a batch's input (start, schedule create:
 // scheduled, without those of one batch).
 func (o *options) batchFlags(fs *flag.FlagSet, scheduled bool) {
-	fs.StringVar(&o.file, "file", "", "read URLs from this file ('-' for stdin), one per line; # starts a comment")
+	fs.StringVar(&o.file, "file", "", "read URLs from this file ('-' for stdin), one per line; # starts a comment; a line {\"url\": ..., \"headers\": {...}} is a URL with its own request fields")
 	fs.StringVar(&o.input.Mode, "mode", workflows.ModeCollect, "collect (record each failure, finish the rest) or fail_fast (first failure cancels the batch)")
 	fs.IntVar(&o.input.MaxInFlight, "max-in-flight", workflows.DefaultMaxInFlight, fmt.Sprintf("fetches running at once for this batch (1 to %d)", workflows.MaxInFlightLimit))
 	fs.StringVar(&o.input.AttemptTimeout, "attempt-timeout", workflows.DefaultAttemptTimeout.String(), "time limit of one attempt")
@@ -389,6 +349,7 @@ func (o *options) batchFlags(fs *flag.FlagSet, scheduled bool) {
 	fs.StringVar(&o.input.InitialBackoff, "initial-backoff", workflows.DefaultInitialBackoff.String(), "wait before the first retry; doubles after each")
 	fs.StringVar(&o.input.CPUTaskQueue, "cpu-task-queue", workflows.CPUTaskQueue, "task queue of the hash step")
 	fs.StringVar(&o.input.Process, "process", "sha256", "the CPU step: sha256 (the hash alone), html (title and links), image (format and size), or a processor registered on your CPU workers")
+	o.requestFlags(fs)
 	fs.BoolVar(&o.input.KeepBodies, "keep-bodies", false, "keep each ok body in the blob store, content-addressed (bodies/sha256/<hex>; the result's body_key)")
 	if scheduled {
 		return

@@ -17,25 +17,43 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/internal/cli"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
-// uploadInputs puts a long URL list and the --previous file in the blob
-// store, each under a key no other upload has (two starters with one --id
-// never overwrite each other's list), and marks them the batch's own
-// (remove_inputs): the batch removes them when it ends, whatever ends it,
-// and nothing else does while it may read them.
+// inlineRequestsBudget bounds the URLs' own request fields (their JSON
+// lines) sent in the input; a list with more goes to the blob store.
+const inlineRequestsBudget = 256 << 10
+
+// uploadInputs puts a long URL list, a large request body and the
+// --previous file in the blob store, each under a key no other upload has
+// (two starters with one --id never overwrite each other's list), and
+// marks them the batch's own (remove_inputs): the batch removes them when
+// it ends, whatever ends it, and nothing else does while it may read them.
 func uploadInputs(ctx context.Context, o *options, id string) error {
-	if len(o.input.URLs) > workflows.InlineLimit {
+	if len(o.input.URLs) > workflows.InlineLimit || o.list.ownBytes() > inlineRequestsBudget {
 		// A long list goes through the blob store: Temporal caps a payload at 2 MB.
 		key := uploadKey(id, ".txt")
-		if err := upload(ctx, o.store, key, o.input.URLs); err != nil {
+		lines := o.input.URLs
+		if len(o.list.urls) == len(lines) {
+			lines = o.list.fileLines() // JSON lines as they were given
+		}
+		if err := upload(ctx, o.store, key, lines); err != nil {
 			return &exitError{exitInternal, fmt.Errorf("writing the URL list to the blob store: %w", err)}
 		}
 		o.uploaded = key
-		o.input.URLs, o.input.URLsFile = nil, key
+		o.input.URLs, o.input.URLRequests, o.input.URLsFile = nil, nil, key
+	}
+	if o.req.body != nil {
+		key := uploadKey(id, ".body")
+		if err := uploadBytes(ctx, o.store, key, o.req.body); err != nil {
+			o.dropUploads()
+			return &exitError{exitInternal, fmt.Errorf("writing the --data body to the blob store: %w", err)}
+		}
+		o.uploadedBody = key
+		o.input.Body = &activities.BodyValue{Key: key}
 	}
 	if o.previous != "" {
 		key := uploadKey(id, ".previous.jsonl")
@@ -46,7 +64,7 @@ func uploadInputs(ctx context.Context, o *options, id string) error {
 		o.uploadedPrevious = key
 		o.input.PreviousFile = key
 	}
-	o.input.RemoveInputs = o.uploaded != "" || o.uploadedPrevious != ""
+	o.input.RemoveInputs = o.uploaded != "" || o.uploadedPrevious != "" || o.uploadedBody != ""
 	return nil
 }
 
@@ -60,12 +78,12 @@ func uploadKey(id, suffix string) string {
 // dropUploads removes what uploadInputs wrote, for a batch that was not
 // started with it.
 func (o *options) dropUploads() {
-	for _, k := range []string{o.uploaded, o.uploadedPrevious} {
+	for _, k := range []string{o.uploaded, o.uploadedPrevious, o.uploadedBody} {
 		if k != "" {
 			_ = o.store.DeletePrefix(context.Background(), k)
 		}
 	}
-	o.uploaded, o.uploadedPrevious = "", ""
+	o.uploaded, o.uploadedPrevious, o.uploadedBody = "", "", ""
 }
 
 // dropClosedUploads removes the uploads of a batch that has ended: it
@@ -73,7 +91,7 @@ func (o *options) dropUploads() {
 // then) or its workers use another store. A batch still running (waiting
 // gave up on an error) keeps them.
 func (o *options) dropClosedUploads(c client.Client, run client.WorkflowRun) {
-	if o.uploaded == "" && o.uploadedPrevious == "" {
+	if o.uploaded == "" && o.uploadedPrevious == "" && o.uploadedBody == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -101,6 +119,7 @@ func payloadConverter() converter.DataConverter {
 	return converter.GetDefaultDataConverter()
 }
 
+// upload writes a URL list, one line each, to the blob store under key.
 func upload(ctx context.Context, store blobstore.Store, key string, urls []string) error {
 	w, err := store.Create(ctx, key)
 	if err != nil {
@@ -113,6 +132,19 @@ func upload(ctx context.Context, store blobstore.Store, key string, urls []strin
 		bw.WriteByte('\n')
 	}
 	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return w.Commit()
+}
+
+// uploadBytes writes b to the blob store under key.
+func uploadBytes(ctx context.Context, store blobstore.Store, key string, b []byte) error {
+	w, err := store.Create(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer w.Abort() //nolint:errcheck
+	if _, err := w.Write(b); err != nil {
 		return err
 	}
 	return w.Commit()

@@ -16,13 +16,18 @@ import (
 const AdoptInputsSignal = "adopt-inputs"
 
 // ownedInputs are the input files a batch removes when it ends: its
-// urls_file and previous_file, when its input says remove_inputs.
+// urls_file, previous_file and the key of its body, when its input says
+// remove_inputs.
 func (in Input) ownedInputs() []string {
 	if !in.RemoveInputs {
 		return nil
 	}
 	var keys []string
-	for _, k := range []string{in.URLsFile, in.PreviousFile} {
+	owned := []string{in.URLsFile, in.PreviousFile}
+	if in.Body != nil {
+		owned = append(owned, in.Body.Key)
+	}
+	for _, k := range owned {
 		if k != "" && checkKey(k) == nil {
 			keys = append(keys, k)
 		}

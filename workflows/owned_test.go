@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/batchfetch/batchfetch/activities"
 )
 
 // A batch owns the input files its input marks (remove_inputs) and those
@@ -23,6 +25,7 @@ func TestABatchRemovesTheInputsItOwns(t *testing.T) {
 	}{
 		{name: "refused as invalid", in: Input{URLsFile: "inputs/a.txt", RemoveInputs: true, Mode: "bogus"}, want: []string{"inputs/a.txt"}},
 		{name: "canceled", in: Input{URLs: []string{"http://a.example/hang"}, PreviousFile: "inputs/p.jsonl", RemoveInputs: true}, cancel: true, want: []string{"inputs/p.jsonl"}},
+		{name: "its body", in: Input{URLs: []string{"http://a.example/hang"}, RequestFields: activities.RequestFields{Method: "POST", Body: &activities.BodyValue{Key: "inputs/b.body"}}, RemoveInputs: true}, cancel: true, want: []string{"inputs/b.body"}},
 		{name: "not owned", in: Input{URLsFile: "lists/mine.txt", Mode: "bogus"}},
 		{name: "handed by a signal", in: Input{URLs: []string{"http://a.example/hang"}}, cancel: true, signal: []string{"inputs/schedules/s.txt", "results/not-an-input.jsonl", "inputs/schedules", "inputs/other.txt"}, want: []string{"inputs/schedules/s.txt"}},
 	} {

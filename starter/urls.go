@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/batchfetch/batchfetch/activities"
+)
+
+// maxEntryLine is the longest JSON line a urls_file may hold: the stage
+// step reads no longer one.
+const maxEntryLine = activities.MaxURLLength + activities.MaxHeaderBytes + activities.MaxBodyText + 1024
+
+// givenURLs are a batch's URLs as they were given: from the arguments, a
+// file or stdin. A file's line that starts with "{" is a JSON object
+// ({"url", "headers", "method", "body", "retry_non_idempotent"}) that
+// says how its URL is asked for.
+type givenURLs struct {
+	urls []string
+	// own, parallel to urls (or nil), are the URLs' own request fields;
+	// lines the JSON lines that gave them ("" for a plain URL), written
+	// as they are when the list goes to the blob store.
+	own   []*activities.RequestFields
+	lines []string
+	// where(i) says where the i-th URL came from: "argument 2",
+	// "urls.txt line 17".
+	where func(int) string
+}
+
+// readURLs collects URLs from args, a file, or stdin when it is not a
+// terminal.
+func readURLs(args []string, file string, stdin io.Reader, useStdin bool) (givenURLs, error) {
+	l := givenURLs{urls: append([]string(nil), args...)}
+	var lineNo []int
+	var r io.Reader
+	name := file
+	switch {
+	case file == "-":
+		r, name = stdin, "stdin"
+	case file != "":
+		f, err := os.Open(file)
+		if err != nil {
+			return l, fmt.Errorf("reading URLs: %w", err)
+		}
+		defer f.Close()
+		r = f
+	case urlsFromStdin(args, file, useStdin) && !isTerminal(stdin):
+		r, name = stdin, "stdin"
+	}
+	l.where = func(i int) string {
+		if i < len(args) {
+			return fmt.Sprintf("argument %d", i+1)
+		}
+		return fmt.Sprintf("%s line %d", name, lineNo[i-len(args)])
+	}
+	if r == nil {
+		return l, nil
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		s := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(s, "{") {
+			if err := l.addEntry(s); err != nil {
+				return l, fmt.Errorf("invalid input: %s line %d: %w", name, line, err)
+			}
+			lineNo = append(lineNo, line)
+			continue
+		}
+		if i := strings.Index(s, "#"); i == 0 || (i > 0 && (s[i-1] == ' ' || s[i-1] == '\t')) {
+			s = strings.TrimSpace(s[:i])
+		}
+		if s != "" {
+			l.urls = append(l.urls, s)
+			lineNo = append(lineNo, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return l, fmt.Errorf("reading URLs from %s: %w", name, err)
+	}
+	return l, nil
+}
+
+// urlsFromStdin tells whether readURLs would read the URLs from stdin
+// (when it is not a terminal).
+func urlsFromStdin(args []string, file string, useStdin bool) bool {
+	return file == "-" || file == "" && len(args) == 0 && useStdin
+}
+
+// addEntry adds the URL of a JSON line, with its own request fields.
+// Comments are not stripped from it: a '#' in a value is the value's.
+func (l *givenURLs) addEntry(line string) error {
+	if len(line) > maxEntryLine {
+		return fmt.Errorf("a JSON line of %d bytes is over the limit of %d", len(line), maxEntryLine)
+	}
+	var e activities.URLEntry
+	if err := json.Unmarshal([]byte(line), &e); err != nil {
+		return err
+	}
+	if _, err := e.RequestFields.Request(); err != nil {
+		return err
+	}
+	if !e.RequestFields.Empty() {
+		for len(l.own) < len(l.urls) {
+			l.own, l.lines = append(l.own, nil), append(l.lines, "")
+		}
+		l.own, l.lines = append(l.own, &e.RequestFields), append(l.lines, line)
+	}
+	l.urls = append(l.urls, e.URL)
+	return nil
+}
+
+// fileLines are the lines of the list as it goes to the blob store: each
+// URL, or the JSON line that gave it with its own request fields.
+func (l givenURLs) fileLines() []string {
+	out := make([]string, len(l.urls))
+	for i, u := range l.urls {
+		out[i] = u
+		if i < len(l.lines) && l.lines[i] != "" {
+			out[i] = l.lines[i]
+		}
+	}
+	return out
+}
+
+// ownBytes is how much the URLs' own request fields weigh in the input.
+func (l givenURLs) ownBytes() int {
+	n := 0
+	for _, s := range l.lines {
+		n += len(s)
+	}
+	return n
+}
