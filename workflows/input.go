@@ -78,8 +78,8 @@ type Input struct {
 	// results the last one that completed left under IncrementalKey as
 	// its previous_file, and leaves its own there when it completes.
 	Incremental string `json:"incremental,omitempty"`
-	// RemoveInputs: the batch owns its urls_file and previous_file and
-	// removes them from the blob store when it ends (completed, failed or
+	// RemoveInputs: the batch owns its urls_file, previous_file and
+	// body's key, and removes them from the blob store when it ends (completed, failed or
 	// canceled). The starter sets it for the files it uploads.
 	RemoveInputs bool `json:"remove_inputs,omitempty"`
 	// RequestFields say how every URL is asked for: headers (whose
