@@ -47,4 +47,3 @@ func jsonTypeName(kind string) string {
 	}
 	return kind
 }
-
