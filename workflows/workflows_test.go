@@ -317,7 +317,7 @@ func newEnv(t *testing.T, part ...func(workflow.Context, PartInput) (*PartOutput
 	for name, fn := range map[string]any{
 		"FetchChunk": f.FetchChunk, "FetchURL": f.FetchURL, "HashChunk": f.HashChunk, "StageURLs": f.StageURLs,
 		"AssembleResults": f.AssembleResults, "RemoveBlobs": f.RemoveBlobs, "RemoveInput": f.RemoveBlobs, "RecordChunkFailure": f.RecordChunkFailure,
-		"RemoveWork": f.RemoveWork,
+		"RemoveWork": f.RemoveWork, activities.FetchChunkWithRequest: f.FetchChunk, activities.FetchURLWithRequest: f.FetchURL,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
