@@ -7,6 +7,9 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/worker"
 )
 
 // Request is how a URL is asked for, when not with a bare GET: the method,
@@ -337,4 +340,14 @@ func Asked(batch *Request, tasks []URLTask) bool {
 		}
 	}
 	return false
+}
+
+// Register registers the fetch activities on a worker, also under the
+// names batches with requests call them by (FetchChunkWithRequest,
+// FetchURLWithRequest). A worker that registers f with RegisterActivity
+// alone fails those batches' fetches.
+func (f *Fetcher) Register(w worker.ActivityRegistry) {
+	w.RegisterActivity(f)
+	w.RegisterActivityWithOptions(f.FetchChunk, activity.RegisterOptions{Name: FetchChunkWithRequest})
+	w.RegisterActivityWithOptions(f.FetchURL, activity.RegisterOptions{Name: FetchURLWithRequest})
 }
