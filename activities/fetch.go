@@ -12,7 +12,7 @@
 // Register them once per worker, built around shared dependencies:
 //
 //	f := &activities.Fetcher{Client: activities.NewHTTPClient(activities.ClientConfig{}), Store: store}
-//	f.Register(w)
+//	activities.RegisterFetcher(w, f)
 package activities
 
 import (

@@ -342,11 +342,12 @@ func Asked(batch *Request, tasks []URLTask) bool {
 	return false
 }
 
-// Register registers the fetch activities on a worker, also under the
+// RegisterFetcher registers f's activities on a worker, also under the
 // names batches with requests call them by (FetchChunkWithRequest,
 // FetchURLWithRequest). A worker that registers f with RegisterActivity
-// alone fails those batches' fetches.
-func (f *Fetcher) Register(w worker.ActivityRegistry) {
+// alone fails those batches' fetches. (Not a method: every exported
+// method of a Fetcher is an activity.)
+func RegisterFetcher(w worker.ActivityRegistry, f *Fetcher) {
 	w.RegisterActivity(f)
 	w.RegisterActivityWithOptions(f.FetchChunk, activity.RegisterOptions{Name: FetchChunkWithRequest})
 	w.RegisterActivityWithOptions(f.FetchURL, activity.RegisterOptions{Name: FetchURLWithRequest})
