@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -290,5 +291,28 @@ func TestProxyGuardLetsTheProxyIn(t *testing.T) {
 	items := proxied(t, ClientConfig{Guard: local, Proxy: px.URL, Secrets: store}, tg, tg.URL+"/x")
 	if items[0].Outcome != "" || len(rec.all()) != 1 {
 		t.Errorf("through a proxy on 127.0.0.2: %+v; the proxy saw %+v", items[0], rec.all())
+	}
+}
+
+// A secret scoped with --secret-hosts goes only there: elsewhere the URL
+// fails, its value never sent; a file's rotation shows at the next fetch.
+func TestSecretStoreScopeAndRotationInFetches(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "TOKEN"), "tok-1\n")
+	tg := newTarget(t, false)
+	scoped := mustStore(t, dir, map[string][]string{"TOKEN": {"api.example.com"}})
+	items := proxied(t, ClientConfig{Guard: local, Proxy: ProxyDirect, Secrets: scoped}, tg, tg.URL+"/x")
+	if it := items[0]; it.Outcome != OutcomeError || it.Error != "header Authorization: secret TOKEN may not be sent to 127.0.0.1: fetch worker (unnamed) limits it to api.example.com (--secret-hosts)" {
+		t.Errorf("out of scope: %+v", it)
+	}
+	if auth, _ := tg.saw(); len(auth) != 0 {
+		t.Errorf("the target was asked %d times, want none", len(auth))
+	}
+	store := mustStore(t, dir, map[string][]string{"TOKEN": {"127.0.0.1"}})
+	proxied(t, ClientConfig{Guard: local, Proxy: ProxyDirect, Secrets: store}, tg, tg.URL+"/x")
+	write(t, filepath.Join(dir, "TOKEN"), "tok-2-rotated\n")
+	proxied(t, ClientConfig{Guard: local, Proxy: ProxyDirect, Secrets: store}, tg, tg.URL+"/x")
+	if auth, _ := tg.saw(); !reflect.DeepEqual(auth, []string{"Bearer tok-1", "Bearer tok-2-rotated"}) {
+		t.Errorf("the target saw Authorization %q, want the secret, then the rotated one", auth)
 	}
 }
