@@ -60,7 +60,11 @@ func (f *Fetcher) newRequest(ctx context.Context, rawURL string, r *Request) (*h
 	}
 	creds := credentials{origin: origin(req.URL)}
 	host := req.URL.Hostname()
-	for _, h := range r.Headers {
+	var headers []Header
+	if r != nil { // a bare GET
+		headers = r.Headers
+	}
+	for _, h := range headers {
 		v, secret, err := f.expand(h, host)
 		if err != nil {
 			return final(err.Error())

@@ -19,6 +19,8 @@ import (
 //
 // It is checked on the address actually dialled, after DNS: a name that
 // resolves to an internal address, and a redirect to one, are refused too.
+// Through a proxy, the worker connects to the proxy whatever its address,
+// and each request's target is checked before it is sent (proxyGuard).
 type Guard struct {
 	// Allow lists destinations to permit anyway: CIDRs ("10.0.0.0/8"),
 	// addresses ("127.0.0.1") or host names ("intranet.example").
@@ -152,6 +154,9 @@ type allowList struct {
 	all      bool
 	prefixes []netip.Prefix
 	hosts    map[string]bool
+	// proxy tells whether an address is a proxy the worker was given:
+	// the operator's choice, connected to whatever it is (nil: none).
+	proxy func(address string) bool
 }
 
 func (g Guard) compile() (*allowList, error) {
@@ -195,6 +200,9 @@ func (a *allowList) dialer(d *net.Dialer) func(ctx context.Context, network, add
 		ctx, cancel := boundToAttempt(ctx)
 		defer cancel()
 		if a.all {
+			return d.DialContext(ctx, network, address)
+		}
+		if a.proxy != nil && a.proxy(address) {
 			return d.DialContext(ctx, network, address)
 		}
 		host, port, err := net.SplitHostPort(address)

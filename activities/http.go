@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpproxy"
 )
 
 // ClientConfig sizes the one HTTP client a fetch worker shares between all
@@ -27,8 +29,21 @@ type ClientConfig struct {
 	// UserAgent sent with every request. Default "batchfetch/1".
 	UserAgent string
 	// Guard decides which addresses may be fetched: by default only
-	// public ones.
+	// public ones. Through a proxy, it checks the target's addresses
+	// before the request goes, and lets the worker reach the proxy.
 	Guard Guard
+	// Proxy is where requests go through: "" follows the standard
+	// HTTPS_PROXY, HTTP_PROXY and NO_PROXY environment (which never
+	// proxies a loopback target), ProxyDirect none, and a URL that proxy:
+	// http:// or https:// (CONNECT for an https target, the absolute
+	// form for an http one), socks5:// or socks5h://.
+	Proxy string
+	// ProxySecret names the secret, in Secrets, whose value is the
+	// proxy's user:password (Basic Proxy-Authorization, or SOCKS5
+	// user/password). It wins over a user in the proxy's URL.
+	ProxySecret string
+	// Secrets holds ProxySecret.
+	Secrets Secrets
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
@@ -55,16 +70,26 @@ func (c ClientConfig) withDefaults() ClientConfig {
 var errTooManyRedirects = errors.New("too many redirects")
 
 // NewHTTPClient builds the pooled client. It has no overall timeout: each
-// request carries the activity's deadline in its context. It uses no proxy:
-// the guard must see the address it connects to.
+// request carries the activity's deadline in its context. It uses the
+// proxy cfg.Proxy names (by default the environment's).
 func NewHTTPClient(cfg ClientConfig) (*http.Client, error) {
+	return newHTTPClient(cfg, httpproxy.FromEnvironment())
+}
+
+func newHTTPClient(cfg ClientConfig, env *httpproxy.Config) (*http.Client, error) {
 	cfg = cfg.withDefaults()
 	allow, err := cfg.Guard.compile()
 	if err != nil {
 		return nil, err
 	}
+	px, err := newProxies(cfg, env)
+	if err != nil {
+		return nil, err
+	}
+	allow.proxy = px.isProxy
 	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	transport := &http.Transport{
+		Proxy:                 px.proxy,
 		DialContext:           allow.dialer(dialer),
 		MaxIdleConns:          0, // no global cap; the per-host caps bound it
 		MaxIdleConnsPerHost:   cfg.MaxConnsPerHost,
@@ -81,7 +106,7 @@ func NewHTTPClient(cfg ClientConfig) (*http.Client, error) {
 	}
 	ua := cfg.UserAgent
 	return &http.Client{
-		Transport: userAgent{ua: ua, next: transport},
+		Transport: userAgent{ua: ua, next: proxyGuard{proxies: px, allow: allow, next: transport}},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) > cfg.MaxRedirects {
 				return fmt.Errorf("%w (more than %d)", errTooManyRedirects, cfg.MaxRedirects)

@@ -63,6 +63,7 @@ type settings struct {
 	codecOrigins, logLevel, logFormat                   *string
 	connectTimeout                                      *time.Duration
 	version                                             *bool
+	creds                                               credentials
 }
 
 // newFlags declares every flag; docker-compose.yml and its test use them.
@@ -94,6 +95,7 @@ func newFlags() (*flag.FlagSet, *settings) {
 	st.connectTimeout = fs.Duration("connect-timeout", 0, "how long to wait for the Temporal server and its namespace at start, retrying with backoff (0: until stopped)")
 	st.logLevel = fs.String("log-level", "info", "debug, info, warn or error")
 	st.logFormat = fs.String("log-format", "console", "console or json")
+	credentialFlags(fs, &st.creds)
 	deploymentFlags(fs, &cfg.Deployment)
 	st.version = fs.Bool("version", false, "print the build ID and exit")
 	return fs, st
@@ -190,6 +192,9 @@ func run(args []string) error {
 	if *st.connectTimeout < 0 {
 		return usageError{fmt.Errorf("--connect-timeout must be at least 0 (0: wait until stopped), not %s", *st.connectTimeout)}
 	}
+	if err := st.creds.check(); err != nil {
+		return usageError{err}
+	}
 	if *st.allow != "" {
 		if err := activities.CheckAllow(strings.Split(*st.allow, ",")); err != nil {
 			return usageError{fmt.Errorf("--allow: %w", err)}
@@ -211,6 +216,11 @@ func run(args []string) error {
 		return err
 	}
 	defer logger.Sync() //nolint:errcheck
+	if cfg.Role == workers.RoleFetch || cfg.Role == workers.RoleAll {
+		if err := st.creds.apply(&cfg, logger); err != nil {
+			return err
+		}
+	}
 	store, err := blobstore.Open(context.Background(), blobLocation)
 	if err != nil {
 		return err

@@ -66,7 +66,8 @@ type Config struct {
 	StoreLocation string
 	// HTTPClient is shared by every fetch (default: NewHTTPClient(HTTP)).
 	HTTPClient *http.Client
-	// HTTP configures the default HTTPClient.
+	// HTTP configures the default HTTPClient; its Secrets default to
+	// Secrets.
 	HTTP activities.ClientConfig
 	// Secrets are the fetch worker's, which batches' header values may
 	// name (nil: none).
@@ -134,6 +135,9 @@ func (c Config) withDefaults() (Config, error) {
 		// A batch to one host may use every fetch slot: a lower per-host
 		// cap is a politeness choice, made with --max-conns-per-host.
 		c.HTTP.MaxConnsPerHost = c.FetchSlots
+	}
+	if c.HTTP.Secrets == nil {
+		c.HTTP.Secrets = c.Secrets // the proxy's secret (HTTP.ProxySecret)
 	}
 	if c.HTTPClient == nil {
 		hc, err := activities.NewHTTPClient(c.HTTP)
