@@ -60,11 +60,7 @@ func (f *Fetcher) newRequest(ctx context.Context, rawURL string, r *Request) (*h
 	}
 	creds := credentials{origin: origin(req.URL)}
 	host := req.URL.Hostname()
-	var headers []Header
-	if r != nil { // a bare GET
-		headers = r.Headers
-	}
-	for _, h := range headers {
+	for _, h := range r.Headers {
 		v, secret, err := f.expand(h, host)
 		if err != nil {
 			return final(err.Error())

@@ -35,8 +35,8 @@ func (s scopedSecrets) Secret(name string) (string, []string, bool, error) {
 	return v, s.hosts, ok, err
 }
 
-// seen records the requests a test server got.
-type seen struct {
+// seenLog records the requests a test server got.
+type seenLog struct {
 	mu   sync.Mutex
 	reqs []seenRequest
 }
@@ -46,7 +46,7 @@ type seenRequest struct {
 	header             http.Header
 }
 
-func (s *seen) record(r *http.Request) seenRequest {
+func (s *seenLog) record(r *http.Request) seenRequest {
 	b, _ := io.ReadAll(r.Body)
 	sr := seenRequest{method: r.Method, path: r.URL.Path, body: string(b), header: r.Header.Clone()}
 	s.mu.Lock()
@@ -55,7 +55,7 @@ func (s *seen) record(r *http.Request) seenRequest {
 	return sr
 }
 
-func (s *seen) all() []seenRequest {
+func (s *seenLog) all() []seenRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]seenRequest(nil), s.reqs...)
@@ -64,7 +64,7 @@ func (s *seen) all() []seenRequest {
 const testToken = "tok-5f1c9e0a7d2b4c68"
 
 // tokenServer answers 200 only to a request with the test token.
-func tokenServer(t *testing.T, log *seen) *httptest.Server {
+func tokenServer(t *testing.T, log *seenLog) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sr := log.record(r)
 		if sr.header.Get("Authorization") != "Bearer "+testToken {
@@ -82,7 +82,7 @@ func bearer() *Request {
 }
 
 func TestASecretHeaderReachesTheServerAndNothingElse(t *testing.T) {
-	var log seen
+	var log seenLog
 	srv := tokenServer(t, &log)
 	e := newFetchEnv(t, 0)
 	e.f.Secrets, e.f.Identity = mapSecrets{"PARTNER_TOKEN": testToken}, "w1@host"
@@ -106,7 +106,7 @@ func TestASecretHeaderReachesTheServerAndNothingElse(t *testing.T) {
 }
 
 func TestAMissingSecretFailsTheURLNamingItAndSendsNothing(t *testing.T) {
-	var log seen
+	var log seenLog
 	srv := tokenServer(t, &log)
 	e := newFetchEnv(t, 0)
 	e.f.Identity = "w1@host"
@@ -122,7 +122,7 @@ func TestAMissingSecretFailsTheURLNamingItAndSendsNothing(t *testing.T) {
 }
 
 func TestASecretGoesOnlyToTheHostsItIsLimitedTo(t *testing.T) {
-	var log seen
+	var log seenLog
 	srv := tokenServer(t, &log)
 	for name, tc := range map[string]struct {
 		secrets Secrets
@@ -153,13 +153,13 @@ func TestASecretGoesOnlyToTheHostsItIsLimitedTo(t *testing.T) {
 }
 
 func TestARedirectToAnotherOriginDropsCredentials(t *testing.T) {
-	var other seen
+	var other seenLog
 	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		other.record(r)
 		_, _ = io.WriteString(w, "elsewhere")
 	}))
 	defer elsewhere.Close()
-	var first seen
+	var first seenLog
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		first.record(r)
 		switch r.URL.Path {
@@ -207,7 +207,7 @@ func TestARedirectToAnotherOriginDropsCredentials(t *testing.T) {
 }
 
 func TestAHeadRequestHasNoBodyAndNoHash(t *testing.T) {
-	var log seen
+	var log seenLog
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		log.record(r)
 		w.Header().Set("Content-Type", "text/plain")
@@ -236,7 +236,7 @@ func TestAHeadRequestHasNoBodyAndNoHash(t *testing.T) {
 }
 
 // flaky answers 503 to the first request of each path, then 200.
-func flaky(t *testing.T, log *seen) *httptest.Server {
+func flaky(t *testing.T, log *seenLog) *httptest.Server {
 	var mu sync.Mutex
 	tries := map[string]int{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -256,7 +256,7 @@ func flaky(t *testing.T, log *seen) *httptest.Server {
 }
 
 func TestAPostIsRetriedOnlyWhenTheBatchSaysItMayBe(t *testing.T) {
-	var log seen
+	var log seenLog
 	srv := flaky(t, &log)
 	e := newFetchEnv(t, 0)
 	post := func(path string, r *Request) Fetched {
@@ -289,7 +289,7 @@ func TestAPostIsRetriedOnlyWhenTheBatchSaysItMayBe(t *testing.T) {
 }
 
 func TestAPostCutOffWithItsWorkerIsNotMadeAgain(t *testing.T) {
-	var log seen
+	var log seenLog
 	srv := flaky(t, &log)
 	e := newFetchEnv(t, 0)
 	// The chunk's last attempt had begun the URL's first attempt.
@@ -305,7 +305,7 @@ func TestAPostCutOffWithItsWorkerIsNotMadeAgain(t *testing.T) {
 }
 
 func TestABodyFromTheBlobStore(t *testing.T) {
-	var log seen
+	var log seenLog
 	srv := tokenServer(t, &log)
 	e := newFetchEnv(t, 0)
 	e.f.Secrets = mapSecrets{"PARTNER_TOKEN": testToken}
@@ -330,7 +330,7 @@ func TestABodyFromTheBlobStore(t *testing.T) {
 }
 
 func TestAURLsOwnHeadersWinOverTheBatchs(t *testing.T) {
-	var log seen
+	var log seenLog
 	srv := tokenServer(t, &log)
 	e := newFetchEnv(t, 0)
 	e.f.Secrets = mapSecrets{"PARTNER_TOKEN": testToken, "OTHER_TOKEN": "other"}
@@ -410,7 +410,7 @@ func TestCheckRequestRefusesWhatTheFetcherOwns(t *testing.T) {
 // earlier results is asked for only if it changed, with them too.
 func TestResumeAndConditionalRequestsKeepTheHeaders(t *testing.T) {
 	body := bytes.Repeat([]byte("0123456789abcdef"), 2<<20/16) // 2 MiB
-	var log seen
+	var log seenLog
 	var mu sync.Mutex
 	cut := false
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
