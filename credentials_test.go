@@ -375,3 +375,93 @@ func TestMethodsThroughTheWorkflow(t *testing.T) {
 		})
 	}
 }
+
+// forwardProxy is an HTTP proxy of the test's own on 127.0.0.1: it
+// forwards absolute-form requests to loopback targets and records what it
+// was asked.
+type forwardProxy struct {
+	*httptest.Server
+	mu   sync.Mutex
+	seen []string // target URL and Proxy-Authorization
+}
+
+func newForwardProxy(t *testing.T) *forwardProxy {
+	p := &forwardProxy{}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.seen = append(p.seen, r.URL.String()+" "+r.Header.Get("Proxy-Authorization"))
+		p.mu.Unlock()
+		if r.URL.Hostname() != "127.0.0.1" { // a test proxy reaches loopback only
+			http.Error(w, "not here", http.StatusForbidden)
+			return
+		}
+		out, _ := http.NewRequestWithContext(r.Context(), r.Method, r.URL.String(), r.Body)
+		for k, v := range r.Header {
+			if k != "Proxy-Authorization" && k != "Proxy-Connection" {
+				out.Header[k] = v
+			}
+		}
+		resp, err := http.DefaultTransport.RoundTrip(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+func TestABatchThroughAProxyWithItsOwnCredentials(t *testing.T) {
+	api := newPartnerAPI(t, "http://127.0.0.1:1")
+	close(api.slow)
+	proxy := newForwardProxy(t)
+	secrets := envSecrets{"PARTNER_TOKEN": partnerToken, "PROXY_AUTH": "squid:pr0xy-pw"}
+	cfg := local
+	cfg.Proxy, cfg.ProxySecret, cfg.Secrets = proxy.URL, "PROXY_AUTH", secrets
+	const queue = "e2e-proxy"
+	pool, err := workers.Start(env.client, workers.Config{Role: workers.RoleFetch, TaskQueue: queue, CPUTaskQueue: cpuTaskQueue, Store: env.store,
+		HTTP: cfg, Secrets: secrets, Deployment: workers.Deployment{MakeCurrent: workers.MakeCurrentAlways}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Stop()
+	// 127.0.0.2 stands for an internal address the guard refuses: the
+	// request must not reach the proxy.
+	in := workflows.Input{URLs: []string{api.URL + "/a", "http://127.0.0.2:9/internal"}, CPUTaskQueue: cpuTaskQueue}
+	in.Headers = map[string]activities.HeaderValue{"Authorization": {Value: "Bearer ${secret:PARTNER_TOKEN}"}}
+	run := startOn(t, queue, in)
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := out.Results[0]; r.Outcome != workflows.OutcomeOK {
+		t.Errorf("through the proxy: %+v", r)
+	}
+	if r := out.Results[1]; r.Outcome != workflows.OutcomeError || !strings.Contains(r.Error, "refusing") {
+		t.Errorf("an internal target through the proxy: %+v, want it refused", r)
+	}
+	proxy.mu.Lock()
+	seen := append([]string(nil), proxy.seen...)
+	proxy.mu.Unlock()
+	wantAuth := "Basic c3F1aWQ6cHIweHktcHc=" // squid:pr0xy-pw
+	if len(seen) != 1 || !strings.HasPrefix(seen[0], api.URL+"/a ") || !strings.HasSuffix(seen[0], wantAuth) {
+		t.Errorf("the proxy saw %q, want the API's URL once, with the proxy's credentials", seen)
+	}
+	for _, h := range api.seen() {
+		if h.Get("Proxy-Authorization") != "" {
+			t.Error("the proxy's credentials reached the API")
+		}
+	}
+	text := historyText(t, run)
+	for _, secret := range []string{partnerToken, "pr0xy-pw", "c3F1aWQ6cHIweHktcHc"} {
+		if strings.Contains(text, secret) {
+			t.Errorf("%q is in the history", secret)
+		}
+	}
+}
