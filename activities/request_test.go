@@ -456,3 +456,19 @@ func TestResumeAndConditionalRequestsKeepTheHeaders(t *testing.T) {
 		t.Errorf("resumed with the token: %v; conditional with the token: %v", resumed, conditional)
 	}
 }
+
+// A one-URL activity of a POST that may not be retried, after an earlier
+// activity's attempt was lost with its worker, sends nothing.
+func TestAPostsURLActivityAfterALostAttemptSendsNothing(t *testing.T) {
+	var log seenLog
+	srv := flaky(t, &log)
+	e := newFetchEnv(t, 0)
+	_, err := e.env.ExecuteActivity(e.f.FetchURL, FetchURLRequest{Prefix: "batches/r", Task: URLTask{URL: srv.URL + "/p"}, Policy: quick,
+		PriorAttempts: 1, Request: &Request{Method: http.MethodPost, Body: &Body{Text: "x"}}})
+	if err == nil || !strings.Contains(err.Error(), "not retried") {
+		t.Errorf("err = %v, want a final error saying the POST is not made again", err)
+	}
+	if n := len(log.all()); n != 0 {
+		t.Errorf("the server got %d requests", n)
+	}
+}
