@@ -1,6 +1,8 @@
 package activities
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -269,5 +271,32 @@ func TestBreakRedirectChainsAndPortsDropCredentials(t *testing.T) {
 		if r.method != http.MethodPost || r.body != "q" {
 			t.Errorf("%s: a 307 lost the method or body: %+v", r.path, r)
 		}
+	}
+}
+
+// A staged URL with a body within the limit (64 KiB of text) but whose
+// JSON is longer (an XML body: json.Marshal writes each < and > as six
+// bytes) must stage and read back: the chunk file's line is longer than
+// the scanner that reads it allows.
+func TestBreakAStagedURLWithALargeTextBodyReadsBack(t *testing.T) {
+	e := newFetchEnv(t, 0)
+	ctx := context.Background()
+	body := strings.Repeat("<a>x</a>", 5000) // 40,000 bytes, under MaxBodyText
+	var line bytes.Buffer
+	enc := json.NewEncoder(&line) // as a user's tool may write it: < as <
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(map[string]any{"url": "http://a.example/1", "method": "POST", "body": body})
+	w, _ := e.store.Create(ctx, "inputs/list.jsonl")
+	fmt.Fprintf(w, "http://a.example/0\n%s", line.Bytes())
+	_ = w.Commit()
+	v, err := e.env.ExecuteActivity(e.f.StageURLs, StageRequest{Prefix: "batches/r", URLsFile: "inputs/list.jsonl", ChunkSize: 10})
+	if err != nil {
+		t.Fatalf("staging a body of %d bytes: %v", len(body), err)
+	}
+	var st StageResult
+	_ = v.Get(&st)
+	tasks, err := readURLs(ctx, e.store, URLsKey("batches/r", 0), 0)
+	if err != nil || len(tasks) != 2 || tasks[1].R == nil || tasks[1].R.Body.Text != body {
+		t.Fatalf("staged %+v; reading its chunk back: %d tasks, %v", st, len(tasks), err)
 	}
 }
