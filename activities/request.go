@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -349,6 +350,13 @@ func Asked(batch *Request, tasks []URLTask) bool {
 // method of a Fetcher is an activity.)
 func RegisterFetcher(w worker.ActivityRegistry, f *Fetcher) {
 	w.RegisterActivity(f)
-	w.RegisterActivityWithOptions(f.FetchChunk, activity.RegisterOptions{Name: FetchChunkWithRequest})
-	w.RegisterActivityWithOptions(f.FetchURL, activity.RegisterOptions{Name: FetchURLWithRequest})
+	// Functions of their own: the SDK resolves a workflow's
+	// ExecuteActivity(f.FetchChunk) by the name registered last for that
+	// function, which would make every batch call FetchChunkWithRequest.
+	w.RegisterActivityWithOptions(func(ctx context.Context, req FetchChunkRequest) (*FetchChunkResult, error) {
+		return f.FetchChunk(ctx, req)
+	}, activity.RegisterOptions{Name: FetchChunkWithRequest})
+	w.RegisterActivityWithOptions(func(ctx context.Context, req FetchURLRequest) (*FetchChunkResult, error) {
+		return f.FetchURL(ctx, req)
+	}, activity.RegisterOptions{Name: FetchURLWithRequest})
 }

@@ -317,7 +317,12 @@ func newEnv(t *testing.T, part ...func(workflow.Context, PartInput) (*PartOutput
 	for name, fn := range map[string]any{
 		"FetchChunk": f.FetchChunk, "FetchURL": f.FetchURL, "HashChunk": f.HashChunk, "StageURLs": f.StageURLs,
 		"AssembleResults": f.AssembleResults, "RemoveBlobs": f.RemoveBlobs, "RemoveInput": f.RemoveBlobs, "RecordChunkFailure": f.RecordChunkFailure,
-		"RemoveWork": f.RemoveWork, activities.FetchChunkWithRequest: f.FetchChunk, activities.FetchURLWithRequest: f.FetchURL,
+		"RemoveWork": f.RemoveWork, activities.FetchChunkWithRequest: func(ctx context.Context, req activities.FetchChunkRequest) (*activities.FetchChunkResult, error) {
+			return f.FetchChunk(ctx, req) // a function of its own: see activities.RegisterFetcher
+		},
+		activities.FetchURLWithRequest: func(ctx context.Context, req activities.FetchURLRequest) (*activities.FetchChunkResult, error) {
+			return f.FetchURL(ctx, req)
+		},
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
