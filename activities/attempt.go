@@ -66,11 +66,17 @@ func (a *attempt) pause() {
 //
 // With cond, an attempt that starts from byte zero asks for the body only
 // if it changed (askIfChanged): a 304 is no body.
-func (f *Fetcher) fetchOnce(ctx context.Context, url, work string, index int, st *urlState, cond *Prev, r *Request) (int, stored, *failure) {
-	req, fail := f.newRequest(ctx, url, r)
+func (f *Fetcher) fetchOnce(ctx context.Context, url, work string, index int, st *urlState, cond *Prev, r *Request) (status int, out stored, fail *failure) {
+	req, secrets, fail := f.newRequest(ctx, url, r)
 	if fail != nil {
 		return 0, stored{}, fail
 	}
+	defer func() {
+		// What the server or the client said may echo a secret.
+		if fail != nil && len(secrets) > 0 {
+			fail.msg = scrub(fail.msg, secrets)
+		}
+	}()
 	a := &attempt{ctx: ctx, url: url, key: attemptKey(work, index), st: st}
 	a.resumer, a.canResume = f.Store.(blobstore.Resumer)
 	var prev Resume

@@ -80,6 +80,16 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 		}
 	}
 
+	if activity.GetInfo(ctx).Attempt > 1 || activity.HasHeartbeatDetails(ctx) {
+		// A chunk attempt after one that was lost: a POST that may not
+		// be retried and is not done may have reached the server after
+		// the last checkpoint. It is not made again.
+		for i, t := range tasks {
+			if !done[i] && !t.R.Retriable() && states[i].attempts == 0 {
+				states[i].attempts = 1
+			}
+		}
+	}
 	runCtx, stopAll := context.WithCancel(ctx)
 	defer stopAll()
 	// Bodies go to the work directory of this fetch's URLs until their

@@ -68,7 +68,7 @@ func readURLs(ctx context.Context, store blobstore.Store, key string, first int)
 	defer r.Close()
 	var tasks []URLTask
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), MaxURLLength+MaxHeaderBytes+MaxBodyText+1024)
+	sc.Buffer(make([]byte, 64<<10), MaxEntryLine)
 	for sc.Scan() {
 		t := URLTask{Index: first + len(tasks), URL: sc.Text()}
 		if strings.HasPrefix(t.URL, "{") {

@@ -39,13 +39,14 @@ func origin(u *url.URL) string { return strings.ToLower(u.Scheme + "://" + u.Hos
 // secrets they name put in, if this worker has them and they may go to
 // the URL's host) and body. A failure is final: a missing or out-of-scope
 // secret, an unreadable body.
-func (f *Fetcher) newRequest(ctx context.Context, rawURL string, r *Request) (*http.Request, *failure) {
-	final := func(msg string) (*http.Request, *failure) {
-		return nil, &failure{outcome: OutcomeError, msg: msg}
+func (f *Fetcher) newRequest(ctx context.Context, rawURL string, r *Request) (*http.Request, []string, *failure) {
+	var values []string // of the secrets put in
+	final := func(msg string) (*http.Request, []string, *failure) {
+		return nil, nil, &failure{outcome: OutcomeError, msg: msg}
 	}
 	body, fail := f.requestBody(ctx, r)
 	if fail != nil {
-		return nil, fail
+		return nil, nil, fail
 	}
 	var rd io.Reader
 	if body != nil {
@@ -56,22 +57,23 @@ func (f *Fetcher) newRequest(ctx context.Context, rawURL string, r *Request) (*h
 		return final("building request: " + err.Error())
 	}
 	if r == nil {
-		return req, nil
+		return req, nil, nil
 	}
 	creds := credentials{origin: origin(req.URL)}
 	host := req.URL.Hostname()
 	for _, h := range r.Headers {
-		v, secret, err := f.expand(h, host)
+		v, secret, used, err := f.expand(h, host)
 		if err != nil {
 			return final(err.Error())
 		}
+		values = append(values, used...)
 		name := http.CanonicalHeaderKey(h.Name)
 		req.Header.Set(name, v)
 		if secret {
 			creds.headers = append(creds.headers, name)
 		}
 	}
-	return req.WithContext(context.WithValue(ctx, credentialsKey{}, creds)), nil
+	return req.WithContext(context.WithValue(ctx, credentialsKey{}, creds)), values, nil
 }
 
 // requestBody is the request's body: its text, or the blob it names.
@@ -102,13 +104,13 @@ func (f *Fetcher) requestBody(ctx context.Context, r *Request) ([]byte, *failure
 // expand puts the values of the secrets a header names into it. secret
 // tells whether it named any. Its errors name secrets, never their
 // values.
-func (f *Fetcher) expand(h Header, host string) (value string, secret bool, err error) {
+func (f *Fetcher) expand(h Header, host string) (value string, secret bool, used []string, err error) {
 	names := h.Secrets()
 	if len(names) == 0 {
-		return h.Value, false, nil
+		return h.Value, false, nil, nil
 	}
 	if len(h.Hosts) > 0 && !HostMatches(host, h.Hosts) {
-		return "", true, fmt.Errorf("header %s: its secret may not be sent to %s: the batch limits it to %s", http.CanonicalHeaderKey(h.Name), host, strings.Join(h.Hosts, ", "))
+		return "", true, nil, fmt.Errorf("header %s: its secret may not be sent to %s: the batch limits it to %s", http.CanonicalHeaderKey(h.Name), host, strings.Join(h.Hosts, ", "))
 	}
 	values := map[string]string{}
 	for _, name := range names {
@@ -117,19 +119,35 @@ func (f *Fetcher) expand(h Header, host string) (value string, secret bool, err 
 		}
 		v, err := f.secret(name, host)
 		if err != nil {
-			return "", true, fmt.Errorf("header %s: %w", http.CanonicalHeaderKey(h.Name), err)
+			return "", true, nil, fmt.Errorf("header %s: %w", http.CanonicalHeaderKey(h.Name), err)
 		}
 		values[name] = v
+		used = append(used, v)
 	}
 	value = secretRef.ReplaceAllStringFunc(h.Value, func(ref string) string {
 		return values[secretRef.FindStringSubmatch(ref)[1]]
 	})
 	for i := 0; i < len(value); i++ {
 		if c := value[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return "", true, fmt.Errorf("header %s: a secret it names holds a control character (a line break?) on fetch worker %s", http.CanonicalHeaderKey(h.Name), f.identity())
+			return "", true, nil, fmt.Errorf("header %s: a secret it names holds a control character (a line break?) on fetch worker %s", http.CanonicalHeaderKey(h.Name), f.identity())
 		}
 	}
-	return value, true, nil
+	return value, true, used, nil
+}
+
+// scrub hides in msg (an error a server or the HTTP client wrote: a
+// reason phrase, a Location it could not follow, a redirected URL) every
+// secret value the request carried, as it is and URL-escaped.
+func scrub(msg string, values []string) string {
+	for _, v := range values {
+		if v == "" {
+			continue
+		}
+		for _, form := range []string{v, url.QueryEscape(v), url.PathEscape(v)} {
+			msg = strings.ReplaceAll(msg, form, "[secret]")
+		}
+	}
+	return msg
 }
 
 // secret is the value of the secret name, if this worker has it and it

@@ -36,6 +36,12 @@ func (v *HeaderValue) UnmarshalJSON(b []byte) error {
 	if err := dec.Decode(&o); err != nil || o.Secret == nil {
 		return fmt.Errorf(`headers: a value is neither a string nor {"secret": "NAME"}`)
 	}
+	if *o.Secret == "" {
+		return fmt.Errorf(`headers: {"secret": ""} names no secret`)
+	}
+	if o.Hosts != nil && len(o.Hosts) == 0 {
+		return fmt.Errorf(`headers: "hosts": [] lists no host (leave it out to allow any)`)
+	}
 	v.Secret, v.Hosts = *o.Secret, o.Hosts
 	return nil
 }
@@ -86,13 +92,51 @@ func (v BodyValue) MarshalJSON() ([]byte, error) {
 	return json.Marshal(v.Text)
 }
 
+// HeaderMap is a request's headers by name. In JSON, a name given twice
+// (the same spelling, or the same name in other case) is refused, not
+// silently kept once.
+type HeaderMap map[string]HeaderValue
+
+// UnmarshalJSON reads an object, refusing a name given twice.
+func (m *HeaderMap) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+			*m = nil
+			return nil
+		}
+		return fmt.Errorf("headers: want an object of names and values")
+	}
+	out := HeaderMap{}
+	seen := map[string]string{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("headers: %s", jsonReason(err))
+		}
+		name, _ := t.(string)
+		canon := http.CanonicalHeaderKey(name)
+		if other, ok := seen[canon]; ok {
+			return fmt.Errorf("headers: %q and %q are the same header", clip(other), clip(name))
+		}
+		seen[canon] = name
+		var v HeaderValue
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+		out[name] = v
+	}
+	*m = out
+	return nil
+}
+
 // RequestFields are the fields that say how a URL is asked for, on a
 // batch and on a URL's own entry.
 type RequestFields struct {
-	Headers            map[string]HeaderValue `json:"headers,omitempty"`
-	Method             string                 `json:"method,omitempty"`
-	Body               *BodyValue             `json:"body,omitempty"`
-	RetryNonIdempotent bool                   `json:"retry_non_idempotent,omitempty"`
+	Headers            HeaderMap  `json:"headers,omitempty"`
+	Method             string     `json:"method,omitempty"`
+	Body               *BodyValue `json:"body,omitempty"`
+	RetryNonIdempotent bool       `json:"retry_non_idempotent,omitempty"`
 }
 
 // Empty tells whether the fields ask for nothing but a bare GET.

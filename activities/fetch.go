@@ -198,6 +198,9 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 		if ctx.Err() != nil || urlCtx.Err() != nil {
 			return f.ended(ctx, out, fail)
 		}
+		if fail.noSpace && !t.R.Retriable() {
+			return finish(out, unsafeNoSpace(t.R, fail))
+		}
 		if fail.noSpace && attempts == 1 && leave != nil && leave() {
 			st.mu.Lock()
 			st.attempts-- // the next fetch makes it again

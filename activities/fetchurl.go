@@ -160,6 +160,10 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 		if fail == nil || !fail.noSpace || ctx.Err() != nil || urlCtx.Err() != nil {
 			break
 		}
+		if !t.R.Retriable() {
+			fail = unsafeNoSpace(t.R, fail)
+			break
+		}
 		// A full blob disk is not the URL's fault: the same attempt goes
 		// on once there is room.
 		if final := f.awaitRoom(urlCtx, fail, &roomWaited); final != nil {

@@ -50,6 +50,10 @@ const (
 	MaxHeaderBytes    = 32 << 10
 	MaxBodyText       = 64 << 10
 	MaxRequestBodyKey = 64 << 20 // a body read from the blob store
+	// MaxEntryLine bounds a line of a urls_file or of a staged chunk's
+	// file: a URL and its request, as JSON writes them (where <, > and &
+	// take six bytes each).
+	MaxEntryLine = 6*(MaxURLLength+MaxHeaderBytes+MaxBodyText) + 4096
 )
 
 // Methods a batch may use.
@@ -309,6 +313,13 @@ func withRequests(tasks []URLTask, batch *Request) []URLTask {
 		tasks[i].R = MergeRequests(batch, tasks[i].R)
 	}
 	return tasks
+}
+
+// unsafeNoSpace is the final word on a POST that may not be retried
+// whose answer found no room on the blob disk: the server has had it, so
+// it is not made again when there is room.
+func unsafeNoSpace(r *Request, fail *failure) *failure {
+	return &failure{outcome: OutcomeError, status: fail.status, msg: r.Verb() + " not made again: no room on the blob disk for its answer (" + fail.msg + "); allow retries with retry_non_idempotent or an Idempotency-Key header"}
 }
 
 // unsafeCutOff is the word on a POST that may not be retried, whose

@@ -285,7 +285,7 @@ func (f *Fetcher) urlSource(ctx context.Context, req StageRequest) (next func() 
 		return nil, nil, nil, err
 	}
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), MaxURLLength+MaxHeaderBytes+MaxBodyText+1024)
+	sc.Buffer(make([]byte, 64<<10), MaxEntryLine)
 	line := 0
 	return func() (string, *Request, int, bool, error) {
 			for sc.Scan() {

@@ -13,7 +13,7 @@ import (
 
 // maxEntryLine is the longest JSON line a urls_file may hold: the stage
 // step reads no longer one.
-const maxEntryLine = activities.MaxURLLength + activities.MaxHeaderBytes + activities.MaxBodyText + 1024
+const maxEntryLine = activities.MaxEntryLine
 
 // givenURLs are a batch's URLs as they were given: from the arguments, a
 // file or stdin. A file's line that starts with "{" is a JSON object

@@ -165,6 +165,11 @@ func (e *engine) fetchURL(ctx workflow.Context, ch chunk) (fetched activities.Fe
 		if cp.Attempt == 0 && lost {
 			// No checkpoint: the server ran out of the series' attempts.
 			attempts = prior + int(opts.RetryPolicy.MaximumAttempts)
+			if opts.RetryPolicy.MaximumAttempts == 1 && notRegistered(err) {
+				// A POST made once, given back by a worker of an earlier
+				// release that does not know the activity: not sent.
+				attempts = prior
+			}
 		}
 		if lost && series < lostSeries {
 			workflow.GetLogger(ctx).Warn("a URL's last attempt went to a worker that was lost; starting it anew", "url", ch.first+1, "series", series, "attempts", attempts)
@@ -175,4 +180,12 @@ func (e *engine) fetchURL(ctx workflow.Context, ch chunk) (fetched activities.Fe
 		fetched.Items = []activities.Fetched{{Index: t.Index, URL: t.URL, Outcome: outcome, Error: msg, Attempts: max(attempts, 1), ElapsedMS: elapsed}}
 		return fetched, false
 	}
+}
+
+// notRegistered tells whether an activity failed because its worker does
+// not know the activity's name (a worker of an earlier release): it made
+// no request.
+func notRegistered(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == "ActivityNotRegisteredError"
 }
