@@ -137,14 +137,20 @@ func (f *Fetcher) expand(h Header, host string) (value string, secret bool, used
 
 // scrub hides in msg (an error a server or the HTTP client wrote: a
 // reason phrase, a Location it could not follow, a redirected URL) every
-// secret value the request carried, as it is and URL-escaped.
+// secret value the request carried, as it is and URL-escaped, with and
+// without surrounding spaces.
 func scrub(msg string, values []string) string {
 	for _, v := range values {
 		if v == "" {
 			continue
 		}
-		for _, form := range []string{v, url.QueryEscape(v), url.PathEscape(v)} {
-			msg = strings.ReplaceAll(msg, form, "[secret]")
+		// The client trims a header value's surrounding spaces and tabs as
+		// it writes it: the server saw, and may echo, the trimmed value.
+		t := strings.Trim(v, " \t")
+		for _, form := range []string{v, url.QueryEscape(v), url.PathEscape(v), t, url.QueryEscape(t), url.PathEscape(t)} {
+			if form != "" {
+				msg = strings.ReplaceAll(msg, form, "[secret]")
+			}
 		}
 	}
 	return msg
@@ -162,6 +168,9 @@ func (f *Fetcher) secret(name, host string) (string, error) {
 		return "", fmt.Errorf("secret %s on fetch worker %s: %w", name, f.identity(), err)
 	case !ok:
 		return "", fmt.Errorf("secret %s is not on fetch worker %s (looked in %s)", name, f.identity(), f.Secrets.Where(name))
+	case v == "":
+		// A file caught truncated by a rewrite in place, or left empty.
+		return "", fmt.Errorf("secret %s is empty on fetch worker %s (looked in %s)", name, f.identity(), f.Secrets.Where(name))
 	case hosts != nil && !HostMatches(host, hosts):
 		return "", fmt.Errorf("secret %s may not be sent to %s: fetch worker %s limits it to %s (--secret-hosts)", name, host, f.identity(), strings.Join(hosts, ", "))
 	}

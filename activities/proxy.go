@@ -61,6 +61,9 @@ func newProxies(cfg ClientConfig, env *httpproxy.Config) (*proxies, error) {
 	switch cfg.Proxy {
 	case ProxyDirect:
 	case "":
+		if err := checkEnvProxies(env); err != nil {
+			return nil, err
+		}
 		p.pick = env.ProxyFunc()
 	default:
 		u, err := parseProxy(cfg.Proxy)
@@ -78,6 +81,25 @@ func newProxies(cfg ClientConfig, env *httpproxy.Config) (*proxies, error) {
 		}
 	}
 	return p, nil
+}
+
+// checkEnvProxies refuses a proxy of the environment that is not a URL:
+// httpproxy would drop it and send those requests directly. Its message
+// never shows the value (a password may be in it).
+func checkEnvProxies(env *httpproxy.Config) error {
+	for _, v := range []struct{ name, value string }{{"HTTPS_PROXY", env.HTTPSProxy}, {"HTTP_PROXY", env.HTTPProxy}} {
+		if v.value == "" {
+			continue
+		}
+		u, err := url.Parse(v.value)
+		if err == nil && u.Scheme != "" && u.Host != "" {
+			continue
+		}
+		if _, err := url.Parse("http://" + v.value); err != nil {
+			return fmt.Errorf("proxy: %s (or its lower-case form) is not a URL of the form scheme://host:port, and requests would go without it", v.name)
+		}
+	}
+	return nil
 }
 
 // proxy is the Transport's Proxy: the proxy for req (nil: none), with the

@@ -112,6 +112,10 @@ func (s *SecretStore) file(name string) (string, bool, error) {
 	if info.IsDir() {
 		return "", false, fmt.Errorf("secret file %s is a directory", path)
 	}
+	if !info.Mode().IsRegular() {
+		// A named pipe or a device would block the read, or never end it.
+		return "", false, fmt.Errorf("secret file %s is not a regular file", path)
+	}
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
