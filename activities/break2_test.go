@@ -233,3 +233,29 @@ func TestBreak2AnEmptySecretIsNotSent(t *testing.T) {
 		t.Errorf("an empty secret: %+v, the target saw Authorization %q; want an error and nothing sent", it, auth)
 	}
 }
+
+// With the proxy of the environment on 127.0.0.2 (the guard allows only
+// 127.0.0.1), a batch URL naming the proxy's own address goes direct (the
+// environment never proxies loopback): it must be refused like any other
+// loopback target, not let in because the worker may reach its proxy.
+func TestBreak2TheProxysAddressAsADirectTargetIsGuarded(t *testing.T) {
+	px, rec := httpProxy(t, "127.0.0.2:0", "")
+	client, err := newHTTPClient(ClientConfig{Guard: local}, &httpproxy.Config{HTTPProxy: px.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	// Through the proxy: refused by the guard before it is sent (a
+	// documentation address, never dialled).
+	if resp, err := client.Get("http://192.0.2.1/"); err == nil {
+		resp.Body.Close()
+		t.Fatal("http://192.0.2.1/ through the proxy was not refused")
+	}
+	resp, err := client.Get(px.URL + "/squid-internal-mgr/info")
+	if err == nil {
+		resp.Body.Close()
+	}
+	if saw := rec.all(); len(saw) != 0 || err == nil || !strings.Contains(err.Error(), "refusing to connect") {
+		t.Errorf("%s as a target: err %v; the proxy saw %+v; want refused, nothing sent", px.URL, err, saw)
+	}
+}

@@ -155,7 +155,8 @@ type allowList struct {
 	prefixes []netip.Prefix
 	hosts    map[string]bool
 	// proxy tells whether an address is a proxy the worker was given:
-	// the operator's choice, connected to whatever it is (nil: none).
+	// the operator's choice, connected to whatever it is when a request
+	// goes through it (nil: none).
 	proxy func(address string) bool
 }
 
@@ -202,7 +203,7 @@ func (a *allowList) dialer(d *net.Dialer) func(ctx context.Context, network, add
 		if a.all {
 			return d.DialContext(ctx, network, address)
 		}
-		if a.proxy != nil && a.proxy(address) {
+		if a.proxy != nil && viaProxy(ctx) && a.proxy(address) {
 			return d.DialContext(ctx, network, address)
 		}
 		host, port, err := net.SplitHostPort(address)

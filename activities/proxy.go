@@ -185,7 +185,21 @@ func (g proxyGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
+	if p != nil {
+		req = req.WithContext(context.WithValue(req.Context(), viaProxyKey{}, true))
+	}
 	return g.next.RoundTrip(req)
+}
+
+// viaProxyKey marks the context of a request that goes through a proxy:
+// only its dials may reach a proxy's address past the guard. A request
+// that goes direct to that address (NO_PROXY, or a loopback target the
+// environment never proxies) is guarded like any other.
+type viaProxyKey struct{}
+
+func viaProxy(ctx context.Context) bool {
+	v, _ := ctx.Value(viaProxyKey{}).(bool)
+	return v
 }
 
 func (g proxyGuard) CloseIdleConnections() {
