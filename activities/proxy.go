@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -185,11 +186,42 @@ func (g proxyGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	if p != nil {
-		req = req.WithContext(context.WithValue(req.Context(), viaProxyKey{}, true))
+	if p == nil {
+		return g.next.RoundTrip(req)
 	}
-	return g.next.RoundTrip(req)
+	req = req.WithContext(context.WithValue(req.Context(), viaProxyKey{}, true))
+	resp, err := g.next.RoundTrip(req)
+	if p.User == nil {
+		return resp, err
+	}
+	// A proxy may echo what it got (in a reason phrase, of a 407 to a
+	// CONNECT or to the absolute form): its credentials must not reach a
+	// result.
+	forms := proxyCredentialForms(p.User)
+	if err != nil {
+		return nil, scrubbedError{err: err, msg: scrub(err.Error(), forms)}
+	}
+	resp.Status = scrub(resp.Status, forms)
+	return resp, nil
 }
+
+// proxyCredentialForms are the forms in which a proxy's credentials go:
+// user:password, base64 for Basic, and the password alone.
+func proxyCredentialForms(u *url.Userinfo) []string {
+	pass, _ := u.Password()
+	up := u.Username() + ":" + pass
+	return []string{base64.StdEncoding.EncodeToString([]byte(up)), up, pass}
+}
+
+// scrubbedError is an error whose message had credentials taken out; it
+// unwraps to the error it was.
+type scrubbedError struct {
+	err error
+	msg string
+}
+
+func (e scrubbedError) Error() string { return e.msg }
+func (e scrubbedError) Unwrap() error { return e.err }
 
 // viaProxyKey marks the context of a request that goes through a proxy:
 // only its dials may reach a proxy's address past the guard. A request
