@@ -168,8 +168,9 @@ func (f *Fetcher) secret(name, host string) (string, error) {
 		return "", fmt.Errorf("secret %s on fetch worker %s: %w", name, f.identity(), err)
 	case !ok:
 		return "", fmt.Errorf("secret %s is not on fetch worker %s (looked in %s)", name, f.identity(), f.Secrets.Where(name))
-	case v == "":
-		// A file caught truncated by a rewrite in place, or left empty.
+	case strings.TrimSpace(v) == "":
+		// A file caught truncated by a rewrite in place, or left empty
+		// (or blank: the client would send it trimmed to nothing).
 		return "", fmt.Errorf("secret %s is empty on fetch worker %s (looked in %s)", name, f.identity(), f.Secrets.Where(name))
 	case hosts != nil && !HostMatches(host, hosts):
 		return "", fmt.Errorf("secret %s may not be sent to %s: fetch worker %s limits it to %s (--secret-hosts)", name, host, f.identity(), strings.Join(hosts, ", "))
