@@ -1,6 +1,8 @@
 package activities
 
 import (
+	"github.com/batchfetch/batchfetch/internal/buildinfo"
+
 	"errors"
 	"fmt"
 	"net"
@@ -26,7 +28,8 @@ type ClientConfig struct {
 	DialTimeout time.Duration
 	// IdleConnTimeout closes keep-alive connections idle this long. Default 90s.
 	IdleConnTimeout time.Duration
-	// UserAgent sent with every request. Default "batchfetch/1".
+	// UserAgent sent with every request (a batch's own wins). Default
+	// "batchfetch/<build ID>".
 	UserAgent string
 	// Guard decides which addresses may be fetched: by default only
 	// public ones. Through a proxy, it checks the target's addresses
@@ -60,7 +63,7 @@ func (c ClientConfig) withDefaults() ClientConfig {
 		c.IdleConnTimeout = 90 * time.Second
 	}
 	if c.UserAgent == "" {
-		c.UserAgent = "batchfetch/1"
+		c.UserAgent = "batchfetch/" + buildinfo.ID()
 	}
 	return c
 }

@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/internal/devstack"
 	"github.com/batchfetch/batchfetch/internal/workers"
 )
@@ -37,10 +39,20 @@ func startDev(ctx context.Context, o options, stderr io.Writer) (*devstack.Stack
 	if err != nil {
 		return nil, err
 	}
+	// The built-in fetch worker holds the secrets of this environment, as
+	// a fetch worker does: BATCHFETCH_SECRET_<NAME>, and the files of
+	// BATCHFETCH_SECRETS_DIR.
+	secrets, err := activities.NewSecretStore(os.Getenv("BATCHFETCH_SECRETS_DIR"), nil, os.Environ())
+	if err != nil {
+		return nil, fmt.Errorf("BATCHFETCH_SECRETS_DIR: %w", err)
+	}
 	stack, err := devstack.Start(ctx, devstack.Config{DBFile: o.devDB, Port: o.devPort, UIPort: o.devUIPort, DemoSite: true, Logger: logger,
-		Workers: workers.Config{TaskQueue: o.taskQueue, CPUTaskQueue: o.input.CPUTaskQueue}})
+		Workers: workers.Config{TaskQueue: o.taskQueue, CPUTaskQueue: o.input.CPUTaskQueue, Secrets: secrets}})
 	if err != nil {
 		return nil, err
+	}
+	if names, err := secrets.Names(); err == nil && len(names.Env)+len(names.Dir) > 0 {
+		fmt.Fprintf(stderr, "secrets of the built-in fetch worker: %s\n", strings.Join(append(names.Env, names.Dir...), ", "))
 	}
 	fmt.Fprintf(stderr, "dev server %s, Web UI %s\n", stack.FrontendAddress(), stack.WebUIAddress())
 	fmt.Fprintf(stderr, "database %s, blobs %s\n", stack.DBFile(), stack.BlobDir())
