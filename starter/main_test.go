@@ -371,7 +371,7 @@ func TestFlagsAnywhereAndErrorsThatSayWhat(t *testing.T) {
 	}{
 		{[]string{"--file", list}, exitUsage, "starter: invalid input: " + list + " line 4: "},
 		{[]string{site.URL + "/a", "bad"}, exitUsage, "starter: invalid input: argument 2: "},
-		{[]string{"stauts", "x"}, exitUsage, "not a URL; commands are start, status, cancel, results, bodies and gc"},
+		{[]string{"stauts", "x"}, exitUsage, "not a URL; commands are start, status, cancel, results, bodies, gc and schedule"},
 		{[]string{"status", ""}, exitUsage, "starter: status: the WORKFLOW_ID is empty"},
 		{[]string{"status", "no-such-batch", "--run-id", "01a22143-0c85-725e-88fa-218f77219cdb"}, exitNotFound, `starter: no run "01a22143-0c85-725e-88fa-218f77219cdb" of a batch with workflow ID "no-such-batch"`},
 		{[]string{"status", "some-batch", "--run-id", "bogus"}, exitUsage, `starter: --run-id "bogus": `},

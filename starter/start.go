@@ -30,7 +30,7 @@ func parseStart(args []string, stdin io.Reader, stderr io.Writer) (o options, ur
 	fs := flag.NewFlagSet("starter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: starter [start] [flags] [URL...]     start a batch and wait for it\n       starter status|cancel|results|bodies [flags] WORKFLOW_ID\n       starter gc --older-than 720h\n\nURLs come from the arguments, --file (one per line, # comments), or stdin.\nHow they are asked for: --header, --header-secret, --method, --data (or per URL, a JSON line in the file).\nThe Temporal connection comes from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the other TEMPORAL_* variables.\n\nflags of start:\n")
+		fmt.Fprintf(stderr, "usage: starter [start] [flags] [URL...]     start a batch and wait for it\n       starter status|cancel|results|bodies [flags] WORKFLOW_ID\n       starter gc --older-than 720h\n       starter schedule create|list|describe|trigger|pause|unpause|delete [flags]\n\nURLs come from the arguments, --file (one per line, # comments), or stdin.\nHow they are asked for: --header, --header-secret, --method, --data (or per URL, a JSON line in the file).\nThe Temporal connection comes from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the other TEMPORAL_* variables.\n\nflags of start:\n")
 		fs.PrintDefaults()
 	}
 	o.batchFlags(fs, false)
@@ -78,7 +78,7 @@ func parseStart(args []string, stdin io.Reader, stderr io.Writer) (o options, ur
 		if err := workflows.CheckURL(u); err != nil {
 			hint := ""
 			if i == 0 && len(positional) > 0 && !strings.ContainsAny(u, ":/.") {
-				hint = " (not a URL; commands are start, status, cancel, results, bodies and gc)"
+				hint = " (not a URL; commands are start, status, cancel, results, bodies, gc and schedule)"
 			}
 			return o, nil, false, &exitError{exitUsage, fmt.Errorf("invalid input: %s: %w%s", where(i), err, hint)}
 		}

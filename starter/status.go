@@ -41,7 +41,7 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 func cause(err error) error {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
-		return errors.New(appErr.Message())
+		return errors.New(plainFailure(errors.New(appErr.Message())))
 	}
-	return err
+	return errors.New(plainFailure(err))
 }

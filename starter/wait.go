@@ -85,7 +85,7 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 		}
 		return &exitError{exitFailed, fmt.Errorf("batch canceled (workflow_id=%s)", run.GetID())}
 	default:
-		return &exitError{exitFailed, fmt.Errorf("batch %s: %w", run.GetID(), err)}
+		return &exitError{exitFailed, fmt.Errorf("batch %s: %s", run.GetID(), plainFailure(err))}
 	}
 	if err := printOutput(ctx, stdout, out, *o); err != nil {
 		return err
