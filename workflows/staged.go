@@ -20,6 +20,14 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	if workflow.GetVersion(ctx, "chunks-of-500", workflow.DefaultVersion, 1) == 1 {
 		lay = layoutNow
 	}
+	if lay == layoutNow && len(s.URLs) > 0 && len(s.URLs) <= InlineLimit &&
+		workflow.GetVersion(ctx, "small-staged-chunks", workflow.DefaultVersion, 1) == 1 {
+		// A batch staged for its process step or its earlier results,
+		// not its size: chunks that make its progress move in about
+		// ChunksPerPart steps (one chunk of 500 would move it once, at
+		// the end), all in this workflow.
+		lay.chunkSize = smallStagedChunk(len(s.URLs), lay.chunksPerPart)
+	}
 	var staged activities.StageResult
 	previousFile := s.PreviousFile
 	if s.Incremental != "" {
@@ -99,4 +107,11 @@ func housekeeping(ctx workflow.Context, timeout time.Duration, attempts int32, s
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: attempts},
 		Summary:             summary,
 	})
+}
+
+// smallStagedChunk is the chunk size of a staged batch of n URLs (at most
+// InlineLimit) that makes at most parts chunks, of at least 10 URLs: each
+// chunk costs its activities, about a dozen history events.
+func smallStagedChunk(n, parts int) int {
+	return min(StagedChunkSize, max(10, (n+parts-1)/parts))
 }
