@@ -67,10 +67,30 @@ type Server struct {
 	uiDone   chan struct{}
 	hostPort string
 	uiAddr   string
+	unlock   func() // the database file's lock
 }
 
 // Start starts a server and returns when its frontend accepts connections.
+// A server with a database file holds it: a second one on the same file
+// refuses to start.
 func Start(cfg Config) (*Server, error) {
+	if cfg.DBFile == "" {
+		return start(cfg)
+	}
+	unlock, err := lockDB(cfg.DBFile)
+	if err != nil {
+		return nil, err
+	}
+	s, err := start(cfg)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	s.unlock = unlock
+	return s, nil
+}
+
+func start(cfg Config) (*Server, error) {
 	if cfg.IP == "" {
 		cfg.IP = "127.0.0.1"
 	}
@@ -251,7 +271,11 @@ func (s *Server) Stop() error {
 		s.ui.Stop()
 		<-s.uiDone
 	}
-	return s.server.Stop()
+	err := s.server.Stop()
+	if s.unlock != nil {
+		s.unlock()
+	}
+	return err
 }
 
 type uiConfig struct{ cfg uiconfig.Config }
