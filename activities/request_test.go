@@ -472,3 +472,14 @@ func TestAPostsURLActivityAfterALostAttemptSendsNothing(t *testing.T) {
 		t.Errorf("the server got %d requests", n)
 	}
 }
+
+func TestAURLWithASpaceIsRefused(t *testing.T) {
+	for _, u := range []string{"https://a.example/a b", "https://a.example/\tx", "https://a.example/x?q=a b"} {
+		if err := CheckURL(u); err == nil || !strings.Contains(err.Error(), "%20") {
+			t.Errorf("CheckURL(%q) = %v, want it refused with a hint", u, err)
+		}
+	}
+	if err := CheckURL("https://a.example/a%20b"); err != nil {
+		t.Errorf("an encoded space: %v", err)
+	}
+}

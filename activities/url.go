@@ -16,6 +16,12 @@ func CheckURL(raw string) error {
 	if len(raw) > MaxURLLength {
 		return fmt.Errorf("URL of %d bytes is over the limit of %d", len(raw), MaxURLLength)
 	}
+	if i := strings.IndexAny(raw, " \t"); i >= 0 {
+		// A browser would send %20; a server given the space (or a
+		// proxy) answers something else. Refused, so the list is fixed
+		// where it was written.
+		return fmt.Errorf("%q has a space or a tab at byte %d: encode it (%%20 for a space)", clip(redactRaw(raw)), i)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		var ue *url.Error
