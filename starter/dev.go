@@ -59,3 +59,16 @@ func startDev(ctx context.Context, o options, stderr io.Writer) (*devstack.Stack
 	fmt.Fprintf(stderr, "attach another worker: %s\n", stack.AttachCommand(workers.RoleCPU))
 	return stack, nil
 }
+
+// devPortFlags are the port flags a user gave, for a command line that
+// runs the same dev server again.
+func (o options) devPortFlags() string {
+	out := ""
+	if o.devPort != 7233 {
+		out += fmt.Sprintf(" --dev-port %d", o.devPort)
+	}
+	if o.devUIPort != 8233 {
+		out += fmt.Sprintf(" --dev-ui-port %d", o.devUIPort)
+	}
+	return out
+}

@@ -16,3 +16,12 @@ func TestPlainFailureDropsTheSDKsNotes(t *testing.T) {
 		}
 	}
 }
+
+func TestTheResumeHintKeepsThePorts(t *testing.T) {
+	if got := (options{devPort: 7233, devUIPort: 8233}).devPortFlags(); got != "" {
+		t.Errorf("default ports: %q", got)
+	}
+	if got := (options{devPort: 17233, devUIPort: 18233}).devPortFlags(); got != " --dev-port 17233 --dev-ui-port 18233" {
+		t.Errorf("own ports: %q", got)
+	}
+}

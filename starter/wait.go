@@ -51,8 +51,8 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 	if ctx.Err() != nil {
 		if o.dev {
 			// The server and the workers were in this process.
-			return &exitError{exitInterrupted, fmt.Errorf("stopped: the batch waits in %s, with the dev server, until `starter --dev --serve --dev-db %s` runs again (workflow_id=%s run_id=%s)",
-				o.devDB, o.devDB, run.GetID(), run.GetRunID())}
+			return &exitError{exitInterrupted, fmt.Errorf("stopped: the batch waits in %s, with the dev server, until `starter --dev --serve --dev-db %s%s` runs again (workflow_id=%s run_id=%s)",
+				o.devDB, o.devDB, o.devPortFlags(), run.GetID(), run.GetRunID())}
 		}
 		return &exitError{exitInterrupted, fmt.Errorf("stopped waiting; the batch goes on: workflow_id=%s run_id=%s", run.GetID(), run.GetRunID())}
 	}
