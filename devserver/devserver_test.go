@@ -43,7 +43,7 @@ func TestDatabaseFileIsWriteAheadLogged(t *testing.T) {
 // the second refuses to start, saying which file and who holds it, and
 // the file is free again once the first stops.
 func TestASecondServerOnTheSameDatabaseRefusesToStart(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "dev.sqlite")
+	db := filepath.Join(t.TempDir(), "not-yet", "dev.sqlite") // a first start: no directory yet
 	first, err := devserver.Start(devserver.Config{DBFile: db, Port: freeport.Run(t, 8)})
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,6 +17,10 @@ import (
 // it. The kernel drops the lock when the process ends, however it ends.
 func lockDB(db string) (unlock func(), err error) {
 	path := db + ".lock"
+	// A first start: the database's directory may not be there yet.
+	if err := os.MkdirAll(filepath.Dir(db), 0o755); err != nil {
+		return nil, fmt.Errorf("devserver: creating directory for %s: %w", db, err)
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("devserver: locking %s: %w", db, err)
