@@ -55,6 +55,8 @@ type AssembleResult struct {
 	Changed     int `json:"changed,omitempty"`
 	// Store is the identity of the blob store holding Key.
 	Store string `json:"store,omitempty"`
+	// Failures are the first FailureSample failed results (see SampleOf).
+	Failures []Result `json:"failures,omitempty"`
 }
 
 // AssembleResults writes Dest from the chunk files. Chunks that never
@@ -77,6 +79,9 @@ func (f *Fetcher) AssembleResults(ctx context.Context, req AssembleRequest) (*As
 			out.OK++
 		} else {
 			out.Failed++
+		}
+		if s, ok := SampleOf(*r); ok && len(out.Failures) < FailureSample {
+			out.Failures = append(out.Failures, s)
 		}
 		if r.Outcome == OutcomeNotModified {
 			out.NotModified++

@@ -48,6 +48,9 @@ type engine struct {
 	prevParts int
 	scratch   scratch
 	workers   fetchWorkers // who ran the last fetches
+	// attrs keeps the counts in the batch's search attributes (nil in a
+	// part: its parent keeps them).
+	attrs *countAttrs
 }
 
 // newEngine runs urls URLs in chunks of up to chunkSize, sharing
@@ -79,6 +82,7 @@ func (e *engine) run(ctx workflow.Context, chunks []chunk) {
 	// Waiting goes on after a cancel: siblings confirm their cancellation.
 	bg, _ := workflow.NewDisconnectedContext(ctx)
 	e.scratch.remove(ctx, e.prefix)
+	e.changed(ctx)
 	for _, ch := range chunks {
 		w := min(e.conc, ch.n)
 		if err := workflow.Await(runCtx, func() bool {
@@ -95,6 +99,7 @@ func (e *engine) run(ctx workflow.Context, chunks []chunk) {
 				if e.onChunkDone != nil {
 					e.onChunkDone()
 				}
+				e.changed(ctx)
 			}()
 			e.runChunk(ctx, ch, w)
 		})
@@ -113,6 +118,9 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 		fetched, chunkOutcome, chunkMsg, stopped = e.fetchChunk(ctx, ch, w)
 	}
 	e.sawWorker(fetched.Worker)
+	for _, it := range fetched.Items {
+		noteFailed(e.progress, it.Final())
+	}
 	e.slots -= w
 	e.progress.InFlight -= w
 	if !stopped && chunkOutcome == "" && len(fetched.Items) == 0 && ch.n > 0 {
@@ -201,6 +209,7 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 		// The hash activity finally failed: its bodies' URLs fail with
 		// its error, the others keep their fetch's word.
 		msg := activities.TruncateError("hashing: " + cause(err).Error())
+		noteFailed(e.progress, Result{URL: e.name(ch), Outcome: OutcomeError, Error: msg})
 		if !e.strict { // batches started before: the chunk ends here
 			for i := range fetched.Items {
 				if fetched.Items[i].Outcome == "" {
@@ -219,6 +228,9 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 		}
 	}
 	e.count(ch.n, hashed.OK)
+	if hashed.FirstFailed != nil {
+		noteFailed(e.progress, *hashed.FirstFailed)
+	}
 	if e.s.FailFast && hashed.FirstFailed != nil {
 		e.stop(*hashed.FirstFailed, -1)
 	}
@@ -229,6 +241,13 @@ func (e *engine) processedPrefix() string {
 		return ""
 	}
 	return ProcessedPrefix(e.prefix)
+}
+
+// changed shows the progress in the batch's current details and search
+// attributes.
+func (e *engine) changed(ctx workflow.Context) {
+	showDetails(ctx, *e.progress)
+	e.attrs.update(ctx, *e.progress, false)
 }
 
 func (e *engine) count(n, ok int) {

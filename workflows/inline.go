@@ -29,7 +29,7 @@ func inlineFits(urls []string, processed bool) bool {
 const resultFields = 256
 
 // runInline runs a small batch in this workflow, with results inline.
-func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, progress *Progress) (*Output, error) {
+func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, progress *Progress, attrs *countAttrs) (*Output, error) {
 	n := len(s.URLs)
 	prev := map[string]*activities.Prev{} // a URL given twice takes the later
 	for _, r := range s.Previous {
@@ -51,13 +51,14 @@ func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	// A URL with an activity of its own retries with Temporal's policy.
 	e.native = size == 1 && strict && nativeRetries(ctx)
 	e.results = make([]Result, n)
+	e.attrs = attrs
 	e.run(ctx, chunks)
 	for i := range e.results {
 		if e.results[i].Outcome == "" {
 			e.results[i] = Result{URL: s.URLs[i], Outcome: OutcomeCanceled, Error: "canceled: batch stopped"}
 		}
 	}
-	out := &Output{Results: e.results, OK: progress.OK, Failed: n - progress.OK, Total: n}
+	out := &Output{Results: e.results, OK: progress.OK, Failed: n - progress.OK, Total: n, Failures: sampleFailures(e.results)}
 	var notModified, changed int
 	for i := range out.Results {
 		switch r := out.Results[i]; {

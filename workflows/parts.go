@@ -51,6 +51,8 @@ type PartOutput struct {
 	// Unrecorded are chunks that failed and whose results file could not
 	// be written (at most the part's ChunksPerPart).
 	Unrecorded []activities.FailedChunks `json:"unrecorded,omitempty"`
+	// Recent are the part's last failures (see Progress.Recent).
+	Recent []Result `json:"recent,omitempty"`
 }
 
 // partProgressSignal carries a running part's progress to its parent.
@@ -66,7 +68,7 @@ type partProgress struct {
 // terminated, timed out, or failed) does not end the batch in collect
 // mode: its chunks without results get the part's error. In fail_fast
 // mode it stops the batch.
-func runParts(ctx workflow.Context, s Settings, prefix string, lay layout, staged activities.StageResult, strict bool, progress *Progress) (*Result, []activities.IndexedResult, []activities.FailedChunks, error) {
+func runParts(ctx workflow.Context, s Settings, prefix string, lay layout, staged activities.StageResult, strict bool, progress *Progress, attrs *countAttrs) (*Result, []activities.IndexedResult, []activities.FailedChunks, error) {
 	info := workflow.GetInfo(ctx)
 	base := Progress{Total: staged.Count, MaxInFlight: s.MaxInFlight}
 	current := -1
@@ -79,8 +81,12 @@ func runParts(ctx workflow.Context, s Settings, prefix string, lay layout, stage
 			}
 			if p.Part == current {
 				base.FetchSlots = p.Progress.FetchSlots // the part's workers, kept between parts
+				base.Recent = mergeRecent(p.Progress.Recent, base.Recent)
 				*progress = Progress{Total: base.Total, Done: base.Done + p.Progress.Done, OK: base.OK + p.Progress.OK,
-					Failed: base.Failed + p.Progress.Failed, InFlight: p.Progress.InFlight, MaxInFlight: base.MaxInFlight, FetchSlots: base.FetchSlots, BacklogBytes: p.Progress.BacklogBytes}
+					Failed: base.Failed + p.Progress.Failed, InFlight: p.Progress.InFlight, MaxInFlight: base.MaxInFlight, FetchSlots: base.FetchSlots, BacklogBytes: p.Progress.BacklogBytes,
+					Recent: base.Recent}
+				showDetails(ctx, *progress)
+				attrs.update(ctx, *progress, false)
 			}
 		}
 	})
@@ -124,7 +130,10 @@ func runParts(ctx workflow.Context, s Settings, prefix string, lay layout, stage
 			failed = append(failed, activities.FailedChunks{From: from, To: to, Outcome: outcome, Error: msg})
 			base.Done += urls
 			base.Failed += urls // the results file has the exact counts
+			noteFailed(&base, Result{URL: fmt.Sprintf("URLs %d to %d", from*size+1, from*size+urls), Outcome: outcome, Error: msg})
 			*progress = base
+			showDetails(ctx, *progress)
+			attrs.update(ctx, *progress, false)
 			if s.FailFast {
 				return &Result{URL: fmt.Sprintf("URLs %d to %d", from*size+1, from*size+urls), Outcome: outcome, Error: msg}, known, failed, nil
 			}
@@ -133,7 +142,10 @@ func runParts(ctx workflow.Context, s Settings, prefix string, lay layout, stage
 		base.Done += urls
 		base.OK += part.OK
 		base.Failed += part.Failed
+		base.Recent = mergeRecent(part.Recent, base.Recent)
 		*progress = base
+		showDetails(ctx, *progress)
+		attrs.update(ctx, *progress, false)
 		known = append(known, part.Known...)
 		failed = append(failed, part.Unrecorded...)
 		if len(failed) > 2*lay.chunksPerPart {
@@ -186,5 +198,5 @@ func BatchFetchPart(ctx workflow.Context, in PartInput) (*PartOutput, error) {
 	if ctx.Err() != nil {
 		return nil, temporal.NewCanceledError()
 	}
-	return &PartOutput{OK: progress.OK, Failed: progress.Failed, Failure: e.failure, Known: e.known, Unrecorded: e.unrecorded}, nil
+	return &PartOutput{OK: progress.OK, Failed: progress.Failed, Failure: e.failure, Known: e.known, Unrecorded: e.unrecorded, Recent: progress.Recent}, nil
 }

@@ -25,6 +25,10 @@ type Progress struct {
 	// BacklogBytes are the bytes fetched and waiting for their hash: at
 	// the fetch workers' --hash-backlog, no new fetch starts.
 	BacklogBytes int64 `json:"backlog_bytes,omitempty"`
+	// Recent are the batch's last failures, the latest first (at most
+	// recentFailures, URL and error clipped; a staged chunk names only the
+	// first URL of it that failed).
+	Recent []Result `json:"recent_failures,omitempty"`
 }
 
 // answer is what the progress query says of p.

@@ -13,7 +13,7 @@ import (
 
 // runStaged checks and stages a large batch's URLs, runs its parts, and
 // writes its results to the blob store.
-func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, progress *Progress) (*Output, error) {
+func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, progress *Progress, attrs *countAttrs) (*Output, error) {
 	info := workflow.GetInfo(ctx)
 	var f *activities.Fetcher
 	lay := layoutBefore
@@ -60,11 +60,12 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	if staged.Chunks <= lay.chunksPerPart {
 		e := newEngine(ctx, s, prefix, lay.chunkSize, staged.Count, lay.chunksInFlight, true, strict, progress)
 		e.prevParts = staged.PrevParts
+		e.attrs = attrs
 		e.run(ctx, stagedChunks(lay.chunkSize, 0, staged.Chunks, staged.Count))
 		failure, known, failed = e.failure, e.known, e.unrecorded
 	} else {
 		var err error
-		if failure, known, failed, err = runParts(ctx, s, prefix, lay, staged, strict, progress); err != nil {
+		if failure, known, failed, err = runParts(ctx, s, prefix, lay, staged, strict, progress, attrs); err != nil {
 			return nil, err
 		}
 	}
@@ -82,6 +83,7 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 		out.NotModified, out.Changed = &assembled.NotModified, &assembled.Changed
 	}
 	out.PreviousError = staged.PreviousError
+	out.Failures = assembled.Failures
 	if s.Incremental != "" && ctx.Err() == nil && failure == nil {
 		// The next batch of the chain compares with this one. A batch
 		// that failed or was canceled leaves the last complete one's.
@@ -93,7 +95,7 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 			workflow.GetLogger(ctx).Error("keeping the results for the next run failed", "incremental", s.Incremental, "error", err)
 		}
 	}
-	*progress = Progress{Total: staged.Count, Done: staged.Count, OK: out.OK, Failed: out.Failed, MaxInFlight: s.MaxInFlight}
+	*progress = Progress{Total: staged.Count, Done: staged.Count, OK: out.OK, Failed: out.Failed, MaxInFlight: s.MaxInFlight, Recent: progress.Recent}
 	return finish(ctx, failure, out)
 }
 

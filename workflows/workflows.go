@@ -159,6 +159,10 @@ type Output struct {
 	// earlier results although its chain left some: they cannot be read
 	// (a torn last line after a crash). Every URL was fetched in full.
 	PreviousError string `json:"previous_error,omitempty"`
+	// Failures are the first FailureSample failed URLs in input order
+	// (canceled ones left out), with their outcome and error (URL and
+	// error clipped to 512 bytes), also when the results are in a file.
+	Failures []Result `json:"failures,omitempty"`
 }
 
 // heartbeatTimeout is how long a silent activity attempt is trusted; the
@@ -243,10 +247,16 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 			return nil, temporal.NewNonRetryableApplicationError("process: "+cause(err).Error(), InvalidInputType, nil)
 		}
 	}
+	attrs := newCountAttrs(ctx)
+	var out *Output
 	if s.URLsFile == "" && s.PreviousFile == "" && s.Incremental == "" && len(s.URLs) <= InlineLimit && requestsFit(s.PerURL) && (!strict || inlineFits(s.URLs, s.Process != "")) {
-		return runInline(ctx, s, prefix, strict, progress)
+		out, err = runInline(ctx, s, prefix, strict, progress, attrs)
+	} else {
+		out, err = runStaged(ctx, s, prefix, strict, progress, attrs)
 	}
-	return runStaged(ctx, s, prefix, strict, progress)
+	showDetails(ctx, *progress)
+	attrs.update(ctx, *progress, true)
+	return out, err
 }
 
 // strictOutcomes tells whether this run records every failure of a chunk,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -469,8 +470,13 @@ func TestProgressQuery(t *testing.T) {
 	env.RegisterDelayedCallback(env.CancelWorkflow, 2*time.Second)
 	env.ExecuteWorkflow(BatchFetch, Input{URLs: []string{"http://a.example/1", "http://a.example/hang", "http://a.example/missing"}})
 	want := Progress{Total: 3, Done: 2, OK: 1, Failed: 1, InFlight: 1, MaxInFlight: DefaultMaxInFlight}
-	if mid != want {
+	recent := mid.Recent
+	mid.Recent = nil
+	if !reflect.DeepEqual(mid, want) {
 		t.Errorf("progress %+v, want %+v", mid, want)
+	}
+	if len(recent) != 1 || recent[0].URL != "http://a.example/missing" || recent[0].Outcome != OutcomeHTTPError {
+		t.Errorf("recent failures %+v, want the missing page's", recent)
 	}
 }
 

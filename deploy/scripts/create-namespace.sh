@@ -27,3 +27,17 @@ else
   temporal operator namespace create --namespace "$NAMESPACE" --retention "$RETENTION" --address "$TEMPORAL_ADDRESS"
   echo "namespace $NAMESPACE created"
 fi
+
+# The counts of each batch, shown in the Web UI's list of workflows and
+# searchable (BatchFetchFailed > 0). A namespace without them still runs
+# batches.
+for name in BatchFetchOK BatchFetchFailed BatchFetchTotal; do
+  if out=$(temporal operator search-attribute create --namespace "$NAMESPACE" --name "$name" --type Int --address "$TEMPORAL_ADDRESS" 2>&1); then
+    echo "search attribute $name created"
+  elif echo "$out" | grep -qi "already"; then
+    echo "search attribute $name exists"
+  else
+    echo "$out" >&2
+    exit 1
+  fi
+done

@@ -32,12 +32,14 @@ import (
 
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/batchfetch/batchfetch/internal/freeport"
 	"github.com/batchfetch/batchfetch/internal/logging"
 	"github.com/batchfetch/batchfetch/internal/promtext"
+	"github.com/batchfetch/batchfetch/internal/workers"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -409,6 +411,14 @@ func newClusterRig(t *testing.T) *clusterRig {
 		Namespace: "default", WorkflowExecutionRetentionPeriod: durationpb.New(72 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
+	// As compose's namespace job does: the counts in the Web UI's list.
+	registering := time.Now()
+	for err := workers.RegisterSearchAttributes(context.Background(), c.client, "default"); err != nil; err = workers.RegisterSearchAttributes(context.Background(), c.client, "default") {
+		if time.Since(registering) > time.Minute {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond) // a new namespace reaches the frontend's cache
+	}
 	if got := c.probe("/api/v1/namespaces/default"); got != http.StatusOK {
 		t.Fatalf("with the namespace, the health probe got %d, want 200", got)
 	}
@@ -511,6 +521,25 @@ func (c *clusterRig) startBatch(id, site string, first, n int) {
 	c.starter("start", "--file", f, "--id", id, "--no-wait", "--blob-dir", c.blobDir)
 }
 
+// searchCounts reads a batch's BatchFetchOK, BatchFetchFailed and
+// BatchFetchTotal, as the Web UI's list shows them.
+func (c *clusterRig) searchCounts(ctx context.Context, id string) (counts [3]int64) {
+	c.t.Helper()
+	d, err := c.client.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		c.t.Fatalf("%s: %v", id, err)
+	}
+	fields := d.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()
+	for i, name := range []string{workflows.AttrOK, workflows.AttrFailed, workflows.AttrTotal} {
+		if p, ok := fields[name]; !ok {
+			counts[i] = -1
+		} else if err := converter.GetDefaultDataConverter().FromPayload(p, &counts[i]); err != nil {
+			c.t.Fatalf("%s: %s: %v", id, name, err)
+		}
+	}
+	return counts
+}
+
 // checkBatch waits for the batch and checks every URL once, in order, ok,
 // with the sha256 of what the site sent.
 func (c *clusterRig) checkBatch(id, site string, first, n int) {
@@ -523,6 +552,9 @@ func (c *clusterRig) checkBatch(id, site string, first, n int) {
 	}
 	if out.Total != n || out.OK != n || out.Failed != 0 {
 		c.t.Errorf("%s: total %d ok %d failed %d, want %d ok", id, out.Total, out.OK, out.Failed, n)
+	}
+	if got := c.searchCounts(ctx, id); got != [3]int64{int64(n), 0, int64(n)} {
+		c.t.Errorf("%s: search attributes ok, failed, total %v, want %d, 0, %d", id, got, n, n)
 	}
 	results := out.Results
 	if out.ResultsFile != "" {

@@ -114,6 +114,10 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.Client = c
 	s.stops = append(s.stops, c.Close)
+	// The Web UI's list shows each batch's counts, and can filter on them.
+	if err := workers.RegisterSearchAttributes(ctx, c, "default"); err != nil {
+		return nil, err
+	}
 	if cfg.DemoSite {
 		base, stop, err := s.serveDemo()
 		if err != nil {

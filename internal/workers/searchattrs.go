@@ -1,0 +1,67 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+// registerSearchAttributesCheck lets the workflows of w ask which of the
+// batch's search attributes their namespace has (see
+// workflows.SearchAttributesActivity).
+func registerSearchAttributesCheck(w worker.Worker, c client.Client) {
+	w.RegisterActivityWithOptions(func(ctx context.Context) ([]string, error) {
+		return registeredAttributes(ctx, c, activity.GetInfo(ctx).WorkflowNamespace)
+	}, activity.RegisterOptions{Name: workflows.SearchAttributesActivity})
+}
+
+// registeredAttributes names the batch's search attributes that namespace
+// ns has registered as Int.
+func registeredAttributes(ctx context.Context, c client.Client, ns string) ([]string, error) {
+	resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
+	if err != nil {
+		return nil, fmt.Errorf("listing the search attributes of namespace %s: %w", ns, err)
+	}
+	var names []string
+	for _, name := range workflows.SearchAttributes {
+		if resp.GetCustomAttributes()[name] == enumspb.INDEXED_VALUE_TYPE_INT {
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+// RegisterSearchAttributes adds the batch's search attributes to namespace
+// ns, as `temporal operator search-attribute create` does. Attributes it
+// has already are left as they are.
+func RegisterSearchAttributes(ctx context.Context, c client.Client, ns string) error {
+	have, err := registeredAttributes(ctx, c, ns)
+	if err != nil {
+		return err
+	}
+	add := map[string]enumspb.IndexedValueType{}
+	for _, name := range workflows.SearchAttributes {
+		add[name] = enumspb.INDEXED_VALUE_TYPE_INT
+	}
+	for _, name := range have {
+		delete(add, name)
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: ns, SearchAttributes: add})
+	var exists *serviceerror.AlreadyExists
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("registering the search attributes %v in namespace %s: %w", workflows.SearchAttributes, ns, err)
+	}
+	return nil
+}
