@@ -309,6 +309,7 @@ func TestUnknownProcessIsInvalidInput(t *testing.T) {
 	s := newSite(t, map[string]http.HandlerFunc{"/p": htmlPage("text/html", "<title>t</title>")})
 	for name, want := range map[string]string{
 		"nosuch":   `process: this CPU worker has no processor named "nosuch"`,
+		"htm":      `process: this CPU worker has no processor named "htm" (it has sha256, html, image): did you mean "html"?`,
 		"Bad Name": `process: "Bad Name" is not a processor name`,
 	} {
 		_, err := result(t, start(t, workflows.Input{URLs: []string{s.URL + "/p"}, Process: name}))

@@ -35,18 +35,58 @@ func (h *Hasher) processor(name string) (process.Processor, error) {
 	if p, ok := procs[name]; ok && p != nil {
 		return p, nil
 	}
-	return nil, temporal.NewApplicationError(fmt.Sprintf("this CPU worker has no processor named %q (it has %s)", name, names(procs)), UnknownProcessType)
+	msg := fmt.Sprintf("this CPU worker has no processor named %q (it has %s)", name, names(procs))
+	if near := closest(name, procs); near != "" {
+		msg += fmt.Sprintf(": did you mean %q?", near)
+	}
+	return nil, temporal.NewApplicationError(msg, UnknownProcessType)
 }
 
-func names(procs map[string]process.Processor) string {
-	var b bytes.Buffer
-	b.WriteString(process.SHA256)
+// closest is the name of procs (or sha256) within two edits of name, the
+// nearest, or "" when none is.
+func closest(name string, procs map[string]process.Processor) string {
+	best, dist := "", 3
+	for _, n := range append(sortedNames(procs), process.SHA256) {
+		if d := editDistance(name, n); d < dist {
+			best, dist = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b, in bytes.
+func editDistance(a, b string) int {
+	row := make([]int, len(b)+1)
+	for j := range row {
+		row[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		diag := row[0]
+		row[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			diag, row[j] = row[j], min(row[j]+1, row[j-1]+1, diag+cost)
+		}
+	}
+	return row[len(b)]
+}
+
+func sortedNames(procs map[string]process.Processor) []string {
 	names := make([]string, 0, len(procs))
 	for n := range procs {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	for _, n := range names {
+	return names
+}
+
+func names(procs map[string]process.Processor) string {
+	var b bytes.Buffer
+	b.WriteString(process.SHA256)
+	for _, n := range sortedNames(procs) {
 		b.WriteString(", " + n)
 	}
 	return b.String()
