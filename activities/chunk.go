@@ -235,20 +235,25 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 	return &FetchChunkResult{Items: lean(req, items), Store: f.StoreID, Backlog: f.backlog(), Worker: f.worker()}, nil
 }
 
+// namedFailures is how many of a staged chunk's failed URLs its fetch
+// result names.
+const namedFailures = 3
+
 // lean drops the URLs of a staged chunk's items (they are in its file,
-// and a hundred long URLs would make the payload large) but that of the
-// first URL that failed, which a fail_fast batch names.
+// and a hundred long URLs would make the payload large) but those of its
+// first namedFailures URLs that failed: a fail_fast batch names the
+// first, and the Web UI's details show the batch's last failures.
 func lean(req FetchChunkRequest, items []Fetched) []Fetched {
 	if len(req.URLs) > 0 {
 		return items
 	}
 	out := make([]Fetched, len(items))
-	named := false
+	named := 0
 	for i, it := range items {
-		if named || it.Outcome == "" || it.Outcome == OutcomeCanceled {
+		if named == namedFailures || it.Outcome == "" || it.Outcome == OutcomeCanceled {
 			it.URL = ""
 		} else {
-			named = true
+			named++
 		}
 		out[i] = it
 	}
