@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -187,9 +188,19 @@ func BatchFetchPart(ctx workflow.Context, in PartInput) (*PartOutput, error) {
 	if parent := workflow.GetInfo(ctx).ParentWorkflowExecution; parent != nil {
 		parentID, parentRunID = parent.ID, parent.RunID
 	}
+	// Parts since this version signal once a second at most, after any
+	// chunk, so a batch of slow pages moves its progress too: at most one
+	// signal per chunk.
+	perSecond := workflow.GetVersion(ctx, "part-progress-each-second", workflow.DefaultVersion, 1) == 1
+	var signaled time.Time
 	e.onChunkDone = func() {
 		chunksDone++
-		if parentID != "" && chunksDone%every == 0 {
+		due := chunksDone%every == 0
+		if perSecond {
+			due = workflow.Now(ctx).Sub(signaled) >= time.Second
+		}
+		if parentID != "" && due {
+			signaled = workflow.Now(ctx)
 			// Fire and forget: progress only.
 			workflow.SignalExternalWorkflow(ctx, parentID, parentRunID, partProgressSignal, partProgress{Part: in.Part, Progress: *progress})
 		}
