@@ -5,6 +5,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/batchfetch/batchfetch/activities"
 )
 
 // Search attributes a batch keeps its counts in, so the Web UI's list of
@@ -21,10 +23,6 @@ const (
 // Int), for registering them.
 var SearchAttributes = []string{AttrOK, AttrFailed, AttrTotal}
 
-// SearchAttributesActivity is the local activity a fetch worker answers
-// with the names of SearchAttributes its namespace has registered as Int.
-const SearchAttributesActivity = "BatchFetchSearchAttributes"
-
 var (
 	keyOK     = temporal.NewSearchAttributeKeyInt64(AttrOK)
 	keyFailed = temporal.NewSearchAttributeKeyInt64(AttrFailed)
@@ -37,6 +35,9 @@ var (
 // upsert costs one history event: about 100 for an hour's batch, about
 // 1,500 for a day's, whatever its size.
 type countAttrs struct {
+	// check is a fetch worker's answer to whether the namespace has
+	// them, until it has come.
+	check   workflow.Future
 	on      bool
 	started time.Time
 	last    time.Time
@@ -44,22 +45,42 @@ type countAttrs struct {
 }
 
 // newCountAttrs asks a fetch worker whether the namespace has the
-// attributes. Any doubt (an older worker, a server that does not say)
-// leaves them off: a batch never fails for want of them.
+// attributes, without waiting: the batch starts its fetches meanwhile.
+// An activity and not a local one, so that its answer is in the history:
+// a workflow worker that cannot answer (a pipeline's own, an older one)
+// replays what another answered. Any doubt (no answer within a minute, a
+// worker without the check) leaves them off: a batch never fails for
+// want of them.
 func newCountAttrs(ctx workflow.Context) *countAttrs {
 	a := &countAttrs{started: workflow.Now(ctx)}
 	if workflow.GetVersion(ctx, "count-search-attributes", workflow.DefaultVersion, 1) != 1 {
 		return a
 	}
-	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: 10 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 2},
-		Summary:             "check the namespace's search attributes",
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		ScheduleToCloseTimeout: time.Minute,
+		StartToCloseTimeout:    10 * time.Second,
+		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 2},
+		Summary:                "check the namespace's search attributes",
 	})
+	a.check = workflow.ExecuteActivity(actx, activities.SearchAttributesActivity)
+	return a
+}
+
+// answered takes the check's answer once it has come (at the end, waits
+// for it), and tells whether the counts go to the attributes.
+func (a *countAttrs) answered(ctx workflow.Context, final bool) bool {
+	if a.check == nil {
+		return a.on
+	}
+	if !final && !a.check.IsReady() {
+		return false
+	}
 	var names []string
-	if err := workflow.ExecuteLocalActivity(lctx, SearchAttributesActivity).Get(ctx, &names); err != nil {
+	err := a.check.Get(ctx, &names)
+	a.check = nil
+	if err != nil {
 		workflow.GetLogger(ctx).Info("the counts' search attributes are off: no fetch worker could check them", "error", err)
-		return a
+		return false
 	}
 	have := map[string]bool{}
 	for _, n := range names {
@@ -69,13 +90,13 @@ func newCountAttrs(ctx workflow.Context) *countAttrs {
 	if !a.on {
 		workflow.GetLogger(ctx).Info("the counts' search attributes are not registered in this namespace: the batch runs without them", "registered", names)
 	}
-	return a
+	return a.on
 }
 
 // update sends p's counts, when they changed and the interval has passed
 // (always, when final).
 func (a *countAttrs) update(ctx workflow.Context, p Progress, final bool) {
-	if a == nil || !a.on {
+	if a == nil || !a.answered(ctx, final) {
 		return
 	}
 	now := workflow.Now(ctx)

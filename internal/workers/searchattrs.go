@@ -8,21 +8,10 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/batchfetch/batchfetch/workflows"
 )
-
-// registerSearchAttributesCheck lets the workflows of w ask which of the
-// batch's search attributes their namespace has (see
-// workflows.SearchAttributesActivity).
-func registerSearchAttributesCheck(w worker.Worker, c client.Client) {
-	w.RegisterActivityWithOptions(func(ctx context.Context) ([]string, error) {
-		return registeredAttributes(ctx, c, activity.GetInfo(ctx).WorkflowNamespace)
-	}, activity.RegisterOptions{Name: workflows.SearchAttributesActivity})
-}
 
 // registeredAttributes names the batch's search attributes that namespace
 // ns has registered as Int.

@@ -216,7 +216,6 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
 		f := &activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Backlog: cfg.HashBacklog, Identity: identity, Observer: cfg.Observer, Secrets: cfg.Secrets}
 		activities.RegisterFetcher(w, f)
-		registerSearchAttributesCheck(w, c)
 		p.workers = append(p.workers, w)
 	}
 	if cfg.Role == RoleCPU || cfg.Role == RoleAll {
