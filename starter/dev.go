@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,7 +31,15 @@ func (o *options) devFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.devDB, "dev-db", defaultDevDir("dev.sqlite"), "with --dev: SQLite file holding the server's state")
 	fs.IntVar(&o.devPort, "dev-port", 7233, "with --dev: frontend gRPC port")
 	fs.IntVar(&o.devUIPort, "dev-ui-port", 8233, "with --dev: Web UI port")
+	fs.BoolVar(&o.demo, "demo", false, "with --dev --serve and no URLs: run the demo batch also on a database that ran batches before (a fresh one always runs it)")
 	fs.IntVar(&o.demoURLs, "demo-urls", 0, "with --dev and no URLs: fetch this many fast demo pages instead of the demo set (try 100000)")
+}
+
+// freshDevDB tells whether the dev server's database is yet to be made:
+// --serve runs the demo batch on a fresh one only, not on every start.
+func freshDevDB(file string) bool {
+	_, err := os.Stat(file)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // startDev starts the dev stack (embedded server and Web UI, demo site,

@@ -54,6 +54,7 @@ type options struct {
 	quiet            bool
 	dev              bool
 	serve            bool
+	demo             bool
 	devDB            string
 	devPort          int
 	devUIPort        int

@@ -198,7 +198,7 @@ func TestSameIDAttachesInsteadOfFetchingTwice(t *testing.T) {
 	if !strings.Contains(fourth.stderr, "it runs with other settings (mode collect there, fail_fast here, max_in_flight 100 there, 3 here)") {
 		t.Errorf("other settings under the same ID: stderr %q", fourth.stderr)
 	}
-	if r := starter(t, "", nil, "--serve", site.URL+"/a"); r.code != exitUsage || !strings.Contains(r.stderr, "--serve and --demo-urls go with --dev") {
+	if r := starter(t, "", nil, "--serve", site.URL+"/a"); r.code != exitUsage || !strings.Contains(r.stderr, "--serve, --demo and --demo-urls go with --dev") {
 		t.Errorf("--serve without --dev: exit %d, %q", r.code, r.stderr)
 	}
 }

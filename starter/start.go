@@ -63,8 +63,8 @@ func parseStart(args []string, stdin io.Reader, stderr io.Writer) (o options, ur
 	if o.previous != "" && o.input.Incremental != "" {
 		return o, nil, false, &exitError{exitUsage, errors.New("--previous and --incremental: give one (an incremental batch compares with the last of its chain)")}
 	}
-	if !o.dev && (o.serve || o.demoURLs > 0) {
-		return o, nil, false, &exitError{exitUsage, errors.New("--serve and --demo-urls go with --dev")}
+	if !o.dev && (o.serve || o.demo || o.demoURLs > 0) {
+		return o, nil, false, &exitError{exitUsage, errors.New("--serve, --demo and --demo-urls go with --dev")}
 	}
 	if err := o.finishRequest(stdin, urlsFromStdin(positional, o.file, !o.dev), false, stderr); err != nil {
 		return o, nil, false, err
@@ -114,12 +114,18 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var c client.Client
 	var webUI string
 	if o.dev {
+		fresh := freshDevDB(o.devDB)
 		stack, err := startDev(ctx, o, stderr)
 		if err != nil {
 			return &exitError{exitInternal, err}
 		}
 		defer stack.Stop()
 		c, webUI, o.store = stack.Client, stack.WebUIAddress(), stack.Store
+		if len(urls) == 0 && o.serve && !fresh && !o.demo && o.demoURLs == 0 {
+			fmt.Fprintf(stderr, "serving the Web UI at %s, without the demo batch (this database ran it before: --demo runs it again); Ctrl-C to stop\n", webUI)
+			<-ctx.Done()
+			return nil
+		}
 		if len(urls) == 0 {
 			urls = stack.DemoURLs(o.demoURLs)
 		}
