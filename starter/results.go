@@ -10,8 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"text/tabwriter"
-	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -160,11 +158,6 @@ type writeError struct{ error }
 
 func (w writeError) Unwrap() error { return w.error }
 
-// tableFlushEvery is how many rows the table aligns at a time: columns
-// are as wide as the widest cell of their block, and no more rows are
-// held.
-const tableFlushEvery = 1000
-
 // printResults prints out as JSON or as a table with a summary line.
 // fromFile: the results come from each (read as they are printed), not
 // from out.Results.
@@ -220,31 +213,7 @@ func printResults(w io.Writer, out workflows.Output, jsonOut, fromFile bool, eac
 		bw.WriteString("\n")
 		return bw.Flush()
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\tOUTCOME\tSTATUS\tATTEMPTS\tELAPSED\tSIZE\tSHA256\tURL")
-	err := each(func(i int, r *workflows.Result) error {
-		sum := r.SHA256
-		if len(sum) > 16 {
-			sum = sum[:16] + "…"
-		}
-		if r.Outcome != workflows.OutcomeOK && r.Outcome != workflows.OutcomeNotModified {
-			sum = r.Error
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%d\t%s\t%s\n", i+1, r.Outcome, r.Status, r.Attempts,
-			(time.Duration(r.ElapsedMS) * time.Millisecond).String(), r.Size, sum, r.URL)
-		if (i+1)%tableFlushEvery == 0 {
-			if err := tw.Flush(); err != nil {
-				return writeError{err}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		_ = tw.Flush() // the rows read so far; the error says the rest is missing
-		return err
-	}
-	fmt.Fprintf(tw, "\n%s\n", summary(out))
-	return tw.Flush()
+	return printTable(w, out, each)
 }
 
 // summary counts a batch's outcomes: canceled URLs apart from failed ones.
