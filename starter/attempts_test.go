@@ -111,6 +111,7 @@ func TestARetriedFailureIsShownWhileWaiting(t *testing.T) {
 		<-exited
 	}()
 	seen, line := waitForLine(t, lines, 90*time.Second, "starter: cpu HashChunk attempt ", "failed: ", "is not the one the chunk's bodies were fetched into", elsewhere)
+	t.Logf("said: %s", line)
 	var attempt int
 	if _, err := fmt.Sscanf(line, "starter: cpu HashChunk attempt %d failed:", &attempt); err != nil || attempt < 3 {
 		t.Errorf("the line does not name an attempt after the second retry: %q", line)
