@@ -139,6 +139,15 @@ func dial(ctx context.Context, logLevel string) (client.Client, error) {
 	return c, nil
 }
 
+// temporalAddress is the Temporal server's address, as dial reads it.
+func temporalAddress() string {
+	opts, err := cli.ClientOptions()
+	if err != nil {
+		return "?"
+	}
+	return opts.HostPort
+}
+
 // storeLocation says where the starter's blob store is.
 func (o options) storeLocation() string {
 	if o.blobURL != "" {

@@ -17,7 +17,12 @@ var sdkNoise = []*regexp.Regexp{
 // plainFailure is a failure's text as a person reads it: what went
 // wrong, without the SDK's notes on how it travelled.
 func plainFailure(err error) string {
-	msg := err.Error()
+	return plainText(err.Error())
+}
+
+// plainText is plainFailure for a message already taken out of its error
+// (a result's error, an activity's last failure).
+func plainText(msg string) string {
 	for _, re := range sdkNoise {
 		msg = re.ReplaceAllString(msg, "")
 	}

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"strings"
 	"testing"
+
+	"github.com/batchfetch/batchfetch/workflows"
 )
 
 func TestPlainFailureDropsTheSDKsNotes(t *testing.T) {
@@ -14,6 +19,23 @@ func TestPlainFailureDropsTheSDKsNotes(t *testing.T) {
 		if got := plainFailure(errors.New(in)); got != want {
 			t.Errorf("plainFailure(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A result's error, and an activity's last failure, are shown without
+// the SDK's notes too.
+func TestResultErrorsInTheTableAreWithoutTheSDKsNotes(t *testing.T) {
+	const noisy = "hashing: this CPU worker's blob store (/b, identity 1) is not the one the chunk's bodies were fetched into (identity 2) (type: WrongBlobStore, retryable: true)"
+	if got, want := plainText(noisy), strings.TrimSuffix(noisy, " (type: WrongBlobStore, retryable: true)"); got != want {
+		t.Errorf("plainText = %q, want %q", got, want)
+	}
+	out := workflows.Output{Results: []workflows.Result{{URL: "http://127.0.0.1/a", Outcome: workflows.OutcomeError, Attempts: 10, Error: noisy}}, Failed: 1, Total: 1}
+	var b bytes.Buffer
+	if err := printOutput(context.Background(), &b, out, options{}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "(type:") || !strings.Contains(b.String(), "were fetched into (identity 2)") {
+		t.Errorf("the table:\n%s", b.String())
 	}
 }
 

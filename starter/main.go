@@ -49,6 +49,7 @@ type options struct {
 	file             string
 	id               string
 	taskQueue        string
+	address          string // the Temporal server's, for messages
 	jsonOut          bool
 	noWait           bool
 	quiet            bool

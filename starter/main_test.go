@@ -270,6 +270,9 @@ func TestWarnsWhenNoWorkerPolls(t *testing.T) {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			if strings.Contains(sc.Text(), "unreachable") {
+				t.Errorf("a query no worker answers is taken for a server that does not: %q", sc.Text())
+			}
 			if strings.Contains(sc.Text(), `no worker is polling task queue "nobody-polls-this"`) &&
 				strings.Contains(sc.Text(), "go run ./worker --role fetch --task-queue nobody-polls-this --blob-dir ") {
 				found <- true

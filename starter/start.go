@@ -120,7 +120,7 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return &exitError{exitInternal, err}
 		}
 		defer stack.Stop()
-		c, webUI, o.store = stack.Client, stack.WebUIAddress(), stack.Store
+		c, webUI, o.store, o.address = stack.Client, stack.WebUIAddress(), stack.Store, stack.FrontendAddress()
 		if len(urls) == 0 && o.serve && !fresh && !o.demo && o.demoURLs == 0 {
 			fmt.Fprintf(stderr, "serving the Web UI at %s, without the demo batch (this database ran it before: --demo runs it again); Ctrl-C to stop\n", webUI)
 			<-ctx.Done()
@@ -134,6 +134,7 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer c.Close()
+		o.address = temporalAddress()
 	}
 	if err := checkInput(o.input, urls); err != nil {
 		return err

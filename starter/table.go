@@ -67,7 +67,7 @@ func tableRow(i int, r *workflows.Result) (string, bool) {
 		sum = sum[:16] + "…"
 	}
 	if r.Outcome != workflows.OutcomeOK && r.Outcome != workflows.OutcomeNotModified {
-		sum = r.Error
+		sum = plainText(r.Error) // a final error, not how the SDK carried it
 	}
 	row := fmt.Sprintf("%d\t%s\t%d\t%d\t%s\t%d\t%s\t%s", i+1, r.Outcome, r.Status, r.Attempts,
 		(time.Duration(r.ElapsedMS) * time.Millisecond).String(), r.Size, sum, r.URL)

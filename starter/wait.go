@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,11 +19,13 @@ import (
 func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *options, stdout, stderr io.Writer) error {
 	done := make(chan struct{})
 	progressDone := make(chan struct{})
-	slots := &slotWarning{w: stderr}
+	scr := newScreen(stderr)
+	slots := &slotWarning{w: scr}
+	reach := &reachability{addr: o.address}
 	go func() {
 		defer close(progressDone)
 		if !o.quiet {
-			showProgress(ctx, c, run, done, stderr, slots)
+			watchBatch(ctx, c, run, o, done, scr, slots, reach)
 		}
 	}()
 	warned := make(chan struct{})
@@ -35,7 +36,7 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 		case <-done:
 		case <-time.After(10 * time.Second):
 			if !o.quiet {
-				warnIfNoWorkers(ctx, c, o, stderr)
+				warnIfNoWorkers(ctx, c, o, scr)
 			}
 			if !told {
 				checkSlots(ctx, c, o, slots)
@@ -43,7 +44,7 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 		}
 	}()
 	var out workflows.Output
-	err := run.Get(ctx, &out)
+	err := awaitResult(ctx, run, &out, reach)
 	close(done)
 	<-progressDone
 	<-warned
@@ -61,7 +62,7 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 	switch {
 	case err == nil:
 	case errors.As(err, &appErr) && appErr.Type() == workflows.InvalidInputType:
-		msg := "invalid input: " + appErr.Message()
+		msg := "invalid input: " + plainText(appErr.Message())
 		if o.uploaded != "" && strings.Contains(msg, o.uploaded) {
 			id, _ := blobstore.ID(ctx, o.store)
 			msg += fmt.Sprintf(" (this starter wrote the list to %s, identity %s)", o.storeLocation(), id)
@@ -76,7 +77,7 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 				return perr
 			}
 		}
-		return &exitError{exitFailed, fmt.Errorf("batch failed: %s", appErr.Message())}
+		return &exitError{exitFailed, fmt.Errorf("batch failed: %s", plainText(appErr.Message()))}
 	case errors.As(err, &canceled):
 		if partial, ok := workflows.CanceledOutput(err); ok {
 			if perr := printOutput(ctx, stdout, *partial, *o); perr != nil {
@@ -96,84 +97,23 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 	return nil
 }
 
-// showProgress polls the progress query until done closes; a warning in
-// it is said once (slots).
-func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, done <-chan struct{}, w io.Writer, slots *slotWarning) {
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
-	tty := isTerminal(w)
-	last := ""
-	var began time.Time
-	var startDone int
+// awaitResult waits for run's result. A server that does not answer is
+// waited for: the batch is durable.
+func awaitResult(ctx context.Context, run client.WorkflowRun, out *workflows.Output, reach *reachability) error {
 	for {
+		began := time.Now()
+		err := run.Get(ctx, out)
+		var ended *temporal.WorkflowExecutionError
+		if err == nil || ctx.Err() != nil || errors.As(err, &ended) || !unreachable(err) {
+			return err
+		}
+		reach.answered(began, err)
 		select {
-		case <-done:
-			if tty && last != "" {
-				fmt.Fprintln(w)
-			}
-			return
 		case <-ctx.Done():
-			if tty && last != "" {
-				fmt.Fprintln(w) // what follows starts on its own line
-			}
-			return
-		case <-t.C:
-		}
-		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		v, err := c.QueryWorkflow(qctx, run.GetID(), run.GetRunID(), workflows.ProgressQuery)
-		cancel()
-		if err != nil {
-			continue // not started yet, or finished between ticks
-		}
-		var p workflows.Progress
-		if v.Get(&p) != nil {
-			continue
-		}
-		if p.Warning != "" {
-			slots.say(p.Warning)
-		}
-		p.InFlight = slots.inFlight(p.InFlight)
-		now := time.Now()
-		if began.IsZero() {
-			began, startDone = now, p.Done
-		}
-		line := progressLine(p, now.Sub(began), p.Done-startDone)
-		if line == last {
-			continue
-		}
-		last = line
-		if tty {
-			fmt.Fprintf(w, "\r\033[K%s", line)
-		} else {
-			fmt.Fprintln(w, line)
+			return err
+		case <-time.After(time.Second):
 		}
 	}
-}
-
-// progressLine renders progress as a bar with counts and the rate since
-// waiting began.
-func progressLine(p workflows.Progress, elapsed time.Duration, doneSince int) string {
-	const width = 24
-	filled := 0
-	if p.Total > 0 {
-		filled = p.Done * width / p.Total
-	}
-	rate := ""
-	if elapsed >= time.Second {
-		r := float64(doneSince) / elapsed.Seconds()
-		switch {
-		case r >= 10:
-			rate = fmt.Sprintf(" %.0f URLs/s", r)
-		case doneSince > 0:
-			rate = fmt.Sprintf(" %.2g URLs/s", r) // never 0 while URLs finish
-		}
-	}
-	inFlight := strconv.Itoa(p.InFlight)
-	if p.MaxInFlight > 0 { // batches started before say nothing of it
-		inFlight += "/" + strconv.Itoa(p.MaxInFlight)
-	}
-	return fmt.Sprintf("[%s%s] %d/%d%s  ok %d  failed %d  in flight %s",
-		strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.Done, p.Total, rate, p.OK, p.Failed, inFlight)
 }
 
 // warnIfNoWorkers tells the user when nobody serves the batch's queues.

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+// retriedOften is how many retries of an activity make its last failure
+// worth saying while the batch waits: the retries of an ordinary URL
+// (max_attempts 3 by default) stay quiet.
+const retriedOften = 2
+
+// partsPerPoll bounds the part workflows of a large batch described on
+// one poll; the others are described on the next ones.
+const partsPerPoll = 4
+
+// cpuActivities are the activity types CPU workers run, for an activity
+// whose task queue the server does not say.
+var cpuActivities = []string{"HashChunk", "CheckProcess"}
+
+// retryWatch finds the activity of a batch, or of its running parts,
+// retried most often, and what its last attempt failed with.
+type retryWatch struct {
+	c          client.Client
+	id, runID  string
+	fetchQueue string
+	cpuQueue   string
+	next       int                        // the pending part to describe first on the next poll
+	parts      map[string]retriedActivity // by part workflow ID: the last word of each
+}
+
+// retriedActivity is a pending activity retried more than retriedOften
+// times.
+type retriedActivity struct {
+	role, kind string
+	attempt    int32 // the attempt that failed
+	message    string
+}
+
+// note is the line the starter shows for a, and its key (a without the
+// attempt: the news when not on a terminal).
+func (a retriedActivity) note() (text, key string) {
+	text = fmt.Sprintf("%s %s attempt %d failed: %s", a.role, a.kind, a.attempt, a.message)
+	return text, a.role + " " + a.kind + ": " + a.message
+}
+
+// poll describes the batch and up to partsPerPoll of its parts. found is
+// false when nothing is retried often; err is the batch's describe error.
+func (r *retryWatch) poll(ctx context.Context) (worst retriedActivity, found bool, err error) {
+	d, err := describe(ctx, r.c, r.id, r.runID)
+	if err != nil {
+		return worst, false, err
+	}
+	worst, found = r.worstOf(d.GetPendingActivities())
+	children := d.GetPendingChildren()
+	pending := map[string]bool{}
+	for _, ch := range children {
+		pending[ch.GetWorkflowId()] = true
+	}
+	for id := range r.parts {
+		if !pending[id] {
+			delete(r.parts, id) // finished
+		}
+	}
+	for i := range min(len(children), partsPerPoll) {
+		ch := children[(r.next+i)%len(children)]
+		cd, err := describe(ctx, r.c, ch.GetWorkflowId(), ch.GetRunId())
+		if err != nil {
+			continue // ended since, or slow to answer: its last word stands
+		}
+		if a, ok := r.worstOf(cd.GetPendingActivities()); ok {
+			r.parts[ch.GetWorkflowId()] = a
+		} else {
+			delete(r.parts, ch.GetWorkflowId())
+		}
+	}
+	r.next += partsPerPoll
+	for _, a := range r.parts {
+		if !found || worse(a, worst) {
+			worst, found = a, true
+		}
+	}
+	return worst, found, nil
+}
+
+func describe(ctx context.Context, c client.Client, id, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return c.DescribeWorkflowExecution(ctx, id, runID)
+}
+
+// worstOf is the activity of acts retried most often, if one was more
+// than retriedOften times.
+func (r *retryWatch) worstOf(acts []*workflowpb.PendingActivityInfo) (worst retriedActivity, found bool) {
+	for _, act := range acts {
+		// Attempt is the attempt running or waiting to; LastFailure
+		// is the one before.
+		f := act.GetLastFailure()
+		if f == nil || act.GetAttempt()-1 <= retriedOften {
+			continue
+		}
+		msg := f.GetMessage()
+		for c := f.GetCause(); msg == "" && c != nil; c = c.GetCause() {
+			msg = c.GetMessage()
+		}
+		a := retriedActivity{
+			role:    r.roleOf(act),
+			kind:    act.GetActivityType().GetName(),
+			attempt: act.GetAttempt() - 1,
+			message: strings.Join(strings.Fields(plainText(msg)), " "), // one line
+		}
+		if !found || worse(a, worst) {
+			worst, found = a, true
+		}
+	}
+	return worst, found
+}
+
+// worse: a was retried more often than b, or as often and sorts first
+// (the same one on every poll).
+func worse(a, b retriedActivity) bool {
+	if a.attempt != b.attempt {
+		return a.attempt > b.attempt
+	}
+	return a.role+a.kind+a.message < b.role+b.kind+b.message
+}
+
+// roleOf is the kind of worker that runs act: its task queue's, or its
+// type's when the server does not say the queue.
+func (r *retryWatch) roleOf(act *workflowpb.PendingActivityInfo) string {
+	switch act.GetActivityOptions().GetTaskQueue().GetName() {
+	case r.cpuQueue:
+		return "cpu"
+	case r.fetchQueue:
+		return "fetch"
+	}
+	if slices.Contains(cpuActivities, act.GetActivityType().GetName()) {
+		return "cpu"
+	}
+	return "fetch"
+}
+
+// newRetryWatch watches run, started with o.
+func newRetryWatch(c client.Client, run client.WorkflowRun, o *options) *retryWatch {
+	cpu := o.input.CPUTaskQueue
+	if cpu == "" {
+		cpu = workflows.CPUTaskQueue
+	}
+	return &retryWatch{c: c, id: run.GetID(), runID: run.GetRunID(), fetchQueue: o.taskQueue, cpuQueue: cpu, parts: map[string]retriedActivity{}}
+}
