@@ -222,13 +222,13 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 }
 
 // urlEnded is the error of an attempt stopped by its context: canceled (the
-// URL's word in the details), the server no longer owning the attempt, or
-// the URL's url_timeout (final).
+// URL's word in the details), the server no longer owning the attempt (or
+// out of reach), or the URL's url_timeout (final).
 func (f *Fetcher) urlEnded(ctx context.Context, word Fetched, kept Resume) error {
 	switch {
 	case ctx.Err() != nil && cancelRequested(ctx):
 		return temporal.NewCanceledError(FetchChunkResult{Items: []Fetched{word}, Store: f.StoreID})
-	case ctx.Err() != nil && !dropKept(ctx):
+	case ctx.Err() != nil && handsOn(ctx):
 		// The worker is stopping (or the attempt's own deadline passed):
 		// another attempt follows, from the kept part of the body, which
 		// the error carries for it.
@@ -236,7 +236,10 @@ func (f *Fetcher) urlEnded(ctx context.Context, word Fetched, kept Resume) error
 			Details: []any{URLCheckpoint{Attempt: word.Attempts, Resume: kept}},
 		})
 	case ctx.Err() != nil:
-		return ctx.Err() // a zombie: another attempt owns the URL
+		// A zombie (another attempt owns the URL), or a heartbeat that
+		// could not reach the server: the next attempt resumes from the
+		// last checkpoint the server recorded, and the kept part is there.
+		return ctx.Err()
 	default:
 		observer(f.Observer).Fetched(0, time.Duration(word.ElapsedMS)*time.Millisecond)
 		observer(f.Observer).URLDone(word.Outcome)
