@@ -115,11 +115,16 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 		}
 	}
 	summary := fmt.Sprintf("attempt %d/%d: %s %s", attempt, max(p.MaxAttempts, 1), t.R.Verb(), Redact(t.URL))
-	stop := heartbeat(ctx, f.heartbeatEvery(), func() any {
+	details := func() any {
 		c := st.checkpoint()
 		return URLCheckpoint{Summary: summary, Attempt: attempt, Resume: c.Resume}
-	})
+	}
+	stop := heartbeat(ctx, f.heartbeatEvery(), details)
 	defer stop()
+	// The server hands the next attempt the last checkpoint it recorded:
+	// once this attempt has copied (and released) the earlier attempt's
+	// part, it says so at once. Its first heartbeat goes out unthrottled.
+	st.resumed = func() { activity.RecordHeartbeat(context.WithoutCancel(ctx), details()) }
 
 	urlCtx := ctx
 	if p.URLTimeout > 0 {
