@@ -161,6 +161,10 @@ func TestRangeResumeSurvivesServerRestart(t *testing.T) {
 	const first, second = 2 << 20, 2 << 20
 	site := newRangeSite(t, size, first, second)
 	c := newCluster(t)
+	// attempt_timeout outlasts attempt 2's give-up: its heartbeats are
+	// sent every 8 s at most (0.8 of the 10 s heartbeat timeout), and one
+	// that cannot reach the server is retried for 8 s before the attempt
+	// is canceled, so at most about 17 s after attempt 2 starts.
 	run, err := c.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: t.Name(), TaskQueue: workflows.TaskQueue},
 		workflows.WorkflowName, workflows.Input{URLs: []string{site.URL + "/big"}, AttemptTimeout: "25s", MaxAttempts: 3})
 	if err != nil {
