@@ -168,6 +168,9 @@ func (a *attempt) resume(req *http.Request) Resume {
 		a.st.set(prev)
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", prev.Bytes))
 		req.Header.Set("If-Range", prev.validator())
+		if a.st.resumed != nil {
+			a.st.resumed()
+		}
 	}
 	return prev
 }

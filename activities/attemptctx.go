@@ -13,16 +13,27 @@ import (
 )
 
 // dropKept tells whether a part-read body is of no use to a later attempt:
-// the batch was canceled, or the server gave up on this attempt (a later
-// one resumes from the checkpoint, or starts over if this part is gone).
-// A body cut off by the attempt's own timeout, or by its worker shutting
-// down (the chunk resumes on another worker), is kept.
+// the batch was canceled. Any other end keeps it, as the next attempt
+// resumes from the checkpoint the server recorded last, which may name
+// this part: an attempt cut off by its own timeout, by its worker shutting
+// down, by a heartbeat that could not reach the server (it was down or
+// restarting), or by the server no longer owning it (it timed the attempt
+// out, and the next one may be copying this part already). A kept part is
+// released by the attempt that resumes from it, or with its batch's blobs.
 func dropKept(ctx context.Context) bool {
+	return ctx.Err() != nil && cancelRequested(ctx) && !workerStopping(ctx)
+}
+
+// handsOn tells whether an attempt stopped by its context may say so to
+// the server, with what it kept, for the next one: its worker is stopping,
+// or its own deadline passed. Otherwise the server gave up on it, or could
+// not be reached, and the next attempt goes by the last checkpoint.
+func handsOn(ctx context.Context) bool {
 	if ctx.Err() == nil || workerStopping(ctx) {
-		return false
+		return true
 	}
 	cause := context.Cause(ctx)
-	return !errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, errAttemptTimeout) && !errors.Is(cause, worker.ErrWorkerShutdown)
+	return errors.Is(cause, context.DeadlineExceeded) || errors.Is(cause, errAttemptTimeout) || errors.Is(cause, worker.ErrWorkerShutdown)
 }
 
 // workerStopping tells whether this activity's worker is shutting down (its

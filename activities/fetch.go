@@ -159,7 +159,8 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 	}
 	defer func() {
 		// A URL that ended without a body keeps nothing for later, unless
-		// its worker is shutting down: the chunk resumes elsewhere.
+		// it was cut off (not canceled by its batch): the chunk resumes
+		// from its checkpoint, which may name the kept part.
 		if kept := st.get(); out.Blob == "" && kept.Blob != "" && (out.Outcome != OutcomeCanceled || dropKept(ctx)) {
 			if r, ok := f.Store.(blobstore.Resumer); ok {
 				_ = r.Discard(context.WithoutCancel(ctx), kept.Blob)

@@ -115,11 +115,16 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 		}
 	}
 	summary := fmt.Sprintf("attempt %d/%d: %s %s", attempt, max(p.MaxAttempts, 1), t.R.Verb(), Redact(t.URL))
-	stop := heartbeat(ctx, f.heartbeatEvery(), func() any {
+	details := func() any {
 		c := st.checkpoint()
 		return URLCheckpoint{Summary: summary, Attempt: attempt, Resume: c.Resume}
-	})
+	}
+	stop := heartbeat(ctx, f.heartbeatEvery(), details)
 	defer stop()
+	// The server hands the next attempt the last checkpoint it recorded:
+	// once this attempt has copied (and released) the earlier attempt's
+	// part, it says so at once. Its first heartbeat goes out unthrottled.
+	st.resumed = func() { activity.RecordHeartbeat(context.WithoutCancel(ctx), details()) }
 
 	urlCtx := ctx
 	if p.URLTimeout > 0 {
@@ -222,13 +227,13 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 }
 
 // urlEnded is the error of an attempt stopped by its context: canceled (the
-// URL's word in the details), the server no longer owning the attempt, or
-// the URL's url_timeout (final).
+// URL's word in the details), the server no longer owning the attempt (or
+// out of reach), or the URL's url_timeout (final).
 func (f *Fetcher) urlEnded(ctx context.Context, word Fetched, kept Resume) error {
 	switch {
 	case ctx.Err() != nil && cancelRequested(ctx):
 		return temporal.NewCanceledError(FetchChunkResult{Items: []Fetched{word}, Store: f.StoreID})
-	case ctx.Err() != nil && !dropKept(ctx):
+	case ctx.Err() != nil && handsOn(ctx):
 		// The worker is stopping (or the attempt's own deadline passed):
 		// another attempt follows, from the kept part of the body, which
 		// the error carries for it.
@@ -236,7 +241,10 @@ func (f *Fetcher) urlEnded(ctx context.Context, word Fetched, kept Resume) error
 			Details: []any{URLCheckpoint{Attempt: word.Attempts, Resume: kept}},
 		})
 	case ctx.Err() != nil:
-		return ctx.Err() // a zombie: another attempt owns the URL
+		// A zombie (another attempt owns the URL), or a heartbeat that
+		// could not reach the server: the next attempt resumes from the
+		// last checkpoint the server recorded, and the kept part is there.
+		return ctx.Err()
 	default:
 		observer(f.Observer).Fetched(0, time.Duration(word.ElapsedMS)*time.Millisecond)
 		observer(f.Observer).URLDone(word.Outcome)

@@ -26,6 +26,10 @@ type urlState struct {
 	// for the next attempt: its blob, how many bytes it holds and their
 	// CRC, updated together after every write.
 	resume Resume
+	// resumed, when set, is called once an attempt holds its own copy of
+	// the part an earlier one kept, whose blob is then released: the
+	// checkpoint must name the copy at once, not at the next heartbeat.
+	resumed func()
 }
 
 func (st *urlState) set(r Resume) {
