@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -81,5 +82,84 @@ func TestNotModifiedCarriesTheEarlierProcessed(t *testing.T) {
 	bad := EarlierOf(Result{URL: earlier.URL, Outcome: OutcomeOK, SHA256: earlier.SHA256, Processed: json.RawMessage(`[1]`), ProcessedKey: "../etc/x"})
 	if bad.Processed != nil || bad.ProcessedKey != "" {
 		t.Errorf("carried what no result holds: %+v", bad)
+	}
+}
+
+// The assembled results of a staged batch say, URL by URL, whether each
+// changed since the earlier results staging joined to its chunk, over
+// chunks, a chunk written in two parts and one that never wrote its file;
+// a not_modified result carries the earlier processed output; the count
+// of changed ones is theirs.
+func TestAssembleComparesEachURLWithItsEarlierResult(t *testing.T) {
+	e := newFetchEnv(t, 0)
+	ctx := context.Background()
+	u := func(i int) string { return fmt.Sprintf("http://a.example/%d", i) }
+	sum := strings.Repeat("a", 64)
+	ok := func(i int) Result { return Result{URL: u(i), Outcome: OutcomeOK, Status: 200, SHA256: sum} }
+	failed := func(i, status int) Result { return Result{URL: u(i), Outcome: OutcomeHTTPError, Status: status} }
+	withTitle := ok(4)
+	withTitle.Processed = json.RawMessage(`{"title":"Kept"}`)
+	previous := []Result{ok(0), failed(1, 404), failed(2, 404), failed(3, 404), withTitle, ok(6)}
+	var urls []string
+	for i := range 7 {
+		urls = append(urls, u(i))
+	}
+	v, err := e.env.ExecuteActivity(e.f.StageURLs, StageRequest{Prefix: "batches/r", URLs: urls, ChunkSize: 3, Previous: previous})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st StageResult
+	_ = v.Get(&st)
+	if st.Chunks != 3 || st.PrevParts == 0 {
+		t.Fatalf("staged %+v, want 3 chunks and earlier results", st)
+	}
+	write := func(key string, results ...Result) {
+		if err := writeResults(ctx, e.store, key, results); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(ResultsKey("batches/r", 0), failed(0, 404), failed(1, 404), failed(2, 500))
+	write(ResultsKeyFrom("batches/r", 1, 0), failed(3, 404))
+	write(ResultsKeyFrom("batches/r", 1, 4), Result{URL: u(4), Outcome: OutcomeNotModified, Status: 304, SHA256: sum}, failed(5, 404))
+	// Chunk 2 never wrote its file: its part failed.
+	v, err = e.env.ExecuteActivity(e.f.AssembleResults, AssembleRequest{Prefix: "batches/r", Chunks: 3, ChunkSize: 3, Dest: "results/r.jsonl",
+		Failed: []FailedChunks{{From: 2, To: 3, Outcome: OutcomeError, Error: "part failed"}}, Compare: true, PrevParts: st.PrevParts, Carry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ar AssembleResult
+	_ = v.Get(&ar)
+	r, err := e.store.Open(ctx, "results/r.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var got []string
+	dec := json.NewDecoder(r)
+	for dec.More() {
+		var res Result
+		if err := dec.Decode(&res); err != nil {
+			t.Fatal(err)
+		}
+		c := "nil"
+		if res.Changed != nil {
+			c = fmt.Sprint(*res.Changed)
+		}
+		got = append(got, fmt.Sprintf("%s %s %d %s %s", strings.TrimPrefix(res.URL, "http://a.example/"), res.Outcome, res.Status, c, res.Processed))
+	}
+	want := []string{
+		"0 http_error 404 true ",  // ok, now a 404
+		"1 http_error 404 false ", // a 404 both times
+		"2 http_error 500 true ",  // another status
+		"3 http_error 404 false ",
+		`4 not_modified 304 false {"title":"Kept"}`,
+		"5 http_error 404 true ", // new
+		"6 error 0 true ",        // ok, now its part failed
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("assembled:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if ar.Changed != 4 || ar.NotModified != 1 {
+		t.Errorf("counts: changed %d not_modified %d, want 4 and 1", ar.Changed, ar.NotModified)
 	}
 }
