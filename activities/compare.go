@@ -35,12 +35,30 @@ func PrevOf(r Result) *Prev {
 	case r.Outcome == OutcomeCanceled:
 		return nil // canceled: nothing is known of the page
 	case !Succeeded(r.Outcome) && r.Outcome != "":
-		// A failure's validators cannot stand for a body.
+		// A failure's validators cannot stand for a body. Its outcome
+		// travels with the URL: only one that can be an outcome's name.
+		if !outcomeName(r.Outcome) {
+			return nil
+		}
 		return &Prev{Outcome: r.Outcome, Status: r.Status}
 	case r.SHA256 == "":
 		return nil // a hand-written entry without its sha256 stands for no body
 	}
 	return &Prev{ETag: r.ETag, LastModified: r.LastModified, Date: r.Date, ContentType: r.ContentType, SHA256: r.SHA256, Size: r.Size, BodyKey: r.BodyKey}
+}
+
+// outcomeName tells whether s can name an outcome: at most 32 lower-case
+// letters and '_' (those of a later version too).
+func outcomeName(s string) bool {
+	if len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // Failed tells whether p is what an earlier failure said of its URL: its

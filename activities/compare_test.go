@@ -58,6 +58,9 @@ func TestFailedPrevStandsForNoBody(t *testing.T) {
 	if p == nil || !p.Failed() || p.ETag != "" || p.SHA256 != "" || p.Status != 404 {
 		t.Fatalf("prev of a 404: %+v", p)
 	}
+	if p := PrevOf(Result{Outcome: strings.Repeat("x", 100), Status: 404}); p != nil {
+		t.Errorf("an outcome no result has travels with its URL: %+v", p)
+	}
 	body := PrevOf(Result{Outcome: OutcomeOK, SHA256: strings.Repeat("a", 64), ETag: `"e"`})
 	if p.Replaces(body) || !body.Replaces(p) || !p.Replaces(nil) {
 		t.Errorf("a failure replaces a body %v, a body a failure %v", p.Replaces(body), body.Replaces(p))
