@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image"
 	"image/color"
 	"image/gif"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,8 +129,15 @@ func htmlPage(ct string, body string) http.HandlerFunc {
 // TestProcessHTML: "process": "html" gives each page's title and its
 // links, absolute, deduplicated, in document order, from relative,
 // absolute, protocol-relative and broken hrefs, a <base href>, and pages
-// in other encodings; through the inline path and the staged one.
+// in other encodings; a page with no <title> has title ""; a body that is
+// not HTML (by its Content-Type, or sniffed when that is generic) is ok,
+// with its sha256, and says not_html; through the inline path and the
+// staged one.
 func TestProcessHTML(t *testing.T) {
+	var pngBody bytes.Buffer
+	if err := png.Encode(&pngBody, image.NewRGBA(image.Rect(0, 0, 3, 2))); err != nil {
+		t.Fatal(err)
+	}
 	pages := map[string]http.HandlerFunc{
 		"/dir/page": htmlPage("text/html; charset=utf-8", `<!doctype html><html><head><title>  Hello
 			World </title></head><body>
@@ -142,8 +151,11 @@ func TestProcessHTML(t *testing.T) {
 		"/meta":   htmlPage("text/html", "<html><head><meta charset=\"windows-1252\"><title>\x93quoted\x94</title></head></html>"),
 		"/empty":  htmlPage("text/html", ""),
 		// No charset anywhere, and ASCII for its first KiB: UTF-8.
-		"/late":  htmlPage("text/html", "<!--"+strings.Repeat("x", 1100)+"--><title>Ünïcödé</title>"),
-		"/bytes": htmlPage("application/octet-stream", string(randomBody(5000))),
+		"/late":     htmlPage("text/html", "<!--"+strings.Repeat("x", 1100)+"--><title>Ünïcödé</title>"),
+		"/bytes":    htmlPage("application/octet-stream", string(randomBody(5000))),
+		"/png":      htmlPage("image/png", pngBody.String()),
+		"/sniffed":  htmlPage("application/octet-stream", pngBody.String()),
+		"/untitled": htmlPage("text/html", `<html><body><a href="/x">x</a></body></html>`),
 	}
 	s := newSite(t, pages)
 	want := map[string]process.HTMLResult{
@@ -153,26 +165,29 @@ func TestProcessHTML(t *testing.T) {
 		"/meta":     {Title: "“quoted”", Links: []string{}},
 		"/empty":    {Title: "", Links: []string{}},
 		"/late":     {Title: "Ünïcödé", Links: []string{}},
+		"/untitled": {Title: "", Links: []string{s.URL + "/x"}},
+		"/bytes":    {Title: "", Links: []string{}, NotHTML: "application/octet-stream"},
+		"/png":      {Title: "", Links: []string{}, NotHTML: "image/png"},
+		"/sniffed":  {Title: "", Links: []string{}, NotHTML: "image/png"},
 	}
-	paths := []string{"/dir/page", "/base", "/latin1", "/meta", "/empty", "/late", "/bytes"}
+	paths := []string{"/dir/page", "/base", "/latin1", "/meta", "/empty", "/late", "/bytes", "/png", "/sniffed", "/untitled"}
 	check := func(t *testing.T, results []workflows.Result) {
 		t.Helper()
 		for i, r := range results {
 			p := paths[i%len(paths)]
-			if p == "/bytes" {
-				// Not HTML: the parser finds nothing, and says so.
-				if r.Outcome != workflows.OutcomeOK {
-					t.Errorf("%s: %+v", p, r)
-				}
-				continue
-			}
 			var got process.HTMLResult
 			if r.Outcome != workflows.OutcomeOK || json.Unmarshal(r.Processed, &got) != nil {
 				t.Fatalf("%s: %+v", p, r)
 			}
 			w := want[p]
-			if got.Title != w.Title || strings.Join(got.Links, " ") != strings.Join(w.Links, " ") {
+			if got.Title != w.Title || strings.Join(got.Links, " ") != strings.Join(w.Links, " ") || got.NotHTML != w.NotHTML {
 				t.Errorf("%s: got %+v\nwant %+v", p, got, w)
+			}
+			if p == "/png" && (r.SHA256 != hexSum(pngBody.Bytes()) || !bytes.Contains(r.Processed, []byte(`"title":""`)) || !bytes.Contains(r.Processed, []byte(`"not_html":"image/png"`))) {
+				t.Errorf("%s: sha256 %s, processed %s; want the PNG's sha256 and an empty title with not_html", p, r.SHA256, r.Processed)
+			}
+			if p == "/untitled" && !bytes.Contains(r.Processed, []byte(`"title":""`)) {
+				t.Errorf("%s: processed %s, want \"title\": \"\"", p, r.Processed)
 			}
 		}
 	}
@@ -320,5 +335,79 @@ func TestUnknownProcessIsInvalidInput(t *testing.T) {
 	}
 	if n := s.totalHits(); n != 0 {
 		t.Errorf("%d requests made for batches with a bad process", n)
+	}
+}
+
+// TestNotModifiedKeepsTheEarlierProcessed: with "process": "html" and
+// the earlier results, a page that answers 304 keeps the title and links
+// its earlier result had (no body came for the step to read), and a
+// page that changed has its new title; through the inline path
+// (previous) and the staged one (previous_file).
+func TestNotModifiedKeepsTheEarlierProcessed(t *testing.T) {
+	var mu sync.Mutex
+	version := map[string]int{}
+	s := newSite(t, map[string]http.HandlerFunc{
+		"/keep": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("ETag", `"k1"`)
+			if r.Header.Get("If-None-Match") == `"k1"` {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+			htmlPage("text/html", `<title>Kept page</title><a href="/a">a</a>`)(w, r)
+		},
+		"/change": func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			version["/change"]++
+			n := version["/change"]
+			mu.Unlock()
+			htmlPage("text/html", fmt.Sprintf("<title>Version %d</title>", n))(w, r)
+		},
+	})
+	for _, staged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("staged=%v", staged), func(t *testing.T) {
+			urls := []string{s.URL + "/keep", s.URL + "/change"}
+			out1, err := result(t, start(t, workflows.Input{URLs: urls, Process: "html"}))
+			if err != nil || out1.OK != 2 {
+				t.Fatalf("first run: %v %+v", err, out1)
+			}
+			in := workflows.Input{URLs: urls, Process: "html"}
+			if staged {
+				var b bytes.Buffer
+				for _, r := range out1.Results {
+					_ = json.NewEncoder(&b).Encode(r)
+				}
+				key := fmt.Sprintf("inputs/previous-html-%d.jsonl", time.Now().UnixNano())
+				w, _ := env.store.Create(context.Background(), key)
+				_, _ = w.Write(b.Bytes())
+				if err := w.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				in.PreviousFile = key
+			} else {
+				in.Previous = out1.Results
+			}
+			out2, err := result(t, start(t, in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			second := out2.Results
+			if staged {
+				second = readResultsFile(t, out2.ResultsFile)
+			}
+			titles := map[string]string{}
+			for _, r := range second {
+				var got process.HTMLResult
+				if err := json.Unmarshal(r.Processed, &got); err != nil {
+					t.Fatalf("%s: %s: processed %q: %v", r.URL, r.Outcome, r.Processed, err)
+				}
+				titles[r.URL[len(s.URL):]] = fmt.Sprintf("%s %s %d links changed=%v", r.Outcome, got.Title, len(got.Links), r.Changed != nil && *r.Changed)
+			}
+			if got := titles["/keep"]; got != "not_modified Kept page 1 links changed=false" {
+				t.Errorf("/keep: %s, want not_modified with the earlier title and link", got)
+			}
+			if got := titles["/change"]; !strings.HasPrefix(got, "ok Version ") || !strings.HasSuffix(got, " changed=true") || strings.HasPrefix(got, "ok Version 1 ") {
+				t.Errorf("/change: %s, want ok with its new title, changed", got)
+			}
+		})
 	}
 }

@@ -18,8 +18,8 @@ import (
 )
 
 // changingSite serves pages that keep their ETag, change, send no
-// validators, keep a Last-Modified, and go missing after the first
-// request; it records the conditional headers and the bodies it sent.
+// validators, keep a Last-Modified, go missing after the first request,
+// and are missing every time; it records the conditional headers and the bodies it sent.
 type changingSite struct {
 	*site
 	mu      sync.Mutex
@@ -80,6 +80,10 @@ func newChangingSite(t *testing.T) *changingSite {
 			}
 			body(r, w, "here today")
 		},
+		"/missing": func(w http.ResponseWriter, r *http.Request) {
+			note(r)
+			http.NotFound(w, r)
+		},
 		"/new": func(w http.ResponseWriter, r *http.Request) {
 			note(r)
 			body(r, w, "a new page")
@@ -115,7 +119,9 @@ func checkSecondRun(t *testing.T, c *changingSite, first, second []workflows.Res
 	}
 	for path, want := range map[string]string{
 		"/keep": "not_modified false", "/lm": "not_modified false", "/change": "ok true",
-		"/plain": "ok false", "/new": "ok true", "/gone": "http_error nil",
+		"/plain": "ok false", "/new": "ok true",
+		// ok then 404 changed; 404 both times did not.
+		"/gone": "http_error true", "/missing": "http_error false",
 	} {
 		r := by[path]
 		if got := r.Outcome + " " + changed(r); got != want {
@@ -128,8 +134,8 @@ func checkSecondRun(t *testing.T, c *changingSite, first, second []workflows.Res
 			t.Errorf("%s: %+v, want the first run's sha256, size, etag and body_key with status 304 (first: %+v)", path, r, f)
 		}
 	}
-	if out.OK != 5 || out.Failed != 1 || out.NotModified == nil || *out.NotModified != 2 || out.Changed == nil || *out.Changed != 2 {
-		t.Errorf("ok %d failed %d not_modified %v changed %v, want 5, 1, 2, 2", out.OK, out.Failed, out.NotModified, out.Changed)
+	if out.OK != 5 || out.Failed != 2 || out.NotModified == nil || *out.NotModified != 2 || out.Changed == nil || *out.Changed != 3 {
+		t.Errorf("ok %d failed %d not_modified %v changed %v, want 5, 2, 2, 3", out.OK, out.Failed, out.NotModified, out.Changed)
 	}
 	for path, want := range map[string]string{"/keep": `"k1"|`, "/change": `"c1"|`, "/plain": "|", "/lm": "|" + time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC).Format(http.TimeFormat)} {
 		if h := c.conditional(path); len(h) != 2 || h[0] != "|" || h[1] != want {
@@ -153,7 +159,7 @@ func TestPreviousMakesRequestsConditional(t *testing.T) {
 		t.Run(fmt.Sprintf("staged=%v", staged), func(t *testing.T) {
 			c := newChangingSite(t)
 			var urls []string
-			for _, p := range []string{"/keep", "/change", "/plain", "/lm", "/gone"} {
+			for _, p := range []string{"/keep", "/change", "/plain", "/lm", "/gone", "/missing"} {
 				urls = append(urls, c.URL+p)
 			}
 			out1, err := result(t, start(t, workflows.Input{URLs: urls, KeepBodies: true}))

@@ -27,6 +27,13 @@ type AssembleRequest struct {
 	// URL of theirs with no results file gets the run's outcome and error.
 	// Every other URL without a results file is canceled.
 	Failed []FailedChunks `json:"failed,omitempty"`
+	// Compare: the batch was given earlier results, joined to its chunks
+	// in PrevParts parts (PrevKey): each result says whether it changed
+	// (CompareWith), and with Carry (the batch runs a CPU step) a
+	// not_modified one carries the earlier processed output.
+	Compare   bool `json:"compare,omitempty"`
+	PrevParts int  `json:"prev_parts,omitempty"`
+	Carry     bool `json:"carry,omitempty"`
 }
 
 // FailedChunks is a run of chunks [From, To) that failed as one, and why.
@@ -74,7 +81,11 @@ func (f *Fetcher) AssembleResults(ctx context.Context, req AssembleRequest) (*As
 	bw := bufio.NewWriterSize(w, 256<<10)
 	enc := json.NewEncoder(bw)
 	out := &AssembleResult{Key: req.Dest, Store: f.StoreID}
-	count := func(r *Result) {
+	var earlier map[placed]*Earlier // the chunk's
+	count := func(index int, r *Result) {
+		if req.Compare {
+			CompareWith(r, earlier[placed{index, r.URL}], req.Carry)
+		}
 		if Succeeded(r.Outcome) {
 			out.OK++
 		} else {
@@ -96,6 +107,11 @@ func (f *Fetcher) AssembleResults(ctx context.Context, req AssembleRequest) (*As
 	for c := 0; c < req.Chunks; c++ {
 		if c%50 == 0 {
 			activity.RecordHeartbeat(ctx, c)
+		}
+		if req.Compare {
+			if earlier, err = readEarlier(ctx, f.Store, req.Prefix, c, req.PrevParts); err != nil {
+				return nil, err
+			}
 		}
 		done, err := copyChunk(ctx, f.Store, req, c, enc, count)
 		if err != nil {
@@ -121,7 +137,7 @@ func (f *Fetcher) AssembleResults(ctx context.Context, req AssembleRequest) (*As
 					}
 				}
 			}
-			count(&res)
+			count(t.Index, &res)
 			if err := enc.Encode(&res); err != nil {
 				return nil, err
 			}
@@ -137,16 +153,17 @@ func (f *Fetcher) AssembleResults(ctx context.Context, req AssembleRequest) (*As
 // start, then each part's from where the one before it ended (a chunk
 // fetched in parts has a file per part), for as long as there is one. It
 // returns how many URLs of the chunk they held.
-func copyChunk(ctx context.Context, store blobstore.Store, req AssembleRequest, c int, enc *json.Encoder, count func(*Result)) (int, error) {
+func copyChunk(ctx context.Context, store blobstore.Store, req AssembleRequest, c int, enc *json.Encoder, count func(int, *Result)) (int, error) {
 	done := 0
 	for done < req.ChunkSize {
 		from := 0
 		if done > 0 {
 			from = c*req.ChunkSize + done
 		}
-		n, found, err := copyResults(ctx, store, ResultsKeyFrom(req.Prefix, c, from), c, enc, count)
+		at := func(i int, r *Result) { count(c*req.ChunkSize+done+i, r) }
+		n, found, err := copyResults(ctx, store, ResultsKeyFrom(req.Prefix, c, from), c, enc, at)
 		if err == nil && !found {
-			n, found, err = copyResults(ctx, store, StoppedResultsKeyFrom(req.Prefix, c, from), c, enc, count)
+			n, found, err = copyResults(ctx, store, StoppedResultsKeyFrom(req.Prefix, c, from), c, enc, at)
 		}
 		if err != nil {
 			return 0, err
@@ -160,8 +177,8 @@ func copyChunk(ctx context.Context, store blobstore.Store, req AssembleRequest, 
 }
 
 // copyResults appends a results file to enc, if there is one, and says
-// how many results it held.
-func copyResults(ctx context.Context, store blobstore.Store, key string, chunk int, enc *json.Encoder, count func(*Result)) (n int, found bool, err error) {
+// how many results it held. count gets each with its place in the file.
+func copyResults(ctx context.Context, store blobstore.Store, key string, chunk int, enc *json.Encoder, count func(int, *Result)) (n int, found bool, err error) {
 	r, err := store.Open(ctx, key)
 	if errors.Is(err, blobstore.ErrNotFound) {
 		return 0, false, nil
@@ -178,7 +195,7 @@ func copyResults(ctx context.Context, store blobstore.Store, key string, chunk i
 		} else if err != nil {
 			return 0, false, fmt.Errorf("reading results of chunk %d: %w", chunk, err)
 		}
-		count(&res)
+		count(n, &res)
 		if err := enc.Encode(&res); err != nil {
 			return 0, false, err
 		}

@@ -25,6 +25,38 @@ func readPrev(ctx context.Context, store blobstore.Store, prefix string, chunk, 
 		return nil
 	}
 	first := tasks[0].Index
+	return eachPrev(ctx, store, prefix, chunk, parts, func(p IndexedPrev) {
+		if i := p.Index - first; i >= 0 && i < len(tasks) && tasks[i].URL == p.URL && p.Prev.Replaces(tasks[i].Prev) {
+			prev := p.Prev
+			tasks[i].Prev = &prev
+		}
+	})
+}
+
+// placed is a URL at its index in a batch.
+type placed struct {
+	index int
+	url   string
+}
+
+// readEarlier is what the earlier results staging joined to a staged
+// chunk's URLs said of each (staging may have joined a result of another
+// URL to an index: only the URL's own counts).
+func readEarlier(ctx context.Context, store blobstore.Store, prefix string, chunk, parts int) (map[placed]*Earlier, error) {
+	earlier := map[placed]*Earlier{}
+	err := eachPrev(ctx, store, prefix, chunk, parts, func(p IndexedPrev) {
+		at := placed{p.Index, p.URL}
+		if old := earlier[at]; old == nil || p.Prev.Replaces(old.Prev) {
+			prev := p.Prev
+			earlier[at] = &Earlier{Prev: &prev, Processed: p.Processed, ProcessedKey: p.ProcessedKey}
+		}
+	})
+	return earlier, err
+}
+
+// eachPrev calls fn on each earlier result joined to a staged chunk, in
+// the order staging read them.
+func eachPrev(ctx context.Context, store blobstore.Store, prefix string, chunk, parts int, fn func(IndexedPrev)) error {
 	for n := range parts {
 		r, err := store.Open(ctx, PrevKey(prefix, chunk, n))
 		if errors.Is(err, blobstore.ErrNotFound) {
@@ -42,10 +74,7 @@ func readPrev(ctx context.Context, store blobstore.Store, prefix string, chunk, 
 				r.Close()
 				return fmt.Errorf("reading the chunk's earlier results: %w", err)
 			}
-			if i := p.Index - first; i >= 0 && i < len(tasks) && tasks[i].URL == p.URL {
-				prev := p.Prev
-				tasks[i].Prev = &prev
-			}
+			fn(p)
 		}
 		r.Close()
 	}

@@ -111,9 +111,8 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 		if err != nil {
 			return nil, err // retry the chunk; results so far are checkpointed
 		}
-		if req.Compare && r.Outcome == OutcomeOK {
-			changed := it.Prev == nil || it.Prev.SHA256 != r.SHA256
-			r.Changed = &changed
+		if req.Compare && r.Changed == nil {
+			r.Changed = ChangedSince(it.Prev, r)
 		}
 		pr.add(r)
 	}

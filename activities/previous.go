@@ -85,12 +85,12 @@ type prevWriter struct {
 
 // add buffers an earlier result for each position of its URL.
 func (p *prevWriter) add(r Result) error {
-	prev := PrevOf(r)
-	if prev == nil {
+	e := EarlierOf(r)
+	if e == nil {
 		return nil
 	}
 	for _, i := range p.where(r.URL) {
-		line, err := json.Marshal(IndexedPrev{Index: int(i), URL: r.URL, Prev: *prev})
+		line, err := json.Marshal(IndexedPrev{Index: int(i), URL: r.URL, Prev: *e.Prev, Processed: e.Processed, ProcessedKey: e.ProcessedKey})
 		if err != nil {
 			return err
 		}

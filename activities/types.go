@@ -26,31 +26,6 @@ func Succeeded(outcome string) bool {
 	return outcome == OutcomeOK || outcome == OutcomeNotModified
 }
 
-// Prev is what an earlier batch said about a URL: the validators for a
-// conditional request, and its body, for change detection.
-type Prev struct {
-	ContentType  string `json:"content_type,omitempty"`
-	ETag         string `json:"etag,omitempty"`
-	LastModified string `json:"last_modified,omitempty"`
-	SHA256       string `json:"sha256,omitempty"`
-	Size         int64  `json:"size,omitempty"`
-	BodyKey      string `json:"body_key,omitempty"`
-	// Date is the Date of the response LastModified came from: whether
-	// it is a strong validator (strongDate).
-	Date string `json:"date,omitempty"`
-}
-
-// PrevOf is the Prev of an earlier result: nil when it says nothing of
-// use (no validator, no sha256).
-func PrevOf(r Result) *Prev {
-	// Only a body the earlier batch got: a failure's validators or a
-	// hand-written entry without its sha256 cannot stand for a body.
-	if (!Succeeded(r.Outcome) && r.Outcome != "") || r.SHA256 == "" {
-		return nil
-	}
-	return &Prev{ETag: r.ETag, LastModified: r.LastModified, Date: r.Date, ContentType: r.ContentType, SHA256: r.SHA256, Size: r.Size, BodyKey: r.BodyKey}
-}
-
 // Result is what happened to one URL: a line of the batch's output.
 type Result struct {
 	URL       string `json:"url"`
@@ -79,9 +54,11 @@ type Result struct {
 	// under ProcessedKey.
 	Processed    json.RawMessage `json:"processed,omitempty"`
 	ProcessedKey string          `json:"processed_key,omitempty"`
-	// Changed, for an ok or not_modified result of a batch given earlier
-	// results: whether the body differs from the earlier one (a URL the
-	// earlier results did not have is changed).
+	// Changed, for a result of a batch given earlier results (canceled
+	// ones aside): whether the URL's answer differs from the earlier one
+	// (ChangedSince): for a success, its body's sha256; for a failure,
+	// unless the earlier result failed with the same outcome and status.
+	// A URL the earlier results did not have is changed.
 	Changed *bool `json:"changed,omitempty"`
 }
 
@@ -218,8 +195,8 @@ type HashChunkRequest struct {
 	// Staged: write the chunk's results to the blob store (ResultsKey)
 	// instead of returning them.
 	Staged bool `json:"staged,omitempty"`
-	// Compare: the batch was given earlier results; each ok result says
-	// whether its body changed.
+	// Compare: the batch was given earlier results; each result (but a
+	// canceled one) says whether it changed (ChangedSince).
 	Compare bool `json:"compare,omitempty"`
 	// Keep: keep each ok body under bodies/sha256/<hex>.
 	Keep bool `json:"keep,omitempty"`
@@ -239,11 +216,15 @@ func PrevKey(prefix string, chunk, n int) string {
 	return fmt.Sprintf("%s/prev/%06d.%d.jsonl", prefix, chunk, n)
 }
 
-// IndexedPrev is the Prev of the URL at Index of a batch.
+// IndexedPrev is the Prev of the URL at Index of a batch, and the
+// processed output of its earlier body (Earlier), which only the results'
+// assembly reads: it never travels with the chunk's URLs.
 type IndexedPrev struct {
 	Index int    `json:"i"`
 	URL   string `json:"u"`
 	Prev
+	Processed    json.RawMessage `json:"processed,omitempty"`
+	ProcessedKey string          `json:"processed_key,omitempty"`
 }
 
 // KeptBodyKey is where a kept body with the given sha256 (hex) is.

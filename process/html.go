@@ -35,11 +35,22 @@ const maxToken = 1 << 20
 
 // HTMLResult is what the html step finds.
 type HTMLResult struct {
-	Title string   `json:"title"`
+	// Title is the text of the page's first <title> (not one inside
+	// <svg> or <math>), its white space collapsed, at most MaxTitle
+	// bytes: "" for a page with no <title> or an empty one, and for a
+	// body that is not HTML (NotHTML).
+	Title string `json:"title"`
+	// Links are the page's links (see HTML): [] for none.
 	Links []string `json:"links"`
 	// Truncated says the page had more than MaxLinks distinct links, or a
 	// token over 1 MiB stopped the parse.
 	Truncated bool `json:"truncated,omitempty"`
+	// NotHTML, when set, says the body is not HTML, and is its media type
+	// (image/png): as its Content-Type says, or, when that is absent or
+	// generic (application/octet-stream), as http.DetectContentType finds
+	// from its first bytes. Such a body is not parsed: no title, no links.
+	// The URL's result stays ok, with its sha256.
+	NotHTML string `json:"not_html,omitempty"`
 }
 
 // HTML is the "html" step: the page's title and its links (<a href>,
@@ -47,6 +58,7 @@ type HTMLResult struct {
 // absolute, deduplicated, in document order. Only http and https links
 // are kept. The body is decoded from its charset (a byte-order mark, the
 // Content-Type's charset, or a <meta> in its first KiB; UTF-8 otherwise).
+// A body that is not HTML (notHTML) is said to be so (NotHTML), not read.
 type HTML struct{}
 
 // Process implements Processor.
@@ -60,9 +72,13 @@ func (HTML) Process(ctx context.Context, body io.Reader, info Info, _ Env) (any,
 	head, err := br.Peek(1024)
 	if len(head) == 0 {
 		if err == io.EOF {
-			return out, nil // an empty page
+			out.NotHTML = notHTML(info.ContentType, nil)
+			return out, nil // an empty page (or other body)
 		}
 		return nil, fmt.Errorf("reading the page: %w", err)
+	}
+	if out.NotHTML = notHTML(info.ContentType, head); out.NotHTML != "" {
+		return out, nil
 	}
 	var r io.Reader = br
 	// A byte-order mark, the Content-Type's charset or a <meta> in the

@@ -73,3 +73,42 @@ func TestImageCutShort(t *testing.T) {
 		t.Errorf("text: %v", err)
 	}
 }
+
+// The html step says a body is not HTML by its Content-Type, or, when
+// that is absent or generic, by sniffing its first bytes; such a body
+// has no title and no links. A page without <title> has title "".
+func TestHTMLSaysWhenABodyIsNotHTML(t *testing.T) {
+	var pngBody bytes.Buffer
+	if err := png.Encode(&pngBody, image.NewRGBA(image.Rect(0, 0, 2, 2))); err != nil {
+		t.Fatal(err)
+	}
+	page := `<html><head></head><body><a href="/x">x</a></body></html>`
+	for _, tc := range []struct {
+		name, contentType, body, notHTML, title string
+	}{
+		{"png by its type", "image/png", pngBody.String(), "image/png", ""},
+		{"png by sniffing, no type", "", pngBody.String(), "image/png", ""},
+		{"png by sniffing, generic type", "application/octet-stream", pngBody.String(), "image/png", ""},
+		{"pdf by its type, whatever it holds", "Application/PDF; q=1", page, "application/pdf", ""},
+		{"json", "application/json", `{"a":1}`, "application/json", ""},
+		{"html, no title", "text/html; charset=utf-8", page, "", ""},
+		{"xhtml", "application/xhtml+xml", `<html><title>X</title></html>`, "", "X"},
+		{"untyped text that may be html", "", `hello <a href="/x">x</a><title>T</title>`, "", "T"},
+		{"untyped xhtml", "", `<?xml version="1.0"?><html><title>T</title></html>`, "", "T"},
+		{"empty, typed image", "image/png", "", "image/png", ""},
+		{"empty, untyped", "", "", "", ""},
+	} {
+		v, err := HTML{}.Process(context.Background(), strings.NewReader(tc.body), Info{URL: "http://127.0.0.1/p", ContentType: tc.contentType}, nil)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		got := v.(HTMLResult)
+		if got.NotHTML != tc.notHTML || got.Title != tc.title || got.Links == nil {
+			t.Errorf("%s: got %+v, want not_html %q, title %q, links a list", tc.name, got, tc.notHTML, tc.title)
+		}
+		if tc.notHTML != "" && len(got.Links) != 0 {
+			t.Errorf("%s: links %v of a body that is not HTML", tc.name, got.Links)
+		}
+	}
+}

@@ -24,7 +24,7 @@ func runResults(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	cmd := newBatchCommand("results", "Prints a finished batch's results (also of a failed or canceled one).", stderr)
 	cmd.fs.BoolVar(&cmd.o.jsonOut, "json", false, "print JSON instead of a table")
 	cmd.fs.StringVar(&cmd.o.outFile, "out", "", "also write the results to this file as JSON lines")
-	cmd.fs.BoolVar(&cmd.o.changed, "changed", false, "only the results whose body changed since the earlier results the batch was given (and new URLs)")
+	cmd.fs.BoolVar(&cmd.o.changed, "changed", false, "only the results that changed since the earlier results the batch was given: another body, a page that now fails or fails another way (outcome or HTTP status) or works again, and new URLs")
 	cmd.o.storeFlags(cmd.fs, "large results are read from it")
 	return cmd.run(args, func(ctx context.Context, b *batch) error {
 		if b.running {

@@ -49,6 +49,9 @@ func TestIncrementalSchedule(t *testing.T) {
 				http.NotFound(w, r)
 				return
 			}
+		case "/missing":
+			http.NotFound(w, r)
+			return
 		}
 		bodies[r.URL.Path]++
 		fmt.Fprintf(w, "%s version %d", r.URL.Path, map[bool]int{true: n, false: 1}[r.URL.Path == "/change"])
@@ -56,7 +59,7 @@ func TestIncrementalSchedule(t *testing.T) {
 	defer site.Close()
 	id := fmt.Sprintf("nightly-%d", time.Now().UnixNano())
 	args := []string{"schedule", "create", "--id", id, "--every", "2s", "--incremental", "--blob-dir", workersBlobDir}
-	for _, p := range []string{"/keep", "/change", "/plain", "/gone"} {
+	for _, p := range []string{"/keep", "/change", "/plain", "/gone", "/missing"} {
 		args = append(args, site.URL+p)
 	}
 	if r := starter(t, "", nil, args...); r.code != 0 || !strings.Contains(r.stdout, "schedule "+id+" created") {
@@ -123,13 +126,13 @@ func TestIncrementalSchedule(t *testing.T) {
 		}
 		got[res.URL[len(site.URL):]] = res.Outcome + " " + ch
 	}
-	want := map[string]string{"/keep": "not_modified false", "/change": "ok true", "/plain": "ok false", "/gone": "http_error nil"}
+	want := map[string]string{"/keep": "not_modified false", "/change": "ok true", "/plain": "ok false", "/gone": "http_error true", "/missing": "http_error false"}
 	for p, w := range want {
 		if got[p] != w {
 			t.Errorf("second run, %s: %s, want %s", p, got[p], w)
 		}
 	}
-	if out.NotModified == nil || *out.NotModified != 1 || out.Changed == nil || *out.Changed != 1 || r.code != 1 {
+	if out.NotModified == nil || *out.NotModified != 1 || out.Changed == nil || *out.Changed != 2 || r.code != 1 {
 		t.Errorf("second run: not_modified %v changed %v, exit %d (1: a URL failed)", out.NotModified, out.Changed, r.code)
 	}
 	mu.Lock()
@@ -140,8 +143,33 @@ func TestIncrementalSchedule(t *testing.T) {
 		t.Errorf("/plain: If-None-Match %q, want none (it sent no validators)", a)
 	}
 	mu.Unlock()
-	if r := starter(t, "", nil, "results", "--changed", "--blob-dir", workersBlobDir, runs[1]); !strings.Contains(r.stdout, "/change") || strings.Contains(r.stdout, "/keep") || strings.Contains(r.stdout, "/plain") {
-		t.Errorf("results --changed:\n%s", r.stdout)
+	// What changed: a new body, and a page that was ok and now is a 404;
+	// not one that is a 404 both times.
+	for _, jsonOut := range []bool{false, true} {
+		args := []string{"results", "--changed", "--blob-dir", workersBlobDir, runs[1]}
+		if jsonOut {
+			args = append(args, "--json")
+		}
+		r := starter(t, "", nil, args...)
+		listed := r.stdout
+		if jsonOut {
+			// The results it lists (its failures sample is the batch's).
+			var out workflows.Output
+			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+				t.Fatalf("results --changed --json: %v\n%s", err, r.stdout)
+			}
+			listed = ""
+			for _, res := range out.Results {
+				listed += fmt.Sprintf("%s %s %v\n", res.URL, res.Outcome, *res.Changed)
+			}
+		}
+		if !strings.Contains(listed, site.URL+"/change") || !strings.Contains(listed, site.URL+"/gone") ||
+			strings.Contains(listed, "/keep") || strings.Contains(listed, "/plain") || strings.Contains(listed, "/missing") {
+			t.Errorf("results --changed (json %v):\n%s", jsonOut, listed)
+		}
+		if !jsonOut && !strings.Contains(r.stdout, "http_error  404") {
+			t.Errorf("results --changed: no 404 row for /gone:\n%s", r.stdout)
+		}
 	}
 
 	// The other commands, as a user runs them.

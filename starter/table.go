@@ -82,7 +82,7 @@ func tableRow(i int, r *workflows.Result) (string, bool) {
 const outputWidth = 60
 
 // stepOutput says in a few words what r's process step found: the title
-// and link count of an html page, the format and size of an image, the
+// and link count of an html page (or that the body is not HTML), the format and size of an image, the
 // start of any other step's JSON; or where a large output is kept.
 func stepOutput(r *workflows.Result) string {
 	if len(r.Processed) == 0 {
@@ -92,14 +92,17 @@ func stepOutput(r *workflows.Result) string {
 		return ""
 	}
 	var f struct {
-		Title  *string   `json:"title"`
-		Links  *[]string `json:"links"`
-		Format string    `json:"format"`
-		Width  *int      `json:"width"`
-		Height *int      `json:"height"`
+		Title   *string   `json:"title"`
+		Links   *[]string `json:"links"`
+		NotHTML string    `json:"not_html"`
+		Format  string    `json:"format"`
+		Width   *int      `json:"width"`
+		Height  *int      `json:"height"`
 	}
 	_ = json.Unmarshal(r.Processed, &f) // another step's output: shown as it is
 	switch {
+	case f.Title != nil && f.Links != nil && f.NotHTML != "":
+		return "not HTML: " + clip(f.NotHTML, outputWidth)
 	case f.Title != nil && f.Links != nil:
 		title := fmt.Sprintf("%q", clip(*f.Title, outputWidth))
 		if *f.Title == "" {

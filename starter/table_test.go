@@ -12,7 +12,7 @@ import (
 )
 
 // The table shows what a process step found: an html page's title and
-// links, an image's format and size.
+// links (or that a body is not HTML), an image's format and size.
 func TestTableShowsTheStepOutput(t *testing.T) {
 	var pic bytes.Buffer
 	if err := png.Encode(&pic, image.NewRGBA(image.Rect(0, 0, 3, 2))); err != nil {
@@ -32,11 +32,11 @@ func TestTableShowsTheStepOutput(t *testing.T) {
 		}
 	}))
 	defer pages.Close()
-	r := starter(t, "", nil, "--process", "html", pages.URL+"/page", pages.URL+"/untitled")
+	r := starter(t, "", nil, "--process", "html", pages.URL+"/page", pages.URL+"/untitled", pages.URL+"/pic.png")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	for _, want := range []string{"URL", "OUTPUT", `"Spring catalogue", 2 links`, "(no title), 1 link"} {
+	for _, want := range []string{"URL", "OUTPUT", `"Spring catalogue", 2 links`, "(no title), 1 link", "not HTML: image/png"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("the html table lacks %q:\n%s", want, r.stdout)
 		}

@@ -31,18 +31,13 @@ const resultFields = 256
 // runInline runs a small batch in this workflow, with results inline.
 func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, progress *Progress, attrs *countAttrs) (*Output, error) {
 	n := len(s.URLs)
-	prev := map[string]*activities.Prev{} // a URL given twice takes the later
-	for _, r := range s.Previous {
-		if p := activities.PrevOf(r); p != nil {
-			prev[r.URL] = p
-		}
-	}
+	earlier := earlierByURL(s.Previous)
 	size := (n + maxChunksInline - 1) / maxChunksInline
 	var chunks []chunk
 	for first, c := 0, 0; first < n; first, c = first+size, c+1 {
 		ch := chunk{index: c, first: first, base: first}
 		for i := first; i < min(first+size, n); i++ {
-			ch.urls = append(ch.urls, activities.URLTask{Index: i, URL: s.URLs[i], Prev: prev[s.URLs[i]], R: s.perURL(i)})
+			ch.urls = append(ch.urls, activities.URLTask{Index: i, URL: s.URLs[i], Prev: prevOf(earlier[s.URLs[i]]), R: s.perURL(i)})
 		}
 		ch.n = len(ch.urls)
 		chunks = append(chunks, ch)
@@ -56,6 +51,11 @@ func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	for i := range e.results {
 		if e.results[i].Outcome == "" {
 			e.results[i] = Result{URL: s.URLs[i], Outcome: OutcomeCanceled, Error: "canceled: batch stopped"}
+		}
+	}
+	if s.Compare {
+		for i := range e.results {
+			activities.CompareWith(&e.results[i], earlier[e.results[i].URL], s.Process != "")
 		}
 	}
 	out := &Output{Results: e.results, OK: progress.OK, Failed: n - progress.OK, Total: n, Failures: sampleFailures(e.results)}
@@ -75,4 +75,25 @@ func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	}
 	progress.Done, progress.Failed, progress.InFlight = n, out.Failed, 0
 	return finish(ctx, e.failure, out)
+}
+
+// earlierByURL is what the earlier results say of each URL: a URL given
+// twice takes the later entry, but for a failure after a body (the later
+// entry with a sha256 stands).
+func earlierByURL(previous []Result) map[string]*activities.Earlier {
+	by := map[string]*activities.Earlier{}
+	for _, r := range previous {
+		if e := activities.EarlierOf(r); e != nil && e.Prev.Replaces(prevOf(by[r.URL])) {
+			by[r.URL] = e
+		}
+	}
+	return by
+}
+
+// prevOf is the Prev of e, nil for none.
+func prevOf(e *activities.Earlier) *activities.Prev {
+	if e == nil {
+		return nil
+	}
+	return e.Prev
 }

@@ -75,6 +75,7 @@ func runStaged(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	if err := workflow.ExecuteActivity(housekeeping(bg, 30*time.Minute, 10, "write results"), f.AssembleResults, activities.AssembleRequest{
 		Prefix: prefix, Chunks: staged.Chunks, ChunkSize: lay.chunkSize,
 		Dest: ResultsKey(info.WorkflowExecution.RunID), Known: known, Failed: failed,
+		Compare: s.Compare, PrevParts: staged.PrevParts, Carry: s.Process != "",
 	}).Get(bg, &assembled); err != nil {
 		return nil, fmt.Errorf("writing results: %w", err)
 	}

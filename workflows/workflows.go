@@ -152,7 +152,8 @@ type Output struct {
 	// (see blobstore.ID): a reader on another store can tell.
 	BlobStore string `json:"blob_store,omitempty"`
 	// NotModified and Changed count the not_modified results (among OK)
-	// and the changed ones, for a batch given earlier results.
+	// and the results with changed true, failures among them (a page
+	// that was ok and now fails), for a batch given earlier results.
 	NotModified *int `json:"not_modified,omitempty"`
 	Changed     *int `json:"changed,omitempty"`
 	// PreviousError says why an incremental batch compared with no
