@@ -51,11 +51,12 @@ func TestDevModeSaysHowToAttachAWorker(t *testing.T) {
 // those commands, typed as printed, run it to the end. Each worker logs
 // its allow list and its store.
 func TestDevWithoutWorkersWaitsForAttachedOnes(t *testing.T) {
+	began := time.Now()
 	workerBin := filepath.Join(t.TempDir(), "worker")
 	if out, err := exec.Command("go", "build", "-o", workerBin, "../worker").CombinedOutput(); err != nil {
 		t.Fatalf("building the worker: %v\n%s", err, out)
 	}
-	t.Logf("worker built")
+	t.Logf("%v: worker built", time.Since(began))
 	var fetched atomic.Int64
 	pages := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fetched.Add(1)
@@ -106,7 +107,7 @@ func TestDevWithoutWorkersWaitsForAttachedOnes(t *testing.T) {
 			t.Fatalf("no batch started within 2 minutes:\n%s", banner)
 		}
 	}
-	t.Logf("batch %s started", workflowID)
+	t.Logf("%v: batch %s started", time.Since(began), workflowID)
 	if !strings.Contains(banner, "no built-in workers (--dev-workers=false)") || len(attach) != 2 {
 		t.Fatalf("the banner does not say there are no workers, or lacks an attach line:\n%s", banner)
 	}
@@ -159,13 +160,14 @@ func TestDevWithoutWorkersWaitsForAttachedOnes(t *testing.T) {
 		}
 		done <- cmd.Wait()
 	}()
-	t.Logf("workers attached")
+	t.Logf("%v: workers attached", time.Since(began))
 	var waitErr error
 	select {
 	case waitErr = <-done:
 	case <-time.After(2 * time.Minute):
 		waitErr = errors.New("the batch did not end within 2 minutes of attaching the workers")
 	}
+	t.Logf("%v: batch ended", time.Since(began))
 	stopWorkers()
 	if waitErr != nil {
 		t.Fatalf("starter: %v\nstdout: %s\nbanner:\n%s\nworkers: %s\n%s", waitErr, stdout.String(), banner, logs["fetch"], logs["CPU"])

@@ -58,7 +58,11 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	// The default blob directory is under the user's cache directory:
-	// this one, not the user's own.
+	// this one, not the user's own (the go command's build cache stays
+	// where it is).
+	if gocache, err := exec.Command("go", "env", "GOCACHE").Output(); err == nil {
+		os.Setenv("GOCACHE", strings.TrimSpace(string(gocache)))
+	}
 	os.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
 	workersBlobDir = filepath.Join(dir, "blobs")
 	stack, err := devstack.Start(context.Background(), devstack.Config{BlobDir: workersBlobDir})
