@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -43,7 +41,7 @@ func newBatchCommand(name, usage string, stderr io.Writer) *batchCommand {
 
 // storeFlags adds the flags that say where the workers' blob store is.
 func (o *options) storeFlags(fs *flag.FlagSet, what string) {
-	fs.StringVar(&o.blobDir, "blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "the workers' blob store: "+what+" (env BATCHFETCH_BLOB_DIR)")
+	fs.StringVar(&o.blobDir, "blob-dir", blobstore.DefaultDir(), "the workers' blob store: "+what+" (env BATCHFETCH_BLOB_DIR)")
 	fs.StringVar(&o.blobURL, "blob-url", "", "the workers' object store instead of --blob-dir (s3://bucket?region=..., gs://bucket, azblob://container)")
 }
 

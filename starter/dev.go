@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/batchfetch/batchfetch/activities"
+	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/internal/devstack"
 	"github.com/batchfetch/batchfetch/internal/workers"
 )
@@ -32,6 +33,7 @@ func (o *options) devFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.devPort, "dev-port", 7233, "with --dev: frontend gRPC port")
 	fs.IntVar(&o.devUIPort, "dev-ui-port", 8233, "with --dev: Web UI port")
 	fs.BoolVar(&o.demo, "demo", false, "with --dev --serve and no URLs: run the demo batch also on a database that ran batches before (a fresh one always runs it)")
+	fs.BoolVar(&o.devWorkers, "dev-workers", true, "with --dev: run the built-in fetch and CPU workers (false: only the server, Web UI and demo site; the batch waits for the workers you attach with the commands printed)")
 	fs.IntVar(&o.demoURLs, "demo-urls", 0, "with --dev and no URLs: fetch this many fast demo pages instead of the demo set (try 100000)")
 }
 
@@ -56,18 +58,35 @@ func startDev(ctx context.Context, o options, stderr io.Writer) (*devstack.Stack
 	if err != nil {
 		return nil, fmt.Errorf("BATCHFETCH_SECRETS_DIR: %w", err)
 	}
-	stack, err := devstack.Start(ctx, devstack.Config{DBFile: o.devDB, Port: o.devPort, UIPort: o.devUIPort, DemoSite: true, Logger: logger,
-		Workers: workers.Config{TaskQueue: o.taskQueue, CPUTaskQueue: o.input.CPUTaskQueue, Secrets: secrets}})
+	stack, err := devstack.Start(ctx, devstack.Config{DBFile: o.devDB, BlobDir: o.devBlobDir(), Port: o.devPort, UIPort: o.devUIPort, DemoSite: true, Logger: logger,
+		NoWorkers: !o.devWorkers, Workers: workers.Config{TaskQueue: o.taskQueue, CPUTaskQueue: o.input.CPUTaskQueue, Secrets: secrets}})
 	if err != nil {
 		return nil, err
 	}
-	if names, err := secrets.Names(); err == nil && len(names.Env)+len(names.Dir) > 0 {
-		fmt.Fprintf(stderr, "secrets of the built-in fetch worker: %s\n", strings.Join(append(names.Env, names.Dir...), ", "))
-	}
 	fmt.Fprintf(stderr, "dev server %s, Web UI %s\n", stack.FrontendAddress(), stack.WebUIAddress())
-	fmt.Fprintf(stderr, "database %s, blobs %s\n", stack.DBFile(), stack.BlobDir())
-	fmt.Fprintf(stderr, "attach another worker: %s\n", stack.AttachCommand(workers.RoleCPU))
+	id, _ := blobstore.ID(ctx, stack.Store)
+	fmt.Fprintf(stderr, "database %s, blobs %s (store identity %s)\n", stack.DBFile(), stack.BlobDir(), id)
+	if o.devWorkers {
+		fmt.Fprintf(stderr, "built-in fetch and CPU workers: fetch from public addresses and 127.0.0.1 (the demo site)\n")
+		if names, err := secrets.Names(); err == nil && len(names.Env)+len(names.Dir) > 0 {
+			fmt.Fprintf(stderr, "secrets of the built-in fetch worker: %s\n", strings.Join(append(names.Env, names.Dir...), ", "))
+		}
+	} else {
+		fmt.Fprintf(stderr, "no built-in workers (--dev-workers=false): batches wait until you attach a fetch and a CPU worker\n")
+	}
+	fmt.Fprintf(stderr, "attach a fetch worker: %s\n", stack.AttachCommand(workers.RoleFetch))
+	fmt.Fprintf(stderr, "attach a CPU worker: %s\n", stack.AttachCommand(workers.RoleCPU))
 	return stack, nil
+}
+
+// devBlobDir is the dev stack's blob directory: --blob-dir (or
+// BATCHFETCH_BLOB_DIR) when given, else the one beside a --dev-db given,
+// else the default every command shares.
+func (o options) devBlobDir() string {
+	if o.given["dev-db"] && !o.given["blob-dir"] {
+		return "" // beside the database
+	}
+	return o.blobDir
 }
 
 // devPortFlags are the port flags a user gave, for a command line that

@@ -12,8 +12,10 @@
 // failed; 2 bad usage or input rejected (InvalidInput); 3 Temporal could not
 // be reached or another error stopped the command; 4 no batch has that
 // workflow ID; 5 the batch is not in a state for the command (results of a
-// running batch, cancel of a finished one); 130 interrupted while waiting
-// (the batch goes on).
+// running batch, cancel of a finished one); 6 the starter's blob store is
+// not the workers' (refused before anything started, or a batch that ran
+// has its results in theirs); 130 interrupted while waiting (the batch
+// goes on).
 package main
 
 import (
@@ -40,6 +42,10 @@ const (
 	exitInternal = 3
 	exitNotFound = 4 // status, cancel, results: no batch with that workflow ID
 	exitState    = 5 // results of a running batch, cancel of a finished one
+	// exitStore: the starter's blob store is not the workers' (--blob-dir,
+	// --blob-url): refused before anything started, or the results of a
+	// batch that ran are in theirs.
+	exitStore = 6
 	// exitInterrupted: Ctrl-C (or SIGTERM) while waiting; the batch goes on.
 	exitInterrupted = 130
 )
@@ -56,6 +62,8 @@ type options struct {
 	dev              bool
 	serve            bool
 	demo             bool
+	devWorkers       bool            // --dev-workers: the dev stack runs its own workers
+	given            map[string]bool // the flags given, on the command line or as BATCHFETCH_*
 	devDB            string
 	devPort          int
 	devUIPort        int
@@ -70,6 +78,7 @@ type options struct {
 	saveLog          io.Writer // where --save says what it saved (default: none)
 	store            blobstore.Store
 	finished         bool   // reading a finished batch (results), not starting one
+	workflowID       string // the batch's, once known
 	uploaded         string // the URL list this run put in the blob store
 	uploadedPrevious string // and the earlier results
 	uploadedBody     string // and the request body

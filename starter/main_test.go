@@ -57,6 +57,13 @@ func runTests(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building the starter: %v\n%s", err, out)
 		return 1
 	}
+	// The default blob directory is under the user's cache directory:
+	// this one, not the user's own (the go command's build cache stays
+	// where it is).
+	if gocache, err := exec.Command("go", "env", "GOCACHE").Output(); err == nil {
+		os.Setenv("GOCACHE", strings.TrimSpace(string(gocache)))
+	}
+	os.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
 	workersBlobDir = filepath.Join(dir, "blobs")
 	stack, err := devstack.Start(context.Background(), devstack.Config{BlobDir: workersBlobDir})
 	if err != nil {
@@ -293,50 +300,6 @@ func TestWarnsWhenNoWorkerPolls(t *testing.T) {
 	err = cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitInterrupted {
 		t.Errorf("after Ctrl-C: %v, want exit %d", err, exitInterrupted)
-	}
-}
-
-// Dev mode says where its database and blobs live, and the exact command
-// that attaches another worker to it (a worker on another blob store
-// would be refused the chunks).
-func TestDevModeSaysHowToAttachAWorker(t *testing.T) {
-	dir := t.TempDir()
-	r := starter(t, "", nil, "--dev", "--dev-db", filepath.Join(dir, "dev.sqlite"), "--dev-port", "0", "--dev-ui-port", "0", "--quiet")
-	blobs := filepath.Join(dir, "blobs")
-	for _, want := range []string{
-		"database " + filepath.Join(dir, "dev.sqlite") + ", blobs " + blobs,
-		"go run ./worker --role cpu --blob-dir " + blobs,
-	} {
-		if !strings.Contains(r.stderr, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
-		}
-	}
-	if !strings.Contains(r.stderr, "attach another worker: TEMPORAL_ADDRESS=127.0.0.1:") {
-		t.Errorf("stderr does not give the server's address to attach a worker:\n%s", r.stderr)
-	}
-}
-
-// A starter on another blob store than the workers' is told so, with the
-// flag to set: when its URL list goes through the store, and when it reads
-// a large batch's results. Every started batch's ID is said.
-func TestAStarterOnAnotherStoreIsTold(t *testing.T) {
-	var list strings.Builder
-	for i := range 1001 {
-		fmt.Fprintf(&list, "%s/p/%d\n", site.URL, i)
-	}
-	elsewhere := t.TempDir()
-	r := starter(t, list.String(), nil, "--blob-dir", elsewhere, "--quiet", "--file", "-")
-	if r.code != exitUsage || !strings.Contains(r.stderr, "--blob-dir") || !strings.Contains(r.stderr, elsewhere) || !strings.Contains(r.stderr, workersBlobDir) {
-		t.Errorf("list on another store: exit %d, stderr:\n%s", r.code, r.stderr)
-	}
-	id := fmt.Sprint("stores-", time.Now().UnixNano())
-	r = starter(t, list.String(), nil, "--blob-dir", workersBlobDir, "--quiet", "--id", id, "--file", "-")
-	if r.code != 0 || !strings.Contains(r.stderr, "batch workflow_id="+id) {
-		t.Fatalf("on the workers' store: exit %d, stderr:\n%s", r.code, r.stderr)
-	}
-	r = starter(t, "", nil, "results", "--blob-dir", elsewhere, id)
-	if r.code != exitUsage || !strings.Contains(r.stderr, "run the starter with the workers' --blob-dir") || !strings.Contains(r.stderr, elsewhere) {
-		t.Errorf("results from another store: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 }
 

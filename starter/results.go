@@ -31,7 +31,7 @@ func runResults(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 			return &exitError{exitState, fmt.Errorf("batch %s is still running: `starter status %s` shows its progress", b.id, b.id)}
 		}
 		o := cmd.o
-		o.finished = true
+		o.finished, o.workflowID = true, b.id
 		var err error
 		if o.store, err = openStore(ctx, o); err != nil {
 			return &exitError{exitUsage, err}
@@ -57,8 +57,8 @@ func printOutput(ctx context.Context, w io.Writer, out workflows.Output, o optio
 	fromFile := out.ResultsFile != "" && out.Results == nil
 	if fromFile {
 		if mine, err := blobstore.ID(ctx, o.store); err == nil && mine != "" && out.BlobStore != "" && mine != out.BlobStore {
-			return &exitError{exitUsage, fmt.Errorf("the results (%s) are in the workers' blob store (identity %s), not in this starter's (%s, identity %s): run the starter with the workers' --blob-dir or --blob-url",
-				out.ResultsFile, out.BlobStore, o.storeLocation(), mine)}
+			return &exitError{exitStore, fmt.Errorf("the batch ran (%d ok, %d failed of %d) but its results (%s) are in the workers' blob store (identity %s), not in this starter's (%s, identity %s): read them with `starter results --blob-dir DIR %s` (or --blob-url), DIR the workers' --blob-dir",
+				out.OK, out.Failed, out.Total, out.ResultsFile, out.BlobStore, o.storeLocation(), mine, orPlaceholder(o.workflowID))}
 		}
 		each = func(fn func(i int, r *workflows.Result) error) error {
 			err := streamResults(ctx, o.store, out.ResultsFile, fn)
@@ -311,4 +311,12 @@ func finishedOutput(ctx context.Context, run client.WorkflowRun) (*workflows.Out
 		return &out, true
 	}
 	return workflows.CanceledOutput(err)
+}
+
+// orPlaceholder is id, or WORKFLOW_ID where it is not known.
+func orPlaceholder(id string) string {
+	if id == "" {
+		return "WORKFLOW_ID"
+	}
+	return id
 }

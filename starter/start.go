@@ -47,6 +47,8 @@ func parseStart(args []string, stdin io.Reader, stderr io.Writer) (o options, ur
 	if done || err != nil {
 		return o, nil, done, err
 	}
+	o.given = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.given[f.Name] = true })
 	if err := checkWritable(o.outFile); err != nil {
 		return o, nil, false, &exitError{exitUsage, err}
 	}
@@ -150,6 +152,7 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	o.workflowID = run.GetID()
 	if !o.noWait {
 		// Always said, so that status, results and cancel can be used on it.
 		fmt.Fprintf(stderr, "batch workflow_id=%s run_id=%s\n", run.GetID(), run.GetRunID())
@@ -260,6 +263,11 @@ func start(ctx context.Context, c client.Client, o *options, stderr io.Writer) (
 		id = "batchfetch-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 	}
 	count := len(o.input.URLs)
+	if !o.dev || !o.devWorkers { // the built-in workers use the stack's store
+		if err := checkStore(ctx, c, o); err != nil {
+			return nil, err
+		}
+	}
 	if err := uploadInputs(ctx, o, id); err != nil {
 		return nil, err
 	}

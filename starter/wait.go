@@ -63,12 +63,21 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 	case err == nil:
 	case errors.As(err, &appErr) && appErr.Type() == workflows.InvalidInputType:
 		msg := "invalid input: " + plainText(appErr.Message())
-		if o.uploaded != "" && strings.Contains(msg, o.uploaded) {
-			id, _ := blobstore.ID(ctx, o.store)
-			msg += fmt.Sprintf(" (this starter wrote the list to %s, identity %s)", o.storeLocation(), id)
+		elsewhere := false // an input this starter put in its store, which the workers do not see
+		for _, key := range []string{o.uploaded, o.uploadedPrevious, o.uploadedBody} {
+			if key != "" && strings.Contains(msg, key) && strings.Contains(msg, "is not in the blob store") {
+				elsewhere = true
+			}
 		}
-		if o.finished {
+		if elsewhere {
+			id, _ := blobstore.ID(ctx, o.store)
+			msg += fmt.Sprintf(" (this starter wrote it to %s, identity %s); nothing was fetched", o.storeLocation(), id)
+		}
+		switch {
+		case o.finished:
 			return &exitError{exitFailed, errors.New("the batch refused its " + msg)} // results of a finished batch
+		case elsewhere:
+			return &exitError{exitStore, errors.New(msg)}
 		}
 		return &exitError{exitUsage, errors.New(msg)}
 	case errors.As(err, &appErr) && appErr.Type() == workflows.BatchFailedType:

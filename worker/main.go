@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -87,7 +86,7 @@ func newFlags() (*flag.FlagSet, *settings) {
 	fs.IntVar(&cfg.HTTP.MaxRedirects, "max-redirects", 5, "redirects followed per request")
 	st.allow = fs.String("allow", "", "comma-separated CIDRs, addresses or host names to fetch although not public (by default loopback, private, link-local and metadata addresses are refused)")
 	fs.BoolVar(&cfg.HTTP.Guard.Off, "allow-all", false, "fetch any address, internal ones included (only where every URL is trusted)")
-	st.blobDir = fs.String("blob-dir", filepath.Join(os.TempDir(), "batchfetch-blobs"), "directory for bodies between fetch and hash; fetch and CPU workers must share it")
+	st.blobDir = fs.String("blob-dir", blobstore.DefaultDir(), "directory for bodies between fetch and hash; fetch and CPU workers must share it")
 	st.blobURL = fs.String("blob-url", "", "an object store instead of --blob-dir, for workers on different machines: s3://bucket?region=..., gs://bucket, azblob://container")
 	st.metricsListen = fs.String("metrics-listen", "", "serve Prometheus metrics at http://ADDRESS/metrics (for example 0.0.0.0:9090)")
 	st.codecListen = fs.String("codec-listen", "", "serve the codec-server endpoint for the Web UI on this address (needs BATCHFETCH_CODEC_KEYS and BATCHFETCH_CODEC_TOKEN)")
@@ -113,6 +112,20 @@ func deploymentFlags(fs *flag.FlagSet, d *workers.Deployment) {
 func storeID(s blobstore.Store) string {
 	id, _ := blobstore.ID(context.Background(), s)
 	return id
+}
+
+// allowList says, for the log, which addresses that are not public this
+// worker fetches from (--allow, --allow-all).
+func allowList(cfg workers.Config) string {
+	switch {
+	case cfg.Role == workers.RoleCPU:
+		return "none (a CPU worker fetches nothing)"
+	case cfg.HTTP.Guard.Off:
+		return "every address (--allow-all)"
+	case len(cfg.HTTP.Guard.Allow) == 0:
+		return "public addresses only (no --allow)"
+	}
+	return "public addresses and " + strings.Join(cfg.HTTP.Guard.Allow, ",")
 }
 
 // healthcheck exits 0 when url answers 200 (for container health checks:
@@ -303,7 +316,7 @@ func run(args []string) error {
 	logger.Info("worker starting",
 		zap.String("role", cfg.Role), zap.String("address", opts.HostPort), zap.String("namespace", opts.Namespace),
 		zap.String("task_queue", cfg.TaskQueue), zap.String("cpu_task_queue", cfg.CPUTaskQueue),
-		zap.Int("fetch_slots", cfg.FetchSlots), zap.Int("cpu_slots", cfg.CPUSlots), zap.String("blobs", blobLocation), zap.String("blob_store_id", storeID(store)),
+		zap.Int("fetch_slots", cfg.FetchSlots), zap.Int("cpu_slots", cfg.CPUSlots), zap.String("blobs", blobLocation), zap.String("blob_store_id", storeID(store)), zap.String("allow", allowList(cfg)),
 		zap.String("deployment", cfg.Deployment.Name), zap.String("build_id", cfg.Deployment.BuildID), zap.Bool("versioned", !cfg.Deployment.Unversioned))
 	if limit := openFilesLimit(); limit > 0 && cfg.Role != workers.RoleCPU {
 		if msg := filesWarning(cfg.FetchSlots, limit); msg != "" {

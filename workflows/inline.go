@@ -7,6 +7,20 @@ import (
 	"github.com/batchfetch/batchfetch/process"
 )
 
+// ResultsInline tells whether a batch started now with in returns its
+// results inline (Output.Results), not as a file in the blob store
+// (Output.ResultsFile). False for input that does not validate.
+func ResultsInline(in Input) bool {
+	s, err := in.Validate()
+	return err == nil && s.runsInline(true)
+}
+
+// runsInline tells whether the batch runs in this workflow, one activity
+// per URL, with its results inline; strict: see strictOutcomes.
+func (s Settings) runsInline(strict bool) bool {
+	return s.URLsFile == "" && s.PreviousFile == "" && s.Incremental == "" && len(s.URLs) <= InlineLimit && requestsFit(s.PerURL) && (!strict || inlineFits(s.URLs, s.Process != ""))
+}
+
 // inlineFits tells whether a batch's results surely fit in the
 // workflow's own output: its URLs as the output encodes them, plus for
 // each result its other fields and an error of up to

@@ -250,7 +250,7 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 	}
 	attrs := newCountAttrs(ctx)
 	var out *Output
-	if s.URLsFile == "" && s.PreviousFile == "" && s.Incremental == "" && len(s.URLs) <= InlineLimit && requestsFit(s.PerURL) && (!strict || inlineFits(s.URLs, s.Process != "")) {
+	if s.runsInline(strict) {
 		out, err = runInline(ctx, s, prefix, strict, progress, attrs)
 	} else {
 		out, err = runStaged(ctx, s, prefix, strict, progress, attrs)

@@ -25,6 +25,7 @@ import (
 	"github.com/batchfetch/batchfetch/internal/demosite"
 	"github.com/batchfetch/batchfetch/internal/logging"
 	"github.com/batchfetch/batchfetch/internal/workers"
+	"github.com/batchfetch/batchfetch/workflows"
 )
 
 // Config describes a stack. The zero value is an in-memory server on a free
@@ -198,6 +199,11 @@ func (s *Stack) StartWorkers(cfg workers.Config) (*workers.Pools, error) {
 		// only it, on loopback.
 		cfg.HTTP.Guard.Allow = []string{"127.0.0.1"}
 	}
+	if s.cfg.Logger != nil {
+		id, _ := blobstore.ID(context.Background(), cfg.Store)
+		s.cfg.Logger.Info("workers starting", "role", orDefault(cfg.Role, workers.RoleAll), "allow", strings.Join(cfg.HTTP.Guard.Allow, ","),
+			"allow_all", cfg.HTTP.Guard.Off, "blobs", cfg.StoreLocation, "blob_store_id", id)
+	}
 	p, err := workers.Start(s.Client, cfg)
 	if err != nil {
 		return nil, err
@@ -232,12 +238,55 @@ func (s *Stack) DemoURLs(n int) []string {
 	}
 }
 
-// AttachCommand is the command that attaches another worker of role
-// (fetch, cpu or all) to this stack, blob store included.
+// AttachCommand is the command, as it must be typed at the repository's
+// root, that attaches another worker of role (fetch, cpu or all) to this
+// stack: the server's address, the task queues, the blob store, the build
+// ID, and for a worker that fetches the addresses the stack's own workers
+// may fetch from (the demo site's 127.0.0.1).
 func (s *Stack) AttachCommand(role string) string {
-	// The same build ID: a worker of another build would join another
-	// version, which gets no work.
-	return fmt.Sprintf("TEMPORAL_ADDRESS=%s go run ./worker --role %s --blob-dir %s --build-id %s", s.FrontendAddress(), role, s.blobDir, buildinfo.ID())
+	w := s.cfg.Workers
+	args := []string{"go", "run", "./worker", "--role", role}
+	if role != workers.RoleCPU {
+		switch allow := s.allow(); {
+		case w.HTTP.Guard.Off:
+			args = append(args, "--allow-all")
+		case len(allow) > 0:
+			args = append(args, "--allow", strings.Join(allow, ","))
+		}
+	}
+	args = append(args, "--task-queue", orDefault(w.TaskQueue, workflows.TaskQueue), "--cpu-task-queue", orDefault(w.CPUTaskQueue, workflows.CPUTaskQueue),
+		// The same build ID: a worker of another build would join another
+		// version, which gets no work.
+		"--blob-dir", s.blobDir, "--build-id", buildinfo.ID())
+	line := "TEMPORAL_ADDRESS=" + shellQuote(s.FrontendAddress())
+	for _, a := range args {
+		line += " " + shellQuote(a)
+	}
+	return line
+}
+
+// allow is what the stack's own fetch workers may fetch although not
+// public (see Config.Workers).
+func (s *Stack) allow() []string {
+	if a := s.cfg.Workers.HTTP.Guard.Allow; a != nil {
+		return a
+	}
+	return []string{"127.0.0.1"}
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// shellQuote quotes a word for a POSIX shell, unless it needs none.
+func shellQuote(w string) string {
+	if w != "" && strings.Trim(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=,@%+-") == "" {
+		return w
+	}
+	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
 }
 
 // Stop stops everything Start and StartWorkers started, last first: the

@@ -2,24 +2,48 @@ package workers
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 )
 
-// fetchSlotsMark ends a fetch worker's identity: "pid@host@fetch-slots=N".
-// DescribeTaskQueue lists each poller's identity, so whoever starts a batch
-// can add up the fetch slots of the workers polling its task queue.
-const fetchSlotsMark = "@fetch-slots="
+// A fetch worker polls with the identity
+// "pid@host@store=ID@blobs=LOCATION@fetch-slots=N". DescribeTaskQueue
+// lists each poller's identity, so whoever starts a batch can add up the
+// fetch slots of the workers polling its task queue, and learn which blob
+// store they use before it puts anything in its own.
+const (
+	storeMark      = "@store="
+	locationMark   = "@blobs="
+	fetchSlotsMark = "@fetch-slots="
+)
+
+// maxLocationInIdentity bounds the store's location in the identity (the
+// server caps an identity at 1,000 bytes); a longer one is left out.
+const maxLocationInIdentity = 300
 
 // fetchIdentity is the identity a fetch worker polls with: the SDK's
-// default (process ID and host name) and its fetch slots.
-func fetchIdentity(slots int) string {
+// default (process ID and host name), its blob store's identity and
+// location (without any user or password a URL holds), and its fetch
+// slots.
+func fetchIdentity(slots int, storeID, location string) string {
 	host, err := os.Hostname()
 	if err != nil {
 		host = "unknown"
 	}
-	return fmt.Sprintf("%d@%s%s%d", os.Getpid(), host, fetchSlotsMark, slots)
+	store := ""
+	if storeID != "" {
+		store = storeMark + storeID
+		if u, err := url.Parse(location); err == nil && u.User != nil {
+			u.User = nil
+			location = u.String()
+		}
+		if len(location) <= maxLocationInIdentity && !strings.Contains(location, fetchSlotsMark) {
+			store += locationMark + location
+		}
+	}
+	return fmt.Sprintf("%d@%s%s%s%d", os.Getpid(), host, store, fetchSlotsMark, slots)
 }
 
 // FetchSlotsOf reads the fetch slots from a poller's identity; ok is false
@@ -35,4 +59,22 @@ func FetchSlotsOf(identity string) (slots int, ok bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// StoreOf reads the blob store's identity and location (location may be
+// empty: too long to say) from a fetch worker's identity; ok is false when
+// the identity does not say (a worker of an earlier release, a store
+// without identity, or another program).
+func StoreOf(identity string) (id, location string, ok bool) {
+	end := strings.LastIndex(identity, fetchSlotsMark)
+	i := strings.Index(identity, storeMark)
+	if end < 0 || i < 0 || i > end {
+		return "", "", false
+	}
+	rest := identity[i+len(storeMark) : end]
+	id, location, _ = strings.Cut(rest, locationMark)
+	if id == "" {
+		return "", "", false
+	}
+	return id, location, true
 }

@@ -199,7 +199,7 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		return nil, fmt.Errorf("blob store %s: %w", cfg.StoreLocation, err)
 	}
 	if cfg.Role == RoleFetch || cfg.Role == RoleAll {
-		identity := fetchIdentity(cfg.FetchSlots)
+		identity := fetchIdentity(cfg.FetchSlots, storeID, cfg.StoreLocation)
 		w := worker.New(c, cfg.TaskQueue, worker.Options{
 			Identity:                           identity,
 			MaxConcurrentActivityExecutionSize: cfg.FetchSlots,
