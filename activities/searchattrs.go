@@ -9,6 +9,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 )
 
 // SearchAttributesActivity is the activity (of a fetch worker: see
@@ -22,8 +23,13 @@ const SearchAttributePrefix = "BatchFetch"
 
 // searchAttributes lists them with the worker's own client.
 func searchAttributes(ctx context.Context) ([]string, error) {
-	ns := activity.GetInfo(ctx).WorkflowNamespace
-	resp, err := activity.GetClient(ctx).OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
+	return IntSearchAttributes(ctx, activity.GetClient(ctx), activity.GetInfo(ctx).WorkflowNamespace)
+}
+
+// IntSearchAttributes names, sorted, the Int search attributes of
+// namespace ns whose names begin with SearchAttributePrefix.
+func IntSearchAttributes(ctx context.Context, c client.Client, ns string) ([]string, error) {
+	resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
 	if err != nil {
 		return nil, fmt.Errorf("listing the search attributes of namespace %s: %w", ns, err)
 	}

@@ -208,7 +208,7 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 		}
 		// The hash activity finally failed: its bodies' URLs fail with
 		// its error, the others keep their fetch's word.
-		msg := activities.TruncateError("hashing: " + cause(err).Error())
+		msg := activities.TruncateError("hashing: " + plainMessage(cause(err)))
 		noteFailed(e.progress, Result{URL: e.name(ch), Outcome: OutcomeError, Error: msg})
 		if !e.strict { // batches started before: the chunk ends here
 			for i := range fetched.Items {
@@ -304,32 +304,6 @@ func (e *engine) summary(verb string, ch chunk) string {
 		return verb + " " + activities.Redact(ch.urls[0].URL)
 	}
 	return fmt.Sprintf("%s URLs %d to %d", verb, ch.first+1, ch.first+ch.n)
-}
-
-// cause is what went wrong in an activity or child workflow, without the
-// wrapper that names its type and event IDs.
-func cause(err error) error {
-	var actErr *temporal.ActivityError
-	var childErr *temporal.ChildWorkflowExecutionError
-	if (errors.As(err, &actErr) || errors.As(err, &childErr)) && errors.Unwrap(err) != nil {
-		return errors.Unwrap(err)
-	}
-	return err
-}
-
-// Classify maps an activity's final error to an outcome and a message.
-func Classify(err error) (outcome, message string) {
-	err = cause(err)
-	var canceledErr *temporal.CanceledError
-	var timeoutErr *temporal.TimeoutError
-	switch {
-	case errors.As(err, &canceledErr):
-		return OutcomeCanceled, "canceled"
-	case errors.As(err, &timeoutErr):
-		return OutcomeTimeout, activities.TruncateError("activity timed out: " + timeoutErr.Error())
-	default:
-		return OutcomeError, activities.TruncateError(err.Error())
-	}
 }
 
 // fetchChunk fetches a chunk in one activity that retries each URL

@@ -48,6 +48,9 @@ func TestCollectMarksTheURLsOfAFailedChunk(t *testing.T) {
 		if r.URL != urls[i] || r.Outcome != w.outcome || !strings.Contains(r.Error, w.errText) {
 			t.Errorf("result %d: %+v, want %s with error containing %q", i, r, w.outcome, w.errText)
 		}
+		if strings.Contains(r.Error, "(type: ") || strings.Contains(r.Error, "retryable: ") {
+			t.Errorf("result %d: the error %q carries the SDK's note on how it travelled", i, r.Error)
+		}
 	}
 	if out.OK != 2 || out.Failed != 2 {
 		t.Errorf("ok %d failed %d, want 2 and 2", out.OK, out.Failed)

@@ -4,25 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
 // registeredAttributes names the batch's search attributes that namespace
 // ns has registered as Int.
 func registeredAttributes(ctx context.Context, c client.Client, ns string) ([]string, error) {
-	resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
+	have, err := activities.IntSearchAttributes(ctx, c, ns)
 	if err != nil {
-		return nil, fmt.Errorf("listing the search attributes of namespace %s: %w", ns, err)
+		return nil, err
 	}
 	var names []string
 	for _, name := range workflows.SearchAttributes {
-		if resp.GetCustomAttributes()[name] == enumspb.INDEXED_VALUE_TYPE_INT {
+		if slices.Contains(have, name) {
 			names = append(names, name)
 		}
 	}
