@@ -119,7 +119,8 @@ func stepOutput(r *workflows.Result) string {
 	return clip(string(r.Processed), outputWidth)
 }
 
-// clip shortens s to n runes, marking the cut.
+// clip shortens s to n runes, marking the cut: a column's width counts
+// what a terminal shows (activities.Clip bounds bytes, for payloads).
 func clip(s string, n int) string {
 	if r := []rune(s); len(r) > n {
 		return string(r[:n-1]) + "…"
