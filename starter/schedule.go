@@ -128,6 +128,10 @@ func scheduleError(id string, err error) error {
 	if errors.As(err, &notFound) {
 		return &exitError{exitNotFound, fmt.Errorf("no schedule %q (starter schedule list)", id)}
 	}
+	if strings.Contains(err.Error(), "payload encoding is not supported") {
+		// Encrypted by a starter that had BATCHFETCH_CODEC_KEYS.
+		return &exitError{exitUsage, fmt.Errorf("schedule %s cannot be read (%v): it is encrypted; set BATCHFETCH_CODEC_KEYS as when it was created", id, err)}
+	}
 	return &exitError{exitInternal, fmt.Errorf("schedule %s: %w", id, err)}
 }
 
