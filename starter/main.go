@@ -84,6 +84,7 @@ type options struct {
 	uploadedBody     string // and the request body
 	req              requestFlags
 	list             givenURLs // the URLs as given, with their own requests
+	skipInvalid      bool      // --skip-invalid: leave invalid entries out
 }
 
 // exitError carries an exit status up to main.

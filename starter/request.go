@@ -201,28 +201,6 @@ func readBody(path string, stdin io.Reader, urlsOnStdin bool) ([]byte, error) {
 	return b, nil
 }
 
-// checkOwnRequests checks each URL's own request fields, merged with the
-// batch's, naming the argument or line of a bad one.
-func checkOwnRequests(in activities.RequestFields, l givenURLs) error {
-	batch, err := in.Request()
-	if err != nil {
-		return nil // finishRequest said so
-	}
-	for i, f := range l.own {
-		if f == nil {
-			continue
-		}
-		own, err := f.Request()
-		if err == nil {
-			err = activities.CheckMerged(activities.MergeRequests(batch, own))
-		}
-		if err != nil {
-			return &exitError{exitUsage, fmt.Errorf("invalid input: %s: %w", l.where(i), err)}
-		}
-	}
-	return nil
-}
-
 func ordinal(n int) string {
 	switch {
 	case n%100 >= 11 && n%100 <= 13:

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,7 +19,8 @@ import (
 )
 
 // scheduleUsage lists the schedule subcommands.
-const scheduleUsage = `usage: starter schedule create --id ID (--every 24h | --cron "0 3 * * *") [--incremental] [batch flags] [URL...]
+const scheduleUsage = `usage: starter schedule create --id ID (--every 24h | --cron "0 3 * * *") [--start-at TIME] [--incremental] [batch flags] [URL...]
+       starter schedule update ID [--file urls.txt] [URL...]
        starter schedule list
        starter schedule describe|trigger|pause|unpause|delete ID
 
@@ -29,7 +28,10 @@ A Temporal Schedule starts a BatchFetch with the same input at each time it
 names (see them in the Web UI's Schedules page). A run that would start while
 the previous one still runs is skipped. With --incremental, each run compares
 with the results of the last run that completed (conditional requests,
-not_modified, changed).
+not_modified, changed). With --every, --start-at names the first run (an
+RFC 3339 time, HH:MM for the next such time UTC, or now) and the next ones
+follow each interval after it. update replaces the URLs of the runs to
+come, every other setting as it was.
 `
 
 // runSchedule runs `starter schedule ...`.
@@ -37,13 +39,16 @@ func runSchedule(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, scheduleUsage)
 		if len(args) == 0 {
-			return &exitError{exitUsage, errors.New("schedule: which? create, list, describe, trigger, pause, unpause or delete")}
+			return &exitError{exitUsage, errors.New("schedule: which? create, update, list, describe, trigger, pause, unpause or delete")}
 		}
 		return nil
 	}
 	sub, args := args[0], args[1:]
-	if sub == "create" {
+	switch sub {
+	case "create":
 		return scheduleCreate(args, stdin, stdout, stderr)
+	case "update":
+		return scheduleUpdate(args, stdin, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("starter schedule "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -64,7 +69,7 @@ func runSchedule(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	switch sub {
 	case "list", "describe", "trigger", "pause", "unpause", "delete":
 	default:
-		return &exitError{exitUsage, fmt.Errorf("schedule %s: no such command (create, list, describe, trigger, pause, unpause, delete)", sub)}
+		return &exitError{exitUsage, fmt.Errorf("schedule %s: no such command (create, update, list, describe, trigger, pause, unpause, delete)", sub)}
 	}
 	if len(positional) != want {
 		return &exitError{exitUsage, fmt.Errorf("schedule %s takes %d argument(s), got %d", sub, want, len(positional))}
@@ -123,136 +128,11 @@ func scheduleError(id string, err error) error {
 	if errors.As(err, &notFound) {
 		return &exitError{exitNotFound, fmt.Errorf("no schedule %q (starter schedule list)", id)}
 	}
+	if strings.Contains(err.Error(), "payload encoding is not supported") {
+		// Encrypted by a starter that had BATCHFETCH_CODEC_KEYS.
+		return &exitError{exitUsage, fmt.Errorf("schedule %s cannot be read (%v): it is encrypted; set BATCHFETCH_CODEC_KEYS as when it was created", id, err)}
+	}
 	return &exitError{exitInternal, fmt.Errorf("schedule %s: %w", id, err)}
-}
-
-// scheduleCreate runs `starter schedule create`.
-func scheduleCreate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var o options
-	fs := flag.NewFlagSet("starter schedule create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, scheduleUsage+"\nflags of create:\n")
-		fs.PrintDefaults()
-	}
-	var id, cron string
-	var every time.Duration
-	var incremental, paused bool
-	fs.StringVar(&id, "id", "", "the schedule's ID (required); its runs are <ID>-<time>")
-	fs.DurationVar(&every, "every", 0, "start a run at this interval (24h)")
-	fs.StringVar(&cron, "cron", "", "or at the times of this cron expression (\"0 3 * * *\": 03:00 UTC every day)")
-	fs.BoolVar(&incremental, "incremental", false, "each run compares with the last completed run's results (conditional requests, not_modified, changed)")
-	fs.BoolVar(&paused, "paused", false, "create it paused")
-	o.batchFlags(fs, true)
-	fs.StringVar(&o.taskQueue, "task-queue", workflows.TaskQueue, "task queue of the workflow and its fetches")
-	o.storeFlags(fs, "a list of over 1,000 URLs is kept there for the runs")
-	fs.StringVar(&o.logLevel, "log-level", "off", "log of the Temporal client")
-	positional, done, err := parseFlags(fs, args)
-	if done || err != nil {
-		return err
-	}
-	switch {
-	case id == "":
-		return &exitError{exitUsage, errors.New("schedule create: --id is required")}
-	case (every > 0) == (cron != ""):
-		return &exitError{exitUsage, errors.New("schedule create: give one of --every and --cron")}
-	case every < 0:
-		return &exitError{exitUsage, fmt.Errorf("schedule create: --every %v is negative", every)}
-	}
-	if o.input.Process == "sha256" {
-		o.input.Process = ""
-	}
-	if incremental {
-		o.input.Incremental = id
-	}
-	if err := o.finishRequest(stdin, urlsFromStdin(positional, o.file, true), true, stderr); err != nil {
-		return err
-	}
-	if o.list, err = readURLs(positional, o.file, stdin, true); err != nil {
-		return &exitError{exitUsage, err}
-	}
-	urls := o.list.urls
-	for i, u := range urls {
-		if err := workflows.CheckURL(u); err != nil {
-			return &exitError{exitUsage, fmt.Errorf("invalid input: %s: %w", o.list.where(i), err)}
-		}
-	}
-	if err := checkOwnRequests(o.input.RequestFields, o.list); err != nil {
-		return err
-	}
-	o.input.URLRequests = o.list.own
-	if err := checkInput(o.input, urls); err != nil {
-		return err
-	}
-	ctx := context.Background()
-	c, err := dial(ctx, o.logLevel)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if _, err := c.ScheduleClient().GetHandle(ctx, id).Describe(ctx); err == nil {
-		return &exitError{exitUsage, fmt.Errorf("schedule %q exists (starter schedule describe %s; delete it first to replace it)", id, id)}
-	}
-	o.input.URLs = urls
-	uploaded := ""
-	if len(urls) > workflows.InlineLimit || o.list.ownBytes() > inlineRequestsBudget {
-		// Every run reads the list from the blob store, under a key of
-		// this schedule's own (schedule delete removes it).
-		if o.store, err = openStore(ctx, o); err != nil {
-			return &exitError{exitUsage, err}
-		}
-		var b [6]byte
-		_, _ = rand.Read(b[:])
-		uploaded = scheduleListPrefix + strings.Map(safeKeyRune, id) + "-" + hex.EncodeToString(b[:]) + ".txt"
-		if err := upload(ctx, o.store, uploaded, o.list.fileLines()); err != nil {
-			return &exitError{exitInternal, fmt.Errorf("writing the URL list to the blob store: %w", err)}
-		}
-		o.input.URLs, o.input.URLRequests, o.input.URLsFile = nil, nil, uploaded
-	}
-	spec := client.ScheduleSpec{}
-	if every > 0 {
-		spec.Intervals = []client.ScheduleIntervalSpec{{Every: every}}
-	} else {
-		spec.CronExpressions = []string{cron}
-	}
-	_, err = c.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:   id,
-		Spec: spec,
-		Action: &client.ScheduleWorkflowAction{
-			ID:            id,
-			Workflow:      workflows.WorkflowName,
-			Args:          []any{o.input},
-			TaskQueue:     o.taskQueue,
-			Memo:          map[string]any{"schedule": id},
-			StaticSummary: fmt.Sprintf("%d URLs, scheduled by %s", len(urls), id),
-		},
-		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-		Paused:  paused,
-		Note:    "created with starter schedule create",
-	})
-	if err != nil {
-		if uploaded != "" {
-			_ = o.store.DeletePrefix(context.Background(), uploaded)
-		}
-		var exists *serviceerror.WorkflowExecutionAlreadyStarted
-		var bad *serviceerror.InvalidArgument
-		switch {
-		case errors.As(err, &exists) || strings.Contains(err.Error(), "already"):
-			return &exitError{exitUsage, fmt.Errorf("schedule %q exists (starter schedule describe %s; delete it first to replace it)", id, id)}
-		case errors.As(err, &bad):
-			return &exitError{exitUsage, fmt.Errorf("schedule create: %s", bad.Message)}
-		}
-		return &exitError{exitInternal, fmt.Errorf("creating schedule %s: %w", id, err)}
-	}
-	when := "every " + every.String()
-	if cron != "" {
-		when = "at " + cron
-	}
-	fmt.Fprintf(stdout, "schedule %s created: %d URLs %s; a run is skipped while the previous one runs\n", id, len(urls), when)
-	if incremental {
-		fmt.Fprintf(stdout, "incremental: each run compares with the last completed run's results (blob store key %s)\n", workflows.IncrementalKey(id))
-	}
-	return nil
 }
 
 // scheduleListPrefix is where schedule create keeps lists of over 1,000
@@ -321,6 +201,9 @@ func specText(s *client.ScheduleSpec) string {
 func printSchedule(w io.Writer, id string, d *client.ScheduleDescription) error {
 	fmt.Fprintf(w, "schedule  %s\n", id)
 	fmt.Fprintf(w, "when      %s\n", specText(d.Schedule.Spec))
+	if d.Schedule.Spec != nil && !d.Schedule.Spec.StartAt.IsZero() {
+		fmt.Fprintf(w, "from      %s (no run before)\n", d.Schedule.Spec.StartAt.UTC().Format(time.RFC3339))
+	}
 	fmt.Fprintf(w, "paused    %v", d.Schedule.State.Paused)
 	if d.Schedule.State.Note != "" {
 		fmt.Fprintf(w, " (%s)", d.Schedule.State.Note)

@@ -30,7 +30,7 @@ func parseStart(args []string, stdin io.Reader, stderr io.Writer) (o options, ur
 	fs := flag.NewFlagSet("starter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: starter [start] [flags] [URL...]     start a batch and wait for it\n       starter status|cancel|results|bodies [flags] WORKFLOW_ID\n       starter gc --older-than 720h\n       starter schedule create|list|describe|trigger|pause|unpause|delete [flags]\n\nURLs come from the arguments, --file (one per line, # comments), or stdin.\nHow they are asked for: --header, --header-secret, --method, --data (or per URL, a JSON line in the file).\nThe Temporal connection comes from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the other TEMPORAL_* variables.\n\nflags of start:\n")
+		fmt.Fprintf(stderr, "usage: starter [start] [flags] [URL...]     start a batch and wait for it\n       starter status|cancel|results|bodies [flags] WORKFLOW_ID\n       starter gc --older-than 720h\n       starter schedule create|update|list|describe|trigger|pause|unpause|delete [flags]\n\nURLs come from the arguments, --file (one per line, # comments), or stdin.\nHow they are asked for: --header, --header-secret, --method, --data (or per URL, a JSON line in the file).\nThe Temporal connection comes from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and the other TEMPORAL_* variables.\n\nflags of start:\n")
 		fs.PrintDefaults()
 	}
 	o.batchFlags(fs, false)
@@ -71,28 +71,15 @@ func parseStart(args []string, stdin io.Reader, stderr io.Writer) (o options, ur
 	if err := o.finishRequest(stdin, urlsFromStdin(positional, o.file, !o.dev), false, stderr); err != nil {
 		return o, nil, false, err
 	}
-	if o.list, err = readURLs(positional, o.file, stdin, !o.dev); err != nil {
-		return o, nil, false, &exitError{exitUsage, err}
+	if err := o.readList(positional, stdin, !o.dev, stderr); err != nil {
+		return o, nil, false, err
 	}
-	urls, where := o.list.urls, o.list.where
-	// A bad URL is named where the user wrote it: argument or line.
-	for i, u := range urls {
-		if err := workflows.CheckURL(u); err != nil {
-			hint := ""
-			if i == 0 && len(positional) > 0 && !strings.ContainsAny(u, ":/.") {
-				hint = " (not a URL; commands are start, status, cancel, results, bodies, gc and schedule)"
-			}
-			return o, nil, false, &exitError{exitUsage, fmt.Errorf("invalid input: %s: %w%s", where(i), err, hint)}
-		}
-	}
+	urls = o.list.urls
 	if o.input.MaxInFlight <= 0 {
 		return o, nil, false, &exitError{exitUsage, fmt.Errorf("--max-in-flight must be at least 1, not %d", o.input.MaxInFlight)}
 	}
 	if o.input.MaxAttempts <= 0 {
 		return o, nil, false, &exitError{exitUsage, fmt.Errorf("--max-attempts must be at least 1, not %d", o.input.MaxAttempts)}
-	}
-	if err := checkOwnRequests(o.input.RequestFields, o.list); err != nil {
-		return o, nil, false, err
 	}
 	o.input.URLRequests = o.list.own
 	if !o.dev {
@@ -365,6 +352,7 @@ func (o *options) batchFlags(fs *flag.FlagSet, scheduled bool) {
 	fs.StringVar(&o.input.CPUTaskQueue, "cpu-task-queue", workflows.CPUTaskQueue, "task queue of the hash step")
 	fs.StringVar(&o.input.Process, "process", "sha256", "the CPU step: sha256 (the hash alone), html (title and links), image (format and size), or a processor registered on your CPU workers")
 	o.requestFlags(fs)
+	fs.BoolVar(&o.skipInvalid, "skip-invalid", false, "leave out the invalid entries of the URLs given (not a URL, credentials, a space, not http or https, a bad JSON line) and report them on stderr, instead of refusing the batch")
 	fs.BoolVar(&o.input.KeepBodies, "keep-bodies", false, "keep each ok body in the blob store, content-addressed (bodies/sha256/<hex>; the result's body_key)")
 	if scheduled {
 		return

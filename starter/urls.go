@@ -26,16 +26,22 @@ type givenURLs struct {
 	// as they are when the list goes to the blob store.
 	own   []*activities.RequestFields
 	lines []string
-	// where(i) says where the i-th URL came from: "argument 2",
-	// "urls.txt line 17".
-	where func(int) string
+	// places, parallel to urls, say where each came from; source
+	// names the file or stdin the lines came from ("" for none).
+	places []place
+	source string
+	// skipped are the entries left out as invalid (--skip-invalid).
+	skipped []invalidEntry
 }
 
 // readURLs collects URLs from args, a file, or stdin when it is not a
-// terminal.
-func readURLs(args []string, file string, stdin io.Reader, useStdin bool) (givenURLs, error) {
+// terminal. With skip, a JSON line that cannot be read is left out and
+// listed in skipped instead of refusing the list.
+func readURLs(args []string, file string, stdin io.Reader, useStdin, skip bool) (givenURLs, error) {
 	l := givenURLs{urls: append([]string(nil), args...)}
-	var lineNo []int
+	for i := range args {
+		l.places = append(l.places, place{arg: i + 1})
+	}
 	var r io.Reader
 	name := file
 	switch {
@@ -51,24 +57,23 @@ func readURLs(args []string, file string, stdin io.Reader, useStdin bool) (given
 	case urlsFromStdin(args, file, useStdin) && !isTerminal(stdin):
 		r, name = stdin, "stdin"
 	}
-	l.where = func(i int) string {
-		if i < len(args) {
-			return fmt.Sprintf("argument %d", i+1)
-		}
-		return fmt.Sprintf("%s line %d", name, lineNo[i-len(args)])
-	}
 	if r == nil {
 		return l, nil
 	}
+	l.source = name
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for line := 1; sc.Scan(); line++ {
 		s := strings.TrimSpace(sc.Text())
 		if strings.HasPrefix(s, "{") {
 			if err := l.addEntry(s); err != nil {
-				return l, fmt.Errorf("invalid input: %s line %d: %w", name, line, err)
+				if !skip {
+					return l, fmt.Errorf("invalid input: %s line %d: %w", name, line, err)
+				}
+				l.skipped = append(l.skipped, invalidEntry{place{line: line}, err})
+				continue
 			}
-			lineNo = append(lineNo, line)
+			l.places = append(l.places, place{line: line})
 			continue
 		}
 		if i := strings.Index(s, "#"); i == 0 || (i > 0 && (s[i-1] == ' ' || s[i-1] == '\t')) {
@@ -76,13 +81,32 @@ func readURLs(args []string, file string, stdin io.Reader, useStdin bool) (given
 		}
 		if s != "" {
 			l.urls = append(l.urls, s)
-			lineNo = append(lineNo, line)
+			l.places = append(l.places, place{line: line})
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return l, fmt.Errorf("reading URLs from %s: %w", name, err)
 	}
 	return l, nil
+}
+
+// place is where a URL was given: the argument or the line (from 1).
+type place struct{ arg, line int }
+
+// where says where the i-th URL came from: "argument 2", "urls.txt line
+// 17".
+func (l givenURLs) where(i int) string {
+	return l.placeText(l.places[i], true)
+}
+
+func (l givenURLs) placeText(p place, withSource bool) string {
+	switch {
+	case p.arg > 0:
+		return fmt.Sprintf("argument %d", p.arg)
+	case withSource:
+		return fmt.Sprintf("%s line %d", l.source, p.line)
+	}
+	return fmt.Sprintf("line %d", p.line)
 }
 
 // urlsFromStdin tells whether readURLs would read the URLs from stdin
