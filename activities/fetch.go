@@ -66,6 +66,11 @@ type Fetcher struct {
 	// result so that a hash worker on another store refuses the work;
 	// StoreLocation says where Store is, for messages.
 	StoreID, StoreLocation string
+	// Robots holds the hosts' robots.txt for batches that obey it (nil:
+	// a cache with the defaults, made on first use).
+	Robots *RobotsCache
+
+	robotsOnce sync.Once
 
 	slotsOnce sync.Once
 	slots     chan struct{}
@@ -170,6 +175,11 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 	}()
 	var roomWaited time.Duration // waiting for room on a full blob disk
 	for {
+		if refused, err := f.robotsRefusal(urlCtx, t.URL, t.R, p); err != nil {
+			return f.ended(ctx, out, nil)
+		} else if refused != nil {
+			return finish(out, refused)
+		}
 		release, err := f.acquire(urlCtx)
 		if err != nil {
 			return f.ended(ctx, out, nil)

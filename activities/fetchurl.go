@@ -142,6 +142,12 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 		}
 	}()
 
+	if refused, err := f.robotsRefusal(urlCtx, t.URL, t.R, p); err != nil {
+		out.ElapsedMS = elapsed()
+		return nil, f.urlEnded(ctx, f.ended(ctx, out, nil), st.checkpoint().Resume)
+	} else if refused != nil {
+		return nil, refusedURL(f, finish(out, refused), attempt-1, elapsed())
+	}
 	// Waiting for one of the worker's fetch slots (taken by other
 	// batches' chunks) counts against the URL's budget, not the attempt's,
 	// as in a chunk; the activity's start-to-close leaves room for it.

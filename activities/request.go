@@ -356,8 +356,9 @@ func Asked(batch *Request, tasks []URLTask) bool {
 
 // RegisterFetcher registers f's activities on a worker, also under the
 // names batches with requests call them by (FetchChunkWithRequest,
-// FetchURLWithRequest), and the check of the batch's search attributes
-// (SearchAttributesActivity). A worker that registers f with
+// FetchURLWithRequest) and those that obey robots.txt
+// (FetchChunkObeyingRobots, FetchURLObeyingRobots), and the check of the
+// batch's search attributes (SearchAttributesActivity). A worker that registers f with
 // RegisterActivity alone fails those batches' fetches and leaves the
 // counts out of the Web UI's list. (Not a method: every exported method
 // of a Fetcher is an activity.)
@@ -372,5 +373,6 @@ func RegisterFetcher(w worker.ActivityRegistry, f *Fetcher) {
 	w.RegisterActivityWithOptions(func(ctx context.Context, req FetchURLRequest) (*FetchChunkResult, error) {
 		return f.FetchURL(ctx, req)
 	}, activity.RegisterOptions{Name: FetchURLWithRequest})
+	registerRobots(w, f)
 	w.RegisterActivityWithOptions(searchAttributes, activity.RegisterOptions{Name: SearchAttributesActivity})
 }

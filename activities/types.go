@@ -71,6 +71,10 @@ type Policy struct {
 	InitialBackoff time.Duration `json:"initial_backoff"`
 	// FailFast stops the chunk at its first failed URL.
 	FailFast bool `json:"fail_fast,omitempty"`
+	// Robots is RobotsObey to check each URL against its host's
+	// robots.txt first; anything else (batches started before it
+	// existed, RobotsIgnore) fetches every URL as given.
+	Robots string `json:"robots,omitempty"`
 }
 
 // Backoff is the wait after the given (1-based) failed attempt: the

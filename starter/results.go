@@ -216,18 +216,25 @@ func printResults(w io.Writer, out workflows.Output, jsonOut, fromFile bool, eac
 	return printTable(w, out, each)
 }
 
-// summary counts a batch's outcomes: canceled URLs apart from failed ones.
+// summary counts a batch's outcomes: canceled URLs apart from failed ones,
+// and, of the failed ones of inline results, those robots.txt disallowed.
 func summary(out workflows.Output) string {
-	canceled := out.Canceled
+	canceled, robots := out.Canceled, 0
 	if out.Results != nil {
 		canceled = 0
 		for _, r := range out.Results {
-			if r.Outcome == workflows.OutcomeCanceled {
+			switch r.Outcome {
+			case workflows.OutcomeCanceled:
 				canceled++
+			case workflows.OutcomeRobotsDisallowed:
+				robots++
 			}
 		}
 	}
 	s := fmt.Sprintf("%d ok, %d failed", out.OK, out.Failed-canceled)
+	if robots > 0 {
+		s += fmt.Sprintf(" (%d disallowed by robots.txt)", robots)
+	}
 	if canceled > 0 {
 		s += fmt.Sprintf(", %d canceled", canceled)
 	}

@@ -324,17 +324,10 @@ func (e *engine) fetchChunk(ctx workflow.Context, ch chunk, w int) (fetched acti
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 10},
 		Summary:     e.summary(e.verb(ch), ch),
 	})
-	var fetch any = f.FetchChunk
-	if activities.Asked(e.s.Request, ch.urls) {
-		fetch = activities.FetchChunkWithRequest
-	}
+	fetch := e.fetchName(ch, f.FetchChunk, activities.FetchChunkWithRequest, activities.FetchChunkObeyingRobots)
 	err := workflow.ExecuteActivity(fetchCtx, fetch, activities.FetchChunkRequest{
 		Prefix: e.prefix, Chunk: ch.index, URLs: ch.urls, First: ch.base, Concurrency: w, PrevParts: e.prevParts, Keep: e.s.KeepBodies,
-		From: ch.from(), Budget: e.scratch.budget(ctx), Request: e.s.Request,
-		Policy: activities.Policy{
-			AttemptTimeout: e.s.AttemptTimeout, URLTimeout: e.s.URLTimeout, MaxAttempts: e.s.MaxAttempts,
-			InitialBackoff: e.s.InitialBackoff, FailFast: e.s.FailFast,
-		},
+		From: ch.from(), Budget: e.scratch.budget(ctx), Request: e.s.Request, Policy: e.policy(),
 	}).Get(ctx, &fetched)
 	if err != nil {
 		var canceled *temporal.CanceledError

@@ -80,6 +80,10 @@ type Input struct {
 	// body's key, and removes them from the blob store when it ends (completed, failed or
 	// canceled). The starter sets it for the files it uploads.
 	RemoveInputs bool `json:"remove_inputs,omitempty"`
+	// Robots is "obey" (check each URL against its host's robots.txt
+	// first: a disallowed one ends robots_disallowed, unrequested) or
+	// "ignore" (the default: fetch every URL as given).
+	Robots string `json:"robots,omitempty"`
 	// RequestFields say how every URL is asked for: headers (whose
 	// values may name secrets the fetch workers hold), method, body and
 	// retry_non_idempotent. A URL's own entry may give its own (see
@@ -113,6 +117,7 @@ type wireInput struct {
 	PreviousFile   *string           `json:"previous_file"`
 	Incremental    *string           `json:"incremental"`
 	RemoveInputs   *bool             `json:"remove_inputs"`
+	Robots         *string           `json:"robots"`
 	activities.RequestFields
 }
 
@@ -149,7 +154,7 @@ func (in *Input) UnmarshalJSON(b []byte) error {
 	}
 	in.Mode, in.AttemptTimeout, in.URLTimeout = str(w.Mode), str(w.AttemptTimeout), str(w.URLTimeout)
 	in.InitialBackoff, in.CPUTaskQueue, in.URLsFile = str(w.InitialBackoff), str(w.CPUTaskQueue), str(w.URLsFile)
-	in.Process = str(w.Process)
+	in.Process, in.Robots = str(w.Process), str(w.Robots)
 	in.Previous, in.PreviousFile, in.Incremental = w.Previous, str(w.PreviousFile), str(w.Incremental)
 	in.KeepBodies = w.KeepBodies != nil && *w.KeepBodies
 	in.RemoveInputs = w.RemoveInputs != nil && *w.RemoveInputs
@@ -171,7 +176,7 @@ func (in *Input) UnmarshalJSON(b []byte) error {
 	for _, f := range []struct {
 		name string
 		v    *string
-	}{{"mode", w.Mode}, {"attempt_timeout", w.AttemptTimeout}, {"url_timeout", w.URLTimeout}, {"initial_backoff", w.InitialBackoff}, {"cpu_task_queue", w.CPUTaskQueue}, {"urls_file", w.URLsFile}, {"process", w.Process}, {"previous_file", w.PreviousFile}, {"incremental", w.Incremental}} {
+	}{{"mode", w.Mode}, {"attempt_timeout", w.AttemptTimeout}, {"url_timeout", w.URLTimeout}, {"initial_backoff", w.InitialBackoff}, {"cpu_task_queue", w.CPUTaskQueue}, {"urls_file", w.URLsFile}, {"process", w.Process}, {"previous_file", w.PreviousFile}, {"incremental", w.Incremental}, {"robots", w.Robots}} {
 		if f.v != nil && *f.v == "" {
 			in.decodeErr = fmt.Sprintf("%s: must not be empty (leave it out for the default)", f.name)
 			return nil
@@ -207,6 +212,8 @@ type Settings struct {
 	// parallel to URLs (or nil), each URL's own, which wins over it.
 	Request *activities.Request   `json:"Request,omitempty"`
 	PerURL  []*activities.Request `json:"PerURL,omitempty"`
+	// Robots as in Input ("": DefaultRobots).
+	Robots string `json:"Robots,omitempty"`
 }
 
 // Validate checks an input and applies defaults. Its error names the bad
@@ -305,6 +312,10 @@ func (in Input) Validate() (Settings, error) {
 		return s, fmt.Errorf("incremental: %q is not a name of letters, digits, '.', '_' and '-' (at most 200)", clip(in.Incremental))
 	}
 	s.Previous, s.PreviousFile, s.Incremental, s.Compare = in.Previous, in.PreviousFile, in.Incremental, given > 0
+	if err := activities.CheckRobots(in.Robots); err != nil {
+		return s, err
+	}
+	s.Robots = in.Robots
 	if in.Process != "" && in.Process != process.SHA256 {
 		if err := process.CheckName(in.Process); err != nil {
 			return s, fmt.Errorf("process: %w (built in: sha256, html, image)", err)

@@ -90,16 +90,10 @@ func (e *engine) fetchURL(ctx workflow.Context, ch chunk) (fetched activities.Fe
 				opts.ScheduleToCloseTimeout = e.s.URLTimeout + serverGrace - workflow.Now(ctx).Sub(since)
 			}
 		}
-		var fetch any = f.FetchURL
-		if activities.Asked(e.s.Request, ch.urls) {
-			fetch = activities.FetchURLWithRequest
-		}
+		fetch := e.fetchName(ch, f.FetchURL, activities.FetchURLWithRequest, activities.FetchURLObeyingRobots)
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), fetch, activities.FetchURLRequest{
 			Prefix: e.prefix, Task: t, PriorAttempts: prior, Since: since, Resume: resume, Keep: e.s.KeepBodies, Request: e.s.Request,
-			Policy: activities.Policy{
-				AttemptTimeout: e.s.AttemptTimeout, URLTimeout: e.s.URLTimeout, MaxAttempts: e.s.MaxAttempts,
-				InitialBackoff: e.s.InitialBackoff, FailFast: e.s.FailFast,
-			},
+			Policy: e.policy(),
 		}).Get(ctx, &fetched)
 		if err == nil {
 			return fetched, false
@@ -123,7 +117,8 @@ func (e *engine) fetchURL(ctx workflow.Context, ch chunk) (fetched activities.Fe
 		// The URL's word is in the last attempt's error.
 		var word activities.Fetched
 		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() != activities.WorkerStoppingType && appErr.HasDetails() && appErr.Details(&word) == nil && word.Attempts > 0 {
+		if errors.As(err, &appErr) && appErr.Type() != activities.WorkerStoppingType && appErr.HasDetails() && appErr.Details(&word) == nil &&
+			(word.Attempts > 0 || word.Outcome == OutcomeRobotsDisallowed) { // refused before any attempt
 			word.Index, word.URL = t.Index, t.URL
 			fetched.Items = []activities.Fetched{word}
 			return fetched, false

@@ -79,6 +79,10 @@ const (
 	// OutcomeNotModified is a success: the server said the body had not
 	// changed since the earlier result (previous).
 	OutcomeNotModified = activities.OutcomeNotModified
+	// OutcomeRobotsDisallowed is a failure, never retried: the URL's
+	// host's robots.txt disallows it for the batch's User-Agent, or
+	// could not be fetched (robots: "obey"). The URL was not requested.
+	OutcomeRobotsDisallowed = activities.OutcomeRobotsDisallowed
 )
 
 // Sizes of the split. Changing any of them changes the commands a run

@@ -57,7 +57,7 @@ func New(role string) *Metrics {
 		closer: closer,
 		sdk:    sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)),
 		urls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "batchfetch_urls_total", Help: "URLs finished, by outcome (ok, http_error, timeout, error, canceled), each counted once by the worker that decided it: the fetch worker for URLs that end at their fetch, the CPU worker for hashed ones.",
+			Name: "batchfetch_urls_total", Help: "URLs finished, by outcome (ok, not_modified, http_error, timeout, error, canceled, robots_disallowed), each counted once by the worker that decided it: the fetch worker for URLs that end at their fetch, the CPU worker for hashed ones.",
 		}, []string{"outcome"}),
 		fetched: prometheus.NewCounter(prometheus.CounterOpts{Name: "batchfetch_fetch_bytes_total", Help: "Bytes of bodies fetched and stored."}),
 		hashed:  prometheus.NewCounter(prometheus.CounterOpts{Name: "batchfetch_hash_bytes_total", Help: "Bytes hashed (rate() gives hash bytes/s)."}),
