@@ -351,6 +351,7 @@ func (o *options) batchFlags(fs *flag.FlagSet, scheduled bool) {
 	fs.StringVar(&o.input.InitialBackoff, "initial-backoff", workflows.DefaultInitialBackoff.String(), "wait before the first retry; doubles after each")
 	fs.StringVar(&o.input.CPUTaskQueue, "cpu-task-queue", workflows.CPUTaskQueue, "task queue of the hash step")
 	fs.StringVar(&o.input.Process, "process", "sha256", "the CPU step: sha256 (the hash alone), html (title and links), image (format and size), or a processor registered on your CPU workers")
+	fs.StringVar(&o.input.Robots, "robots", "", "obey: ask each host's robots.txt first and skip what it disallows (robots_disallowed); ignore (the default): fetch every URL given")
 	o.requestFlags(fs)
 	fs.BoolVar(&o.skipInvalid, "skip-invalid", false, "leave out the invalid entries of the URLs given (not a URL, credentials, a space, not http or https, a bad JSON line) and report them on stderr, instead of refusing the batch")
 	fs.BoolVar(&o.input.KeepBodies, "keep-bodies", false, "keep each ok body in the blob store, content-addressed (bodies/sha256/<hex>; the result's body_key)")
