@@ -132,7 +132,7 @@ func warnIfNoWorkers(ctx context.Context, c client.Client, o *options, w io.Writ
 	// worker must share it).
 	store := " --blob-dir " + o.blobDir
 	if o.blobURL != "" {
-		store = " --blob-url " + o.blobURL
+		store = " --blob-url " + blobstore.Redacted(o.blobURL)
 	}
 	checks := []struct {
 		queue string
