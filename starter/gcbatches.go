@@ -88,8 +88,17 @@ func lastWrite(dir string) (newest time.Time, size int64, err error) {
 	return newest, size, err
 }
 
+// scratchMinAge is the least time a batch's scratch is left unwritten
+// before gc removes it, whatever --older-than says: a batch that waits
+// (for workers, for a host's Retry-After) writes nothing meanwhile, and
+// its URL lists are in its scratch.
+const scratchMinAge = 7 * 24 * time.Hour
+
 // sweepBatches runs the batches/ pass of gc over dir and says what it did.
 func sweepBatches(dir string, cutoff time.Time, dry bool, stdout, stderr io.Writer) error {
+	if least := time.Now().Add(-scratchMinAge); cutoff.After(least) {
+		cutoff = least
+	}
 	s := &staleBatches{root: filepath.Join(dir, filepath.FromSlash(blobstore.ScratchPrefix)), cutoff: cutoff, dry: dry, list: stdout}
 	if err := s.sweep(); err != nil {
 		return err

@@ -11,8 +11,8 @@ import (
 
 // A batch that ended without its cleanup (terminated) leaves its scratch,
 // kept parts of bodies too: gc removes the scratch nothing wrote to for
-// --older-than, and leaves a running batch's alone, even where most of
-// its files are old.
+// --older-than (a week at least), and leaves a running batch's alone,
+// even where most of its files are old, and a waiting one's.
 func TestGCRemovesTheScratchOfBatchesThatEndedWithoutCleanup(t *testing.T) {
 	dir := t.TempDir()
 	write := func(rel string, age time.Duration) string {
@@ -31,9 +31,10 @@ func TestGCRemovesTheScratchOfBatchesThatEndedWithoutCleanup(t *testing.T) {
 		}
 		return p
 	}
-	terminated := write("batches/run-terminated/work/000000000/.000000003.0a1b2c3d4e5f6a7b.partial", 48*time.Hour)
-	write("batches/run-terminated/urls/000000.txt", 48*time.Hour)
-	running := write("batches/run-running/urls/000000.txt", 48*time.Hour)
+	terminated := write("batches/run-terminated/work/000000000/.000000003.0a1b2c3d4e5f6a7b.partial", 9*24*time.Hour)
+	write("batches/run-terminated/urls/000000.txt", 9*24*time.Hour)
+	running := write("batches/run-running/urls/000000.txt", 9*24*time.Hour)
+	waiting := write("batches/run-waiting/urls/000000.txt", 48*time.Hour)
 	write("batches/run-running/work/000000100/.000000101.0a1b2c3d4e5f6a7b.partial", time.Minute)
 
 	var out, errs bytes.Buffer
@@ -52,8 +53,10 @@ func TestGCRemovesTheScratchOfBatchesThatEndedWithoutCleanup(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "batches", "run-terminated")); !os.IsNotExist(err) {
 		t.Errorf("the terminated batch's scratch is still there (%v); stderr %q", err, errs.String())
 	}
-	if _, err := os.Stat(running); err != nil {
-		t.Errorf("the running batch's URL list was removed: %v", err)
+	for _, p := range []string{running, waiting} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("a running batch's URL list was removed: %v", err)
+		}
 	}
 	if !strings.Contains(errs.String(), "removed the scratch of 1 batches (28 bytes)") {
 		t.Errorf("stderr: %q", errs.String())
