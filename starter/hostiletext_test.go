@@ -74,3 +74,18 @@ func TestAHostileLastFailureUnderTheBarIsShownNotActedOn(t *testing.T) {
 		t.Errorf("note: %q", text)
 	}
 }
+
+// A note in a script of wide characters (a reason phrase in Chinese)
+// fits the terminal's width in columns: a line that wrapped would leave
+// its second half on the screen at each redraw.
+func TestAWideNoteFitsTheTerminal(t *testing.T) {
+	var b bytes.Buffer
+	s := &screen{w: &b, tty: true, width: 20, said: map[string]bool{}}
+	s.setBar("[....] 0/1")
+	s.setNote(noteRetrying, "HTTP 503 服务暂时不可用请稍后再试", "k")
+	drawn := b.String()
+	note := drawn[strings.LastIndex(drawn, "\n")+1:]
+	if got, want := note, "HTTP 503 服务暂时…"; got != want {
+		t.Errorf("the note drawn is %q, want %q (19 columns)", got, want)
+	}
+}
