@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/activity"
 
@@ -122,11 +125,11 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, work string, index int, st
 		a.pause()
 		drain(resp.Body)
 		return resp.StatusCode, stored{}, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, retryable: true,
-			delay: RetryAfter(resp.Header.Get("Retry-After"), time.Now()), msg: "HTTP " + resp.Status}
+			delay: RetryAfter(resp.Header.Get("Retry-After"), time.Now()), msg: "HTTP " + statusText(resp)}
 	case StatusPermanent:
 		a.discard()
 		drain(resp.Body)
-		return resp.StatusCode, stored{}, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, msg: "HTTP " + resp.Status}
+		return resp.StatusCode, stored{}, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, msg: "HTTP " + statusText(resp)}
 	}
 	if r.method() == http.MethodHead {
 		drain(resp.Body)
@@ -183,7 +186,7 @@ func (a *attempt) notModified(resp *http.Response, conditional bool, cond *Prev)
 	drain(resp.Body)
 	a.discard()
 	if !conditional {
-		return stored{}, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, msg: "HTTP " + resp.Status + " to a request that was not conditional"}, false
+		return stored{}, &failure{outcome: OutcomeHTTPError, status: resp.StatusCode, msg: "HTTP " + statusText(resp) + " to a request that was not conditional"}, false
 	}
 	if et := resp.Header.Get("ETag"); et != "" && cond.ETag != "" && !weakMatch(et, cond.ETag) {
 		activity.GetLogger(a.ctx).Warn("a 304 names another ETag than the one sent, fetching the body", "url", Redact(a.url), "sent", cond.ETag, "got", et)
@@ -226,3 +229,25 @@ func (a *attempt) continuation(resp *http.Response, prev Resume) (status int, cu
 // between them, all within the URL's budget. prior counts attempts made
 // before a restart. It returns a final word on the URL; ctx being canceled
 // ends it as canceled.
+
+// statusText is resp's status line as an error says it: its reason phrase
+// may hold any byte but a line end, and a hostile server's escape
+// sequences would act on the terminal that shows the error (or clear it,
+// or move its cursor). What is not printed is written as Go escapes it.
+func statusText(resp *http.Response) string {
+	var b strings.Builder
+	for s := resp.Status; len(s) > 0; {
+		r, size := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[0])
+		case r == ' ' || strconv.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		s = s[size:]
+	}
+	return b.String()
+}

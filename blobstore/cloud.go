@@ -35,7 +35,8 @@ func Open(ctx context.Context, location string) (Store, error) {
 	}
 	b, err := blob.OpenBucket(ctx, location)
 	if err != nil {
-		return nil, fmt.Errorf("blobstore: opening %s: %w", location, err)
+		// gocloud's error repeats the URL, a password in it too.
+		return nil, fmt.Errorf("blobstore: opening %s: %s", Redacted(location), strings.ReplaceAll(err.Error(), location, Redacted(location)))
 	}
 	return &Bucket{B: b}, nil
 }

@@ -149,7 +149,7 @@ func temporalAddress() string {
 // storeLocation says where the starter's blob store is.
 func (o options) storeLocation() string {
 	if o.blobURL != "" {
-		return o.blobURL
+		return blobstore.Redacted(o.blobURL)
 	}
 	return o.blobDir
 }

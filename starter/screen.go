@@ -5,8 +5,10 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"golang.org/x/term"
+	"golang.org/x/text/width"
 )
 
 // Notes under the progress bar, most urgent first: only the first one set
@@ -115,11 +117,11 @@ func (s *screen) end() {
 func (s *screen) redraw() {
 	s.erase()
 	var b strings.Builder
-	b.WriteString(clip(s.bar, s.width-1))
+	b.WriteString(clipColumns(s.bar, s.width-1))
 	s.noteShown = false
 	for _, n := range s.notes {
 		if n != "" {
-			b.WriteString("\n" + clip(n, s.width-1))
+			b.WriteString("\n" + clipColumns(n, s.width-1))
 			s.noteShown = true
 			break
 		}
@@ -139,4 +141,28 @@ func (s *screen) erase() {
 	}
 	io.WriteString(s.w, "\r\033[K")
 	s.shown, s.noteShown = false, false
+}
+
+// clipColumns shortens s to n columns of a terminal, marking the cut: a
+// wide character (Chinese, Japanese, Korean) takes two. A line longer
+// than the terminal would wrap, and erase clears one line only.
+func clipColumns(s string, n int) string {
+	cols, cut := 0, 0 // cut: where s ends with room for the mark
+	for i, r := range s {
+		if cols+columns(r) > n {
+			return s[:cut] + "…"
+		}
+		if cols += columns(r); cols <= n-1 {
+			cut = i + utf8.RuneLen(r)
+		}
+	}
+	return s
+}
+
+func columns(r rune) int {
+	switch width.LookupRune(r).Kind() {
+	case width.EastAsianWide, width.EastAsianFullwidth:
+		return 2
+	}
+	return 1
 }

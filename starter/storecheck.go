@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/internal/cli"
 	"github.com/batchfetch/batchfetch/internal/workers"
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -91,16 +92,19 @@ func workerStores(ctx context.Context, c client.Client, queue string) ([]workerS
 // that names theirs.
 func storeMismatch(o *options, mine string, theirs workerStore) error {
 	fix := "run the starter with the workers' --blob-dir or --blob-url (their log's `worker starting` line says it: blobs=...)"
+	// Another program's identity may say anything: shown, not acted on
+	// by the terminal, and quoted for the shell.
+	loc := cli.ShellQuote(shown(theirs.location))
 	switch {
 	case strings.Contains(theirs.location, "://"):
-		fix = "run the starter with --blob-url " + theirs.location
+		fix = "run the starter with --blob-url " + loc
 	case theirs.location != "":
-		fix = "run the starter with --blob-dir " + theirs.location + " (or BATCHFETCH_BLOB_DIR=" + theirs.location + ")"
+		fix = "run the starter with --blob-dir " + loc + " (or BATCHFETCH_BLOB_DIR=" + loc + ")"
 	}
-	where := theirs.location
+	where := shown(theirs.location)
 	if where == "" {
 		where = "location not said"
 	}
 	return fmt.Errorf("the fetch workers polling task queue %q use another blob store (%s, identity %s) than this starter (%s, identity %s), and this batch goes through it: %s; nothing was started",
-		o.taskQueue, where, theirs.id, o.storeLocation(), mine, fix)
+		o.taskQueue, where, shown(theirs.id), o.storeLocation(), mine, fix)
 }

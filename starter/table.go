@@ -70,8 +70,8 @@ func tableRow(i int, r *workflows.Result) (string, bool) {
 		sum = plainText(r.Error) // a final error, not how the SDK carried it
 	}
 	row := fmt.Sprintf("%d\t%s\t%d\t%d\t%s\t%d\t%s\t%s", i+1, r.Outcome, r.Status, r.Attempts,
-		(time.Duration(r.ElapsedMS) * time.Millisecond).String(), r.Size, sum, r.URL)
-	step := stepOutput(r)
+		(time.Duration(r.ElapsedMS) * time.Millisecond).String(), r.Size, sum, shown(r.URL))
+	step := shown(stepOutput(r)) // an earlier results file's output too
 	if step == "" {
 		return row, false
 	}

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/internal/cli"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -130,9 +131,9 @@ func warnIfNoWorkers(ctx context.Context, c client.Client, o *options, w io.Writ
 	// The command that starts a worker for the queue: its role, its
 	// queue when not the default, and this starter's blob store (the
 	// worker must share it).
-	store := " --blob-dir " + o.blobDir
+	store := " --blob-dir " + cli.ShellQuote(o.blobDir)
 	if o.blobURL != "" {
-		store = " --blob-url " + o.blobURL
+		store = " --blob-url " + cli.ShellQuote(blobstore.Redacted(o.blobURL))
 	}
 	checks := []struct {
 		queue string

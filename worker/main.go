@@ -238,6 +238,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	blobLocation = blobstore.Redacted(blobLocation) // as logs and messages say it
 	cfg.Store, cfg.StoreLocation = store, blobLocation
 
 	opts, err := cli.ClientOptions()

@@ -77,7 +77,9 @@ func failureLine(r Result) string {
 	}
 	line := "`" + strings.ReplaceAll(r.URL, "`", "%60") + "` " + what
 	if r.Error != "" {
-		line += ": " + strings.Join(strings.Fields(r.Error), " ")
+		// Words of the server fetched (a reason phrase): shown as they
+		// are, not as markdown (a link, an image, HTML).
+		line += ": `" + strings.ReplaceAll(strings.Join(strings.Fields(r.Error), " "), "`", "'") + "`"
 	}
 	return line
 }

@@ -69,3 +69,12 @@ func EnvFallback(fs *flag.FlagSet, prefix string) error {
 func EnvName(prefix, flagName string) string {
 	return prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
+
+// ShellQuote quotes a word for a POSIX shell, unless it needs none: a
+// command line said to copy (a directory with spaces, a URL with &).
+func ShellQuote(w string) string {
+	if w != "" && strings.Trim(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=,@%+-") == "" {
+		return w
+	}
+	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+}

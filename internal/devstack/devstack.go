@@ -22,6 +22,7 @@ import (
 	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/devserver"
 	"github.com/batchfetch/batchfetch/internal/buildinfo"
+	"github.com/batchfetch/batchfetch/internal/cli"
 	"github.com/batchfetch/batchfetch/internal/demosite"
 	"github.com/batchfetch/batchfetch/internal/logging"
 	"github.com/batchfetch/batchfetch/internal/workers"
@@ -258,9 +259,9 @@ func (s *Stack) AttachCommand(role string) string {
 		// The same build ID: a worker of another build would join another
 		// version, which gets no work.
 		"--blob-dir", s.blobDir, "--build-id", buildinfo.ID())
-	line := "TEMPORAL_ADDRESS=" + shellQuote(s.FrontendAddress())
+	line := "TEMPORAL_ADDRESS=" + cli.ShellQuote(s.FrontendAddress())
 	for _, a := range args {
-		line += " " + shellQuote(a)
+		line += " " + cli.ShellQuote(a)
 	}
 	return line
 }
@@ -279,14 +280,6 @@ func orDefault(v, def string) string {
 		return def
 	}
 	return v
-}
-
-// shellQuote quotes a word for a POSIX shell, unless it needs none.
-func shellQuote(w string) string {
-	if w != "" && strings.Trim(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=,@%+-") == "" {
-		return w
-	}
-	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
 }
 
 // Stop stops everything Start and StartWorkers started, last first: the

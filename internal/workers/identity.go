@@ -2,10 +2,11 @@ package workers
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/batchfetch/batchfetch/blobstore"
 )
 
 // A fetch worker polls with the identity
@@ -25,8 +26,8 @@ const maxLocationInIdentity = 300
 
 // fetchIdentity is the identity a fetch worker polls with: the SDK's
 // default (process ID and host name), its blob store's identity and
-// location (without any user or password a URL holds), and its fetch
-// slots.
+// location (blobstore.Redacted: without any user or password a URL
+// holds), and its fetch slots.
 func fetchIdentity(slots int, storeID, location string) string {
 	host, err := os.Hostname()
 	if err != nil {
@@ -35,10 +36,7 @@ func fetchIdentity(slots int, storeID, location string) string {
 	store := ""
 	if storeID != "" {
 		store = storeMark + storeID
-		if u, err := url.Parse(location); err == nil && u.User != nil {
-			u.User = nil
-			location = u.String()
-		}
+		location = blobstore.Redacted(location)
 		if len(location) <= maxLocationInIdentity && !strings.Contains(location, fetchSlotsMark) {
 			store += locationMark + location
 		}

@@ -9,6 +9,8 @@ func TestIdentitySaysSlotsAndStore(t *testing.T) {
 		{"directory", "0a1b2c3d4e5f6a7b", "/home/u/.cache/batchfetch/blobs", "/home/u/.cache/batchfetch/blobs"},
 		{"object store", "0a1b2c3d4e5f6a7b", "s3://batchfetch?endpoint=http://127.0.0.1:8333&region=us-east-1", "s3://batchfetch?endpoint=http://127.0.0.1:8333&region=us-east-1"},
 		{"a user and password are left out", "0a1b", "s3://key:hunter2@bucket?region=x", "s3://bucket?region=x"},
+		{"a password that does not parse is left out", "0a1b", "s3://key:hun/ter2@bucket", "s3://…@bucket"},
+		{"an endpoint's password is left out", "0a1b", "s3://bucket?endpoint=http://k:hunter2@127.0.0.1:9", "s3://bucket?endpoint=http%3A%2F%2F127.0.0.1%3A9"},
 		{"a path with @ in it", "0a1b", "/srv/a@b/blobs", "/srv/a@b/blobs"},
 	} {
 		id := fetchIdentity(250, tc.storeID, tc.location)
