@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batchfetch/batchfetch/codec"
+	"github.com/batchfetch/batchfetch/internal/devstack"
 	"github.com/batchfetch/batchfetch/internal/workers"
 )
 
@@ -38,7 +42,6 @@ func countOf(line string) (done, total int, ok bool) {
 // 20 are held, and 1200/1200 at the end.
 func TestTheBarCountsTheURLsOfRunningChunks(t *testing.T) {
 	const queue, cpuQueue = "live-fetch", "live-cpu"
-	const total, held = 1200, 20
 	for _, role := range []string{workers.RoleFetch, workers.RoleCPU} {
 		w, err := testStack.StartWorkers(workers.Config{Role: role, TaskQueue: queue, CPUTaskQueue: cpuQueue})
 		if err != nil {
@@ -46,6 +49,30 @@ func TestTheBarCountsTheURLsOfRunningChunks(t *testing.T) {
 		}
 		defer w.Stop()
 	}
+	watchHeldBatch(t, testStack, nil, "--task-queue", queue, "--cpu-task-queue", cpuQueue)
+}
+
+// With BATCHFETCH_CODEC_KEYS the heartbeats are encrypted on the server:
+// the starter reads them with its codec.
+func TestTheBarCountsRunningChunksThroughTheCodec(t *testing.T) {
+	keys := "k1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	cd, err := codec.New(strings.Split(keys, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stack, err := devstack.Start(context.Background(), devstack.Config{BlobDir: t.TempDir(), DataConverter: cd.DataConverter(), FailureConverter: cd.FailureConverter()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stack.Stop()
+	watchHeldBatch(t, stack, []string{"BATCHFETCH_CODEC_KEYS=" + keys})
+}
+
+// watchHeldBatch runs the batch of 1,200 URLs with the starter (env and
+// args added) against stack, whose workers serve it.
+func watchHeldBatch(t *testing.T, stack *devstack.Stack, env []string, args ...string) {
+	t.Helper()
+	const total, held = 1200, 20
 	release := make(chan struct{})
 	released := false
 	letGo := func() {
@@ -81,10 +108,10 @@ func TestTheBarCountsTheURLsOfRunningChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := fmt.Sprint("live-", time.Now().UnixNano())
-	lines, exited, cmd := watchStderr(t, hostPort, "--id", id, "--task-queue", queue, "--cpu-task-queue", cpuQueue,
-		"--blob-dir", workersBlobDir, "--attempt-timeout", "5m", "--file", file)
+	addr := stack.FrontendAddress()
+	lines, exited, cmd := watchStderrEnv(t, addr, env, append([]string{"--id", id, "--blob-dir", stack.BlobDir(), "--attempt-timeout", "5m", "--file", file}, args...)...)
 	defer func() {
-		_ = testStack.Client.CancelWorkflow(context.Background(), id, "")
+		_ = stack.Client.CancelWorkflow(context.Background(), id, "")
 		_ = cmd.Process.Kill()
 	}()
 
@@ -118,7 +145,7 @@ func TestTheBarCountsTheURLsOfRunningChunks(t *testing.T) {
 		return
 	}
 	// `starter status` says the same, the held chunk still running.
-	if r := starter(t, "", nil, "status", id); r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("] %d/%d", total-held, total)) {
+	if r := starter(t, "", append(env, "TEMPORAL_ADDRESS="+addr), "status", id); r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("] %d/%d", total-held, total)) {
 		t.Errorf("status: exit %d, want a bar with %d/%d:\n%s%s", r.code, total-held, total, r.stdout, r.stderr)
 	}
 
