@@ -19,6 +19,7 @@ import (
 	"github.com/batchfetch/batchfetch/codec"
 	"github.com/batchfetch/batchfetch/internal/devstack"
 	"github.com/batchfetch/batchfetch/internal/workers"
+	"github.com/batchfetch/batchfetch/workflows"
 )
 
 // barCount reads the count of a bar line ("[##..] 1180/1200 ..."); ok is
@@ -49,7 +50,23 @@ func TestTheBarCountsTheURLsOfRunningChunks(t *testing.T) {
 		}
 		defer w.Stop()
 	}
-	watchHeldBatch(t, testStack, nil, "--task-queue", queue, "--cpu-task-queue", cpuQueue)
+	watchHeldBatch(t, testStack, 1200, nil, "--task-queue", queue, "--cpu-task-queue", cpuQueue)
+}
+
+// A batch of 10,500 URLs runs in two parts (child workflows): 20 chunks,
+// then one, whose last 20 URLs the site holds. The bar counts the first
+// part's 10,000 URLs and the 480 the second part's running chunk has
+// done.
+func TestTheBarCountsTheRunningChunksOfAPart(t *testing.T) {
+	const queue, cpuQueue = "live-part-fetch", "live-part-cpu"
+	for _, role := range []string{workers.RoleFetch, workers.RoleCPU} {
+		w, err := testStack.StartWorkers(workers.Config{Role: role, TaskQueue: queue, CPUTaskQueue: cpuQueue})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+	}
+	watchHeldBatch(t, testStack, workflows.ChunksPerPart*workflows.StagedChunkSize+500, nil, "--task-queue", queue, "--cpu-task-queue", cpuQueue)
 }
 
 // With BATCHFETCH_CODEC_KEYS the heartbeats are encrypted on the server:
@@ -65,14 +82,15 @@ func TestTheBarCountsRunningChunksThroughTheCodec(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stack.Stop()
-	watchHeldBatch(t, stack, []string{"BATCHFETCH_CODEC_KEYS=" + keys})
+	watchHeldBatch(t, stack, 1200, []string{"BATCHFETCH_CODEC_KEYS=" + keys})
 }
 
-// watchHeldBatch runs the batch of 1,200 URLs with the starter (env and
-// args added) against stack, whose workers serve it.
-func watchHeldBatch(t *testing.T, stack *devstack.Stack, env []string, args ...string) {
+// watchHeldBatch runs a batch of total URLs, whose last 20 the site holds,
+// with the starter (env and args added) against stack, whose workers
+// serve it. Its last chunk has more than 20 URLs.
+func watchHeldBatch(t *testing.T, stack *devstack.Stack, total int, env []string, args ...string) {
 	t.Helper()
-	const total, held = 1200, 20
+	const held = 20
 	release := make(chan struct{})
 	released := false
 	letGo := func() {
