@@ -162,6 +162,15 @@ func watchHeldBatch(t *testing.T, stack *devstack.Stack, total int, env []string
 	if t.Failed() {
 		return
 	}
+	if d, err := stack.Client.DescribeWorkflowExecution(context.Background(), id, ""); err == nil {
+		for _, act := range d.GetPendingActivities() {
+			size := 0
+			for _, p := range act.GetHeartbeatDetails().GetPayloads() {
+				size += len(p.GetData())
+			}
+			t.Logf("pending %s %s: heartbeat details of %d bytes", act.GetActivityType().GetName(), act.GetActivityId(), size)
+		}
+	}
 	// `starter status` says the same, the held chunk still running.
 	if r := starter(t, "", append(env, "TEMPORAL_ADDRESS="+addr), "status", id); r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("] %d/%d", total-held, total)) {
 		t.Errorf("status: exit %d, want a bar with %d/%d:\n%s%s", r.code, total-held, total, r.stdout, r.stderr)

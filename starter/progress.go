@@ -58,16 +58,16 @@ func watchRetries(ctx context.Context, rw *retryWatch, scr *screen, reach *reach
 			return
 		case <-t.C:
 		}
-		// The query first: a chunk it counts has ended before the
-		// describes, which then show it no more.
-		p, qerr := queryProgress(ctx, rw.c, rw.id, rw.runID)
+		// A query answered before the describes: a chunk it counts
+		// had ended, and they show it no more.
+		asked, ok := bar.answer()
 		began := time.Now()
 		worst, found, err := rw.poll(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if qerr == nil && err == nil {
-			bar.offer(min(p.Total, p.Done+rw.fetched))
+		if ok && err == nil {
+			bar.offer(min(asked.Total, asked.Done+rw.fetched))
 		}
 		showReach(scr, reach, reach.answered(began, err))
 		switch {
@@ -120,6 +120,7 @@ func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, 
 			slots.say(p.Warning)
 		}
 		p.InFlight = slots.inFlight(p.InFlight)
+		bar.answered(p)
 		p.Done = min(p.Total, bar.offer(p.Done))
 		scr.setBar(bar.line(p, time.Now()))
 	}
@@ -144,8 +145,26 @@ type barState struct {
 	done      int
 	began     time.Time
 	startDone int
+	asked     *workflows.Progress // the progress query's last answer
 	last      *workflows.Progress // the last bar drawn
 	final     *workflows.Progress // the batch's counts once it has ended
+}
+
+// answered notes the progress query's answer p.
+func (b *barState) answered(p workflows.Progress) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.asked = &p
+}
+
+// answer is the progress query's last answer, if one came.
+func (b *barState) answer() (p workflows.Progress, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.asked == nil {
+		return p, false
+	}
+	return *b.asked, true
 }
 
 // offer notes that n URLs are done and returns the most seen: the bar
