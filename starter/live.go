@@ -18,8 +18,9 @@ import (
 // URLs are done, and describing a workflow shows each pending activity's
 // last heartbeat. chunkCounts reads them there.
 
-// chunkActivities are the activity types of a chunk, by the verb of its
-// activity ID ("fetch-3", "hash-3.1").
+// chunkActivities are the activity types of a chunk. Their activity IDs
+// name the step and the chunk ("fetch-3", "hash-3.1": the part of chunk
+// 3 left to a second fetch).
 var chunkActivities = map[string]bool{"FetchChunk": true, "FetchChunkWithRequest": true, "HashChunk": true}
 
 // chunkHeartbeat is what chunkCounts reads of a chunk activity's
@@ -37,12 +38,10 @@ type chunkCounts struct {
 	mu   sync.Mutex
 	dc   converter.DataConverter
 	seen map[string]map[string]int // by workflow ID, then chunk
-	// fetched is what the last poll saw (-1: not yet, or it failed).
-	fetched int
 }
 
 func newChunkCounts(dc converter.DataConverter) *chunkCounts {
-	return &chunkCounts{dc: dc, seen: map[string]map[string]int{}, fetched: -1}
+	return &chunkCounts{dc: dc, seen: map[string]map[string]int{}}
 }
 
 // saw notes the pending activities of workflow id, just described, and
