@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -18,6 +19,10 @@ import (
 // sha256 and CRC-32C states there), so a retried chunk (after a worker
 // crash) resumes mid-body instead of from byte zero.
 type hashCheckpoint struct {
+	// Summary says in a line how far the chunk is ("37/500 hashed"),
+	// for people reading the pending activity in the Web UI. Nothing
+	// reads it back: a checkpoint without it resumes the same.
+	Summary string   `json:"summary,omitempty"`
 	Results []Result `json:"results"`
 	// Step is the processor's last progress report (for people watching).
 	Step   string `json:"step,omitempty"`
@@ -42,6 +47,7 @@ func (cp *hashCheckpoint) resumeOf(i int, it Fetched) *hashState {
 type hashProgress struct {
 	mu      sync.Mutex
 	staged  bool
+	total   int // the chunk's bodies and final outcomes, for the summary
 	results []Result
 	curBlob string
 	cur     *hashState
@@ -52,7 +58,7 @@ type hashProgress struct {
 func (p *hashProgress) checkpoint() hashCheckpoint {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := hashCheckpoint{Results: p.results}
+	c := hashCheckpoint{Results: p.results, Summary: fmt.Sprintf("%d/%d hashed", len(p.results), p.total)}
 	if p.staged {
 		// The URLs are in the chunk's file: a checkpoint of a
 		// hundred long URLs would be large.

@@ -36,6 +36,11 @@ type retryWatch struct {
 	cpuQueue   string
 	next       int                        // the pending part to describe first on the next poll
 	parts      map[string]retriedActivity // by part workflow ID: the last word of each
+	// counts reads the running chunks' heartbeats in what poll describes;
+	// fetched is the URLs they had done on the last poll that described
+	// the batch.
+	counts  *chunkCounts
+	fetched int
 }
 
 // retriedActivity is a pending activity retried more than retriedOften
@@ -61,11 +66,13 @@ func (r *retryWatch) poll(ctx context.Context) (worst retriedActivity, found boo
 		return worst, false, err
 	}
 	worst, found = r.worstOf(d.GetPendingActivities())
+	fetched := r.counts.saw(r.id, d.GetPendingActivities())
 	children := d.GetPendingChildren()
-	pending := map[string]bool{}
+	pending := map[string]bool{r.id: true}
 	for _, ch := range children {
 		pending[ch.GetWorkflowId()] = true
 	}
+	r.counts.forget(pending)
 	for id := range r.parts {
 		if !pending[id] {
 			delete(r.parts, id) // finished
@@ -77,6 +84,9 @@ func (r *retryWatch) poll(ctx context.Context) (worst retriedActivity, found boo
 		if err != nil {
 			continue // ended since, or slow to answer: its last word stands
 		}
+		// Only parts described now: a count seen before may be in the
+		// batch's progress since.
+		fetched += r.counts.saw(ch.GetWorkflowId(), cd.GetPendingActivities())
 		if a, ok := r.worstOf(cd.GetPendingActivities()); ok {
 			r.parts[ch.GetWorkflowId()] = a
 		} else {
@@ -84,6 +94,7 @@ func (r *retryWatch) poll(ctx context.Context) (worst retriedActivity, found boo
 		}
 	}
 	r.next += partsPerPoll
+	r.fetched = fetched
 	for _, a := range r.parts {
 		if !found || worse(a, worst) {
 			worst, found = a, true
@@ -155,5 +166,6 @@ func newRetryWatch(c client.Client, run client.WorkflowRun, o *options) *retryWa
 	if cpu == "" {
 		cpu = workflows.CPUTaskQueue
 	}
-	return &retryWatch{c: c, id: run.GetID(), runID: run.GetRunID(), fetchQueue: o.taskQueue, cpuQueue: cpu, parts: map[string]retriedActivity{}}
+	return &retryWatch{c: c, id: run.GetID(), runID: run.GetRunID(), fetchQueue: o.taskQueue, cpuQueue: cpu, parts: map[string]retriedActivity{},
+		counts: newChunkCounts(payloadConverter())}
 }

@@ -25,8 +25,16 @@ import (
 // closes when the starter has ended; exited then holds its status.
 func watchStderr(t *testing.T, addr string, args ...string) (lines <-chan string, exited <-chan int, cmd *exec.Cmd) {
 	t.Helper()
+	return watchStderrEnv(t, addr, nil, args...)
+}
+
+// watchStderrEnv is watchStderr with env added to the starter's
+// environment.
+func watchStderrEnv(t *testing.T, addr string, env []string, args ...string) (lines <-chan string, exited <-chan int, cmd *exec.Cmd) {
+	t.Helper()
 	cmd = exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+addr, "TEMPORAL_NAMESPACE=default")
+	cmd.Env = append(cmd.Env, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -23,7 +23,7 @@ const retryPoll = 3 * time.Second
 // watchBatch shows, until done closes, the batch's progress and, under
 // it, what holds it up: an activity that keeps failing, a server that
 // does not answer.
-func watchBatch(ctx context.Context, c client.Client, run client.WorkflowRun, o *options, done <-chan struct{}, scr *screen, slots *slotWarning, reach *reachability) {
+func watchBatch(ctx context.Context, c client.Client, run client.WorkflowRun, o *options, done <-chan struct{}, scr *screen, slots *slotWarning, reach *reachability, bar *barState) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -37,16 +37,19 @@ func watchBatch(ctx context.Context, c client.Client, run client.WorkflowRun, o 
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		watchRetries(ctx, newRetryWatch(c, run, o), scr, reach)
+		watchRetries(ctx, newRetryWatch(c, run, o), scr, reach, bar)
 	}()
-	showProgress(ctx, c, run, scr, slots, reach)
+	showProgress(ctx, c, run, scr, slots, reach, bar)
 	wg.Wait()
+	if line := bar.finalLine(); line != "" {
+		scr.setBar(line)
+	}
 	scr.end()
 }
 
 // watchRetries says what the activity retried most often last failed
-// with, until ctx ends.
-func watchRetries(ctx context.Context, rw *retryWatch, scr *screen, reach *reachability) {
+// with, and offers bar the URLs running chunks have done, until ctx ends.
+func watchRetries(ctx context.Context, rw *retryWatch, scr *screen, reach *reachability, bar *barState) {
 	t := time.NewTicker(retryPoll)
 	defer t.Stop()
 	for {
@@ -55,10 +58,16 @@ func watchRetries(ctx context.Context, rw *retryWatch, scr *screen, reach *reach
 			return
 		case <-t.C:
 		}
+		// A query answered before the describes: a chunk it counts
+		// had ended, and they show it no more.
+		asked, ok := bar.answer()
 		began := time.Now()
 		worst, found, err := rw.poll(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if ok && err == nil {
+			bar.offer(min(asked.Total, asked.Done+rw.fetched))
 		}
 		showReach(scr, reach, reach.answered(began, err))
 		switch {
@@ -85,11 +94,9 @@ func showReach(scr *screen, reach *reachability, back time.Duration) {
 
 // showProgress polls the progress query until ctx ends; a warning in it
 // is said once (slots).
-func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, scr *screen, slots *slotWarning, reach *reachability) {
+func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, scr *screen, slots *slotWarning, reach *reachability, bar *barState) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
-	var began time.Time
-	var startDone int
 	for {
 		select {
 		case <-ctx.Done():
@@ -97,9 +104,7 @@ func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, 
 		case <-t.C:
 		}
 		asked := time.Now()
-		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		v, err := c.QueryWorkflow(qctx, run.GetID(), run.GetRunID(), workflows.ProgressQuery)
-		cancel()
+		p, err := queryProgress(ctx, c, run.GetID(), run.GetRunID())
 		if ctx.Err() != nil {
 			return
 		}
@@ -111,20 +116,96 @@ func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, 
 		if err != nil {
 			continue // not started yet, or finished between ticks
 		}
-		var p workflows.Progress
-		if v.Get(&p) != nil {
-			continue
-		}
 		if p.Warning != "" {
 			slots.say(p.Warning)
 		}
 		p.InFlight = slots.inFlight(p.InFlight)
-		now := time.Now()
-		if began.IsZero() {
-			began, startDone = now, p.Done
-		}
-		scr.setBar(progressLine(p, now.Sub(began), p.Done-startDone))
+		bar.answered(p)
+		p.Done = min(p.Total, bar.offer(p.Done))
+		scr.setBar(bar.line(p, time.Now()))
 	}
+}
+
+// queryProgress asks the batch's progress query.
+func queryProgress(ctx context.Context, c client.Client, id, runID string) (p workflows.Progress, err error) {
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := c.QueryWorkflow(qctx, id, runID, workflows.ProgressQuery)
+	if err != nil {
+		return p, err
+	}
+	return p, v.Get(&p)
+}
+
+// barState is what the bar says: the most URLs seen done (the progress
+// query's count, or one with the URLs running chunks had done), and since
+// when the starter waits, for the rate.
+type barState struct {
+	mu        sync.Mutex
+	done      int
+	began     time.Time
+	startDone int
+	asked     *workflows.Progress // the progress query's last answer
+	last      *workflows.Progress // the last bar drawn
+	final     *workflows.Progress // the batch's counts once it has ended
+}
+
+// answered notes the progress query's answer p.
+func (b *barState) answered(p workflows.Progress) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.asked = &p
+}
+
+// answer is the progress query's last answer, if one came.
+func (b *barState) answer() (p workflows.Progress, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.asked == nil {
+		return p, false
+	}
+	return *b.asked, true
+}
+
+// offer notes that n URLs are done and returns the most seen: the bar
+// never goes back.
+func (b *barState) offer(n int) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done = max(b.done, n)
+	return b.done
+}
+
+// line is the bar for p at now.
+func (b *barState) line(p workflows.Progress, now time.Time) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.began.IsZero() {
+		b.began, b.startDone = now, p.Done
+	}
+	b.last = &p
+	return progressLine(p, now.Sub(b.began), p.Done-b.startDone)
+}
+
+// finish notes the counts of the batch, which has ended with out.
+func (b *barState) finish(out workflows.Output) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.final = &workflows.Progress{Total: out.Total, Done: out.Total, OK: out.OK, Failed: out.Failed}
+}
+
+// finalLine is the bar of the batch's counts once it has ended, when a
+// bar was drawn while it ran ("" otherwise).
+func (b *barState) finalLine() string {
+	b.mu.Lock()
+	final, last := b.final, b.last
+	b.mu.Unlock()
+	if final == nil || last == nil {
+		return ""
+	}
+	p := *final
+	p.MaxInFlight = last.MaxInFlight
+	return b.line(p, time.Now())
 }
 
 // progressLine renders progress as a bar with counts and the rate since

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/batchfetch/batchfetch/workflows"
 	"go.temporal.io/sdk/temporal"
 )
 
@@ -17,9 +16,10 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	return cmd.run(args, func(ctx context.Context, b *batch) error {
 		fmt.Fprintf(stdout, "workflow_id=%s run_id=%s status=%s\n", b.id, b.run.GetRunID(), b.status)
 		if b.running {
-			v, err := b.c.QueryWorkflow(ctx, b.id, b.run.GetRunID(), workflows.ProgressQuery)
-			var p workflows.Progress
-			if err == nil && v.Get(&p) == nil {
+			// The query first: a chunk it counts has ended before the
+			// describes that count running chunks.
+			if p, err := queryProgress(ctx, b.c, b.id, b.run.GetRunID()); err == nil {
+				p = withRunning(ctx, b.c, b.id, b.run.GetRunID(), p)
 				fmt.Fprintln(stdout, progressLine(p, 0, 0))
 				if p.Warning != "" {
 					fmt.Fprintln(stdout, "warning: "+p.Warning)

@@ -23,10 +23,11 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 	scr := newScreen(stderr)
 	slots := &slotWarning{w: scr}
 	reach := &reachability{addr: o.address}
+	bar := &barState{}
 	go func() {
 		defer close(progressDone)
 		if !o.quiet {
-			watchBatch(ctx, c, run, o, done, scr, slots, reach)
+			watchBatch(ctx, c, run, o, done, scr, slots, reach, bar)
 		}
 	}()
 	warned := make(chan struct{})
@@ -46,6 +47,9 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 	}()
 	var out workflows.Output
 	err := awaitResult(ctx, run, &out, reach)
+	if err == nil {
+		bar.finish(out)
+	}
 	close(done)
 	<-progressDone
 	<-warned
