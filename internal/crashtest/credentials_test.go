@@ -307,7 +307,7 @@ func waitUI(t *testing.T, ui string) {
 // a URL file with JSON lines, --previous). A server that demands the token
 // gets it, also on a resumed Range request and a conditional one; a
 // redirect to another origin drops it; a secret the worker lacks fails its
-// URL only; then the same worker behind a SOCKS5 proxy of the test's own,
+// URL only, as does a URL on a host outside the secret's --secret-hosts; then the same worker behind a SOCKS5 proxy of the test's own,
 // its password a secret too. The token and the proxy's password are then
 // searched for in what the Web UI's API shows (history, pending
 // heartbeats, the list), the logs of every process, both workers'
@@ -339,6 +339,7 @@ func TestATokenTheWorkerBinaryHoldsIsNowhereUsersLook(t *testing.T) {
 	}
 	fmt.Fprintf(&lines, `{"url": %q, "headers": {"X-Api-Key": {"secret": "PARTNER_TOKEN"}}}`+"\n", api.URL+"/own")
 	fmt.Fprintf(&lines, `{"url": %q, "headers": {"Authorization": "Bearer ${secret:NOT_ON_THIS_WORKER}"}}`+"\n", api.URL+"/missing")
+	lines.WriteString("http://127.0.0.2:9/out-of-scope\n") // --secret-hosts PARTNER_TOKEN=127.0.0.1
 	if err := os.WriteFile(list, []byte(lines.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +405,7 @@ func TestATokenTheWorkerBinaryHoldsIsNowhereUsersLook(t *testing.T) {
 func checkFirstBatch(t *testing.T, api *tokenAPI, res []workflows.Result) {
 	t.Helper()
 	want := []string{workflows.OutcomeOK, workflows.OutcomeOK, workflows.OutcomeOK, workflows.OutcomeOK,
-		workflows.OutcomeHTTPError, workflows.OutcomeOK, workflows.OutcomeOK, workflows.OutcomeError}
+		workflows.OutcomeHTTPError, workflows.OutcomeOK, workflows.OutcomeOK, workflows.OutcomeError, workflows.OutcomeError}
 	if len(res) != len(want) {
 		t.Fatalf("%d results, want %d: %+v", len(res), len(want), res)
 	}
@@ -421,6 +422,9 @@ func checkFirstBatch(t *testing.T, api *tokenAPI, res []workflows.Result) {
 	}
 	if r := res[7]; !strings.Contains(r.Error, "NOT_ON_THIS_WORKER") || !strings.Contains(r.Error, "fetch worker") {
 		t.Errorf("the secret the worker lacks: %q, want it named with the worker", r.Error)
+	}
+	if r := res[8]; !strings.Contains(r.Error, "PARTNER_TOKEN may not be sent to 127.0.0.2") || !strings.Contains(r.Error, "--secret-hosts") {
+		t.Errorf("a URL outside the secret's hosts: %q, want it refused naming the secret and --secret-hosts", r.Error)
 	}
 	if !api.saw("/big", "Range: bytes=1048576-", "Authorization: Bearer "+binToken) {
 		t.Error("the resumed download did not carry the token")
