@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -187,6 +188,38 @@ func uiWorkflow(t *testing.T, ui, id string, l looked) {
 	l.add("the Web UI's list line of "+id, uiGet(t, ui, "/api/v1/namespaces/default/workflows?query="+url.QueryEscape(`WorkflowId="`+id+`"`)))
 }
 
+// uiQuery is the Web UI's Queries tab: a query of id through the Web UI's
+// API, with the CSRF token the Web UI hands a browser.
+func uiQuery(t *testing.T, ui, id, query string) string {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	resp, err := client.Get(ui + "/api/v1/settings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	req, _ := http.NewRequest(http.MethodPost, ui+"/api/v1/namespaces/default/workflows/"+url.PathEscape(id)+"/query/"+query,
+		strings.NewReader(`{"query": {"queryType": "`+query+`"}}`))
+	req.Header.Set("Content-Type", "application/json")
+	u, _ := url.Parse(ui)
+	for _, c := range jar.Cookies(u) {
+		if c.Name == "_csrf" {
+			req.Header.Set("X-CSRF-Token", c.Value)
+		}
+	}
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the Web UI's query %s of %s: %s\n%.500s", query, id, resp.Status, b)
+	}
+	return string(b)
+}
+
 // uiPending waits until the Web UI shows a pending activity of id with
 // heartbeat details, and returns that page.
 func uiPending(t *testing.T, ui, id string) string {
@@ -310,7 +343,7 @@ func waitUI(t *testing.T, ui string) {
 // URL only, as does a URL on a host outside the secret's --secret-hosts; then the same worker behind a SOCKS5 proxy of the test's own,
 // its password a secret too. The token and the proxy's password are then
 // searched for in what the Web UI's API shows (history, pending
-// heartbeats, the list), the logs of every process, both workers'
+// heartbeats, the list, the progress query), the logs of every process, both workers'
 // metrics, the starter's output, the results files, the blob store and
 // the server's database.
 func TestATokenTheWorkerBinaryHoldsIsNowhereUsersLook(t *testing.T) {
@@ -357,6 +390,7 @@ func TestATokenTheWorkerBinaryHoldsIsNowhereUsersLook(t *testing.T) {
 	res := readOutFile(t, out1)
 	l.add("the first batch's results file", filesText(out1))
 	checkFirstBatch(t, api, res)
+	l.add("the Web UI's progress query of cred-first", uiQuery(t, ui, "cred-first", "progress"))
 
 	// The second batch: conditional requests, with the token.
 	out2 := filepath.Join(dir, "second.jsonl")
@@ -529,6 +563,7 @@ func checkLooked(t *testing.T, l looked) {
 		"the fetch worker's metrics":                               "batchfetch_fetch_bytes_total",
 		"the CPU worker's metrics":                                 "batchfetch_hash_bytes_total",
 		"the first batch's results file":                           "[secret]",
+		"the Web UI's progress query of cred-first":                "[secret]", // recent_failures
 	} {
 		if !strings.Contains(l[where], want) {
 			t.Errorf("%s does not hold %q: the test looks in the wrong place\n%.1000s", where, want, l[where])
