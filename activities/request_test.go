@@ -483,3 +483,50 @@ func TestAURLWithASpaceIsRefused(t *testing.T) {
 		t.Errorf("an encoded space: %v", err)
 	}
 }
+
+// A server that echoes the token in the response headers a result and a
+// checkpoint keep (ETag, Content-Type): they are dropped, so the token is
+// in neither (a checkpoint would hold the ETag to resume on, and a
+// range would be asked for), and a download cut off is fetched again
+// whole.
+func TestResponseHeadersEchoingASecretAreNotKept(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef"), 2<<20/16) // 2 MiB
+	var log seenLog
+	var mu sync.Mutex
+	cut := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sr := log.record(r)
+		w.Header().Set("ETag", `"`+strings.TrimPrefix(sr.header.Get("Authorization"), "Bearer ")+`"`)
+		w.Header().Set("Content-Type", "text/plain; for="+testToken)
+		mu.Lock()
+		first := !cut
+		cut = true
+		mu.Unlock()
+		if first {
+			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+			_, _ = w.Write(body[:1<<20])
+			w.(http.Flusher).Flush()
+			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
+		_, _ = w.Write(body)
+	}))
+	defer srv.Close()
+	e := newFetchEnv(t, 0)
+	e.f.Secrets = mapSecrets{"PARTNER_TOKEN": testToken}
+	items := e.fetch(t, FetchChunkRequest{Prefix: "batches/r", URLs: chunkOf(srv.URL + "/echo"), Concurrency: 1, Policy: quick, Request: bearer()})
+	it := items[0]
+	if it.Outcome != "" || it.Size != int64(len(body)) || it.Attempts != 2 || it.ETag != "" || it.ContentType != "" {
+		t.Errorf("%+v, want the whole body on the second attempt, without the echoing ETag and Content-Type", it)
+	}
+	for _, r := range log.all() {
+		if r.header.Get("Range") != "" || r.header.Get("If-Range") != "" {
+			t.Errorf("a range was asked for on the echoing ETag: %v", r.header)
+		}
+	}
+	if b, _ := json.Marshal(items); strings.Contains(string(b), testToken) {
+		t.Errorf("the result holds the token: %s", b)
+	}
+}
