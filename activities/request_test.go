@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/batchfetch/batchfetch/internal/buildinfo"
 )
 
 // mapSecrets is a worker's secrets for tests.
@@ -528,5 +530,40 @@ func TestResponseHeadersEchoingASecretAreNotKept(t *testing.T) {
 	}
 	if b, _ := json.Marshal(items); strings.Contains(string(b), testToken) {
 		t.Errorf("the result holds the token: %s", b)
+	}
+}
+
+// The User-Agent is batchfetch/<build> unless the worker is given another
+// (--user-agent), and a batch's own User-Agent header wins over both.
+func TestTheUserAgentIsTheWorkersUnlessTheBatchGivesOne(t *testing.T) {
+	var log seenLog
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.record(r)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	own := &Request{Headers: []Header{{Name: "User-Agent", Value: "nightly/2"}}}
+	for _, tc := range []struct {
+		configured string
+		req        *Request
+		want       string
+	}{
+		{"", nil, "batchfetch/" + buildinfo.ID()},
+		{"acme-crawler/3 (+https://acme.example/bot)", nil, "acme-crawler/3 (+https://acme.example/bot)"},
+		{"acme-crawler/3", own, "nightly/2"},
+	} {
+		client, err := NewHTTPClient(ClientConfig{Guard: Guard{Allow: []string{"127.0.0.1"}}, UserAgent: tc.configured})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newFetchEnv(t, 0)
+		e.f.Client = client
+		before := len(log.all())
+		items := e.fetch(t, FetchChunkRequest{Prefix: "batches/ua", URLs: chunkOf(srv.URL + "/ua"), Concurrency: 1, Policy: quick, Request: tc.req})
+		client.CloseIdleConnections()
+		got := log.all()
+		if items[0].Outcome != "" || len(got) != before+1 || got[before].header.Get("User-Agent") != tc.want {
+			t.Errorf("configured %q, batch %+v: the server saw %v, want User-Agent %q", tc.configured, tc.req, got[before:], tc.want)
+		}
 	}
 }
