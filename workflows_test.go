@@ -523,6 +523,11 @@ func TestBadInputIsRejectedBeforeAnyRequest(t *testing.T) {
 		{`{"urls":"` + ok + `"}`, "urls: wrong JSON type"},
 		{`{"urls":["` + ok + `"],"retries":3}`, `unknown field "retries"`},
 		{`{"urls":["` + ok + `"],"mode":"yolo"}`, "mode"},
+		// Headers the fetcher owns: named with the field they are in.
+		{`{"urls":["` + ok + `"],"headers":{"Host":"other.example"}}`, "headers: Host"},
+		{`{"urls":["` + ok + `"],"headers":{"Content-Length":"5"}}`, "headers: Content-Length"},
+		{`{"urls":["` + ok + `"],"headers":{"Connection":"close"}}`, "headers: Connection: batchfetch sends this header itself (hop-by-hop)"},
+		{`{"urls":["` + ok + `",{"url":"` + ok + `","headers":{"Range":"bytes=0-"}}]}`, "urls[1]: headers: Range"},
 	}
 	for _, tc := range cases {
 		run := start(t, json.RawMessage(tc.raw))

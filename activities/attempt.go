@@ -103,6 +103,7 @@ func (f *Fetcher) fetchOnce(ctx context.Context, url, work string, index int, st
 		return 0, stored{}, &failure{outcome: OutcomeError, retryable: true, msg: unwrapURL(err)}
 	}
 	defer resp.Body.Close()
+	dropEchoes(resp.Header, secrets)
 
 	if a.pw != nil && resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
 		// The server cannot serve the rest (the kept part may be the

@@ -156,6 +156,28 @@ func scrub(msg string, values []string) string {
 	return msg
 }
 
+// keptHeaders are the response headers whose values go into results and
+// checkpoints (Meta, Resume) or into what the worker logs.
+var keptHeaders = []string{"Content-Type", "ETag", "Last-Modified", "Date", "Content-Encoding", "Content-Range"}
+
+// dropEchoes removes from a response's headers those kept ones that echo
+// a secret value the request carried: a result, a checkpoint or a log
+// line would show it. An ETag dropped so only makes the body one that is
+// neither resumed nor asked for conditionally.
+func dropEchoes(h http.Header, values []string) {
+	if len(values) == 0 {
+		return
+	}
+	for _, k := range keptHeaders {
+		for _, v := range h.Values(k) {
+			if scrub(v, values) != v {
+				h.Del(k)
+				break
+			}
+		}
+	}
+}
+
 // secret is the value of the secret name, if this worker has it and it
 // may go to host.
 func (f *Fetcher) secret(name, host string) (string, error) {

@@ -106,6 +106,9 @@ func newHTTPClient(cfg ClientConfig, env *httpproxy.Config) (*http.Client, error
 		// a whole body but not for a range of it, and offsets would mix
 		// the two).
 		DisableCompression: true,
+		// A CONNECT tells the proxy who asks, as the requests tell the
+		// targets (Go's own agent otherwise).
+		ProxyConnectHeader: http.Header{"User-Agent": {cfg.UserAgent}},
 	}
 	ua := cfg.UserAgent
 	return &http.Client{

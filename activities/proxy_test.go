@@ -201,6 +201,14 @@ func TestProxyConnectCarriesProxySecret(t *testing.T) {
 		saw[1].ProxyAuth != basic("alice", "rotated") {
 		t.Errorf("the proxy saw %+v, want two CONNECTs to %s with the proxy secret, then the rotated one", saw, host)
 	}
+	rec.mu.Lock()
+	agents := append([]string(nil), rec.agents...)
+	rec.mu.Unlock()
+	for _, a := range agents {
+		if !strings.HasPrefix(a, "batchfetch/") {
+			t.Errorf("a CONNECT came as User-Agent %q, want the worker's batchfetch/...", a)
+		}
+	}
 	auth, proxyAuth := tg.saw()
 	if len(auth) != 2 || auth[0] != "Bearer tok-1" || proxyAuth[0] != "" || proxyAuth[1] != "" {
 		t.Errorf("the target saw Authorization %q and Proxy-Authorization %q; want its token and no proxy credentials", auth, proxyAuth)

@@ -33,9 +33,10 @@ type seen struct {
 }
 
 type record struct {
-	mu    sync.Mutex
-	saw   []seen
-	conns atomic.Int32
+	mu     sync.Mutex
+	saw    []seen
+	agents []string // the User-Agent of each request an HTTP proxy got
+	conns  atomic.Int32
 }
 
 func (r *record) add(s seen) {
@@ -63,6 +64,9 @@ func httpProxy(t *testing.T, addr, auth string) (*httptest.Server, *record) {
 			target = r.URL.Host
 		}
 		rec.add(seen{Method: r.Method, Target: target, ProxyAuth: pa})
+		rec.mu.Lock()
+		rec.agents = append(rec.agents, r.UserAgent())
+		rec.mu.Unlock()
 		if auth != "" && pa != auth {
 			w.Header().Set("Proxy-Authenticate", `Basic realm="test"`)
 			http.Error(w, "proxy authentication required", http.StatusProxyAuthRequired)

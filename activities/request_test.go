@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/batchfetch/batchfetch/internal/buildinfo"
 )
 
 // mapSecrets is a worker's secrets for tests.
@@ -481,5 +483,87 @@ func TestAURLWithASpaceIsRefused(t *testing.T) {
 	}
 	if err := CheckURL("https://a.example/a%20b"); err != nil {
 		t.Errorf("an encoded space: %v", err)
+	}
+}
+
+// A server that echoes the token in the response headers a result and a
+// checkpoint keep (ETag, Content-Type): they are dropped, so the token is
+// in neither (a checkpoint would hold the ETag to resume on, and a
+// range would be asked for), and a download cut off is fetched again
+// whole.
+func TestResponseHeadersEchoingASecretAreNotKept(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef"), 2<<20/16) // 2 MiB
+	var log seenLog
+	var mu sync.Mutex
+	cut := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sr := log.record(r)
+		w.Header().Set("ETag", `"`+strings.TrimPrefix(sr.header.Get("Authorization"), "Bearer ")+`"`)
+		w.Header().Set("Content-Type", "text/plain; for="+testToken)
+		mu.Lock()
+		first := !cut
+		cut = true
+		mu.Unlock()
+		if first {
+			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+			_, _ = w.Write(body[:1<<20])
+			w.(http.Flusher).Flush()
+			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
+		_, _ = w.Write(body)
+	}))
+	defer srv.Close()
+	e := newFetchEnv(t, 0)
+	e.f.Secrets = mapSecrets{"PARTNER_TOKEN": testToken}
+	items := e.fetch(t, FetchChunkRequest{Prefix: "batches/r", URLs: chunkOf(srv.URL + "/echo"), Concurrency: 1, Policy: quick, Request: bearer()})
+	it := items[0]
+	if it.Outcome != "" || it.Size != int64(len(body)) || it.Attempts != 2 || it.ETag != "" || it.ContentType != "" {
+		t.Errorf("%+v, want the whole body on the second attempt, without the echoing ETag and Content-Type", it)
+	}
+	for _, r := range log.all() {
+		if r.header.Get("Range") != "" || r.header.Get("If-Range") != "" {
+			t.Errorf("a range was asked for on the echoing ETag: %v", r.header)
+		}
+	}
+	if b, _ := json.Marshal(items); strings.Contains(string(b), testToken) {
+		t.Errorf("the result holds the token: %s", b)
+	}
+}
+
+// The User-Agent is batchfetch/<build> unless the worker is given another
+// (--user-agent), and a batch's own User-Agent header wins over both.
+func TestTheUserAgentIsTheWorkersUnlessTheBatchGivesOne(t *testing.T) {
+	var log seenLog
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.record(r)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	own := &Request{Headers: []Header{{Name: "User-Agent", Value: "nightly/2"}}}
+	for _, tc := range []struct {
+		configured string
+		req        *Request
+		want       string
+	}{
+		{"", nil, "batchfetch/" + buildinfo.ID()},
+		{"acme-crawler/3 (+https://acme.example/bot)", nil, "acme-crawler/3 (+https://acme.example/bot)"},
+		{"acme-crawler/3", own, "nightly/2"},
+	} {
+		client, err := NewHTTPClient(ClientConfig{Guard: Guard{Allow: []string{"127.0.0.1"}}, UserAgent: tc.configured})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newFetchEnv(t, 0)
+		e.f.Client = client
+		before := len(log.all())
+		items := e.fetch(t, FetchChunkRequest{Prefix: "batches/ua", URLs: chunkOf(srv.URL + "/ua"), Concurrency: 1, Policy: quick, Request: tc.req})
+		client.CloseIdleConnections()
+		got := log.all()
+		if items[0].Outcome != "" || len(got) != before+1 || got[before].header.Get("User-Agent") != tc.want {
+			t.Errorf("configured %q, batch %+v: the server saw %v, want User-Agent %q", tc.configured, tc.req, got[before:], tc.want)
+		}
 	}
 }

@@ -118,3 +118,24 @@ func TestDescribeProxyHidesPasswords(t *testing.T) {
 		t.Errorf("--proxy is logged as %q", got)
 	}
 }
+
+// --user-agent (or BATCHFETCH_USER_AGENT) is the client's User-Agent.
+func TestUserAgentFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{[]string{"--user-agent", "acme-crawler/3"}, "", "acme-crawler/3"},
+		{nil, "acme-env/1", "acme-env/1"},
+	} {
+		t.Setenv("BATCHFETCH_USER_AGENT", tc.env)
+		var cfg workers.Config
+		if err := parse(t, tc.args...).creds.apply(&cfg, zap.NewNop()); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.HTTP.UserAgent != tc.want {
+			t.Errorf("%v, BATCHFETCH_USER_AGENT=%q: User-Agent %q, want %q", tc.args, tc.env, cfg.HTTP.UserAgent, tc.want)
+		}
+	}
+}

@@ -208,12 +208,17 @@ func newCluster(t *testing.T) *cluster {
 }
 
 // newServer is a cluster whose workers are not started yet.
-func newServer(t *testing.T) *cluster {
+func newServer(t *testing.T) *cluster { return newServerWith(t) }
+
+// newServerWith is newServer with more flags for the dev server (later
+// flags win: "--ui-port", "8233" gives it a Web UI).
+func newServerWith(t *testing.T, serverArgs ...string) *cluster {
 	dir := t.TempDir()
 	port := freeport.Run(t, 8)
 	hostPort := fmt.Sprintf("127.0.0.1:%d", port)
 	c := &cluster{t: t, blobDir: filepath.Join(dir, "blobs")}
 	c.server = &proc{t: t, name: "devserver", args: []string{"--db", filepath.Join(dir, "server.sqlite"), "--port", fmt.Sprint(port), "--ui-port", "0"}}
+	c.server.args = append(c.server.args, serverArgs...)
 	// One release: its fetch and CPU workers (and a custom CPU worker)
 	// are one deployment version, as a release's CI would stamp them.
 	env := []string{"TEMPORAL_ADDRESS=" + hostPort, "TEMPORAL_NAMESPACE=default", "BATCHFETCH_BUILD_ID=crashtest"}
