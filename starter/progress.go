@@ -15,10 +15,12 @@ import (
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
-// retryPoll is how often the starter describes the batch (and its parts)
-// for activities that keep failing: a describe costs the server more
-// than the progress query.
-const retryPoll = 3 * time.Second
+// retryPoll is how often the starter describes the batch (and up to
+// partsPerPoll of its parts): for activities that keep failing, and for
+// the URLs its running chunks have done, which the bar counts about once
+// a second, as the progress query moves. A describe reads the server's
+// record of the run; it asks no worker.
+const retryPoll = time.Second
 
 // watchBatch shows, until done closes, the batch's progress and, under
 // it, what holds it up: an activity that keeps failing, a server that
