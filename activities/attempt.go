@@ -70,6 +70,11 @@ func (a *attempt) pause() {
 // With cond, an attempt that starts from byte zero asks for the body only
 // if it changed (askIfChanged): a 304 is no body.
 func (f *Fetcher) fetchOnce(ctx context.Context, url, work string, index int, st *urlState, cond *Prev, r *Request) (status int, out stored, fail *failure) {
+	if ctx.Err() != nil {
+		// Stopped (canceled, or no longer this attempt's to make): no
+		// blob is made, and no kept part moved, after that.
+		return 0, stored{}, &failure{outcome: OutcomeError, retryable: true, msg: ctx.Err().Error()}
+	}
 	req, secrets, fail := f.newRequest(ctx, url, r)
 	if fail != nil {
 		return 0, stored{}, fail

@@ -9,9 +9,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 )
 
-// A part-read body is dropped only when its batch is canceled: however
-// else its attempt ends, the next one may resume from a checkpoint that
-// names it.
+// A part-read body is dropped when its batch is canceled: however else
+// its attempt ends, the next one may resume from a checkpoint that names
+// it (a zombie's outside an activity, where no workflow can be asked).
 func TestKeptPartIsDroppedOnlyOnCancel(t *testing.T) {
 	for _, c := range []struct {
 		what  string
@@ -37,6 +37,35 @@ func TestKeptPartIsDroppedOnlyOnCancel(t *testing.T) {
 		}
 		attemptDone(nil)
 		cancel(nil)
+	}
+}
+
+// A zombie (the server answered its heartbeat NotFound) keeps its part
+// only while its workflow runs: once the workflow has closed, no attempt
+// resumes from the part, and its batch's cleanup may be over.
+func TestZombieKeepsItsPartOnlyWhileItsWorkflowRuns(t *testing.T) {
+	for _, open := range []bool{true, false} {
+		asked := 0
+		rc := &runCheck{ask: func(context.Context) bool { asked++; return open }}
+		ctx, cancel := context.WithCancelCause(context.WithValue(context.Background(), runCheckKey{}, rc))
+		cancel(serviceerror.NewNotFound("invalid activityID or activity already timed out"))
+		for i := range 3 { // several URLs of one chunk stop at once
+			attemptCtx, attemptDone := context.WithCancelCause(ctx)
+			if got := dropKept(attemptCtx); got != !open {
+				t.Errorf("workflow running %v, URL %d: dropKept = %v, want %v", open, i, got, !open)
+			}
+			attemptDone(nil)
+		}
+		if asked != 1 {
+			t.Errorf("workflow running %v: the server was asked %d times, want once per activity attempt", open, asked)
+		}
+		// Canceled by the batch, or cut off from the server: no question.
+		for _, cause := range []error{temporal.NewCanceledError(), serviceerror.NewUnavailable("connection refused")} {
+			rc := &runCheck{ask: func(context.Context) bool { t.Errorf("asked the server after %v", cause); return true }}
+			ctx, cancel := context.WithCancelCause(context.WithValue(context.Background(), runCheckKey{}, rc))
+			cancel(cause)
+			dropKept(ctx)
+		}
 	}
 }
 

@@ -41,6 +41,7 @@ type inFlight struct {
 // ends with a blob to hash or a final outcome. In fail_fast mode the first
 // URL that finally fails cancels the rest of the chunk.
 func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*FetchChunkResult, error) {
+	ctx = withRunCheck(ctx)
 	tasks := req.URLs
 	if len(tasks) == 0 {
 		var err error

@@ -76,6 +76,7 @@ const (
 // final otherwise. The attempt number is Temporal's.
 func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChunkResult, error) {
 	info := activity.GetInfo(ctx)
+	ctx = withRunCheck(ctx)
 	// When the worker starts stopping, the attempt stops at once and says
 	// so (keeping what it has of the body), while the worker can still
 	// send its answer: the SDK cancels a stopping worker's activities only
