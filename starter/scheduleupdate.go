@@ -116,15 +116,16 @@ func scheduleUpdate(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 
 // releaseOldList removes the URL list the schedule named before the
 // update, or hands it to a run that may still read it, once the
-// schedule is seen to name the new list.
+// schedule is seen to name it no more: the new list, or that of a later
+// update (keys are never reused, so no later update names it again).
 func releaseOldList(ctx context.Context, c client.Client, h client.ScheduleHandle, o *options, old, uploaded string, stdout, stderr io.Writer) {
 	d, err := h.Describe(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "the old URL list %s stays in the blob store: the schedule cannot be read now: %v\n", old, err)
 		return
 	}
-	if list := scheduleList(d); list != uploaded {
-		fmt.Fprintf(stderr, "the old URL list %s stays in the blob store: the schedule names %q, not the new list\n", old, list)
+	if list := scheduleList(d); list == old {
+		fmt.Fprintf(stderr, "the old URL list %s stays in the blob store: the schedule still names it, not the new list %q\n", old, uploaded)
 		return
 	}
 	releaseList(ctx, c, o.store, "the old URL list", old, d.Info.RunningWorkflows, stdout, stderr)
