@@ -172,7 +172,11 @@ func (c *RobotsCache) put(origin string, e *robotsEntry) {
 // User-Agent or its product token), as last fetched by this worker; ok is
 // false when none is known.
 func (c *RobotsCache) CrawlDelay(origin, agent string) (delay time.Duration, ok bool) {
-	e := c.cached(strings.ToLower(origin))
+	u, err := url.Parse(origin)
+	if err != nil {
+		return 0, false
+	}
+	e := c.cached(robotsOrigin(u))
 	if e == nil || e.data == nil {
 		return 0, false
 	}
@@ -214,7 +218,7 @@ func (f *Fetcher) robotsRefusal(ctx context.Context, rawURL string, r *Request, 
 		return nil, nil // the request itself says what is wrong
 	}
 	ua, own := f.agentOf(r)
-	o := origin(u)
+	o := robotsOrigin(u)
 	c := f.robots()
 	e := c.cached(o)
 	if e == nil {
@@ -249,7 +253,7 @@ func (e *robotsEntry) refusal(u *url.URL, agent string) *failure {
 	case robotsUnreachable:
 		return &failure{outcome: OutcomeRobotsDisallowed, msg: fmt.Sprintf("disallowed: %s could not be fetched (%s), so every URL of the host is disallowed for %s; asked again after %s", e.url, e.reason, name, e.retry)}
 	}
-	if e.data.TestAgent(u.RequestURI(), agent) {
+	if e.data.TestAgent(normalizeRobotsPath(u.RequestURI()), agent) {
 		return nil
 	}
 	return &failure{outcome: OutcomeRobotsDisallowed, msg: fmt.Sprintf("disallowed by %s for %s", e.url, name)}
