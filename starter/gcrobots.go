@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/batchfetch/batchfetch/blobstore"
 )
 
 // robotsRecordsDir is where the fetch workers of a blob directory share
@@ -31,7 +33,7 @@ func sweepRobots(dir string, cutoff time.Time, dry bool, stdout, stderr io.Write
 	}
 	n, size := 0, int64(0)
 	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), blobstore.HiddenPrefix) {
 			continue // a record is a file of its own; a write under way is hidden
 		}
 		info, err := e.Info()
