@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -152,20 +153,32 @@ func (c *RobotsCache) put(origin string, e *robotsEntry) {
 		c.entries = map[string]*robotsEntry{}
 	}
 	if len(c.entries) >= maxRobotsEntries {
-		now := c.now()
-		var oldest string
-		for o, old := range c.entries {
-			if !now.Before(old.expires) {
-				delete(c.entries, o)
-			} else if oldest == "" || old.expires.Before(c.entries[oldest].expires) {
-				oldest = o
-			}
-		}
-		if len(c.entries) >= maxRobotsEntries {
-			delete(c.entries, oldest)
-		}
+		c.evict()
 	}
 	c.entries[origin] = e
+}
+
+// evict drops the expired entries and, if that leaves the cache full, the
+// tenth of them that expire first: one pass over the cache makes room for
+// many origins, not for one (a batch over a million hosts would pass over
+// it at each).
+func (c *RobotsCache) evict() {
+	now := c.now()
+	live := make([]string, 0, len(c.entries))
+	for o, old := range c.entries {
+		if !now.Before(old.expires) {
+			delete(c.entries, o)
+		} else {
+			live = append(live, o)
+		}
+	}
+	if len(c.entries) < maxRobotsEntries {
+		return
+	}
+	slices.SortFunc(live, func(a, b string) int { return c.entries[a].expires.Compare(c.entries[b].expires) })
+	for _, o := range live[:max(1, maxRobotsEntries/10)] {
+		delete(c.entries, o)
+	}
 }
 
 // CrawlDelay is the Crawl-delay origin's robots.txt gives agent (a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -187,5 +188,34 @@ func TestRobotsRedirectToAForbiddenAddress(t *testing.T) {
 	}
 	if n := reached.Load(); n != 0 {
 		t.Errorf("the forbidden address was asked %d times", n)
+	}
+}
+
+// A worker that meets more origins than its cache holds (a batch over a
+// million hosts) keeps at most maxRobotsEntries, the ones it met last,
+// and making room costs little: not a pass over the whole cache at each
+// new origin, under the lock every URL's check takes.
+func TestRobotsCacheBoundIsCheap(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	c := &RobotsCache{Now: clock.now}
+	const n = 6 * maxRobotsEntries
+	start := time.Now()
+	for i := range n {
+		clock.advance(time.Millisecond) // each origin met after the one before
+		c.put(fmt.Sprintf("http://h%d.example", i), &robotsEntry{kind: robotsUnavailable, expires: clock.now().Add(time.Hour)})
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("%d origins took %s to cache", n, d)
+	}
+	if len(c.entries) > maxRobotsEntries {
+		t.Errorf("%d entries, want at most %d", len(c.entries), maxRobotsEntries)
+	}
+	for _, i := range []int{n - 1, n - maxRobotsEntries/2} {
+		if c.cached(fmt.Sprintf("http://h%d.example", i)) == nil {
+			t.Errorf("origin %d of %d, met lately, is not cached", i, n)
+		}
+	}
+	if c.cached("http://h0.example") != nil {
+		t.Error("the first origin met is still cached")
 	}
 }
