@@ -219,3 +219,49 @@ func TestRobotsCacheBoundIsCheap(t *testing.T) {
 		t.Error("the first origin met is still cached")
 	}
 }
+
+// A robots.txt that never ends is read to its first 500 KiB, its rules
+// there applied, and the fetch goes on at once; one that trickles a byte
+// at a time is given up at the attempt timeout, and its host disallowed
+// for a while.
+func TestRobotsThatNeverEnds(t *testing.T) {
+	flood := newRobotsSite(t, 1, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "User-agent: *\nDisallow: /private\n")
+		line := []byte("# " + string(bytes.Repeat([]byte("x"), 1000)) + "\n")
+		for r.Context().Err() == nil {
+			if _, err := w.Write(line); err != nil {
+				return
+			}
+		}
+	})
+	trickle := newRobotsSite(t, 2, func(w http.ResponseWriter, r *http.Request) {
+		fl := w.(http.Flusher)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if _, err := io.WriteString(w, "#"); err != nil {
+				return
+			}
+			fl.Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	e := newRobotsEnv(t, "")
+	p := obey
+	p.AttemptTimeout = time.Second
+	start := time.Now()
+	items := e.fetch(t, p, nil, flood.URL+"/private", flood.URL+"/a", trickle.URL+"/a")
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the chunk took %s", d)
+	}
+	wantRefused(t, items[0], "disallowed by")
+	wantFetched(t, items[1])
+	wantRefused(t, items[2], "no whole answer within 1s")
+	if n := trickle.count("/a"); n != 0 {
+		t.Errorf("the trickling host's page was requested %d times", n)
+	}
+}
