@@ -208,3 +208,14 @@ func TestScheduleSpecInWholeSeconds(t *testing.T) {
 		t.Errorf("--cron: %v", err)
 	}
 }
+
+// Odd --start-at forms are refused, each saying what is wanted: 24:00,
+// an hour or minute of one digit, a leap second.
+func TestParseStartAtOddForms(t *testing.T) {
+	now := time.Date(2026, 6, 30, 14, 20, 30, 0, time.UTC)
+	for _, in := range []string{"24:00", "3:5", "3:05", "12:60", "2026-06-30T23:59:60Z"} {
+		if _, _, err := parseStartAt(in, now); err == nil || !strings.Contains(err.Error(), "want "+startAtForms) {
+			t.Errorf("--start-at %s: %v, want %q", in, err, startAtForms)
+		}
+	}
+}
