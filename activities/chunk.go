@@ -100,15 +100,20 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 
 	var mu sync.Mutex
 	running := map[int]int{} // URL index -> position, for URLs under way
+	ho := newHandoff(f, req.Budget, len(tasks))
 	checkpoint := func() FetchCheckpoint {
 		var synced map[string]int64
 		if pack != nil {
 			synced = pack.sync() // before listing: only bodies on disk count as done
 		}
+		cut := ho.leftFrom()
 		mu.Lock()
 		defer mu.Unlock()
 		c := FetchCheckpoint{Running: map[int]inFlight{}}
 		for i, ok := range done {
+			if ok && i >= cut {
+				continue // past a cut: the next fetch's, which counts it
+			}
 			if ok {
 				it := items[i]
 				if unsynced(it, synced) {
@@ -134,7 +139,6 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 
 	conc := max(req.Concurrency, 1)
 	sem := make(chan struct{}, conc)
-	ho := newHandoff(f, req.Budget, len(tasks))
 	var wg sync.WaitGroup
 	for i, t := range tasks {
 		if done[i] {

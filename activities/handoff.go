@@ -83,6 +83,14 @@ func (h *handoff) stored(pos int, it Fetched) {
 	h.f.hold(it.Size)
 }
 
+// leftFrom is the position of the first URL left to the next fetch so
+// far (the chunk's length while none is).
+func (h *handoff) leftFrom() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cut
+}
+
 // end is the position of the first URL left over (the number of URLs
 // handed to the hash), and gives the worker's count back what this fetch
 // held: the batch's backlog counts it from here.

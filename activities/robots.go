@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -152,27 +153,43 @@ func (c *RobotsCache) put(origin string, e *robotsEntry) {
 		c.entries = map[string]*robotsEntry{}
 	}
 	if len(c.entries) >= maxRobotsEntries {
-		now := c.now()
-		var oldest string
-		for o, old := range c.entries {
-			if !now.Before(old.expires) {
-				delete(c.entries, o)
-			} else if oldest == "" || old.expires.Before(c.entries[oldest].expires) {
-				oldest = o
-			}
-		}
-		if len(c.entries) >= maxRobotsEntries {
-			delete(c.entries, oldest)
-		}
+		c.evict()
 	}
 	c.entries[origin] = e
+}
+
+// evict drops the expired entries and, if that leaves the cache full, the
+// tenth of them that expire first: one pass over the cache makes room for
+// many origins, not for one (a batch over a million hosts would pass over
+// it at each).
+func (c *RobotsCache) evict() {
+	now := c.now()
+	live := make([]string, 0, len(c.entries))
+	for o, old := range c.entries {
+		if !now.Before(old.expires) {
+			delete(c.entries, o)
+		} else {
+			live = append(live, o)
+		}
+	}
+	if len(c.entries) < maxRobotsEntries {
+		return
+	}
+	slices.SortFunc(live, func(a, b string) int { return c.entries[a].expires.Compare(c.entries[b].expires) })
+	for _, o := range live[:max(1, maxRobotsEntries/10)] {
+		delete(c.entries, o)
+	}
 }
 
 // CrawlDelay is the Crawl-delay origin's robots.txt gives agent (a
 // User-Agent or its product token), as last fetched by this worker; ok is
 // false when none is known.
 func (c *RobotsCache) CrawlDelay(origin, agent string) (delay time.Duration, ok bool) {
-	e := c.cached(strings.ToLower(origin))
+	u, err := url.Parse(origin)
+	if err != nil {
+		return 0, false
+	}
+	e := c.cached(robotsOrigin(u))
 	if e == nil || e.data == nil {
 		return 0, false
 	}
@@ -214,7 +231,7 @@ func (f *Fetcher) robotsRefusal(ctx context.Context, rawURL string, r *Request, 
 		return nil, nil // the request itself says what is wrong
 	}
 	ua, own := f.agentOf(r)
-	o := origin(u)
+	o := robotsOrigin(u)
 	c := f.robots()
 	e := c.cached(o)
 	if e == nil {
@@ -249,7 +266,7 @@ func (e *robotsEntry) refusal(u *url.URL, agent string) *failure {
 	case robotsUnreachable:
 		return &failure{outcome: OutcomeRobotsDisallowed, msg: fmt.Sprintf("disallowed: %s could not be fetched (%s), so every URL of the host is disallowed for %s; asked again after %s", e.url, e.reason, name, e.retry)}
 	}
-	if e.data.TestAgent(u.RequestURI(), agent) {
+	if e.data.TestAgent(normalizeRobotsPath(u.RequestURI()), agent) {
 		return nil
 	}
 	return &failure{outcome: OutcomeRobotsDisallowed, msg: fmt.Sprintf("disallowed by %s for %s", e.url, name)}

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -70,14 +71,21 @@ func (f *Fetcher) sharedRobots(ctx context.Context, origin string) *robotsEntry 
 	}
 	defer rc.Close()
 	var rec robotsRecord
-	if json.NewDecoder(io.LimitReader(rc, 4*MaxRobotsBytes)).Decode(&rec) != nil || rec.Origin != origin || !f.robots().now().Before(rec.Expires) {
+	if json.NewDecoder(io.LimitReader(rc, 4*MaxRobotsBytes)).Decode(&rec) != nil || rec.Origin != origin {
+		return nil
+	}
+	// A record is believed no longer than this worker would trust what
+	// it fetched itself: a hand-written one of a century does not keep
+	// the host's robots.txt away for good.
+	c := f.robots()
+	if now := c.now(); !now.Before(rec.Expires) || rec.Expires.After(now.Add(c.ttl(rec.Kind))) {
 		return nil
 	}
 	e := &robotsEntry{url: origin + "/robots.txt", kind: rec.Kind, reason: rec.Reason, expires: rec.Expires}
 	e.retry, _ = time.ParseDuration(rec.Retry)
 	switch rec.Kind {
 	case robotsParsed:
-		e.data = parseRobots(rec.Body)
+		e.data = parseRobots(truncateRobots(rec.Body))
 	case robotsUnavailable, robotsUnreachable:
 	default:
 		return nil
@@ -154,7 +162,17 @@ func (f *Fetcher) fetchRobots(ctx context.Context, origin, ua string, own bool, 
 		e.kind, e.reason = robotsUnavailable, "HTTP "+strconv.Itoa(code)
 		return e
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxRobotsBytes+1))
+	var rd io.Reader = resp.Body
+	if enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding"))); enc == "gzip" || enc == "x-gzip" {
+		// Sent gzipped though not asked so (the client asks for no
+		// compression): read unzipped, as far as the limit only.
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return unreachable("unzipping it: " + err.Error())
+		}
+		rd = zr
+	}
+	body, err := io.ReadAll(io.LimitReader(rd, MaxRobotsBytes+1))
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return unreachable("no whole answer within " + timeout.String())
@@ -185,6 +203,7 @@ func truncateRobots(b []byte) []byte {
 // lines are dropped and it reads the rest. A file with nothing it can
 // use allows everything.
 func parseRobots(body []byte) *robotstxt.RobotsData {
+	body = normalizeRules(body)
 	if d, err := robotstxt.FromBytes(body); err == nil {
 		return d
 	}

@@ -130,7 +130,7 @@ func runGC(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("starter gc", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "usage: starter gc --older-than 720h [--blob-dir DIR]\n\nRemoves kept bodies (bodies/sha256/) last used more than --older-than ago from a blob directory,\nand the scratch (batches/RUN_ID/) of batches that nothing wrote to for as long (a week at least):\na batch removes its own when it ends, one terminated does not.\nA body is used when a batch keeps it, and when a not_modified result carries it forward. For an object store, use its lifecycle rules (see README).\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: starter gc --older-than 720h [--blob-dir DIR]\n\nRemoves kept bodies (bodies/sha256/) last used more than --older-than ago from a blob directory,\nand the scratch (batches/RUN_ID/) of batches that nothing wrote to for as long (a week at least):\na batch removes its own when it ends, one terminated does not.\nAlso the robots.txt records (robots/) the fetch workers share, not written for as long.\nA body is used when a batch keeps it, and when a not_modified result carries it forward. For an object store, use its lifecycle rules (see README).\n\nflags:\n")
 		flags.PrintDefaults()
 	}
 	older := flags.Duration("older-than", 0, "remove kept bodies last used more than this long ago (required, e.g. 720h)")
@@ -160,6 +160,9 @@ func runGC(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "%s %d kept bodies (%d bytes) last used before %s from %s\n", verb, g.n, g.size, g.cutoff.UTC().Format(time.RFC3339), root)
 	if err := sweepBatches(o.blobDir, g.cutoff, *dry, stdout, stderr); err != nil {
+		return &exitError{exitInternal, fmt.Errorf("gc: %w", err)}
+	}
+	if err := sweepRobots(o.blobDir, g.cutoff, *dry, stdout, stderr); err != nil {
 		return &exitError{exitInternal, fmt.Errorf("gc: %w", err)}
 	}
 	return nil

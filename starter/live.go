@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -18,10 +19,14 @@ import (
 // URLs are done, and describing a workflow shows each pending activity's
 // last heartbeat. chunkCounts reads them there.
 
-// chunkActivities are the activity types of a chunk. Their activity IDs
-// name the step and the chunk ("fetch-3", "hash-3.1": the part of chunk
-// 3 left to a second fetch).
-var chunkActivities = map[string]bool{"FetchChunk": true, "FetchChunkWithRequest": true, "HashChunk": true}
+// chunkActivities are the activity types of a chunk (a batch with a
+// request, or one that obeys robots.txt, fetches under a name of its
+// own). Their activity IDs name the step and the chunk ("fetch-3",
+// "hash-3.1": the part of chunk 3 left to a second fetch).
+var chunkActivities = map[string]bool{
+	"FetchChunk": true, activities.FetchChunkWithRequest: true, activities.FetchChunkObeyingRobots: true,
+	"HashChunk": true,
+}
 
 // chunkHeartbeat is what chunkCounts reads of a chunk activity's
 // heartbeat: a fetch's URLs done (fetched, or finally failed) and a

@@ -99,3 +99,15 @@ func TestBarStateNeverGoesBack(t *testing.T) {
 		t.Errorf("final line %q, want %q", got, want)
 	}
 }
+
+// A batch that obeys robots.txt fetches its chunks under another name:
+// its running chunks count as much as any.
+func TestChunkCountsCountTheFetchesOfABatchThatObeysRobots(t *testing.T) {
+	cc := newChunkCounts(converter.GetDefaultDataConverter())
+	acts := []*workflowpb.PendingActivityInfo{
+		pendingChunk(t, activities.FetchChunkObeyingRobots, "fetch-0", activities.FetchCheckpoint{Done: make([]activities.Fetched, 7)}),
+	}
+	if got := cc.saw("batch", acts); got != 7 {
+		t.Errorf("a chunk of a batch that obeys robots.txt counts %d URLs, want the 7 its heartbeat has done", got)
+	}
+}

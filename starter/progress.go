@@ -11,6 +11,7 @@ import (
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -99,6 +100,7 @@ func showReach(scr *screen, reach *reachability, back time.Duration) {
 func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, scr *screen, slots *slotWarning, reach *reachability, bar *barState) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
+	hinted := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -115,6 +117,10 @@ func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, 
 		if !unreachable(err) || errors.As(err, &unavailable) {
 			showReach(scr, reach, reach.answered(asked, err))
 		}
+		if hint := encryptedProgress(err); hint != "" && !hinted {
+			hinted = true // once: it stays so
+			fmt.Fprintf(scr, "\nstarter: %s\n", hint)
+		}
 		if err != nil {
 			continue // not started yet, or finished between ticks
 		}
@@ -126,6 +132,16 @@ func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, 
 		p.Done = min(p.Total, bar.offer(p.Done))
 		scr.setBar(bar.line(p, time.Now()))
 	}
+}
+
+// encryptedProgress says, when err is that of a progress answer the
+// starter cannot read (the workers encrypt their payloads and
+// BATCHFETCH_CODEC_KEYS is not set here), what to do; "" otherwise.
+func encryptedProgress(err error) string {
+	if !errors.Is(err, converter.ErrEncodingIsNotSupported) {
+		return ""
+	}
+	return "the batch's progress cannot be read: its workers encrypt what they send; set BATCHFETCH_CODEC_KEYS as the workers have it"
 }
 
 // queryProgress asks the batch's progress query.

@@ -22,6 +22,10 @@ func scheduleSpec(every time.Duration, cron, startAt string, now time.Time) (spe
 	if cron != "" {
 		spec.CronExpressions = []string{cron}
 	} else {
+		if every < time.Second || every%time.Second != 0 {
+			// The server would refuse it, or run at every whole second.
+			return spec, false, fmt.Errorf("--every %v: want a whole number of seconds, at least 1s (schedules count in seconds)", every)
+		}
 		spec.Intervals = []client.ScheduleIntervalSpec{{Every: every}}
 	}
 	if startAt == "" {
@@ -43,14 +47,16 @@ func scheduleSpec(every time.Duration, cron, startAt string, now time.Time) (spe
 	return spec, immediately, nil
 }
 
-// intervalOffset is where t falls in the intervals of length every
-// counted from the Unix epoch.
+// intervalOffset is where t falls in the intervals of length every (whole
+// seconds) counted from the Unix epoch, in seconds as the server counts:
+// nanoseconds since 1970 would not fit past 2262.
 func intervalOffset(t time.Time, every time.Duration) time.Duration {
-	off := time.Duration(t.UnixNano() % int64(every))
+	secs := int64(every / time.Second)
+	off := t.Unix() % secs
 	if off < 0 {
-		off += every
+		off += secs
 	}
-	return off
+	return time.Duration(off) * time.Second
 }
 
 // parseStartAt reads a --start-at value: an RFC 3339 time, HH:MM (the
@@ -62,6 +68,9 @@ func parseStartAt(s string, now time.Time) (at time.Time, immediately bool, err 
 		return now.Truncate(time.Second), true, nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		if t.Nanosecond() != 0 {
+			return t, false, fmt.Errorf("--start-at %s: want a whole second (schedules count in seconds)", s)
+		}
 		if !t.After(now) {
 			return t, false, fmt.Errorf("--start-at %s has passed (it is %s now): give a later time, HH:MM or now", s, now.Format(time.RFC3339))
 		}

@@ -178,3 +178,44 @@ func scheduleRun(t *testing.T, c client.Client, id, not string) string {
 		}
 	}
 }
+
+// The server counts a schedule's intervals and offsets in whole seconds:
+// an --every it would cut short, or refuse, is refused here naming the
+// flag; a --start-at in a fraction of a second too. A start far ahead
+// keeps its offset (past 2262 nanoseconds since 1970 no longer fit).
+func TestScheduleSpecInWholeSeconds(t *testing.T) {
+	now := time.Date(2026, 11, 30, 14, 20, 30, 0, time.UTC)
+	for _, tc := range []struct {
+		every   time.Duration
+		startAt string
+		want    string
+	}{
+		{500 * time.Millisecond, "", "--every 500ms: want a whole number of seconds, at least 1s"},
+		{1500 * time.Millisecond, "", "--every 1.5s: want a whole number of seconds, at least 1s"},
+		{time.Nanosecond, "now", "--every 1ns: want a whole number of seconds"},
+		{time.Hour, "2026-12-01T03:00:00.5Z", "--start-at 2026-12-01T03:00:00.5Z: want a whole second"},
+	} {
+		if _, _, err := scheduleSpec(tc.every, "", tc.startAt, now); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("--every %v --start-at %q: %v, want %q", tc.every, tc.startAt, err, tc.want)
+		}
+	}
+	far := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	spec, _, err := scheduleSpec(90*time.Minute, "", far.Format(time.RFC3339), now)
+	if err != nil || spec.Intervals[0].Offset != intervalOffsetUTC(far, 90*time.Minute) {
+		t.Errorf("--every 90m --start-at %s: offset %v (%v), want %v", far.Format(time.RFC3339), spec.Intervals[0].Offset, err, intervalOffsetUTC(far, 90*time.Minute))
+	}
+	if _, _, err := scheduleSpec(0, "0 3 * * *", "", now); err != nil {
+		t.Errorf("--cron: %v", err)
+	}
+}
+
+// Odd --start-at forms are refused, each saying what is wanted: 24:00,
+// an hour or minute of one digit, a leap second.
+func TestParseStartAtOddForms(t *testing.T) {
+	now := time.Date(2026, 6, 30, 14, 20, 30, 0, time.UTC)
+	for _, in := range []string{"24:00", "3:5", "3:05", "12:60", "2026-06-30T23:59:60Z"} {
+		if _, _, err := parseStartAt(in, now); err == nil || !strings.Contains(err.Error(), "want "+startAtForms) {
+			t.Errorf("--start-at %s: %v, want %q", in, err, startAtForms)
+		}
+	}
+}

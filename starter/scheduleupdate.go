@@ -74,6 +74,22 @@ func scheduleUpdate(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if err := updateList(ctx, h, &o, id, fields, old, uploaded, stderr); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "schedule %s updated: its runs fetch %d URLs from now on (%s)\n", id, len(o.list.urls), listPlace(uploaded))
+	if old != "" {
+		releaseOldList(ctx, c, h, &o, old, uploaded, stdout, stderr)
+	}
+	return nil
+}
+
+// updateList makes the schedule's runs read o's list (uploaded: its key in
+// the blob store, if it went there) instead of old, every other field of
+// their input (fields) as it was. An update refused removes the upload;
+// one whose answer was lost may have been made, and then the schedule
+// names the upload, which stays.
+func updateList(ctx context.Context, h client.ScheduleHandle, o *options, id string, fields map[string]json.RawMessage, old, uploaded string, stderr io.Writer) error {
 	drop := func() {
 		if uploaded != "" {
 			_ = o.store.DeletePrefix(context.WithoutCancel(ctx), uploaded)
@@ -83,7 +99,7 @@ func scheduleUpdate(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 		drop()
 		return &exitError{exitInternal, err}
 	}
-	err = h.Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(u client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+	err := h.Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(u client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 		// The schedule as it is now: only its URLs change.
 		a, fields, _, err := scheduleInput(&u.Description)
 		if err != nil {
@@ -100,31 +116,42 @@ func scheduleUpdate(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 		a.StaticSummary = scheduleSummary(len(o.list.urls), id)
 		return &client.ScheduleUpdate{Schedule: &u.Description.Schedule}, nil
 	}})
-	if err != nil {
+	switch {
+	case errors.Is(err, errScheduleChanged):
 		drop()
-		if errors.Is(err, errScheduleChanged) {
-			return &exitError{exitState, fmt.Errorf("schedule %s: %w", id, err)}
+		return &exitError{exitState, fmt.Errorf("schedule %s: %w", id, err)}
+	case err != nil && uploaded != "":
+		// The update may have been made, its answer lost: the schedule
+		// says whether it names the new list.
+		d, derr := h.Describe(context.WithoutCancel(ctx))
+		if derr != nil {
+			fmt.Fprintf(stderr, "the new URL list %s stays in the blob store: whether the schedule names it cannot be told now: %v\n", uploaded, derr)
+			return scheduleError(id, err)
 		}
+		if scheduleList(d) == uploaded {
+			fmt.Fprintf(stderr, "schedule %s: the update's answer was lost (%v), but the schedule names the new list\n", id, err)
+			return nil
+		}
+		drop()
 		return scheduleError(id, err)
-	}
-	fmt.Fprintf(stdout, "schedule %s updated: its runs fetch %d URLs from now on (%s)\n", id, len(o.list.urls), listPlace(uploaded))
-	if old != "" {
-		releaseOldList(ctx, c, h, &o, old, uploaded, stdout, stderr)
+	case err != nil:
+		return scheduleError(id, err)
 	}
 	return nil
 }
 
 // releaseOldList removes the URL list the schedule named before the
 // update, or hands it to a run that may still read it, once the
-// schedule is seen to name the new list.
+// schedule is seen to name it no more: the new list, or that of a later
+// update (keys are never reused, so no later update names it again).
 func releaseOldList(ctx context.Context, c client.Client, h client.ScheduleHandle, o *options, old, uploaded string, stdout, stderr io.Writer) {
 	d, err := h.Describe(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "the old URL list %s stays in the blob store: the schedule cannot be read now: %v\n", old, err)
 		return
 	}
-	if list := scheduleList(d); list != uploaded {
-		fmt.Fprintf(stderr, "the old URL list %s stays in the blob store: the schedule names %q, not the new list\n", old, list)
+	if list := scheduleList(d); list == old {
+		fmt.Fprintf(stderr, "the old URL list %s stays in the blob store: the schedule still names it, not the new list %q\n", old, uploaded)
 		return
 	}
 	releaseList(ctx, c, o.store, "the old URL list", old, d.Info.RunningWorkflows, stdout, stderr)

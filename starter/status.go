@@ -18,7 +18,11 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if b.running {
 			// The query first: a chunk it counts has ended before the
 			// describes that count running chunks.
-			if p, err := queryProgress(ctx, b.c, b.id, b.run.GetRunID()); err == nil {
+			p, err := queryProgress(ctx, b.c, b.id, b.run.GetRunID())
+			if hint := encryptedProgress(err); hint != "" {
+				fmt.Fprintln(stderr, hint)
+			}
+			if err == nil {
 				p = withRunning(ctx, b.c, b.id, b.run.GetRunID(), p)
 				fmt.Fprintln(stdout, progressLine(p, 0, 0))
 				if p.Warning != "" {
