@@ -10,6 +10,7 @@ import (
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -41,6 +42,7 @@ type retryWatch struct {
 	// the batch.
 	counts  *chunkCounts
 	fetched int
+	read    int // the bytes the last poll's describes returned
 }
 
 // retriedActivity is a pending activity retried more than retriedOften
@@ -65,6 +67,7 @@ func (r *retryWatch) poll(ctx context.Context) (worst retriedActivity, found boo
 	if err != nil {
 		return worst, false, err
 	}
+	r.read = proto.Size(d)
 	worst, found = r.worstOf(d.GetPendingActivities())
 	fetched := r.counts.saw(r.id, d.GetPendingActivities())
 	children := d.GetPendingChildren()
@@ -84,6 +87,7 @@ func (r *retryWatch) poll(ctx context.Context) (worst retriedActivity, found boo
 		if err != nil {
 			continue // ended since, or slow to answer: its last word stands
 		}
+		r.read += proto.Size(cd)
 		// Only parts described now: a count seen before may be in the
 		// batch's progress since.
 		fetched += r.counts.saw(ch.GetWorkflowId(), cd.GetPendingActivities())

@@ -111,3 +111,20 @@ func TestChunkCountsCountTheFetchesOfABatchThatObeysRobots(t *testing.T) {
 		t.Errorf("a chunk of a batch that obeys robots.txt counts %d URLs, want the 7 its heartbeat has done", got)
 	}
 }
+
+// Describes that read much are made less often: a second apart for small
+// batches, up to 30 s for ones whose running chunks carry large
+// checkpoints.
+func TestDescribesReadAtMostAMegabyteASecond(t *testing.T) {
+	for _, tc := range []struct {
+		read int
+		want time.Duration
+	}{
+		{0, time.Second}, {200 << 10, time.Second}, {1 << 20, time.Second},
+		{5 << 20, 5 * time.Second}, {500 << 20, 30 * time.Second},
+	} {
+		if got := pollWait(tc.read); got != tc.want {
+			t.Errorf("pollWait(%d) = %v, want %v", tc.read, got, tc.want)
+		}
+	}
+}

@@ -23,6 +23,19 @@ import (
 // record of the run; it asks no worker.
 const retryPoll = time.Second
 
+// describeBudget is what the describes may read per second: a batch whose
+// running chunks carry large checkpoints (a fetch's lists its done URLs)
+// is described less often, down to once every maxRetryPoll.
+const describeBudget = 1 << 20
+
+const maxRetryPoll = 30 * time.Second
+
+// pollWait is the wait before the next describes, after some that read
+// read bytes.
+func pollWait(read int) time.Duration {
+	return min(maxRetryPoll, max(retryPoll, time.Duration(read)*time.Second/describeBudget))
+}
+
 // watchBatch shows, until done closes, the batch's progress and, under
 // it, what holds it up: an activity that keeps failing, a server that
 // does not answer.
@@ -53,7 +66,7 @@ func watchBatch(ctx context.Context, c client.Client, run client.WorkflowRun, o 
 // watchRetries says what the activity retried most often last failed
 // with, and offers bar the URLs running chunks have done, until ctx ends.
 func watchRetries(ctx context.Context, rw *retryWatch, scr *screen, reach *reachability, bar *barState) {
-	t := time.NewTicker(retryPoll)
+	t := time.NewTimer(retryPoll)
 	defer t.Stop()
 	for {
 		select {
@@ -69,6 +82,7 @@ func watchRetries(ctx context.Context, rw *retryWatch, scr *screen, reach *reach
 		if ctx.Err() != nil {
 			return
 		}
+		t.Reset(pollWait(rw.read))
 		if ok && err == nil {
 			bar.offer(min(asked.Total, asked.Done+rw.fetched))
 		}
