@@ -150,6 +150,7 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 			<-c.sem
 			return
 		}
+		freed := limits.Released()
 		i, release, wait := c.ready(limits, batch, hosts, taken, front)
 		if i >= 0 {
 			taken[i] = true
@@ -163,6 +164,7 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
+		case <-freed: // a host may have a place now
 		case <-c.ended:
 		case <-c.ctx.Done():
 		}

@@ -56,11 +56,6 @@ type hostGate struct {
 	first func()
 }
 
-// gatePoll is how often a URL whose host has all its requests open asks
-// again (a request of its ending frees a place at once, but nobody
-// tells a waiting retry).
-const gatePoll = 50 * time.Millisecond
-
 // start waits until the host takes another request, and returns its
 // release.
 func (g *hostGate) start(ctx context.Context) (release func(), err error) {
@@ -72,18 +67,22 @@ func (g *hostGate) start(ctx context.Context) (release func(), err error) {
 		return release, nil
 	}
 	for {
+		freed := g.limits.Released()
 		release, wait, ok := g.limits.TryStart(g.batch, g.host)
 		if ok {
 			return release, nil
 		}
 		if wait <= 0 {
-			wait = gatePoll
+			wait = hostRecheck
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
+		case <-freed:
 		case <-ctx.Done():
-			t.Stop()
+		}
+		t.Stop()
+		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 	}

@@ -46,6 +46,8 @@ type HostLimits struct {
 	rules map[string]*batchRule
 	hosts map[hostKey]*list.Element // of *hostState
 	lru   *list.List                // front: most recently used
+	// released is closed (and replaced) when a request ends.
+	released chan struct{}
 }
 
 type hostKey struct{ batch, host string }
@@ -79,7 +81,7 @@ func New(cfg Config) *HostLimits {
 	if cfg.IdleAfter <= 0 {
 		cfg.IdleAfter = DefaultIdleAfter
 	}
-	return &HostLimits{cfg: cfg, rules: map[string]*batchRule{}, hosts: map[hostKey]*list.Element{}, lru: list.New()}
+	return &HostLimits{cfg: cfg, rules: map[string]*batchRule{}, hosts: map[hostKey]*list.Element{}, lru: list.New(), released: make(chan struct{})}
 }
 
 // SetRule sets batch's rule (a rule that limits nothing removes it).
@@ -163,8 +165,18 @@ func (l *HostLimits) TryStart(batch, host string) (release func(), wait time.Dur
 			if e, kept := l.hosts[h.key]; kept {
 				l.lru.MoveToFront(e)
 			}
+			close(l.released)
+			l.released = make(chan struct{})
 		})
 	}, 0, true
+}
+
+// Released is closed when a request ends: a caller refused for want of
+// a place (wait 0) takes it before TryStart and waits on it after.
+func (l *HostLimits) Released() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.released
 }
 
 // Share is the number of workers the rules are divided between now.

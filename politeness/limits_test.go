@@ -305,3 +305,27 @@ func TestRateWaitSaysWhen(t *testing.T) {
 		t.Error("refused once the wait had passed")
 	}
 }
+
+func TestReleasedTellsOfAPlace(t *testing.T) {
+	l, _ := newLimits(1)
+	l.SetRule("b", Rule{MaxInFlight: 1})
+	release, _, _ := l.TryStart("b", "h")
+	freed := l.Released()
+	if _, _, ok := l.TryStart("b", "h"); ok {
+		t.Fatal("a second request open at max_in_flight 1")
+	}
+	select {
+	case <-freed:
+		t.Fatal("Released closed before any request ended")
+	default:
+	}
+	release()
+	select {
+	case <-freed:
+	default:
+		t.Fatal("Released not closed when a request ended")
+	}
+	if _, _, ok := l.TryStart("b", "h"); !ok {
+		t.Error("refused after the release")
+	}
+}
