@@ -124,6 +124,7 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 		earlier[i] = c.done[i] // before any URL runs: done in the checkpoint
 		taken[i] = earlier[i]
 	}
+	robots := c.newRobotsFirst()
 	front := 0 // every URL before it is taken
 	for {
 		for ; front < n && taken[front]; front++ {
@@ -151,9 +152,10 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 			return
 		}
 		freed := limits.Released()
-		i, release, wait := c.ready(limits, batch, hosts, taken, front)
+		i, release, wait := c.ready(limits, batch, hosts, taken, front, robots)
 		if i >= 0 {
 			taken[i] = true
+			robots.started(hosts[i], i)
 			c.launch(i, &hostGate{limits: limits, batch: batch, host: hosts[i], first: release})
 			continue
 		}
@@ -174,11 +176,16 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 
 // ready is the first URL from front on, not taken, whose host takes a
 // request now, with that request's release; -1 and the shortest known
-// wait (0: none known) when no host is ready.
-func (c *chunkRun) ready(limits *politeness.HostLimits, batch string, hosts []string, taken []bool, front int) (pos int, release func(), wait time.Duration) {
+// wait (0: none known) when no host is ready. In a batch that obeys
+// robots.txt, a host's URLs wait while one of them reads it (robots).
+func (c *chunkRun) ready(limits *politeness.HostLimits, batch string, hosts []string, taken []bool, front int, robots *robotsFirst) (pos int, release func(), wait time.Duration) {
 	busy := map[string]bool{}
 	for i := front; i < len(c.tasks); i++ {
 		if taken[i] || busy[hosts[i]] {
+			continue
+		}
+		if robots.hold(c, limits, batch, hosts[i], i) {
+			busy[hosts[i]] = true // its robots.txt first
 			continue
 		}
 		release, w, ok := limits.TryStart(batch, hosts[i])

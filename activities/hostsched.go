@@ -122,3 +122,59 @@ func (f *Fetcher) crawlDelay(g *hostGate, rawURL string, r *Request, p Policy) {
 		g.limits.SetCrawlDelay(g.batch, g.host, d)
 	}
 }
+
+// robotsFirst holds back a host's URLs, in a batch that obeys robots.txt,
+// while the first of them reads the host's robots.txt: the Crawl-delay it
+// may give paces the others from their first request.
+type robotsFirst struct {
+	f               *Fetcher
+	origins, agents []string       // by position
+	reading         map[string]int // host -> the URL reading its robots.txt
+}
+
+// newRobotsFirst is nil for a batch that does not obey robots.txt.
+func (c *chunkRun) newRobotsFirst() *robotsFirst {
+	if c.req.Policy.Robots != RobotsObey {
+		return nil
+	}
+	r := &robotsFirst{f: c.f, origins: make([]string, len(c.tasks)), agents: make([]string, len(c.tasks)), reading: map[string]int{}}
+	for i, t := range c.tasks {
+		if u, err := url.Parse(t.URL); err == nil && u.Host != "" {
+			r.origins[i] = origin(u)
+		}
+		r.agents[i], _ = c.f.agentOf(t.R)
+	}
+	return r
+}
+
+// hold tells whether the URL at i waits for its host's robots.txt, being
+// read by another URL; once it is known, its Crawl-delay paces the host.
+func (r *robotsFirst) hold(c *chunkRun, limits *politeness.HostLimits, batch, host string, i int) bool {
+	if r == nil || r.origins[i] == "" {
+		return false
+	}
+	if r.f.robots().cached(r.origins[i]) != nil {
+		if d, ok := r.f.robots().CrawlDelay(r.origins[i], r.agents[i]); ok {
+			limits.SetCrawlDelay(batch, host, d)
+		}
+		return false
+	}
+	p, ok := r.reading[host]
+	return ok && c.isRunning(p)
+}
+
+// started notes that the URL at i went ahead: it reads its host's
+// robots.txt if none is known yet.
+func (r *robotsFirst) started(host string, i int) {
+	if r != nil && r.origins[i] != "" && r.f.robots().cached(r.origins[i]) == nil {
+		r.reading[host] = i
+	}
+}
+
+// isRunning tells whether the URL at position i is under way.
+func (c *chunkRun) isRunning(i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.running[c.tasks[i].Index]
+	return ok
+}

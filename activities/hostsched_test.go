@@ -24,7 +24,8 @@ type pacedHost struct {
 	mu         sync.Mutex
 	open, most int
 	times      []time.Time
-	first      func(w http.ResponseWriter) bool
+	paths      []string
+	first      func(w http.ResponseWriter, r *http.Request) bool
 	delay      time.Duration
 }
 
@@ -40,10 +41,11 @@ func newPacedHost(t *testing.T, n int) *pacedHost {
 		h.open++
 		h.most = max(h.most, h.open)
 		h.times = append(h.times, time.Now())
+		h.paths = append(h.paths, r.URL.Path)
 		first := h.first
 		h.mu.Unlock()
 		defer func() { h.mu.Lock(); h.open--; h.mu.Unlock() }()
-		if first != nil && first(w) {
+		if first != nil && first(w, r) {
 			return
 		}
 		time.Sleep(h.delay) // a slow page
@@ -187,7 +189,7 @@ func TestChunkPerHostKeepsCheckpoint(t *testing.T) {
 func TestRetryAfterPausesHost(t *testing.T) {
 	h := newPacedHost(t, 14)
 	var once sync.Once
-	h.first = func(w http.ResponseWriter) bool {
+	h.first = func(w http.ResponseWriter, r *http.Request) bool {
 		answered := false
 		once.Do(func() {
 			w.Header().Set("Retry-After", "1")
@@ -216,4 +218,104 @@ func TestRetryAfterPausesHost(t *testing.T) {
 	if gap := times[1].Sub(times[0]); gap < 950*time.Millisecond {
 		t.Errorf("the host's next request came %s after its 429 with Retry-After: 1", gap)
 	}
+}
+
+// TestCrawlDelayPacesChunk: in a batch that obeys robots.txt, a host's
+// Crawl-delay: 1 holds its pages a second apart although the rule
+// allows 50/s; the others wait while the first reads robots.txt.
+func TestCrawlDelayPacesChunk(t *testing.T) {
+	h := newPacedHost(t, 15)
+	h.first = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/robots.txt" {
+			return false
+		}
+		_, _ = io.WriteString(w, "User-agent: *\nCrawl-delay: 1\n")
+		return true
+	}
+	var tasks []URLTask
+	for i := range 4 {
+		tasks = append(tasks, URLTask{Index: i, URL: fmt.Sprintf("%s/p/%d", h.URL, i)})
+	}
+	env, f := newPerHostEnv(t, 1)
+	p := obey
+	p.PerHost = &politeness.Rule{Rate: 50}
+	items := runPerHostChunk(t, env, f, FetchChunkRequest{Prefix: "batches/cd", URLs: tasks, Concurrency: 4, Policy: p})
+	for i, it := range items {
+		if it.Outcome != "" {
+			t.Errorf("URL %d: %s %s", i, it.Outcome, it.Error)
+		}
+	}
+	h.mu.Lock()
+	var pages []time.Time
+	robots := 0
+	for i, path := range h.paths {
+		if path == "/robots.txt" {
+			robots++
+		} else {
+			pages = append(pages, h.times[i])
+		}
+	}
+	h.mu.Unlock()
+	if robots != 1 || len(pages) != 4 {
+		t.Fatalf("%d robots.txt and %d page requests, want 1 and 4", robots, len(pages))
+	}
+	// The first page's turn was taken before its robots.txt was read:
+	// the second page comes a second after that turn, less the read.
+	for i := 1; i < len(pages); i++ {
+		want := 950 * time.Millisecond
+		if i == 1 {
+			want = 700 * time.Millisecond
+		}
+		if gap := pages[i].Sub(pages[i-1]); gap < want {
+			t.Errorf("page %d came %s after the one before, want the Crawl-delay of 1s (at least %s)", i, gap, want)
+		}
+	}
+}
+
+// TestWorkerDefaultRule: a batch without per_host keeps to the worker's
+// default rule.
+func TestWorkerDefaultRule(t *testing.T) {
+	h := newPacedHost(t, 17)
+	h.delay = 200 * time.Millisecond
+	var tasks []URLTask
+	for i := range 6 {
+		tasks = append(tasks, URLTask{Index: i, URL: fmt.Sprintf("%s/p/%d", h.URL, i)})
+	}
+	env, f := newPerHostEnv(t, 1)
+	f.PerHost = politeness.Rule{MaxInFlight: 1}
+	items := runPerHostChunk(t, env, f, FetchChunkRequest{Prefix: "batches/def", URLs: tasks, Concurrency: 6, Policy: quick})
+	if len(items) != 6 {
+		t.Fatalf("%d results, want 6", len(items))
+	}
+	if h.most != 1 {
+		t.Errorf("%d requests at once, want the worker's default max_in_flight 1", h.most)
+	}
+}
+
+// TestPerHostCutIsExact: a fetch that hands over early (its budget met)
+// returns the URLs before its cut, each with its final word, in order,
+// although it started URLs of other hosts past the cut.
+func TestPerHostCutIsExact(t *testing.T) {
+	slow, other := newPacedHost(t, 18), newPacedHost(t, 19)
+	var tasks []URLTask
+	for i := range 20 {
+		base := slow.URL
+		if i >= 10 {
+			base = other.URL
+		}
+		tasks = append(tasks, URLTask{Index: i, URL: fmt.Sprintf("%s/p/%d", base, i)})
+	}
+	env, f := newPerHostEnv(t, 1)
+	p := quick
+	p.PerHost = &politeness.Rule{Rate: 4}
+	items := runPerHostChunk(t, env, f, FetchChunkRequest{Prefix: "batches/cut", URLs: tasks, Concurrency: 8, Policy: p, Budget: 1})
+	if len(items) == 0 || len(items) == 20 {
+		t.Fatalf("%d URLs handed over, want a cut before the end (budget of 1 byte)", len(items))
+	}
+	for i, it := range items {
+		if it.Index != i || it.Outcome != "" || it.Blob == "" {
+			t.Errorf("item %d: %+v; want URL %d's body", i, it, i)
+		}
+	}
+	t.Logf("cut after %d URLs; the other host had %d requests", len(items), len(other.requests()))
 }
