@@ -155,8 +155,8 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 		i, release, wait := c.ready(limits, batch, hosts, taken, front, robots)
 		if i >= 0 {
 			taken[i] = true
-			robots.started(hosts[i], i)
-			c.launch(i, &hostGate{limits: limits, batch: batch, host: hosts[i], first: release})
+			reads := robots.started(hosts[i], i)
+			c.launch(i, &hostGate{limits: limits, batch: batch, host: hosts[i], first: release, readsRobots: reads})
 			continue
 		}
 		<-c.sem

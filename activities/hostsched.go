@@ -54,6 +54,9 @@ type hostGate struct {
 	batch, host string
 	// first is the start the chunk took for the URL's first request.
 	first func()
+	// readsRobots: the URL went ahead before its host's robots.txt was
+	// known; should it give a Crawl-delay, first is taken again under it.
+	readsRobots bool
 }
 
 // start waits until the host takes another request, and returns its
@@ -108,7 +111,8 @@ func (g *hostGate) paused(fail *failure) {
 }
 
 // crawlDelay lowers the host's rate to its robots.txt Crawl-delay, for a
-// batch that obeys robots.txt (whose robots.txt has been read by now).
+// batch that obeys robots.txt (whose robots.txt has been read by now). A
+// URL that went ahead before it was known waits its turn again under it.
 func (f *Fetcher) crawlDelay(g *hostGate, rawURL string, r *Request, p Policy) {
 	if g == nil || p.Robots != RobotsObey {
 		return
@@ -120,7 +124,11 @@ func (f *Fetcher) crawlDelay(g *hostGate, rawURL string, r *Request, p Policy) {
 	ua, _ := f.agentOf(r)
 	if d, ok := f.robots().CrawlDelay(origin(u), ua); ok {
 		g.limits.SetCrawlDelay(g.batch, g.host, d)
+		if g.readsRobots {
+			g.drop()
+		}
 	}
+	g.readsRobots = false
 }
 
 // robotsFirst holds back a host's URLs, in a batch that obeys robots.txt,
@@ -163,12 +171,14 @@ func (r *robotsFirst) hold(c *chunkRun, limits *politeness.HostLimits, batch, ho
 	return ok && c.isRunning(p)
 }
 
-// started notes that the URL at i went ahead: it reads its host's
-// robots.txt if none is known yet.
-func (r *robotsFirst) started(host string, i int) {
+// started notes that the URL at i went ahead, and tells whether it
+// reads its host's robots.txt (none is known yet).
+func (r *robotsFirst) started(host string, i int) bool {
 	if r != nil && r.origins[i] != "" && r.f.robots().cached(r.origins[i]) == nil {
 		r.reading[host] = i
+		return true
 	}
+	return false
 }
 
 // isRunning tells whether the URL at position i is under way.

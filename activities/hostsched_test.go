@@ -259,15 +259,9 @@ func TestCrawlDelayPacesChunk(t *testing.T) {
 	if robots != 1 || len(pages) != 4 {
 		t.Fatalf("%d robots.txt and %d page requests, want 1 and 4", robots, len(pages))
 	}
-	// The first page's turn was taken before its robots.txt was read:
-	// the second page comes a second after that turn, less the read.
 	for i := 1; i < len(pages); i++ {
-		want := 950 * time.Millisecond
-		if i == 1 {
-			want = 700 * time.Millisecond
-		}
-		if gap := pages[i].Sub(pages[i-1]); gap < want {
-			t.Errorf("page %d came %s after the one before, want the Crawl-delay of 1s (at least %s)", i, gap, want)
+		if gap := pages[i].Sub(pages[i-1]); gap < 900*time.Millisecond { // 100ms for scheduling
+			t.Errorf("page %d came %s after the one before, want the Crawl-delay of 1s", i, gap)
 		}
 	}
 }
