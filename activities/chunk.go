@@ -137,53 +137,14 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 	stopHB := heartbeat(ctx, f.heartbeatEvery(), func() any { return checkpoint() })
 	defer stopHB()
 
-	conc := max(req.Concurrency, 1)
-	sem := make(chan struct{}, conc)
-	var wg sync.WaitGroup
-	for i, t := range tasks {
-		if done[i] {
-			ho.stored(i, items[i])
-			continue
-		}
-		if runCtx.Err() == nil && ho.stopBefore(i) {
-			break // the rest is the next fetch's
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-runCtx.Done():
-		}
-		if runCtx.Err() == nil && ho.stopBefore(i) {
-			<-sem
-			break
-		}
-		if runCtx.Err() != nil {
-			mu.Lock()
-			items[i] = Fetched{Index: t.Index, URL: t.URL, Outcome: OutcomeCanceled, Error: "canceled", Attempts: states[i].attempts}
-			done[i] = true
-			mu.Unlock()
-			continue
-		}
-		mu.Lock()
-		running[t.Index] = i
-		mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			r := f.fetchURL(runCtx, t, work, req.Policy, states[i], req.Keep, func() bool { return ho.leaveOnFull(i) })
-			mu.Lock()
-			if r.Outcome != outcomeLeft {
-				items[i], done[i] = r, true
-			}
-			delete(running, t.Index)
-			mu.Unlock()
-			ho.stored(i, r)
-			if req.Policy.FailFast && r.Outcome != "" && r.Outcome != OutcomeCanceled {
-				stopAll()
-			}
-		}()
+	run := &chunkRun{f: f, ctx: runCtx, stopAll: stopAll, req: req, tasks: tasks, work: work, ho: ho,
+		sem: make(chan struct{}, max(req.Concurrency, 1)), mu: &mu, items: items, done: done, states: states, running: running}
+	if rule, ok := f.hostRule(req.Policy); ok {
+		run.byHost(rule)
+	} else {
+		run.inOrder()
 	}
-	wg.Wait()
+	run.wg.Wait()
 	cut := ho.end()
 	// cancelUndone marks the URLs never started (left over) as canceled.
 	cancelUndone := func() {

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/politeness"
 )
 
 // DefaultMaxBodyBytes caps one body unless Fetcher.MaxBodyBytes says otherwise.
@@ -69,8 +70,15 @@ type Fetcher struct {
 	// Robots holds the hosts' robots.txt for batches that obey it (nil:
 	// a cache with the defaults, made on first use).
 	Robots *RobotsCache
+	// Limits keeps every chunk's requests to each host within its
+	// batch's per_host rule (nil: one sharing with no other worker, made
+	// on first use); PerHost is the worker's default rule, under which a
+	// batch's own fields win.
+	Limits  *politeness.HostLimits
+	PerHost politeness.Rule
 
 	robotsOnce sync.Once
+	limitsOnce sync.Once
 
 	slotsOnce sync.Once
 	slots     chan struct{}
@@ -121,7 +129,9 @@ func (f *Fetcher) acquire(ctx context.Context) (release func(), err error) {
 
 // leave, when set, tells whether a URL whose first attempt met a full
 // blob disk is left over to the chunk's next fetch instead of waiting.
-func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy, st *urlState, keep bool, leave func() bool) (out Fetched) {
+// gate, when set, paces its requests to its host's rule.
+func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy, st *urlState, keep bool, leave func() bool, gate *hostGate) (out Fetched) {
+	defer gate.drop()
 	cond := f.condition(ctx, t.Prev, keep)
 	// The URL's clocks run from its first attempt, in an earlier attempt
 	// of the chunk if there was one (its checkpoint says when).
@@ -156,6 +166,7 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 	}
 	if wait := time.Until(retryAt); wait > 0 {
 		// A wait (a Retry-After) an earlier attempt of the chunk began.
+		gate.drop()
 		select {
 		case <-time.After(wait):
 		case <-urlCtx.Done():
@@ -180,8 +191,14 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 		} else if refused != nil {
 			return finish(out, refused)
 		}
+		f.crawlDelay(gate, t.URL, t.R, p)
+		hostDone, err := gate.start(urlCtx)
+		if err != nil {
+			return f.ended(ctx, out, nil)
+		}
 		release, err := f.acquire(urlCtx)
 		if err != nil {
+			hostDone()
 			return f.ended(ctx, out, nil)
 		}
 		st.mu.Lock()
@@ -193,6 +210,8 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 		timedOut := attemptTimedOut()
 		attemptDone()
 		release()
+		hostDone()
+		gate.paused(fail)
 		out.Status = status
 		if fail == nil {
 			out.Blob, out.Off, out.Size, out.CRC32C, out.Meta = body.key, body.off, body.size, &body.crc, body.meta

@@ -370,6 +370,9 @@ func RegisterFetcher(w worker.ActivityRegistry, f *Fetcher) {
 	w.RegisterActivityWithOptions(func(ctx context.Context, req FetchChunkRequest) (*FetchChunkResult, error) {
 		return f.FetchChunk(ctx, req)
 	}, activity.RegisterOptions{Name: FetchChunkWithRequest})
+	w.RegisterActivityWithOptions(func(ctx context.Context, req FetchChunkRequest) (*FetchChunkResult, error) {
+		return f.FetchChunk(ctx, req)
+	}, activity.RegisterOptions{Name: FetchChunkPerHost})
 	w.RegisterActivityWithOptions(func(ctx context.Context, req FetchURLRequest) (*FetchChunkResult, error) {
 		return f.FetchURL(ctx, req)
 	}, activity.RegisterOptions{Name: FetchURLWithRequest})

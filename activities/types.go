@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 	"unicode/utf8"
+
+	"github.com/batchfetch/batchfetch/politeness"
 )
 
 // Outcomes of one URL.
@@ -75,6 +77,10 @@ type Policy struct {
 	// robots.txt first; anything else (batches started before it
 	// existed, RobotsIgnore) fetches every URL as given.
 	Robots string `json:"robots,omitempty"`
+	// PerHost is the batch's per-host rule (nil: none; the worker's
+	// defaults, if any, apply alone). Set only for batches that give one,
+	// so other batches' requests are as they were.
+	PerHost *politeness.Rule `json:"per_host,omitempty"`
 }
 
 // Backoff is the wait after the given (1-based) failed attempt: the

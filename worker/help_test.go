@@ -28,6 +28,8 @@ func TestHelpExitsZero(t *testing.T) {
 		{[]string{"--role", "nope"}, `--role "nope": want fetch, cpu, all or codec`},
 		{[]string{"--cpu-slots", "0"}, "--fetch-slots and --cpu-slots must be at least 1"},
 		{[]string{"--max-conns-per-host", "-1"}, "--max-conns-per-host must be at least 0"},
+		{[]string{"--per-host-rate", "fast"}, `--per-host-rate: "fast" is not N/s or N/m`},
+		{[]string{"--per-host-max-in-flight", "-1"}, "--per-host-max-in-flight must be at least 0"},
 		{[]string{"--allow", "not a cidr!!"}, `allow "not a cidr!!": not a CIDR, an address or a host name`},
 		{[]string{"--allow", "10.0.0.0/33"}, `allow "10.0.0.0/33"`},
 		{[]string{"--secret-hosts", "TOKEN"}, `invalid value "TOKEN" for flag -secret-hosts: entry "TOKEN": want NAME=HOST[,HOST...]`},

@@ -33,6 +33,7 @@ import (
 	"github.com/batchfetch/batchfetch/internal/logging"
 	"github.com/batchfetch/batchfetch/internal/metrics"
 	"github.com/batchfetch/batchfetch/internal/workers"
+	"github.com/batchfetch/batchfetch/politeness"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -60,6 +61,7 @@ type settings struct {
 	cfg                                                 workers.Config
 	allow, blobDir, blobURL, metricsListen, codecListen *string
 	codecOrigins, logLevel, logFormat                   *string
+	perHostRate                                         *string
 	connectTimeout                                      *time.Duration
 	version                                             *bool
 	creds                                               credentials
@@ -84,6 +86,8 @@ func newFlags() (*flag.FlagSet, *settings) {
 	fs.Int64Var(&cfg.HashBacklog, "hash-backlog", activities.DefaultBacklog, "bytes a batch may have fetched and not yet hashed: above it, its fetching waits for the CPU workers")
 	fs.IntVar(&cfg.HTTP.MaxConnsPerHost, "max-conns-per-host", 0, "HTTP connections to one host at once, a politeness cap (0: as many as --fetch-slots); a request waiting for one counts against url_timeout, not attempt_timeout")
 	fs.IntVar(&cfg.HTTP.MaxRedirects, "max-redirects", 5, "redirects followed per request")
+	st.perHostRate = fs.String("per-host-rate", "", "default per-host rate of every batch, N/s or N/m (\"2/s\", \"30/m\"), shared out between the fetch workers; a batch's per_host.rate wins (empty: none)")
+	fs.IntVar(&cfg.PerHost.MaxInFlight, "per-host-max-in-flight", 0, "default requests of a batch open at once to one host, shared out between the fetch workers (at least 1 each); a batch's per_host.max_in_flight wins (0: none)")
 	st.allow = fs.String("allow", "", "comma-separated CIDRs, addresses or host names to fetch although not public (by default loopback, private, link-local and metadata addresses are refused)")
 	fs.BoolVar(&cfg.HTTP.Guard.Off, "allow-all", false, "fetch any address, internal ones included (only where every URL is trusted)")
 	st.blobDir = fs.String("blob-dir", blobstore.DefaultDir(), "directory for bodies between fetch and hash; fetch and CPU workers must share it")
@@ -188,6 +192,16 @@ func run(args []string) error {
 	}
 	if st.cfg.HTTP.MaxConnsPerHost < 0 {
 		return usageError{fmt.Errorf("--max-conns-per-host must be at least 0 (0: as many as --fetch-slots), not %d", st.cfg.HTTP.MaxConnsPerHost)}
+	}
+	if st.cfg.PerHost.MaxInFlight < 0 {
+		return usageError{fmt.Errorf("--per-host-max-in-flight must be at least 0 (0: no default), not %d", st.cfg.PerHost.MaxInFlight)}
+	}
+	if *st.perHostRate != "" {
+		r, err := politeness.ParseRate(*st.perHostRate)
+		if err != nil {
+			return usageError{fmt.Errorf("--per-host-rate: %w", err)}
+		}
+		st.cfg.PerHost.Rate = r
 	}
 	if st.cfg.CPUNice < 0 || st.cfg.CPUNice > 19 {
 		return usageError{fmt.Errorf("--cpu-nice must be from 0 to 19, not %d", st.cfg.CPUNice)}
@@ -318,7 +332,8 @@ func run(args []string) error {
 		zap.String("role", cfg.Role), zap.String("address", opts.HostPort), zap.String("namespace", opts.Namespace),
 		zap.String("task_queue", cfg.TaskQueue), zap.String("cpu_task_queue", cfg.CPUTaskQueue),
 		zap.Int("fetch_slots", cfg.FetchSlots), zap.Int("cpu_slots", cfg.CPUSlots), zap.String("blobs", blobLocation), zap.String("blob_store_id", storeID(store)), zap.String("allow", allowList(cfg)),
-		zap.String("deployment", cfg.Deployment.Name), zap.String("build_id", cfg.Deployment.BuildID), zap.Bool("versioned", !cfg.Deployment.Unversioned))
+		zap.String("deployment", cfg.Deployment.Name), zap.String("build_id", cfg.Deployment.BuildID), zap.Bool("versioned", !cfg.Deployment.Unversioned),
+		zap.String("per_host_default", cfg.PerHost.String()))
 	if limit := openFilesLimit(); limit > 0 && cfg.Role != workers.RoleCPU {
 		if msg := filesWarning(cfg.FetchSlots, limit); msg != "" {
 			logger.Warn(msg)

@@ -287,7 +287,7 @@ func (e *engine) chunkTimeout(n, conc int) time.Duration {
 		}
 	}
 	waves := time.Duration((n + conc - 1) / conc)
-	return min(waves*perURL+5*time.Minute, MaxDuration)
+	return min(waves*perURL+5*time.Minute+e.s.paceTime(n), MaxDuration)
 }
 
 // name names a chunk's URLs in a message: the URL itself when the chunk
@@ -325,6 +325,9 @@ func (e *engine) fetchChunk(ctx workflow.Context, ch chunk, w int) (fetched acti
 		Summary:     e.summary(e.verb(ch), ch),
 	})
 	fetch := e.fetchName(ch, f.FetchChunk, activities.FetchChunkWithRequest, activities.FetchChunkObeyingRobots)
+	if e.s.PerHost != nil {
+		fetch = activities.FetchChunkPerHost // workers that keep the rule (and know robots and requests)
+	}
 	err := workflow.ExecuteActivity(fetchCtx, fetch, activities.FetchChunkRequest{
 		Prefix: e.prefix, Chunk: ch.index, URLs: ch.urls, First: ch.base, Concurrency: w, PrevParts: e.prevParts, Keep: e.s.KeepBodies,
 		From: ch.from(), Budget: e.scratch.budget(ctx), Request: e.s.Request, Policy: e.policy(),

@@ -58,7 +58,9 @@ func runInline(ctx workflow.Context, s Settings, prefix string, strict bool, pro
 	}
 	e := newEngine(ctx, s, prefix, size, n, chunksInFlight, false, strict, progress)
 	// A URL with an activity of its own retries with Temporal's policy.
-	e.native = size == 1 && strict && nativeRetries(ctx)
+	// A batch with a per-host rule (none started before it existed) runs
+	// even one-URL chunks through FetchChunk, which keeps the rule.
+	e.native = size == 1 && strict && s.PerHost == nil && nativeRetries(ctx)
 	e.results = make([]Result, n)
 	e.attrs = attrs
 	e.run(ctx, chunks)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/batchfetch/batchfetch/activities"
+	"github.com/batchfetch/batchfetch/politeness"
 	"github.com/batchfetch/batchfetch/process"
 )
 
@@ -93,6 +94,9 @@ type Input struct {
 	// (nil, or nil entries, for plain URLs). In JSON they are the urls
 	// entries that are objects: {"url": ..., "headers": {...}}.
 	URLRequests []*activities.RequestFields `json:"-"`
+	// PerHost limits the batch's requests to each host (nil: no limit
+	// but the fetch workers' own defaults).
+	PerHost *PerHost `json:"per_host,omitempty"`
 
 	// decodeErr records why the JSON form could not be decoded, so the
 	// workflow can fail with InvalidInput instead of failing its task.
@@ -118,6 +122,7 @@ type wireInput struct {
 	Incremental    *string           `json:"incremental"`
 	RemoveInputs   *bool             `json:"remove_inputs"`
 	Robots         *string           `json:"robots"`
+	PerHost        *wirePerHost      `json:"per_host"`
 	activities.RequestFields
 }
 
@@ -146,6 +151,9 @@ func (in *Input) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	in.RequestFields = w.RequestFields
+	if in.PerHost, in.decodeErr = w.PerHost.read(); in.decodeErr != "" {
+		return nil
+	}
 	str := func(p *string) string {
 		if p == nil {
 			return ""
@@ -214,6 +222,8 @@ type Settings struct {
 	PerURL  []*activities.Request `json:"PerURL,omitempty"`
 	// Robots as in Input ("": DefaultRobots).
 	Robots string `json:"Robots,omitempty"`
+	// PerHost is the batch's per-host rule (nil: none).
+	PerHost *politeness.Rule `json:"PerHost,omitempty"`
 }
 
 // Validate checks an input and applies defaults. Its error names the bad
@@ -316,6 +326,9 @@ func (in Input) Validate() (Settings, error) {
 		return s, err
 	}
 	s.Robots = in.Robots
+	if s.PerHost, err = in.PerHost.rule(); err != nil {
+		return s, err
+	}
 	if in.Process != "" && in.Process != process.SHA256 {
 		if err := process.CheckName(in.Process); err != nil {
 			return s, fmt.Errorf("process: %w (built in: sha256, html, image)", err)

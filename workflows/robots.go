@@ -38,6 +38,10 @@ func (e *engine) policy() activities.Policy {
 	if e.s.obeysRobots() {
 		p.Robots = RobotsObey
 	}
+	if e.s.PerHost != nil {
+		r := *e.s.PerHost
+		p.PerHost = &r
+	}
 	return p
 }
 

@@ -25,10 +25,11 @@ const (
 const maxLocationInIdentity = 300
 
 // fetchIdentity is the identity a fetch worker polls with: the SDK's
-// default (process ID and host name), its blob store's identity and
+// default (process ID and host name; "pid/instance@host" for a named
+// instance), its blob store's identity and
 // location (blobstore.Redacted: without any user or password a URL
 // holds), and its fetch slots.
-func fetchIdentity(slots int, storeID, location string) string {
+func fetchIdentity(slots int, instance, storeID, location string) string {
 	host, err := os.Hostname()
 	if err != nil {
 		host = "unknown"
@@ -41,7 +42,11 @@ func fetchIdentity(slots int, storeID, location string) string {
 			store += locationMark + location
 		}
 	}
-	return fmt.Sprintf("%d@%s%s%s%d", os.Getpid(), host, store, fetchSlotsMark, slots)
+	pid := strconv.Itoa(os.Getpid())
+	if instance != "" && !strings.Contains(instance, "@") {
+		pid += "/" + instance
+	}
+	return fmt.Sprintf("%s@%s%s%s%d", pid, host, store, fetchSlotsMark, slots)
 }
 
 // FetchSlotsOf reads the fetch slots from a poller's identity; ok is false

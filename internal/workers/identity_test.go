@@ -13,7 +13,7 @@ func TestIdentitySaysSlotsAndStore(t *testing.T) {
 		{"an endpoint's password is left out", "0a1b", "s3://bucket?endpoint=http://k:hunter2@127.0.0.1:9", "s3://bucket?endpoint=http%3A%2F%2F127.0.0.1%3A9"},
 		{"a path with @ in it", "0a1b", "/srv/a@b/blobs", "/srv/a@b/blobs"},
 	} {
-		id := fetchIdentity(250, tc.storeID, tc.location)
+		id := fetchIdentity(250, "", tc.storeID, tc.location)
 		if n, ok := FetchSlotsOf(id); !ok || n != 250 {
 			t.Errorf("%s: FetchSlotsOf(%q) = %d, %v; want 250", tc.name, id, n, ok)
 		}
@@ -23,10 +23,10 @@ func TestIdentitySaysSlotsAndStore(t *testing.T) {
 		}
 	}
 	long := "/" + string(make([]byte, 400))
-	if _, loc, ok := StoreOf(fetchIdentity(1, "ab", long)); !ok || loc != "" {
+	if _, loc, ok := StoreOf(fetchIdentity(1, "", "ab", long)); !ok || loc != "" {
 		t.Errorf("a location over %d bytes: %q, %v; want the identity without it", maxLocationInIdentity, loc, ok)
 	}
-	for _, old := range []string{"12@host@fetch-slots=8", "12@host", fetchIdentity(3, "", "/x")} {
+	for _, old := range []string{"12@host@fetch-slots=8", "12@host", fetchIdentity(3, "", "", "/x")} {
 		if _, _, ok := StoreOf(old); ok {
 			t.Errorf("StoreOf(%q) says a store", old)
 		}

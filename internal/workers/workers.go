@@ -17,6 +17,7 @@ import (
 	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/cpuworker"
+	"github.com/batchfetch/batchfetch/politeness"
 	"github.com/batchfetch/batchfetch/process"
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -90,6 +91,18 @@ type Config struct {
 	// OnDeployment, when set, hears what was done about the version
 	// being current (for the log).
 	OnDeployment func(version, what string, err error)
+
+	// PerHost is the fetch worker's default per-host rule: every batch's
+	// requests to one host keep to it, the batch's own per_host fields
+	// winning over it (zero: no limit but the batch's).
+	PerHost politeness.Rule
+	// ShareRefresh is how often the fetch worker counts the fetch
+	// workers of its task queue, between which per-host rules are
+	// shared out (default DefaultShareRefresh).
+	ShareRefresh time.Duration
+	// Instance tells apart, in their poller identities, the fetch pools
+	// one process runs on one task queue (default: none).
+	Instance string
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -152,6 +165,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.StopTimeout == 0 {
 		c.StopTimeout = 10 * time.Second
 	}
+	if c.ShareRefresh <= 0 {
+		c.ShareRefresh = DefaultShareRefresh
+	}
+	if c.PerHost.MaxInFlight < 0 || c.PerHost.Rate < 0 {
+		return c, fmt.Errorf("per-host rule %s: must not be negative", c.PerHost)
+	}
 	c.Deployment = c.Deployment.withDefaults()
 	switch c.Deployment.MakeCurrent {
 	case MakeCurrentFirst, MakeCurrentNever, MakeCurrentAlways:
@@ -182,7 +201,8 @@ type Pools struct {
 	workers []worker.Worker
 	client  *http.Client
 	stop    sync.Once
-	cancel  context.CancelFunc // ends promote
+	cancel  context.CancelFunc // ends promote and the share count
+	limits  *politeness.HostLimits
 }
 
 // Start starts the pools of cfg.Role on c.
@@ -191,7 +211,8 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pools{client: cfg.HTTPClient}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Pools{client: cfg.HTTPClient, cancel: cancel}
 	// The store's identity goes with every fetched chunk: a CPU worker on
 	// another store refuses it (and one on the right store takes it).
 	storeID, err := blobstore.ID(context.Background(), cfg.Store)
@@ -199,7 +220,7 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		return nil, fmt.Errorf("blob store %s: %w", cfg.StoreLocation, err)
 	}
 	if cfg.Role == RoleFetch || cfg.Role == RoleAll {
-		identity := fetchIdentity(cfg.FetchSlots, storeID, cfg.StoreLocation)
+		identity := fetchIdentity(cfg.FetchSlots, cfg.Instance, storeID, cfg.StoreLocation)
 		w := worker.New(c, cfg.TaskQueue, worker.Options{
 			Identity:                           identity,
 			MaxConcurrentActivityExecutionSize: cfg.FetchSlots,
@@ -214,7 +235,11 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		// Both AutoUpgrade (see Deployment.options).
 		w.RegisterWorkflowWithOptions(workflows.BatchFetch, workflow.RegisterOptions{Name: workflows.WorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
 		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
-		f := &activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Backlog: cfg.HashBacklog, Identity: identity, Observer: cfg.Observer, Secrets: cfg.Secrets}
+		share := &pollerShare{c: c, queue: cfg.TaskQueue}
+		go share.run(ctx, cfg.ShareRefresh)
+		p.limits = politeness.New(politeness.Config{Share: share})
+		f := &activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Backlog: cfg.HashBacklog, Identity: identity, Observer: cfg.Observer, Secrets: cfg.Secrets,
+			Limits: p.limits, PerHost: cfg.PerHost}
 		activities.RegisterFetcher(w, f)
 		p.workers = append(p.workers, w)
 	}
@@ -229,21 +254,29 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 	}
 	for i, w := range p.workers {
 		if err := w.Start(); err != nil {
+			cancel()
 			for _, started := range p.workers[:i] {
 				started.Stop()
 			}
 			return nil, fmt.Errorf("starting worker: %w", err)
 		}
 	}
-	p.promote(c, cfg)
+	p.promote(ctx, c, cfg)
 	return p, nil
 }
 
+// HostShare is the number of fetch workers this one shares per-host
+// rules with, itself included, as last counted (0 for a CPU pool).
+func (p *Pools) HostShare() int {
+	if p.limits == nil {
+		return 0
+	}
+	return p.limits.Share()
+}
+
 // promote makes the pools' version current in the background, as
-// cfg.Deployment.MakeCurrent says; Stop ends it.
-func (p *Pools) promote(c client.Client, cfg Config) {
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
+// cfg.Deployment.MakeCurrent says; Stop ends it (ctx).
+func (p *Pools) promote(ctx context.Context, c client.Client, cfg Config) {
 	d := cfg.Deployment
 	go func() {
 		note := func(what string) {

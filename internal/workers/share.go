@@ -1,0 +1,70 @@
+package workers
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+)
+
+// DefaultShareRefresh is how often a fetch worker counts the fetch
+// workers it shares per-host rules with.
+const DefaultShareRefresh = 30 * time.Second
+
+// pollerFresh is how recently a poller must have polled to count: a
+// worker long-polls about once a minute, and one that stopped stays in
+// the list for minutes (it is counted meanwhile: the others go slower,
+// never faster, than the rule).
+const pollerFresh = 2 * time.Minute
+
+// pollerShare is the number of fetch workers polling a task queue for
+// fetches (pollers whose identity carries their fetch slots), counted
+// every refresh with DescribeTaskQueue: each one keeps its share of a
+// batch's per-host rule. It is at least 1, and keeps its last count when
+// the server does not answer.
+type pollerShare struct {
+	c     client.Client
+	queue string
+	n     atomic.Int64
+}
+
+// Share is the last count (at least 1).
+func (s *pollerShare) Share() int { return max(1, int(s.n.Load())) }
+
+// refresh counts the fetch workers now.
+func (s *pollerShare) refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	d, err := s.c.DescribeTaskQueue(ctx, s.queue, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, p := range d.GetPollers() {
+		id := p.GetIdentity()
+		if _, ok := FetchSlotsOf(id); !ok || seen[id] || time.Since(p.GetLastAccessTime().AsTime()) > pollerFresh {
+			continue
+		}
+		seen[id] = true
+	}
+	if len(seen) > 0 {
+		s.n.Store(int64(len(seen)))
+	}
+	return nil
+}
+
+// run refreshes every interval until ctx is done.
+func (s *pollerShare) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		_ = s.refresh(ctx) // a failed count keeps the last one
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}

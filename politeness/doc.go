@@ -1,0 +1,42 @@
+// Package politeness keeps a fetch worker's requests to each host within
+// a batch's per-host rule: at most MaxInFlight open at once and at most
+// Rate a second, both shared out between the fetch workers.
+//
+// One HostLimits serves every chunk a worker runs. A chunk asks before
+// each request and, when the host is not ready, picks a URL of another
+// host instead of waiting:
+//
+//	limits := politeness.New(politeness.Config{Share: share})
+//	limits.SetRule(batch, politeness.Rule{MaxInFlight: 2, Rate: 5})
+//	release, wait, ok := limits.TryStart(batch, "example.com")
+//	if !ok {
+//		// try another host's URL; this one is ready in wait
+//		// (0: once one of its requests ends)
+//	}
+//	defer release()
+//
+// # Sharing between workers
+//
+// Each worker enforces its share of the rule: rate / share requests a
+// second and max(1, MaxInFlight / share) open at once, share being the
+// number of fetch workers (ShareSource, at least 1). With more workers
+// than max_in_flight each worker still holds 1, so the host may see up to
+// share requests at once.
+//
+// A robots.txt Crawl-delay lowers the rate: the rule's rate, or
+// 1/Crawl-delay when that is lower, is what is shared.
+//
+// # Pause and ramp
+//
+// Pause (a 429 or 503 with Retry-After) stops the host until the given
+// time. Then it ramps back: for one step it gets 1/4 of its rate and of
+// its in-flight share (at least 1), for the next step 1/2, then all of
+// it. A step lasts max(1s, 1/rate) at the full effective rate.
+//
+// # Memory
+//
+// Hosts are kept in least-recently-used order: one unused for
+// Config.IdleAfter, or the least recently used once there are more than
+// Config.MaxHosts, is forgotten (never one with a request open). A
+// forgotten host starts again with one request's burst.
+package politeness
