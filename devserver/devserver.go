@@ -75,13 +75,13 @@ type Server struct {
 // refuses to start.
 func Start(cfg Config) (*Server, error) {
 	if cfg.DBFile == "" {
-		return start(cfg)
+		return startPicking(cfg)
 	}
 	unlock, err := lockDB(cfg.DBFile)
 	if err != nil {
 		return nil, err
 	}
-	s, err := start(cfg)
+	s, err := startPicking(cfg)
 	if err != nil {
 		unlock()
 		return nil, err
@@ -194,7 +194,7 @@ func start(cfg Config) (*Server, error) {
 		dc[dynamicconfig.MakeKey(k)] = v
 	}
 
-	srv, err := temporal.NewServer(
+	srv, err := runServer(
 		temporal.WithConfig(serverCfg),
 		temporal.ForServices(temporal.DefaultServices),
 		temporal.WithLogger(logger),
@@ -203,10 +203,7 @@ func start(cfg Config) (*Server, error) {
 		temporal.WithDynamicConfigClient(dc),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("devserver: %w", err)
-	}
-	if err := srv.Start(); err != nil {
-		return nil, fmt.Errorf("devserver: starting: %w", err)
+		return nil, err
 	}
 	s := &Server{server: srv, hostPort: net.JoinHostPort(cfg.IP, strconv.Itoa(cfg.Port))}
 
@@ -346,45 +343,4 @@ func serverConfig(cfg Config, sqlCfg *config.SQL) (*config.Config, error) {
 			Visibility: config.VisibilityArchivalNamespaceDefaults{State: "disabled"},
 		}},
 	}, nil
-}
-
-func freePort(ip string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("devserver: finding a free port on %s: %w", ip, err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// freeBlock finds a port p such that p to p+n-1 are free on ip.
-func freeBlock(ip string, n int) (int, error) {
-	var last error
-	for range 50 {
-		p, err := freePort(ip)
-		if err != nil {
-			return 0, err
-		}
-		ok := p+n-1 <= 65535
-		if !ok {
-			last = fmt.Errorf("port %d is too near the top", p)
-		}
-		for q := p + 1; ok && q < p+n; q++ {
-			if last = portFree(ip, q); last != nil {
-				ok = false
-			}
-		}
-		if ok {
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("devserver: no %d free ports in a row on %s: %w", n, ip, last)
-}
-
-func portFree(ip string, port int) error {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-	if err != nil {
-		return fmt.Errorf("devserver: %s:%d is taken (another Temporal server running? pick another port): %w", ip, port, err)
-	}
-	return l.Close()
 }

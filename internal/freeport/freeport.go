@@ -3,34 +3,67 @@ package freeport
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 )
 
 // Run returns a port p such that p to p+n-1 are free: a dev server with a
-// database file takes its frontend port and the 7 after it (n = 8).
+// database file takes its frontend port and the 7 after it (n = 8). The
+// ports are taken below the system's ephemeral range where it can: a port
+// in that range may become an outgoing connection's source port before the
+// test binds it.
 func Run(t testing.TB, n int) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ok := base+n <= 65536
-		for p := base; ok && p < base+n; p++ {
-			c, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+	lo := ephemeralLow()
+	for range 200 {
+		base := 0
+		if lo > 12000 {
+			base = 10000 + rand.IntN(lo-10000-n)
+		} else {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
-				ok = false
-				break
+				t.Fatal(err)
 			}
-			c.Close()
+			base = l.Addr().(*net.TCPAddr).Port
+			l.Close()
 		}
-		if ok {
+		if free(base, n) {
 			return base
 		}
 	}
 	t.Fatalf("no %d free consecutive ports", n)
 	return 0
+}
+
+func free(base, n int) bool {
+	if base+n > 65536 {
+		return false
+	}
+	for p := base; p < base+n; p++ {
+		c, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			return false
+		}
+		c.Close()
+	}
+	return true
+}
+
+// ephemeralLow is the lowest port of the system's ephemeral range (0
+// when unknown).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	lo, _ := strconv.Atoi(f[0])
+	return lo
 }
