@@ -42,8 +42,14 @@ type outcome struct {
 // terminated; the error says how far it got). wall is set in every case.
 // keep keeps every result.
 func runBatch(st *stack, t target, urls []string, inFlight int, timeout time.Duration, keep bool) (outcome, error) {
+	return runInput(st, t, workflows.Input{MaxInFlight: inFlight}, urls, timeout, keep)
+}
+
+// runInput is runBatch with the batch's other input fields given in in
+// (its URLs and CPU task queue are set here).
+func runInput(st *stack, t target, in workflows.Input, urls []string, timeout time.Duration, keep bool) (outcome, error) {
 	ctx := context.Background()
-	in := workflows.Input{MaxInFlight: inFlight, CPUTaskQueue: t.cpuQueue}
+	in.CPUTaskQueue = t.cpuQueue
 	if len(urls) > workflows.InlineLimit {
 		key, err := uploadURLs(ctx, t.store, urls)
 		if err != nil {

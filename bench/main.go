@@ -28,6 +28,12 @@
 //	            wall time against plain Go, peak scratch bytes, peak RSS
 //	smalldisk   40 bodies of 4 MiB, 4 in flight, blobs on a 64 MiB tmpfs:
 //	            how many fit, and the peak scratch bytes
+//	perhost     per-host limits on worker processes of their own: a
+//	            many-host batch without a per_host rule and with one that
+//	            does not bind (the ratio), and a batch dominated by one
+//	            host at rate 20/s on 1 and 3 workers against the ideal
+//	            (its URLs / its rate); not in the default set (use
+//	            --hosts 32 or more for many hosts)
 //	million     1,000,000 URLs of the size mix through starter --dev as a
 //	            process, blobs on a 4 GiB tmpfs: wall time, peak RSS, peak
 //	            scratch bytes (minutes; not in the default set)
@@ -76,6 +82,9 @@ type config struct {
 	historyRuns []client.WorkflowRun
 
 	hosts           int
+	perHostURLs     int
+	perHostDrain    int
+	perHostRate     string
 	slowLatency     time.Duration
 	latencyURLs     int
 	latencyInFlight []int
@@ -104,6 +113,7 @@ var scenarios = map[string]scenario{
 	"sizemix":    sizemix,
 	"smalldisk":  smalldisk,
 	"million":    million,
+	"perhost":    perHost,
 }
 
 func main() {
@@ -131,6 +141,9 @@ func main() {
 	flag.IntVar(&c.mixInFlight, "mix-in-flight", 500, "max_in_flight (and the baseline's limit) in the sizemix and million scenarios")
 	flag.DurationVar(&c.mixLatency, "mix-latency", 20*time.Millisecond, "server latency of a page in the sizemix and million scenarios")
 	mixDisk := flag.Int64("mix-disk", 256, "MiB of the tmpfs holding the blobs in the sizemix scenario")
+	flag.IntVar(&c.perHostURLs, "perhost-urls", 20000, "URLs over the site's hosts in the perhost scenario's many-host batches")
+	flag.IntVar(&c.perHostDrain, "perhost-drain", 200, "URLs of the one rate-limited host in the perhost scenario")
+	flag.StringVar(&c.perHostRate, "perhost-rate", "20/s", "per_host rate of the perhost scenario's limited host")
 	flag.IntVar(&c.millionURLs, "million-urls", 1000000, "URLs in the million scenario")
 	millionDisk := flag.Int64("million-disk", 4096, "MiB of the tmpfs holding the blobs in the million scenario")
 	flag.DurationVar(&c.millionTimeout, "million-timeout", 2*time.Hour, "the million scenario's starter is stopped (SIGTERM) after this long")

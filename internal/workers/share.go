@@ -55,16 +55,20 @@ func (s *pollerShare) refresh(ctx context.Context) error {
 	return nil
 }
 
-// run refreshes every interval until ctx is done.
+// run refreshes every interval until ctx is done. The first counts come
+// sooner (after 1 s, then 2 s, 4 s... up to every): workers started
+// together, as a deployment starts them, see each other within seconds.
 func (s *pollerShare) run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
+	wait := min(time.Second, every)
 	for {
 		_ = s.refresh(ctx) // a failed count keeps the last one
+		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
 			return
 		}
+		wait = min(2*wait, every)
 	}
 }
