@@ -125,6 +125,7 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 		taken[i] = earlier[i]
 	}
 	robots := c.newRobotsFirst()
+	defer c.wanting(limits, batch, hosts, taken)()
 	front := 0 // every URL before it is taken
 	for {
 		for ; front < n && taken[front]; front++ {
@@ -155,6 +156,7 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 		i, release, wait := c.ready(limits, batch, hosts, taken, front, robots)
 		if i >= 0 {
 			taken[i] = true
+			limits.Want(batch, hosts[i], -1)
 			reads := robots.started(hosts[i], i)
 			c.launch(i, &hostGate{limits: limits, batch: batch, host: hosts[i], first: release, readsRobots: reads})
 			continue

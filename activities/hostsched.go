@@ -69,6 +69,7 @@ func (g *hostGate) start(ctx context.Context) (release func(), err error) {
 		release, g.first = g.first, nil
 		return release, nil
 	}
+	defer g.wanting()()
 	for {
 		freed := g.limits.Released()
 		release, wait, ok := g.limits.TryStart(g.batch, g.host)

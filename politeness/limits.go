@@ -36,6 +36,9 @@ type Config struct {
 	MaxHosts int
 	// IdleAfter forgets a pair unused that long (DefaultIdleAfter).
 	IdleAfter time.Duration
+	// Presence divides a rate between the workers it holds back rather
+	// than all of them (nil: by Share).
+	Presence *Presence
 }
 
 // HostLimits holds the rate limiter and in-flight count of every (batch,
@@ -151,6 +154,7 @@ func (l *HostLimits) TryStart(batch, host string) (release func(), wait time.Dur
 		h.lim.SetLimitAt(now, limit)
 	}
 	if tokens := h.lim.TokensAt(now); tokens < 1 {
+		l.bound(h.key, now)
 		return nil, max(time.Duration((1-tokens)/float64(r)*float64(time.Second)), time.Millisecond), false
 	}
 	h.lim.AllowN(now, 1)
@@ -202,7 +206,11 @@ func (l *HostLimits) effective(rule Rule, h *hostState, now time.Time) (r Rate, 
 		}
 	}
 	share := l.Share()
-	r /= Rate(share)
+	rateShare, hold := l.rateShare(h.key, share, now)
+	if hold > 0 {
+		return 0, 0, hold
+	}
+	r /= Rate(rateShare)
 	if rule.MaxInFlight > 0 {
 		inFlight = max(1, rule.MaxInFlight/share)
 	}

@@ -237,7 +237,9 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
 		share := &pollerShare{c: c, queue: cfg.TaskQueue}
 		go share.run(ctx, cfg.ShareRefresh)
-		p.limits = politeness.New(politeness.Config{Share: share})
+		// A host's rate is divided between the workers it holds back, found
+		// in the store, when the store can list (else between all).
+		p.limits = politeness.New(politeness.Config{Share: share, Presence: politeness.NewPresence(cfg.Store, identity)})
 		f := &activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Backlog: cfg.HashBacklog, Identity: identity, Observer: cfg.Observer, Secrets: cfg.Secrets,
 			Limits: p.limits, PerHost: cfg.PerHost}
 		activities.RegisterFetcher(w, f)

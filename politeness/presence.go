@@ -1,0 +1,256 @@
+package politeness
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+)
+
+// Timing of the presence records (see Presence).
+const (
+	// PresenceRefresh is how often a held-back worker renews its record
+	// and lists the others'.
+	PresenceRefresh = time.Second
+	// PresenceTTL is how long a record counts after its last renewal (a
+	// worker that stopped without removing it).
+	PresenceTTL = 5 * time.Second
+	// PresenceHold is how long a newly registered worker keeps to the
+	// share it had before (or holds back, when others are already at
+	// theirs): every other worker lists its record meanwhile.
+	PresenceHold = 2 * PresenceRefresh
+)
+
+// presenceOpTimeout bounds one store operation of a record.
+const presenceOpTimeout = 5 * time.Second
+
+// Presence divides the rate of a (batch, host) between the fetch workers
+// that the rate holds back (that have URLs of the host waiting), rather
+// than between all fetch workers. Such a worker keeps a small record in
+// the blob store the batch's workers share,
+// <batch>/hostrate/<host>/<worker>, renewed every PresenceRefresh while
+// it has URLs of the host waiting and removed when it has none; it lists
+// the others' as often, and divides the rate by the records that have
+// not expired (PresenceTTL), its own included.
+//
+// A worker that registers keeps, for PresenceHold, to what it had before
+// (rate / the share of all fetch workers), or takes nothing when another
+// worker has been registered that long (and may be at a larger share
+// that does not count the newcomer yet): by the end of the hold every
+// other worker has listed the newcomer and lowered its own. Workers that
+// the rate does not hold back never touch the store.
+type Presence struct {
+	store   blobstore.Store
+	lister  blobstore.Lister
+	remover blobstore.Remover
+	self    string // this worker's part of its records' keys
+	seq     atomic.Int64
+
+	mu    sync.Mutex
+	hosts map[hostKey]*presenceHost
+}
+
+// presenceHost is one (batch, host) this worker has URLs of waiting.
+type presenceHost struct {
+	waiting int
+	keeper  *keeper // nil: not registered
+}
+
+// keeper keeps one record; its view is guarded by Presence.mu.
+type keeper struct {
+	key     string
+	wake    chan struct{}
+	created time.Time
+	// registered is when the record was first written (zero: not yet).
+	registered time.Time
+	// listed is the last good listing: count records (this one
+	// included), the first of the others' past its hold at
+	// othersSettled (zero: none).
+	listed        time.Time
+	count         int
+	othersSettled time.Time
+}
+
+// NewPresence is the presence of the worker known as identity in store;
+// nil when store cannot list blobs and remove one (HostLimits then
+// divides by the share of all workers).
+func NewPresence(store blobstore.Store, identity string) *Presence {
+	l, ok := store.(blobstore.Lister)
+	r, ok2 := store.(blobstore.Remover)
+	if !ok || !ok2 {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(identity))
+	return &Presence{store: store, lister: l, remover: r, self: hex.EncodeToString(sum[:8]), hosts: map[hostKey]*presenceHost{}}
+}
+
+// Want counts n more (n < 0: fewer) URLs of host that a chunk of batch
+// has waiting: a worker stays registered while it has any. Every count
+// added must be taken back.
+func (l *HostLimits) Want(batch, host string, n int) {
+	if p := l.cfg.Presence; p != nil && n != 0 {
+		p.want(hostKey{batch, host}, n)
+	}
+}
+
+// RateShare is what batch's rate for host is divided by in this worker
+// now, and whether the worker holds back altogether (newly registered
+// while others are at their share).
+func (l *HostLimits) RateShare(batch, host string) (share int, holding bool) {
+	n, hold := l.rateShare(hostKey{batch, host}, l.Share(), l.cfg.Now())
+	return n, hold > 0
+}
+
+// rateShare is the divisor of k's rate given all fetch workers' share,
+// or how long to hold back.
+func (l *HostLimits) rateShare(k hostKey, all int, now time.Time) (int, time.Duration) {
+	if p := l.cfg.Presence; p != nil {
+		return p.share(k, all, now)
+	}
+	return all, 0
+}
+
+// bound notes that k's rate refused a request: the worker registers if
+// it has URLs of the host waiting.
+func (l *HostLimits) bound(k hostKey, now time.Time) {
+	if p := l.cfg.Presence; p != nil {
+		p.bound(k, now)
+	}
+}
+
+func (p *Presence) want(k hostKey, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.hosts[k]
+	if h == nil {
+		if n < 0 {
+			return
+		}
+		h = &presenceHost{}
+		p.hosts[k] = h
+	}
+	h.waiting += n
+	if h.waiting > 0 {
+		return
+	}
+	if h.keeper == nil {
+		delete(p.hosts, k)
+		return
+	}
+	select {
+	case h.keeper.wake <- struct{}{}: // it removes its record
+	default:
+	}
+}
+
+func (p *Presence) bound(k hostKey, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.hosts[k]
+	if h == nil || h.waiting <= 0 || h.keeper != nil {
+		return
+	}
+	h.keeper = &keeper{
+		key:  recordPrefix(k) + "/" + p.self + "-" + strconv.FormatInt(p.seq.Add(1), 10),
+		wake: make(chan struct{}, 1), created: now,
+	}
+	go p.keep(k, h.keeper)
+}
+
+// share is the divisor of k's rate for this worker, all being the share
+// of all fetch workers, or how long to hold back.
+func (p *Presence) share(k hostKey, all int, now time.Time) (int, time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.hosts[k]
+	if h == nil || h.keeper == nil {
+		return all, 0 // not held back
+	}
+	kp := h.keeper
+	if kp.registered.IsZero() || kp.listed.IsZero() {
+		if now.Sub(kp.created) > PresenceTTL {
+			return all, 0 // the store does not answer
+		}
+		return all, PresenceRefresh / 10 // registering
+	}
+	if now.Sub(kp.listed) > PresenceTTL {
+		return max(all, kp.count), 0 // the store does not answer
+	}
+	if settled := kp.registered.Add(PresenceHold); now.Before(settled) {
+		if !kp.othersSettled.IsZero() && !now.Before(kp.othersSettled) {
+			return all, settled.Sub(now)
+		}
+		return max(all, kp.count), 0
+	}
+	return max(1, kp.count), 0
+}
+
+// keep writes, renews and finally removes k's record, and lists the
+// others', until the worker has no URLs of the host waiting.
+func (p *Presence) keep(k hostKey, kp *keeper) {
+	since := time.Now()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-kp.wake:
+		}
+		if p.leave(k, kp) {
+			ctx, cancel := context.WithTimeout(context.Background(), presenceOpTimeout)
+			_ = p.remover.Remove(ctx, kp.key) // else it expires, or goes with the batch
+			cancel()
+			return
+		}
+		if err := p.write(kp.key, since); err == nil {
+			p.mu.Lock()
+			if kp.registered.IsZero() {
+				kp.registered = time.Now()
+			}
+			p.mu.Unlock()
+		}
+		p.list(k, kp)
+		t.Reset(PresenceRefresh)
+	}
+}
+
+// leave tells whether k has no URLs waiting any more, and forgets kp.
+func (p *Presence) leave(k hostKey, kp *keeper) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.hosts[k]
+	if h != nil && h.waiting > 0 {
+		return false
+	}
+	if h != nil && h.keeper == kp {
+		delete(p.hosts, k)
+	}
+	return true
+}
+
+// recordPrefix is where the records of k are.
+func recordPrefix(k hostKey) string {
+	return strings.TrimSuffix(k.batch, "/") + "/hostrate/" + hostPart(k.host)
+}
+
+// hostPart is host as one part of a key: itself when it is a plain host
+// name, else a digest of it.
+func hostPart(host string) string {
+	plain := host != "" && !strings.HasPrefix(host, ".") && !strings.Contains(host, "..")
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			plain = false
+		}
+	}
+	if plain {
+		return host
+	}
+	sum := sha256.Sum256([]byte(host))
+	return "~" + hex.EncodeToString(sum[:8])
+}

@@ -1,0 +1,196 @@
+package politeness
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+)
+
+const (
+	testBatch = "batches/run-1"
+	testHost  = "slow.example"
+)
+
+// testWorker is a worker with 100 URLs of a host waiting until it
+// leaves.
+type testWorker struct {
+	*HostLimits
+	left bool
+}
+
+func (w *testWorker) leave() {
+	if !w.left {
+		w.Want(testBatch, testHost, -100)
+		w.left = true
+	}
+}
+
+// boundWorker is a worker with a host's URLs waiting, its rate refusing.
+func boundWorker(t *testing.T, store blobstore.Store, name string, all int) *testWorker {
+	t.Helper()
+	p := NewPresence(store, name)
+	if p == nil {
+		t.Fatal("a directory store gives no presence")
+	}
+	l := &testWorker{HostLimits: New(Config{Share: FixedShare(all), Presence: p})}
+	l.SetRule(testBatch, Rule{Rate: 30})
+	l.Want(testBatch, testHost, 100)
+	t.Cleanup(l.leave)
+	// The first request takes the burst, the second is refused.
+	for range 2 {
+		if release, _, ok := l.TryStart(testBatch, testHost); ok {
+			release()
+		}
+	}
+	return l
+}
+
+// waitShares waits until each worker divides the rate as want says
+// (without holding back), checking meanwhile that the workers' shares
+// never add up to more than the rate.
+func waitShares(t *testing.T, ws []*testWorker, want []int) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		sum, done := 0.0, true
+		for i, l := range ws {
+			n, holding := l.RateShare(testBatch, testHost)
+			if !holding {
+				sum += 1 / float64(n)
+			}
+			done = done && !holding && n == want[i]
+		}
+		if sum > 1+1e-9 {
+			t.Fatalf("the workers take %.2f times the rate together", sum)
+		}
+		if done {
+			return time.Since(start)
+		}
+		if time.Since(start) > 10*time.Second {
+			var got []string
+			for _, l := range ws {
+				n, holding := l.RateShare(testBatch, testHost)
+				got = append(got, fmt.Sprintf("%d (holding %v)", n, holding))
+			}
+			t.Fatalf("after 10s the shares are %v, want %v", got, want)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the workers' view
+	}
+}
+
+func TestPresenceDividesTheRateBetweenBoundWorkers(t *testing.T) {
+	store, err := blobstore.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := boundWorker(t, store, "a", 3)
+	took := waitShares(t, []*testWorker{a}, []int{1})
+	t.Logf("a lone bound worker takes the whole rate after %s", took)
+
+	b := boundWorker(t, store, "b", 3)
+	c := boundWorker(t, store, "c", 3)
+	took = waitShares(t, []*testWorker{a, b, c}, []int{3, 3, 3})
+	t.Logf("three bound workers take a third each after %s", took)
+
+	c.leave() // c has no URLs of the host left
+	took = waitShares(t, []*testWorker{a, b}, []int{2, 2})
+	t.Logf("the other two take half each %s after the third left", took)
+	if took > 3*time.Second {
+		t.Errorf("the others took %s to see the third leave, want about a refresh (%s)", took, PresenceRefresh)
+	}
+
+	// Once none has URLs waiting, no record is left.
+	a.leave()
+	b.leave()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		keys, err := store.List(context.Background(), recordPrefix(hostKey{testBatch, testHost}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records left after every worker left: %v", keys)
+		}
+	}
+}
+
+func TestPresenceNewcomerHoldsBackWhileOthersSeeIt(t *testing.T) {
+	store, err := blobstore.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := boundWorker(t, store, "a", 2)
+	waitShares(t, []*testWorker{a}, []int{1})
+	b := boundWorker(t, store, "b", 2)
+	// b holds back until a has seen it: never more than the rate in all.
+	waitShares(t, []*testWorker{a, b}, []int{2, 2})
+}
+
+// countingStore counts the operations on a store.
+type countingStore struct {
+	*blobstore.Dir
+	ops atomic.Int64
+}
+
+func (s *countingStore) Create(ctx context.Context, key string) (blobstore.Writer, error) {
+	s.ops.Add(1)
+	return s.Dir.Create(ctx, key)
+}
+
+func (s *countingStore) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	s.ops.Add(1)
+	return s.Dir.Open(ctx, key)
+}
+
+func (s *countingStore) List(ctx context.Context, prefix string) ([]string, error) {
+	s.ops.Add(1)
+	return s.Dir.List(ctx, prefix)
+}
+
+func TestPresenceUnboundWorkerNeverTouchesTheStore(t *testing.T) {
+	dir, err := blobstore.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &countingStore{Dir: dir}
+	l := New(Config{Share: FixedShare(3), Presence: NewPresence(store, "a")})
+	l.SetRule(testBatch, Rule{Rate: 30, MaxInFlight: 1})
+	for i := range 500 {
+		host := fmt.Sprintf("h%d.example", i)
+		l.Want(testBatch, host, 1)
+		release, _, ok := l.TryStart(testBatch, host)
+		if !ok {
+			t.Fatalf("host %d refused its first request", i)
+		}
+		if _, wait, ok := l.TryStart(testBatch, host); ok || wait != 0 {
+			t.Fatalf("host %d: a second request at once went ahead (%v) or waits for the rate (%v), want a wait for a place", i, ok, wait)
+		}
+		l.Want(testBatch, host, -1)
+		release()
+	}
+	if n := store.ops.Load(); n != 0 {
+		t.Errorf("%d store operations for hosts whose rate never held the worker back", n)
+	}
+	if NewPresence(struct{ blobstore.Store }{dir}, "a") != nil {
+		t.Error("a store that cannot list gives a presence")
+	}
+}
+
+func TestHostPartIsOneKeyPart(t *testing.T) {
+	for host, want := range map[string]string{"example.com": "example.com", "127.0.1.5": "127.0.1.5", "..": "", "::1": "", "": "", "a/b": ""} {
+		got := hostPart(host)
+		if want != "" && got != want {
+			t.Errorf("hostPart(%q) = %q, want %q", host, got, want)
+		}
+		if want == "" && (got[0] != '~' || len(got) != 17) {
+			t.Errorf("hostPart(%q) = %q, want a digest", host, got)
+		}
+	}
+}
