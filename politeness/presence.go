@@ -25,6 +25,9 @@ const (
 	// share it had before (or holds back, when others are already at
 	// theirs): every other worker lists its record meanwhile.
 	PresenceHold = 2 * PresenceRefresh
+	// PresenceLinger is how long a record stays after its worker has no
+	// URLs of the host left: its next chunk of the batch may have some.
+	PresenceLinger = PresenceRefresh / 2
 )
 
 // presenceOpTimeout bounds one store operation of a record.
@@ -35,7 +38,8 @@ const presenceOpTimeout = 5 * time.Second
 // than between all fetch workers. Such a worker keeps a small record in
 // the blob store the batch's workers share,
 // <batch>/hostrate/<host>/<worker>, renewed every PresenceRefresh while
-// it has URLs of the host waiting and removed when it has none; it lists
+// it has URLs of the host waiting and removed when it has had none for
+// PresenceLinger; it lists
 // the others' as often, and divides the rate by the records that have
 // not expired (PresenceTTL), its own included.
 //
@@ -197,10 +201,15 @@ func (p *Presence) keep(k hostKey, kp *keeper) {
 	since := time.Now()
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var idle time.Time // since when the worker has had no URLs waiting
 	for {
 		select {
 		case <-t.C:
 		case <-kp.wake:
+		}
+		if wait := p.linger(k, &idle); wait > 0 {
+			t.Reset(wait)
+			continue
 		}
 		if p.leave(k, kp) {
 			ctx, cancel := context.WithTimeout(context.Background(), presenceOpTimeout)
@@ -218,6 +227,29 @@ func (p *Presence) keep(k hostKey, kp *keeper) {
 		p.list(k, kp)
 		t.Reset(PresenceRefresh)
 	}
+}
+
+// linger is how long yet k's record stays while the worker has no URLs
+// of the host waiting (the batch's next chunk on this worker may bring
+// some), idle being since when it has had none; 0 once it may go, or
+// while there are URLs waiting.
+func (p *Presence) linger(k hostKey, idle *time.Time) time.Duration {
+	if p.wanted(k) {
+		*idle = time.Time{}
+		return 0
+	}
+	if idle.IsZero() {
+		*idle = time.Now()
+	}
+	return max(0, PresenceLinger-time.Since(*idle))
+}
+
+// wanted tells whether the worker has URLs of k waiting.
+func (p *Presence) wanted(k hostKey) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.hosts[k]
+	return h != nil && h.waiting > 0
 }
 
 // leave tells whether k has no URLs waiting any more, and forgets kp.
