@@ -21,9 +21,8 @@ const (
 	// PresenceTTL is how long a record counts after its last renewal (a
 	// worker that stopped without removing it).
 	PresenceTTL = 5 * time.Second
-	// PresenceHold is how long a newly registered worker keeps to the
-	// share it had before (or holds back, when others are already at
-	// theirs): every other worker lists its record meanwhile.
+	// PresenceHold is how long a newly registered worker that finds
+	// others holds back: every other worker lists its record meanwhile.
 	PresenceHold = 2 * PresenceRefresh
 	// PresenceLinger is how long a record stays after its worker has no
 	// URLs of the host left: its next chunk of the batch may have some.
@@ -43,12 +42,13 @@ const presenceOpTimeout = 5 * time.Second
 // the others' as often, and divides the rate by the records that have
 // not expired (PresenceTTL), its own included.
 //
-// A worker that registers keeps, for PresenceHold, to what it had before
-// (rate / the share of all fetch workers), or takes nothing when another
-// worker has been registered that long (and may be at a larger share
-// that does not count the newcomer yet): by the end of the hold every
-// other worker has listed the newcomer and lowered its own. Workers that
-// the rate does not hold back never touch the store.
+// A worker that registers and finds no other record takes its share at
+// once. One that finds others takes nothing for PresenceHold (they may
+// be at a share that does not count it yet): by then each of them has
+// listed its record and lowered its own share. Of two workers that
+// register at once, at least one finds the other, as each writes before
+// it lists. Workers that the rate does not hold back never touch the
+// store.
 type Presence struct {
 	store   blobstore.Store
 	lister  blobstore.Lister
@@ -71,14 +71,14 @@ type keeper struct {
 	key     string
 	wake    chan struct{}
 	created time.Time
-	// registered is when the record was first written (zero: not yet).
-	registered time.Time
-	// listed is the last good listing: count records (this one
-	// included), the first of the others' past its hold at
-	// othersSettled (zero: none).
-	listed        time.Time
-	count         int
-	othersSettled time.Time
+	// registered is when the record was first written (zero: not yet),
+	// written when last; listed is the last good listing, which found
+	// count records (this one included).
+	registered, written, listed time.Time
+	count                       int
+	// decided: the first good listing after the record was written has
+	// been made; first: it found no other record.
+	decided, first bool
 }
 
 // NewPresence is the presence of the worker known as identity in store;
@@ -177,20 +177,17 @@ func (p *Presence) share(k hostKey, all int, now time.Time) (int, time.Duration)
 		return all, 0 // not held back
 	}
 	kp := h.keeper
-	if kp.registered.IsZero() || kp.listed.IsZero() {
+	if !kp.decided {
 		if now.Sub(kp.created) > PresenceTTL {
 			return all, 0 // the store does not answer
 		}
 		return all, PresenceRefresh / 10 // registering
 	}
-	if now.Sub(kp.listed) > PresenceTTL {
-		return max(all, kp.count), 0 // the store does not answer
+	if settled := kp.registered.Add(PresenceHold); !kp.first && now.Before(settled) {
+		return all, settled.Sub(now) // the others may not count this worker yet
 	}
-	if settled := kp.registered.Add(PresenceHold); now.Before(settled) {
-		if !kp.othersSettled.IsZero() && !now.Before(kp.othersSettled) {
-			return all, settled.Sub(now)
-		}
-		return max(all, kp.count), 0
+	if now.Sub(kp.listed) > PresenceTTL || now.Sub(kp.written) > PresenceTTL/2 {
+		return max(all, kp.count), 0 // the store does not answer
 	}
 	return max(1, kp.count), 0
 }
@@ -198,7 +195,6 @@ func (p *Presence) share(k hostKey, all int, now time.Time) (int, time.Duration)
 // keep writes, renews and finally removes k's record, and lists the
 // others', until the worker has no URLs of the host waiting.
 func (p *Presence) keep(k hostKey, kp *keeper) {
-	since := time.Now()
 	t := time.NewTimer(0)
 	defer t.Stop()
 	var idle time.Time // since when the worker has had no URLs waiting
@@ -217,10 +213,11 @@ func (p *Presence) keep(k hostKey, kp *keeper) {
 			cancel()
 			return
 		}
-		if err := p.write(kp.key, since); err == nil {
+		if err := p.write(kp.key); err == nil {
 			p.mu.Lock()
+			kp.written = time.Now()
 			if kp.registered.IsZero() {
-				kp.registered = time.Now()
+				kp.registered = kp.written
 			}
 			p.mu.Unlock()
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,21 +34,34 @@ func (w *testWorker) leave() {
 // boundWorker is a worker with a host's URLs waiting, its rate refusing.
 func boundWorker(t *testing.T, store blobstore.Store, name string, all int) *testWorker {
 	t.Helper()
+	w := newWorker(t, store, name, all)
+	w.bind()
+	return w
+}
+
+// newWorker is a worker under a rule of 30/s for testHost.
+func newWorker(t *testing.T, store blobstore.Store, name string, all int) *testWorker {
+	t.Helper()
 	p := NewPresence(store, name)
 	if p == nil {
 		t.Fatal("a directory store gives no presence")
 	}
-	l := &testWorker{HostLimits: New(Config{Share: FixedShare(all), Presence: p})}
-	l.SetRule(testBatch, Rule{Rate: 30})
-	l.Want(testBatch, testHost, 100)
-	t.Cleanup(l.leave)
-	// The first request takes the burst, the second is refused.
+	w := &testWorker{HostLimits: New(Config{Share: FixedShare(all), Presence: p}), left: true}
+	w.SetRule(testBatch, Rule{Rate: 30})
+	t.Cleanup(w.leave)
+	return w
+}
+
+// bind gives the worker 100 URLs of the host: the first request takes
+// the burst, the second is refused.
+func (w *testWorker) bind() {
+	w.Want(testBatch, testHost, 100)
+	w.left = false
 	for range 2 {
-		if release, _, ok := l.TryStart(testBatch, testHost); ok {
+		if release, _, ok := w.TryStart(testBatch, testHost); ok {
 			release()
 		}
 	}
-	return l
 }
 
 // waitShares waits until each worker divides the rate as want says
@@ -131,6 +145,21 @@ func TestPresenceNewcomerHoldsBackWhileOthersSeeIt(t *testing.T) {
 	b := boundWorker(t, store, "b", 2)
 	// b holds back until a has seen it: never more than the rate in all.
 	waitShares(t, []*testWorker{a, b}, []int{2, 2})
+}
+
+func TestPresenceWorkersBoundAtOnce(t *testing.T) {
+	store, err := blobstore.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := []*testWorker{newWorker(t, store, "a", 3), newWorker(t, store, "b", 3), newWorker(t, store, "c", 3)}
+	var wg sync.WaitGroup
+	for _, w := range ws {
+		wg.Go(w.bind)
+	}
+	wg.Wait()
+	took := waitShares(t, ws, []int{3, 3, 3})
+	t.Logf("three workers bound at once take a third each after %s", took)
 }
 
 // countingStore counts the operations on a store.

@@ -7,16 +7,15 @@ import (
 	"time"
 )
 
-// record is what a presence record holds: when its worker registered
-// and until when it counts (Unix milliseconds, the writer's clock).
+// record is what a presence record holds: until when it counts (Unix
+// milliseconds, the writer's clock).
 type record struct {
-	Since int64 `json:"since"`
 	Until int64 `json:"until"`
 }
 
 // write writes or renews the record at key.
-func (p *Presence) write(key string, since time.Time) error {
-	data, err := json.Marshal(record{Since: since.UnixMilli(), Until: time.Now().Add(PresenceTTL).UnixMilli()})
+func (p *Presence) write(key string) error {
+	data, err := json.Marshal(record{Until: time.Now().Add(PresenceTTL).UnixMilli()})
 	if err != nil {
 		return err
 	}
@@ -49,9 +48,8 @@ func (p *Presence) read(ctx context.Context, key string) (record, bool) {
 }
 
 // list reads the records of k's host and sets kp's view: the records
-// that count now, its own included, and when the first of the others
-// is past its hold. A failed listing keeps the last view (which goes
-// stale: see share).
+// that count now, its own included. A failed listing keeps the last
+// view (which goes stale: see share).
 func (p *Presence) list(k hostKey, kp *keeper) {
 	ctx, cancel := context.WithTimeout(context.Background(), presenceOpTimeout)
 	defer cancel()
@@ -61,7 +59,6 @@ func (p *Presence) list(k hostKey, kp *keeper) {
 	}
 	now := time.Now()
 	count := 1
-	var settled time.Time
 	for _, key := range keys {
 		if key == kp.key {
 			continue
@@ -71,11 +68,11 @@ func (p *Presence) list(k hostKey, kp *keeper) {
 			continue // gone, or expired
 		}
 		count++
-		if s := time.UnixMilli(rec.Since).Add(PresenceHold); settled.IsZero() || s.Before(settled) {
-			settled = s
-		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	kp.listed, kp.count, kp.othersSettled = time.Now(), count, settled
+	kp.listed, kp.count = time.Now(), count
+	if !kp.decided && !kp.registered.IsZero() {
+		kp.decided, kp.first = true, count == 1
+	}
 }
