@@ -21,9 +21,11 @@ const (
 	// PresenceTTL is how long a record counts after its last renewal (a
 	// worker that stopped without removing it).
 	PresenceTTL = 5 * time.Second
-	// PresenceHold is how long a newly registered worker that finds
-	// others holds back: every other worker lists its record meanwhile.
-	PresenceHold = 2 * PresenceRefresh
+	// PresenceHold is how long at least a newly registered worker that
+	// finds others holds back: every other worker lists its record
+	// meanwhile. It is longer on a store slower to write and list: a
+	// refresh and twice the slowest renewal and listing seen.
+	PresenceHold = PresenceRefresh + PresenceRefresh/4
 	// PresenceLinger is how long a record stays after its worker has no
 	// URLs of the host left: its next chunk of the batch may have some.
 	PresenceLinger = PresenceRefresh / 2
@@ -76,6 +78,8 @@ type keeper struct {
 	// count records (this one included).
 	registered, written, listed time.Time
 	count                       int
+	// slowest is the longest a renewal and listing took.
+	slowest time.Duration
 	// decided: the first good listing after the record was written has
 	// been made; first: it found no other record.
 	decided, first bool
@@ -183,7 +187,8 @@ func (p *Presence) share(k hostKey, all int, now time.Time) (int, time.Duration)
 		}
 		return all, PresenceRefresh / 10 // registering
 	}
-	if settled := kp.registered.Add(PresenceHold); !kp.first && now.Before(settled) {
+	hold := max(PresenceHold, PresenceRefresh+2*kp.slowest)
+	if settled := kp.registered.Add(hold); !kp.first && now.Before(settled) {
 		return all, settled.Sub(now) // the others may not count this worker yet
 	}
 	if now.Sub(kp.listed) > PresenceTTL || now.Sub(kp.written) > PresenceTTL/2 {
@@ -213,6 +218,7 @@ func (p *Presence) keep(k hostKey, kp *keeper) {
 			cancel()
 			return
 		}
+		began := time.Now()
 		if err := p.write(kp.key); err == nil {
 			p.mu.Lock()
 			kp.written = time.Now()
@@ -222,6 +228,9 @@ func (p *Presence) keep(k hostKey, kp *keeper) {
 			p.mu.Unlock()
 		}
 		p.list(k, kp)
+		p.mu.Lock()
+		kp.slowest = max(kp.slowest, time.Since(began))
+		p.mu.Unlock()
 		t.Reset(PresenceRefresh)
 	}
 }
