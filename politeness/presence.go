@@ -37,10 +37,10 @@ const presenceOpTimeout = 5 * time.Second
 // Presence divides the rate of a (batch, host) between the fetch workers
 // that the rate holds back (that have URLs of the host waiting), rather
 // than between all fetch workers. Such a worker keeps a small record in
-// the blob store the batch's workers share,
-// <batch>/hostrate/<host>/<worker>, renewed every PresenceRefresh while
-// it has URLs of the host waiting and removed when it has had none for
-// PresenceLinger; it lists
+// the blob store the batch's workers share, <batch>/hostrate/<host>/
+// <worker>-<n>, renewed every PresenceRefresh while it has URLs of the
+// host waiting and removed when it has had none for PresenceLinger (the
+// batch's cleanup removes any left with the rest of its blobs); it lists
 // the others' as often, and divides the rate by the records that have
 // not expired (PresenceTTL), its own included.
 //
