@@ -2,6 +2,7 @@ package politeness
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
@@ -85,7 +86,8 @@ type keeper struct {
 	decided, first bool
 }
 
-// NewPresence is the presence of the worker known as identity in store;
+// NewPresence is the presence of the worker known as identity (its
+// task-queue identity; "": a random name) in store;
 // nil when store cannot list blobs and remove one (HostLimits then
 // divides by the share of all workers).
 func NewPresence(store blobstore.Store, identity string) *Presence {
@@ -93,6 +95,9 @@ func NewPresence(store blobstore.Store, identity string) *Presence {
 	r, ok2 := store.(blobstore.Remover)
 	if !ok || !ok2 {
 		return nil
+	}
+	if identity == "" { // a name of its own all the same
+		identity = rand.Text()
 	}
 	sum := sha256.Sum256([]byte(identity))
 	return &Presence{store: store, lister: l, remover: r, self: hex.EncodeToString(sum[:8]), hosts: map[hostKey]*presenceHost{}}

@@ -121,18 +121,7 @@ func TestPresenceDividesTheRateBetweenBoundWorkers(t *testing.T) {
 	// Once none has URLs waiting, no record is left.
 	a.leave()
 	b.leave()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		keys, err := store.List(context.Background(), recordPrefix(hostKey{testBatch, testHost}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(keys) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("records left after every worker left: %v", keys)
-		}
-	}
+	noRecords(t, store)
 }
 
 func TestPresenceNewcomerHoldsBackWhileOthersSeeIt(t *testing.T) {
@@ -148,18 +137,48 @@ func TestPresenceNewcomerHoldsBackWhileOthersSeeIt(t *testing.T) {
 }
 
 func TestPresenceWorkersBoundAtOnce(t *testing.T) {
-	store, err := blobstore.NewDir(t.TempDir())
+	dir, err := blobstore.NewDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws := []*testWorker{newWorker(t, store, "a", 3), newWorker(t, store, "b", 3), newWorker(t, store, "c", 3)}
-	var wg sync.WaitGroup
-	for _, w := range ws {
-		wg.Go(w.bind)
+	bucket, err := blobstore.Open(context.Background(), "mem://")
+	if err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
-	took := waitShares(t, ws, []int{3, 3, 3})
-	t.Logf("three workers bound at once take a third each after %s", took)
+	defer bucket.(*blobstore.Bucket).Close()
+	for name, store := range map[string]blobstore.Store{"dir": dir, "bucket": bucket} {
+		t.Run(name, func(t *testing.T) {
+			ws := []*testWorker{newWorker(t, store, "a", 3), newWorker(t, store, "b", 3), newWorker(t, store, "c", 3)}
+			var wg sync.WaitGroup
+			for _, w := range ws {
+				wg.Go(w.bind)
+			}
+			wg.Wait()
+			took := waitShares(t, ws, []int{3, 3, 3})
+			t.Logf("three workers bound at once take a third each after %s", took)
+			for _, w := range ws {
+				w.leave()
+			}
+			noRecords(t, store)
+		})
+	}
+}
+
+// noRecords waits until no presence record of testHost is left.
+func noRecords(t *testing.T, store blobstore.Store) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		keys, err := store.(blobstore.Lister).List(context.Background(), recordPrefix(hostKey{testBatch, testHost}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records left after every worker left: %v", keys)
+		}
+	}
 }
 
 // countingStore counts the operations on a store.
