@@ -242,3 +242,55 @@ func TestHostPartIsOneKeyPart(t *testing.T) {
 		}
 	}
 }
+
+// TestPresenceHoldsTheRateOverWorkersComingAndGoing: three workers ask
+// for a host as fast as they are let, one after another and one leaving
+// early; the requests they start together never exceed the rate in any
+// second by more than one request's burst per worker.
+func TestPresenceHoldsTheRateOverWorkersComingAndGoing(t *testing.T) {
+	const rate = 30
+	store, err := blobstore.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var times []time.Time
+	run := func(w *testWorker, from, until time.Time) {
+		time.Sleep(time.Until(from)) // its URLs come then
+		w.bind()
+		defer w.leave()
+		for time.Now().Before(until) {
+			release, wait, ok := w.TryStart(testBatch, testHost)
+			if ok {
+				mu.Lock()
+				times = append(times, time.Now())
+				mu.Unlock()
+				release()
+				continue
+			}
+			time.Sleep(min(max(wait, time.Millisecond), 50*time.Millisecond)) // the chunk's timer
+		}
+	}
+	start := time.Now()
+	plan := []struct{ from, until time.Duration }{{0, 7 * time.Second}, {1500 * time.Millisecond, 7 * time.Second}, {3 * time.Second, 5 * time.Second}}
+	var wg sync.WaitGroup
+	for i, p := range plan {
+		w := newWorker(t, store, fmt.Sprint("w", i), 3)
+		w.SetRule(testBatch, Rule{Rate: rate})
+		wg.Go(func() { run(w, start.Add(p.from), start.Add(p.until)) })
+	}
+	wg.Wait()
+	most := 0
+	for i := range times {
+		n := 0
+		for j := i; j < len(times) && times[j].Sub(times[i]) < time.Second; j++ {
+			n++
+		}
+		most = max(most, n)
+	}
+	t.Logf("%d requests in 7 s at %d/s (ideal %d), at most %d in a second", len(times), rate, 7*rate, most)
+	if most > rate+len(plan) {
+		t.Errorf("%d requests in one second, want at most %d and a burst of one per worker", most, rate)
+	}
+	noRecords(t, store)
+}
