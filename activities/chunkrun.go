@@ -111,7 +111,7 @@ const hostRecheck = time.Second
 // fetch's result and fetched again by the next one, as after a URL left
 // on a full disk.
 func (c *chunkRun) byHost(rule politeness.Rule) {
-	limits := c.f.hostLimits()
+	limits, pauses := c.f.hostLimits(), c.f.hostPauses()
 	batch := c.req.Prefix
 	limits.SetRule(batch, rule)
 	c.ended = make(chan struct{}, 1)
@@ -151,12 +151,14 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 			<-c.sem
 			return
 		}
+		pauses.refresh(c.ctx, batch, func() []string { return waitingHosts(hosts, taken, front) })
 		freed := limits.Released()
 		i, release, wait := c.ready(limits, batch, hosts, taken, front, robots)
 		if i >= 0 {
 			taken[i] = true
 			reads := robots.started(hosts[i], i)
-			c.launch(i, &hostGate{limits: limits, batch: batch, host: hosts[i], first: release, readsRobots: reads})
+			c.launch(i, &hostGate{limits: limits, batch: batch, host: hosts[i], first: release, readsRobots: reads,
+				pauses: pauses, urlTimeout: c.req.Policy.URLTimeout})
 			continue
 		}
 		<-c.sem

@@ -79,6 +79,8 @@ type Fetcher struct {
 
 	robotsOnce sync.Once
 	limitsOnce sync.Once
+	pausesOnce sync.Once
+	pauses     *hostPauses
 
 	slotsOnce sync.Once
 	slots     chan struct{}

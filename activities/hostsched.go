@@ -57,6 +57,10 @@ type hostGate struct {
 	// readsRobots: the URL went ahead before its host's robots.txt was
 	// known; should it give a Crawl-delay, first is taken again under it.
 	readsRobots bool
+	// pauses shares the host's pauses with the batch's other workers;
+	// urlTimeout (the URL's url_timeout) bounds one.
+	pauses     *hostPauses
+	urlTimeout time.Duration
 }
 
 // start waits until the host takes another request, and returns its
@@ -70,6 +74,7 @@ func (g *hostGate) start(ctx context.Context) (release func(), err error) {
 		return release, nil
 	}
 	for {
+		g.pauses.refresh(ctx, g.batch, func() []string { return []string{g.host} })
 		freed := g.limits.Released()
 		release, wait, ok := g.limits.TryStart(g.batch, g.host)
 		if ok {
@@ -99,14 +104,17 @@ func (g *hostGate) drop() {
 	}
 }
 
-// paused stops the host for this worker when a 429 or 503 said when to
-// come back (Retry-After).
+// paused stops the host for the batch, on this worker and (through the
+// blob store) the others, when a 429 or 503 said when to come back
+// (Retry-After).
 func (g *hostGate) paused(fail *failure) {
 	if g == nil || fail == nil || fail.delay <= 0 {
 		return
 	}
 	if fail.status == http.StatusTooManyRequests || fail.status == http.StatusServiceUnavailable {
-		g.limits.Pause(g.batch, g.host, time.Now().Add(fail.delay))
+		until := time.Now().Add(pauseFor(fail.delay, g.urlTimeout))
+		g.limits.Pause(g.batch, g.host, until)
+		g.pauses.publish(g.batch, g.host, until)
 	}
 }
 
