@@ -31,6 +31,8 @@ type chunkRun struct {
 
 	// ended hears of every URL that ends (byHost: a host may be ready).
 	ended chan struct{}
+	// board hears what the URLs meet at their hosts (byHost only).
+	board *hostBoard
 }
 
 // inOrder starts the URLs in input order.
@@ -158,7 +160,7 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 			taken[i] = true
 			reads := robots.started(hosts[i], i)
 			c.launch(i, &hostGate{limits: limits, batch: batch, host: hosts[i], first: release, readsRobots: reads,
-				pauses: pauses, urlTimeout: c.req.Policy.URLTimeout})
+				pauses: pauses, urlTimeout: c.req.Policy.URLTimeout, board: c.board})
 			continue
 		}
 		<-c.sem
@@ -192,8 +194,10 @@ func (c *chunkRun) ready(limits *politeness.HostLimits, batch string, hosts []st
 		}
 		release, w, ok := limits.TryStart(batch, hosts[i])
 		if ok {
+			c.board.tookAt(hosts[i], i)
 			return i, release, 0
 		}
+		c.board.refusedAt(hosts[i], i)
 		busy[hosts[i]] = true
 		if w > 0 && (wait == 0 || w < wait) {
 			wait = w

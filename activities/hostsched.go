@@ -61,6 +61,8 @@ type hostGate struct {
 	// urlTimeout (the URL's url_timeout) bounds one.
 	pauses     *hostPauses
 	urlTimeout time.Duration
+	// board hears of the URL's waits for its host (nil: none).
+	board *hostBoard
 }
 
 // start waits until the host takes another request, and returns its
@@ -73,13 +75,17 @@ func (g *hostGate) start(ctx context.Context) (release func(), err error) {
 		release, g.first = g.first, nil
 		return release, nil
 	}
+	turn := g.board.turn(g.host)
+	defer turn.end()
 	for {
 		g.pauses.refresh(ctx, g.batch, func() []string { return []string{g.host} })
 		freed := g.limits.Released()
 		release, wait, ok := g.limits.TryStart(g.batch, g.host)
 		if ok {
+			turn.took()
 			return release, nil
 		}
+		turn.refused()
 		if wait <= 0 {
 			wait = hostRecheck
 		}
