@@ -272,3 +272,9 @@ func hostsNote(hosts []HostView) string {
 	}
 	return "; " + line
 }
+
+// HostsTracker is an Observer that also shows how many hosts a worker's
+// per-host rules keep: count says it, whenever asked.
+type HostsTracker interface {
+	TrackHosts(count func() int)
+}

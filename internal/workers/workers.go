@@ -238,6 +238,9 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		share := &pollerShare{c: c, queue: cfg.TaskQueue}
 		go share.run(ctx, cfg.ShareRefresh)
 		p.limits = politeness.New(politeness.Config{Share: share})
+		if t, ok := cfg.Observer.(activities.HostsTracker); ok {
+			t.TrackHosts(p.limits.Hosts)
+		}
 		f := &activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Backlog: cfg.HashBacklog, Identity: identity, Observer: cfg.Observer, Secrets: cfg.Secrets,
 			Limits: p.limits, PerHost: cfg.PerHost}
 		activities.RegisterFetcher(w, f)
