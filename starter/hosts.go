@@ -46,20 +46,24 @@ func withLiveHosts(v *activities.HostsView, live []activities.HostView) *activit
 	return activities.TopHosts(activities.MergeHosts(v.All(), live), activities.ProgressHosts, activities.SlowestHosts)
 }
 
-// waitNote is what the bar adds while URLs wait for their host: the host
-// most waited for, why, and how many wait in all: "  waiting for
-// 127.0.1.5 (rate 2/s): 3 URLs".
+// waitNote is what the bar adds while URLs wait for their host: how
+// many, and the host most waited for and why: "  3 URLs wait for
+// 127.0.1.5 (rate 2/s)", "  5 URLs wait for their host, 4 for 127.0.1.5
+// (rate 2/s)".
 func waitNote(v *activities.HostsView) string {
 	n := v.WaitingNow()
 	if n == 0 {
 		return ""
 	}
 	top := v.Waiting[0]
-	urls := "URLs"
+	urls := "URLs wait"
 	if n == 1 {
-		urls = "URL"
+		urls = "URL waits"
 	}
-	return fmt.Sprintf("  waiting for %s (%s): %d %s", top.Host, top.Why(), n, urls)
+	if top.Waiting == n {
+		return fmt.Sprintf("  %d %s for %s (%s)", n, urls, top.Host, top.Why())
+	}
+	return fmt.Sprintf("  %d %s for their host, %d for %s (%s)", n, urls, top.Waiting, top.Host, top.Why())
 }
 
 // hostsLines are what `starter status` says of the batch's hosts: which
