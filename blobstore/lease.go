@@ -1,0 +1,137 @@
+package blobstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+// ErrExists is returned by CreateNew for a key that already holds a blob.
+var ErrExists = errors.New("blob already exists")
+
+// ErrNoLeases is returned by CreateNew of a store that turns out unable
+// to create a blob only where none is (an object store without
+// conditional writes).
+var ErrNoLeases = errors.New("this blob store cannot create a blob only where none is")
+
+// Leaser is a Store in which workers can take small records exclusively:
+// of two workers creating one key at once, exactly one succeeds. The
+// fetch workers of a batch hold its per-host in-flight limit with such
+// records (package politeness).
+type Leaser interface {
+	Remover
+	// CreateNew writes data under key only if no blob is there; it
+	// returns ErrExists otherwise. A reader sees all of data or nothing.
+	CreateNew(ctx context.Context, key string, data []byte) error
+	// List returns the keys of the blobs directly under prefix + "/",
+	// sorted (not those further down).
+	List(ctx context.Context, prefix string) ([]string, error)
+}
+
+// CreateNew implements Leaser: the record is written to a hidden
+// temporary file and hard-linked to its key, which fails when the key
+// exists (link is atomic, also on NFS, and the record is whole before
+// it has its name).
+func (d *Dir) CreateNew(_ context.Context, key string, data []byte) error {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	var suffix [6]byte
+	_, _ = rand.Read(suffix[:])
+	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".new-"+hex.EncodeToString(suffix[:]))
+	f, err := create(tmp)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	_, werr := f.Write(data)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("blobstore: %w", werr)
+	}
+	if err := os.Link(tmp, p); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("blobstore: %s: %w", key, ErrExists)
+		}
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	return nil
+}
+
+// List implements Leaser. Hidden files (blobs being written) are left
+// out; a prefix that holds nothing is an empty list.
+func (d *Dir) List(_ context.Context, prefix string) ([]string, error) {
+	p, err := d.path(prefix)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blobstore: %w", err)
+	}
+	var keys []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+			keys = append(keys, prefix+"/"+e.Name())
+		}
+	}
+	return keys, nil // ReadDir sorts by name
+}
+
+// CreateNew implements Leaser with a conditional write (IfNotExist). A
+// bucket whose service does not do them returns ErrNoLeases.
+func (b *Bucket) CreateNew(ctx context.Context, key string, data []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	err := b.B.WriteAll(ctx, key, data, &blob.WriterOptions{IfNotExist: true, ContentType: "application/json"})
+	switch gcerrors.Code(err) {
+	case gcerrors.OK:
+		return nil
+	case gcerrors.FailedPrecondition, gcerrors.AlreadyExists:
+		return fmt.Errorf("blobstore: %s: %w", key, ErrExists)
+	case gcerrors.Unimplemented:
+		return fmt.Errorf("blobstore: %w", ErrNoLeases)
+	}
+	return fmt.Errorf("blobstore: %w", err)
+}
+
+// List implements Leaser.
+func (b *Bucket) List(ctx context.Context, prefix string) ([]string, error) {
+	if err := checkKey(prefix); err != nil {
+		return nil, err
+	}
+	it := b.B.List(&blob.ListOptions{Prefix: prefix + "/", Delimiter: "/"})
+	var keys []string
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("blobstore: listing %s: %w", prefix, err)
+		}
+		if !obj.IsDir {
+			keys = append(keys, obj.Key)
+		}
+	}
+	sort.Strings(keys)
+	return keys, nil
+}
