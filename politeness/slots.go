@@ -3,6 +3,7 @@ package politeness
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -66,7 +67,21 @@ type lease struct {
 
 // slotPrefix is where slot k of host is held for batch.
 func slotPrefix(batch, host string, k int) string {
-	return fmt.Sprintf("%s/%s/%s/%d", batch, SlotsPrefix, hex.EncodeToString([]byte(host)), k)
+	return fmt.Sprintf("%s/%s/%s/%d", batch, SlotsPrefix, hostDir(host), k)
+}
+
+// hostDir names host in a key: its bytes in hex, or, for a name too long
+// for a file name, "sha256-" and the hex of its hash's first 16 bytes
+// ("-" for no name).
+func hostDir(host string) string {
+	switch {
+	case host == "":
+		return "-"
+	case len(host) > 100:
+		sum := sha256.Sum256([]byte(host))
+		return "sha256-" + hex.EncodeToString(sum[:16])
+	}
+	return hex.EncodeToString([]byte(host))
 }
 
 // take holds one of host's n slots for hold (renewed while held), trying
