@@ -228,6 +228,9 @@ func (l *HostLimits) releaser(h *hostState, held *lease) func() {
 			defer l.mu.Unlock()
 			h.inFlight--
 			h.lastUse = l.cfg.Now()
+			if held != nil {
+				h.slotRetry = time.Time{} // a slot is free: ask at once
+			}
 			if e, kept := l.hosts[h.key]; kept {
 				l.lru.MoveToFront(e)
 			}

@@ -2,6 +2,9 @@ package politeness
 
 import (
 	"context"
+	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -40,11 +43,11 @@ func workersOn(store blobstore.Store, n, share int, now func() time.Time) []*Hos
 	return ls
 }
 
-func slotKeys(t *testing.T, d *blobstore.Dir, batch, host string, n int) []string {
+func slotKeys(t *testing.T, l blobstore.Leaser, batch, host string, n int) []string {
 	t.Helper()
 	var keys []string
 	for k := range n {
-		got, err := d.List(context.Background(), slotPrefix(batch, host, k))
+		got, err := l.List(context.Background(), slotPrefix(batch, host, k))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,22 +56,58 @@ func slotKeys(t *testing.T, d *blobstore.Dir, batch, host string, n int) []strin
 	return keys
 }
 
-// TestSlotsHoldAcrossWorkers: three workers on one directory, each with
-// four chunks asking as fast as they can, never have more than
-// max_in_flight 2 requests open to the host together, and do reach 2;
-// every slot is given back at the end.
+// counted is a store counting its slot operations.
+type counted struct {
+	blobstore.Store
+	ops atomic.Int64
+}
+
+func (c *counted) CreateNew(ctx context.Context, key string, data []byte) error {
+	c.ops.Add(1)
+	return c.Store.(blobstore.Leaser).CreateNew(ctx, key, data)
+}
+
+func (c *counted) List(ctx context.Context, prefix string) ([]string, error) {
+	c.ops.Add(1)
+	return c.Store.(blobstore.Leaser).List(ctx, prefix)
+}
+
+func (c *counted) Remove(ctx context.Context, key string) error {
+	c.ops.Add(1)
+	return c.Store.(blobstore.Leaser).Remove(ctx, key)
+}
+
+func (c *counted) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	c.ops.Add(1)
+	return c.Store.Open(ctx, key)
+}
+
+// TestSlotsHoldAcrossWorkers: three workers on one store (a directory,
+// an object store), each with four chunks asking as fast as they can,
+// never have more than max_in_flight 2 requests open to the host
+// together, and do reach 2; every slot is given back at the end.
 func TestSlotsHoldAcrossWorkers(t *testing.T) {
-	d, err := blobstore.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	for _, loc := range []string{t.TempDir(), "mem://"} {
+		t.Run(loc[:4], func(t *testing.T) {
+			s, err := blobstore.Open(context.Background(), loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			store := &counted{Store: s}
+			holdAcross(t, store)
+		})
 	}
-	ls := workersOn(d, 3, 3, time.Now)
+}
+
+func holdAcross(t *testing.T, store *counted) {
+	ls := workersOn(store, 3, 3, time.Now)
 	for _, l := range ls {
 		l.SetRule("batches/r1", Rule{MaxInFlight: 2})
 		l.SetAttemptTimeout("batches/r1", time.Second)
 	}
-	var open, most, done atomic.Int64
+	var open, most, done, refused atomic.Int64
 	var wg sync.WaitGroup
+	start := time.Now()
 	for _, l := range ls {
 		for range 4 {
 			wg.Add(1)
@@ -77,13 +116,14 @@ func TestSlotsHoldAcrossWorkers(t *testing.T) {
 				for done.Load() < 60 {
 					release, wait, ok := l.TryStart("batches/r1", "slow.example")
 					if !ok {
-						time.Sleep(min(wait, 5*time.Millisecond))
+						refused.Add(1)
+						time.Sleep(max(wait, time.Millisecond))
 						continue
 					}
 					n := open.Add(1)
 					for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 					}
-					time.Sleep(2 * time.Millisecond) // the request
+					time.Sleep(10 * time.Millisecond) // the request
 					open.Add(-1)
 					release()
 					done.Add(1)
@@ -92,10 +132,12 @@ func TestSlotsHoldAcrossWorkers(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	t.Logf("%d requests of 10ms, 2 at once, in %s: %d slot operations, %.1f a request; %d refusals",
+		done.Load(), time.Since(start).Round(time.Millisecond), store.ops.Load(), float64(store.ops.Load())/float64(done.Load()), refused.Load())
 	if m := most.Load(); m != 2 {
 		t.Errorf("at most %d requests open at once over 3 workers, want max_in_flight 2 (and reaching it)", m)
 	}
-	if keys := slotKeys(t, d, "batches/r1", "slow.example", 2); len(keys) != 0 {
+	if keys := slotKeys(t, store, "batches/r1", "slow.example", 2); len(keys) != 0 {
 		t.Errorf("slots left held after every request ended: %q", keys)
 	}
 	for _, l := range ls {
@@ -193,5 +235,69 @@ func TestSlotsFallBack(t *testing.T) {
 	}
 	if keys := slotKeys(t, d, "b", "h", 2); len(keys) != 0 {
 		t.Errorf("2 workers under max_in_flight 2 held slots: %q", keys)
+	}
+}
+
+// BenchmarkHeldRequest is the cost of the slot of one request, free,
+// held in a directory (BENCH_DIR, default a temporary one): its
+// TryStart and release.
+func BenchmarkHeldRequest(b *testing.B) {
+	dir := os.Getenv("BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	} else {
+		dir = filepath.Join(dir, "slots-bench")
+		defer os.RemoveAll(dir)
+	}
+	d, err := blobstore.NewDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := New(Config{Store: d, Share: FixedShare(3)})
+	l.SetRule("batches/r", Rule{MaxInFlight: 2})
+	for b.Loop() {
+		release, _, ok := l.TryStart("batches/r", "h")
+		if !ok {
+			b.Fatal("refused")
+		}
+		release()
+	}
+}
+
+// TestSlotRenewed: a lease renewed before it expires keeps its slot past
+// its first expiry; one taken over meanwhile is not renewed (the new
+// holder's record stays).
+func TestSlotRenewed(t *testing.T) {
+	d, err := blobstore.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &syncClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a := &slots{store: d, leaser: d, holder: "a", now: c.Now}
+	b := &slots{store: d, leaser: d, holder: "b", now: c.Now}
+	l, err := a.take("b", "h", 1, time.Minute)
+	if err != nil || l == nil {
+		t.Fatalf("take: %v, %v", l, err)
+	}
+	defer l.release()
+	c.Advance(50 * time.Second)
+	if !l.write() {
+		t.Fatal("the renewal lost a slot it holds")
+	}
+	c.Advance(30 * time.Second) // past the first expiry, not the renewed one
+	if got, err := b.take("b", "h", 1, time.Minute); err != nil || got != nil {
+		t.Fatalf("a renewed slot was taken over (%v)", err)
+	}
+	c.Advance(time.Minute)
+	got, err := b.take("b", "h", 1, time.Minute)
+	if err != nil || got == nil {
+		t.Fatalf("an expired slot was not taken over (%v)", err)
+	}
+	defer got.release()
+	if l.write() {
+		t.Error("a lease taken over was renewed")
+	}
+	if keys := slotKeys(t, d, "b", "h", 1); !slices.Equal(keys, []string{got.key}) {
+		t.Errorf("slot records %q, want only the new holder's %s", keys, got.key)
 	}
 }
