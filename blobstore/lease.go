@@ -64,8 +64,13 @@ func (d *Dir) CreateNew(_ context.Context, key string, data []byte) error {
 		return fmt.Errorf("blobstore: %w", werr)
 	}
 	if err := os.Link(tmp, p); err != nil {
-		if errors.Is(err, fs.ErrExist) {
+		switch {
+		case errors.Is(err, fs.ErrExist):
 			return fmt.Errorf("blobstore: %s: %w", key, ErrExists)
+		case errors.Is(err, errors.ErrUnsupported), errors.Is(err, fs.ErrPermission):
+			// A file system without hard links (the temporary file
+			// was made, so the directory is writable).
+			return fmt.Errorf("blobstore: %w (%v)", ErrNoLeases, err)
 		}
 		return fmt.Errorf("blobstore: %w", err)
 	}
