@@ -6,12 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -31,12 +28,10 @@ var ErrNoLeases = errors.New("this blob store cannot create a blob only where no
 // records (package politeness).
 type Leaser interface {
 	Remover
+	Lister
 	// CreateNew writes data under key only if no blob is there; it
 	// returns ErrExists otherwise. A reader sees all of data or nothing.
 	CreateNew(ctx context.Context, key string, data []byte) error
-	// List returns the keys of the blobs directly under prefix + "/",
-	// sorted (not those further down).
-	List(ctx context.Context, prefix string) ([]string, error)
 }
 
 // CreateNew implements Leaser: the record is written to a hidden
@@ -77,29 +72,6 @@ func (d *Dir) CreateNew(_ context.Context, key string, data []byte) error {
 	return nil
 }
 
-// List implements Leaser. Hidden files (blobs being written) are left
-// out; a prefix that holds nothing is an empty list.
-func (d *Dir) List(_ context.Context, prefix string) ([]string, error) {
-	p, err := d.path(prefix)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := os.ReadDir(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("blobstore: %w", err)
-	}
-	var keys []string
-	for _, e := range entries {
-		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
-			keys = append(keys, prefix+"/"+e.Name())
-		}
-	}
-	return keys, nil // ReadDir sorts by name
-}
-
 // CreateNew implements Leaser with a conditional write (IfNotExist). A
 // bucket whose service does not do them returns ErrNoLeases.
 func (b *Bucket) CreateNew(ctx context.Context, key string, data []byte) error {
@@ -116,27 +88,4 @@ func (b *Bucket) CreateNew(ctx context.Context, key string, data []byte) error {
 		return fmt.Errorf("blobstore: %w", ErrNoLeases)
 	}
 	return fmt.Errorf("blobstore: %w", err)
-}
-
-// List implements Leaser.
-func (b *Bucket) List(ctx context.Context, prefix string) ([]string, error) {
-	if err := checkKey(prefix); err != nil {
-		return nil, err
-	}
-	it := b.B.List(&blob.ListOptions{Prefix: prefix + "/", Delimiter: "/"})
-	var keys []string
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("blobstore: listing %s: %w", prefix, err)
-		}
-		if !obj.IsDir {
-			keys = append(keys, obj.Key)
-		}
-	}
-	sort.Strings(keys)
-	return keys, nil
 }

@@ -26,6 +26,10 @@ const SlotMargin = 15 * time.Second
 // timeout (it is renewed while its request runs).
 const DefaultSlotHold = time.Minute
 
+// maxGenerations bounds the records of one slot a listing reads (there
+// are one or two: a holder's, and one it took over and is removing).
+const maxGenerations = 64
+
 // storeTimeout bounds one lease operation on the store.
 const storeTimeout = 10 * time.Second
 
@@ -104,13 +108,13 @@ func (s *slots) take(batch, host string, n int, hold time.Duration) (*lease, err
 
 // takeSlot holds the slot under prefix, or is nil when it is held.
 func (s *slots) takeSlot(ctx context.Context, prefix string, hold time.Duration) (*lease, error) {
-	keys, err := s.leaser.List(ctx, prefix)
+	listed, err := s.leaser.List(ctx, prefix, maxGenerations)
 	if err != nil {
 		return nil, err
 	}
 	gen, newest := 0, -1
-	for _, k := range keys {
-		if g, err := strconv.Atoi(path.Base(k)); err == nil && g >= newest {
+	for _, k := range listed {
+		if g, err := strconv.Atoi(path.Base(k.Key)); err == nil && g >= newest {
 			newest = g
 		}
 	}
@@ -135,8 +139,8 @@ func (s *slots) takeSlot(ctx context.Context, prefix string, hold time.Duration)
 	} else if err != nil {
 		return nil, err
 	}
-	for _, k := range keys { // the generations this one replaces
-		_ = s.leaser.Remove(ctx, k)
+	for _, k := range listed { // the generations this one replaces
+		_ = s.leaser.Remove(ctx, k.Key)
 	}
 	l.stop, l.renewed = make(chan struct{}), make(chan struct{})
 	go l.renew()

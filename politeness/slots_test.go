@@ -47,11 +47,13 @@ func slotKeys(t *testing.T, l blobstore.Leaser, batch, host string, n int) []str
 	t.Helper()
 	var keys []string
 	for k := range n {
-		got, err := l.List(context.Background(), slotPrefix(batch, host, k))
+		got, err := l.List(context.Background(), slotPrefix(batch, host, k), 100)
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys = append(keys, got...)
+		for _, g := range got {
+			keys = append(keys, g.Key)
+		}
 	}
 	return keys
 }
@@ -67,9 +69,9 @@ func (c *counted) CreateNew(ctx context.Context, key string, data []byte) error 
 	return c.Store.(blobstore.Leaser).CreateNew(ctx, key, data)
 }
 
-func (c *counted) List(ctx context.Context, prefix string) ([]string, error) {
+func (c *counted) List(ctx context.Context, prefix string, max int) ([]blobstore.Listed, error) {
 	c.ops.Add(1)
-	return c.Store.(blobstore.Leaser).List(ctx, prefix)
+	return c.Store.(blobstore.Leaser).List(ctx, prefix, max)
 }
 
 func (c *counted) Remove(ctx context.Context, key string) error {
