@@ -45,11 +45,19 @@ func (l *HostLimits) SetAttemptTimeout(batch string, d time.Duration) {
 }
 
 // held tells whether rule's MaxInFlight is held in the store: when the
-// workers outnumber it. Without a store that can, each worker keeps one
-// request open, and Warning says so once. Called with l.mu held.
+// workers outnumber it, or before they are counted. Without a store
+// that can, each worker keeps one request open, and Warning says so
+// once. Called with l.mu held.
 func (l *HostLimits) held(rule Rule) bool {
+	if rule.MaxInFlight <= 0 {
+		return false
+	}
+	counted := l.cfg.Share.Share()
+	if counted <= 0 {
+		return l.slots != nil && !l.noSlots // not known yet
+	}
 	share := l.Share()
-	if rule.MaxInFlight <= 0 || share <= rule.MaxInFlight || share <= 1 {
+	if share <= rule.MaxInFlight || share <= 1 {
 		return false
 	}
 	if l.slots == nil || l.noSlots {

@@ -11,7 +11,9 @@ import (
 )
 
 // ShareSource says how many fetch workers share each rule (at least 1
-// is used whatever it says).
+// is used whatever it says). 0 is not known yet: rules are divided as
+// by 1, but a MaxInFlight is held in the store when it can be (the
+// workers may be several).
 type ShareSource interface {
 	Share() int
 }

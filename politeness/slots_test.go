@@ -303,3 +303,28 @@ func TestSlotRenewed(t *testing.T) {
 		t.Errorf("slot records %q, want only the new holder's %s", keys, got.key)
 	}
 }
+
+// TestSlotsBeforeWorkersCounted: workers that have not counted each
+// other yet (share 0) hold max_in_flight in the store: together they
+// have no more open than it.
+func TestSlotsBeforeWorkersCounted(t *testing.T) {
+	d, err := blobstore.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := workersOn(d, 2, 0, time.Now)
+	for _, l := range ls {
+		l.SetRule("b", Rule{MaxInFlight: 1})
+	}
+	release, _, ok := ls[0].TryStart("b", "h")
+	if !ok {
+		t.Fatal("the first request was refused")
+	}
+	if _, _, ok := ls[1].TryStart("b", "h"); ok {
+		t.Error("a second worker opened a request over max_in_flight 1 before the workers were counted")
+	}
+	release()
+	if keys := slotKeys(t, d, "b", "h", 1); len(keys) != 0 {
+		t.Errorf("slot records left: %q", keys)
+	}
+}
