@@ -22,7 +22,8 @@
 // number of fetch workers (ShareSource, at least 1).
 //
 // With more workers than MaxInFlight, dividing it would leave each worker
-// less than one request. Then the workers hold MaxInFlight together in
+// less than one request. Then (and before the workers are counted) the
+// workers hold MaxInFlight together in
 // the blob store they share (Config.Store, a blobstore.Leaser): each
 // request holds one of the host's MaxInFlight slots, a small record under
 // <batch>/hostslots/<hex of host>/<slot>/<generation> created only where
