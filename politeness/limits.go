@@ -154,8 +154,8 @@ func (l *HostLimits) Pause(batch, host string, until time.Time) {
 // ok: go ahead, and call release (once) when the request ends. Otherwise
 // wait is when the host may be ready (0: once one of its requests ends).
 // A batch without a rule is always ok. A host whose MaxInFlight is held
-// in the store (more workers than it) costs store operations: a few
-// milliseconds on a local disk.
+// in the store (more workers than it) costs store operations: tens of
+// microseconds on a local disk, a few round trips to an object store.
 func (l *HostLimits) TryStart(batch, host string) (release func(), wait time.Duration, ok bool) {
 	t := l.tryHere(batch, host)
 	if !t.ok || t.slots == 0 {
