@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+
 	"github.com/batchfetch/batchfetch/politeness"
 )
 
@@ -116,6 +118,7 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 	limits, pauses := c.f.hostLimits(), c.f.hostPauses()
 	batch := c.req.Prefix
 	limits.SetRule(batch, rule)
+	limits.SetAttemptTimeout(batch, c.req.Policy.AttemptTimeout)
 	c.ended = make(chan struct{}, 1)
 	n := len(c.tasks)
 	hosts := make([]string, n)
@@ -156,6 +159,7 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 		pauses.refresh(c.ctx, batch, func() []string { return waitingHosts(hosts, taken, front) })
 		freed := limits.Released()
 		i, release, wait := c.ready(limits, batch, hosts, taken, front, robots)
+		c.warn(limits)
 		if i >= 0 {
 			taken[i] = true
 			reads := robots.started(hosts[i], i)
@@ -175,6 +179,15 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 		case <-c.ctx.Done():
 		}
 		t.Stop()
+	}
+}
+
+// warn logs what the host limits could not do as asked (once each).
+func (c *chunkRun) warn(limits *politeness.HostLimits) {
+	for _, w := range limits.Warning() {
+		if activity.IsActivity(c.ctx) {
+			activity.GetLogger(c.ctx).Warn(w, "batch", c.req.Prefix)
+		}
 	}
 }
 

@@ -35,12 +35,13 @@ func (l *HostLimits) Why(batch, host string) Wait {
 	}
 	h := e.Value.(*hostState)
 	now := l.cfg.Now()
-	r, inFlight, pauseLeft := l.effective(br.rule, h, now)
+	held := l.held(br.rule)
+	r, inFlight, pauseLeft := l.effective(br.rule, h, now, held)
 	w := Wait{Rate: r, MaxInFlight: inFlight}
 	switch {
 	case pauseLeft > 0:
 		w.Reason, w.Until = ReasonPaused, now.Add(pauseLeft)
-	case inFlight > 0 && h.inFlight >= inFlight:
+	case inFlight > 0 && h.inFlight >= inFlight, held && now.Before(h.slotRetry):
 		w.Reason = ReasonInFlight
 	case r > 0 && h.lim.TokensAt(now) < 1:
 		w.Reason = ReasonRate

@@ -237,7 +237,9 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
 		share := &pollerShare{c: c, queue: cfg.TaskQueue}
 		go share.run(ctx, cfg.ShareRefresh)
-		p.limits = politeness.New(politeness.Config{Share: share})
+		// The store every fetch worker shares holds max_in_flight when
+		// the workers outnumber it.
+		p.limits = politeness.New(politeness.Config{Share: share, Store: cfg.Store, Holder: identity})
 		if t, ok := cfg.Observer.(activities.HostsTracker); ok {
 			t.TrackHosts(p.limits.Hosts)
 		}
