@@ -23,6 +23,9 @@ type FetchCheckpoint struct {
 	Summary string           `json:"summary,omitempty"`
 	Done    []Fetched        `json:"done"`
 	Running map[int]inFlight `json:"running,omitempty"`
+	// Hosts are the hosts the chunk's URLs are busy with or wait for
+	// under a per_host rule (a few of each, see HostsView).
+	Hosts []HostView `json:"hosts,omitempty"`
 }
 
 type inFlight struct {
@@ -101,6 +104,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 	var mu sync.Mutex
 	running := map[int]int{} // URL index -> position, for URLs under way
 	ho := newHandoff(f, req.Budget, len(tasks))
+	board := f.chunkBoard(req, tasks)
 	checkpoint := func() FetchCheckpoint {
 		var synced map[string]int64
 		if pack != nil {
@@ -132,13 +136,15 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 			c.Running[idx] = states[i].checkpoint()
 		}
 		c.Summary = summarize(len(c.Done), len(tasks), c.Running, tasks, pos, req.Policy)
+		c.Hosts = board.summary(func(i int) bool { _, under := running[tasks[i].Index]; return done[i] || under })
+		c.Summary += hostsNote(c.Hosts)
 		return c
 	}
 	stopHB := heartbeat(ctx, f.heartbeatEvery(), func() any { return checkpoint() })
 	defer stopHB()
 
 	run := &chunkRun{f: f, ctx: runCtx, stopAll: stopAll, req: req, tasks: tasks, work: work, ho: ho,
-		sem: make(chan struct{}, max(req.Concurrency, 1)), mu: &mu, items: items, done: done, states: states, running: running}
+		sem: make(chan struct{}, max(req.Concurrency, 1)), mu: &mu, items: items, done: done, states: states, running: running, board: board}
 	if rule, ok := f.hostRule(req.Policy); ok {
 		run.byHost(rule)
 	} else {
@@ -198,7 +204,7 @@ func (f *Fetcher) FetchChunk(ctx context.Context, req FetchChunkRequest) (*Fetch
 			observer(f.Observer).URLDone(items[i].Outcome)
 		}
 	}
-	return &FetchChunkResult{Items: lean(req, items), Store: f.StoreID, Backlog: f.backlog(), Worker: f.worker()}, nil
+	return &FetchChunkResult{Items: lean(req, items), Store: f.StoreID, Backlog: f.backlog(), Worker: f.worker(), Hosts: board.summary(func(int) bool { return true })}, nil
 }
 
 // namedFailures is how many of a staged chunk's failed URLs its fetch

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+
 	"github.com/batchfetch/batchfetch/politeness"
 )
 
@@ -31,6 +33,8 @@ type chunkRun struct {
 
 	// ended hears of every URL that ends (byHost: a host may be ready).
 	ended chan struct{}
+	// board hears what the URLs meet at their hosts (byHost only).
+	board *hostBoard
 }
 
 // inOrder starts the URLs in input order.
@@ -111,9 +115,10 @@ const hostRecheck = time.Second
 // fetch's result and fetched again by the next one, as after a URL left
 // on a full disk.
 func (c *chunkRun) byHost(rule politeness.Rule) {
-	limits := c.f.hostLimits()
+	limits, pauses := c.f.hostLimits(), c.f.hostPauses()
 	batch := c.req.Prefix
 	limits.SetRule(batch, rule)
+	limits.SetAttemptTimeout(batch, c.req.Policy.AttemptTimeout)
 	c.ended = make(chan struct{}, 1)
 	n := len(c.tasks)
 	hosts := make([]string, n)
@@ -152,13 +157,16 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 			<-c.sem
 			return
 		}
+		pauses.refresh(c.ctx, batch, func() []string { return waitingHosts(hosts, taken, front) })
 		freed := limits.Released()
 		i, release, wait := c.ready(limits, batch, hosts, taken, front, robots)
+		c.warn(limits)
 		if i >= 0 {
 			taken[i] = true
 			limits.Want(batch, hosts[i], -1)
 			reads := robots.started(hosts[i], i)
-			c.launch(i, &hostGate{limits: limits, batch: batch, host: hosts[i], first: release, readsRobots: reads})
+			c.launch(i, &hostGate{limits: limits, batch: batch, host: hosts[i], first: release, readsRobots: reads,
+				pauses: pauses, urlTimeout: c.req.Policy.URLTimeout, board: c.board})
 			continue
 		}
 		<-c.sem
@@ -173,6 +181,15 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 		case <-c.ctx.Done():
 		}
 		t.Stop()
+	}
+}
+
+// warn logs what the host limits could not do as asked (once each).
+func (c *chunkRun) warn(limits *politeness.HostLimits) {
+	for _, w := range limits.Warning() {
+		if activity.IsActivity(c.ctx) {
+			activity.GetLogger(c.ctx).Warn(w, "batch", c.req.Prefix)
+		}
 	}
 }
 
@@ -192,8 +209,10 @@ func (c *chunkRun) ready(limits *politeness.HostLimits, batch string, hosts []st
 		}
 		release, w, ok := limits.TryStart(batch, hosts[i])
 		if ok {
+			c.board.tookAt(hosts[i], i)
 			return i, release, 0
 		}
+		c.board.refusedAt(hosts[i], i)
 		busy[hosts[i]] = true
 		if w > 0 && (wait == 0 || w < wait) {
 			wait = w

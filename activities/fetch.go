@@ -79,6 +79,8 @@ type Fetcher struct {
 
 	robotsOnce sync.Once
 	limitsOnce sync.Once
+	pausesOnce sync.Once
+	pauses     *hostPauses
 
 	slotsOnce sync.Once
 	slots     chan struct{}
@@ -201,6 +203,7 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 			hostDone()
 			return f.ended(ctx, out, nil)
 		}
+		hostDone = f.sawRequest(gate, hostDone)
 		st.mu.Lock()
 		st.attempts++
 		attempts := st.attempts

@@ -57,6 +57,12 @@ type hostGate struct {
 	// readsRobots: the URL went ahead before its host's robots.txt was
 	// known; should it give a Crawl-delay, first is taken again under it.
 	readsRobots bool
+	// pauses shares the host's pauses with the batch's other workers;
+	// urlTimeout (the URL's url_timeout) bounds one.
+	pauses     *hostPauses
+	urlTimeout time.Duration
+	// board hears of the URL's waits for its host (nil: none).
+	board *hostBoard
 }
 
 // start waits until the host takes another request, and returns its
@@ -69,13 +75,18 @@ func (g *hostGate) start(ctx context.Context) (release func(), err error) {
 		release, g.first = g.first, nil
 		return release, nil
 	}
+	turn := g.board.turn(g.host)
+	defer turn.end()
 	defer g.wanting()()
 	for {
+		g.pauses.refresh(ctx, g.batch, func() []string { return []string{g.host} })
 		freed := g.limits.Released()
 		release, wait, ok := g.limits.TryStart(g.batch, g.host)
 		if ok {
+			turn.took()
 			return release, nil
 		}
+		turn.refused()
 		if wait <= 0 {
 			wait = hostRecheck
 		}
@@ -100,14 +111,17 @@ func (g *hostGate) drop() {
 	}
 }
 
-// paused stops the host for this worker when a 429 or 503 said when to
-// come back (Retry-After).
+// paused stops the host for the batch, on this worker and (through the
+// blob store) the others, when a 429 or 503 said when to come back
+// (Retry-After).
 func (g *hostGate) paused(fail *failure) {
 	if g == nil || fail == nil || fail.delay <= 0 {
 		return
 	}
 	if fail.status == http.StatusTooManyRequests || fail.status == http.StatusServiceUnavailable {
-		g.limits.Pause(g.batch, g.host, time.Now().Add(fail.delay))
+		until := time.Now().Add(pauseFor(fail.delay, g.urlTimeout))
+		g.limits.Pause(g.batch, g.host, until)
+		g.pauses.publish(g.batch, g.host, until)
 	}
 }
 

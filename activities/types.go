@@ -186,6 +186,9 @@ type FetchChunkResult struct {
 	// Worker is the fetch worker that ran it (nil from one whose fetch
 	// slots are not capped, or from earlier releases).
 	Worker *FetchWorker `json:"worker,omitempty"`
+	// Hosts are the hosts its URLs waited for most, and its slowest, under
+	// a per_host rule (nil without one, or from earlier releases).
+	Hosts []HostView `json:"hosts,omitempty"`
 }
 
 // FetchWorker names a fetch worker and says how many requests it has

@@ -7,27 +7,29 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"sort"
 	"strings"
+	"time"
 
 	"gocloud.dev/blob"
 )
 
-// Lister is a Store that can list the committed blobs directly under a
-// prefix. The fetch workers of a batch find each other's small records
-// with it (package politeness).
-type Lister interface {
-	// List returns the keys of the blobs directly under prefix + "/",
-	// sorted (not those further down). A prefix that holds nothing is an
-	// empty list.
-	List(ctx context.Context, prefix string) ([]string, error)
+// Listed is one committed blob a List found.
+type Listed struct {
+	Key     string
+	ModTime time.Time
+	Size    int64
 }
 
-// List implements Lister. Hidden files (blobs being written) are left
-// out.
-func (d *Dir) List(_ context.Context, prefix string) ([]string, error) {
-	prefix = strings.TrimSuffix(prefix, "/")
-	p, err := d.path(prefix)
+// Lister is a Store that can list the committed blobs directly under a
+// prefix (not those under its sub-prefixes), at most max of them.
+type Lister interface {
+	List(ctx context.Context, prefix string, max int) ([]Listed, error)
+}
+
+// List implements Lister. A prefix with nothing under it lists nothing;
+// blobs being written (not committed) are not listed.
+func (d *Dir) List(_ context.Context, prefix string, max int) ([]Listed, error) {
+	p, err := d.path(strings.TrimSuffix(prefix, "/"))
 	if err != nil {
 		return nil, err
 	}
@@ -38,24 +40,32 @@ func (d *Dir) List(_ context.Context, prefix string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blobstore: %w", err)
 	}
-	var keys []string
+	var out []Listed
 	for _, e := range entries {
-		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
-			keys = append(keys, prefix+"/"+e.Name())
+		if len(out) >= max {
+			break
 		}
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+			continue // a sub-prefix, or a blob being written
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		out = append(out, Listed{Key: strings.TrimSuffix(prefix, "/") + "/" + e.Name(), ModTime: info.ModTime(), Size: info.Size()})
 	}
-	return keys, nil // ReadDir sorts by name
+	return out, nil
 }
 
 // List implements Lister.
-func (b *Bucket) List(ctx context.Context, prefix string) ([]string, error) {
+func (b *Bucket) List(ctx context.Context, prefix string, max int) ([]Listed, error) {
 	prefix = strings.TrimSuffix(prefix, "/")
 	if err := checkKey(prefix); err != nil {
 		return nil, err
 	}
 	it := b.B.List(&blob.ListOptions{Prefix: prefix + "/", Delimiter: "/"})
-	var keys []string
-	for {
+	var out []Listed
+	for len(out) < max {
 		obj, err := it.Next(ctx)
 		if err == io.EOF {
 			break
@@ -63,10 +73,10 @@ func (b *Bucket) List(ctx context.Context, prefix string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("blobstore: listing %s: %w", prefix, err)
 		}
-		if !obj.IsDir {
-			keys = append(keys, obj.Key)
+		if obj.IsDir {
+			continue
 		}
+		out = append(out, Listed{Key: obj.Key, ModTime: obj.ModTime, Size: obj.Size})
 	}
-	sort.Strings(keys)
-	return keys, nil
+	return out, nil
 }

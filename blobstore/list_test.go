@@ -1,56 +1,65 @@
-package blobstore
+package blobstore_test
 
 import (
 	"context"
-	"reflect"
+	"slices"
 	"testing"
+
+	"github.com/batchfetch/batchfetch/blobstore"
 )
 
-func TestListDirectlyUnderPrefix(t *testing.T) {
+// TestList: both backends list the committed blobs directly under a
+// prefix, not a blob being written nor those under a sub-prefix, and
+// nothing for a prefix that holds nothing.
+func TestList(t *testing.T) {
 	ctx := context.Background()
-	dir, err := NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bucket, err := Open(ctx, "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bucket.(*Bucket).Close()
-	for name, s := range map[string]Store{"dir": dir, "bucket": bucket} {
-		t.Run(name, func(t *testing.T) {
-			l := s.(Lister)
-			if keys, err := l.List(ctx, "p/q"); err != nil || len(keys) != 0 {
-				t.Fatalf("empty prefix: %v, %v", keys, err)
+	for _, loc := range []string{t.TempDir(), "mem://"} {
+		t.Run(loc[:4], func(t *testing.T) {
+			s, err := blobstore.Open(ctx, loc)
+			if err != nil {
+				t.Fatal(err)
 			}
-			for _, k := range []string{"p/q/b", "p/q/a", "p/q/sub/c", "p/qq"} {
-				w, err := s.Create(ctx, k)
+			l, ok := s.(blobstore.Lister)
+			if !ok {
+				t.Fatalf("%T cannot list", s)
+			}
+			for _, key := range []string{"p/a", "p/b", "p/sub/c", "q/d"} {
+				w, err := s.Create(ctx, key)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := w.Write([]byte("x")); err != nil {
+				if _, err := w.Write([]byte(key)); err != nil {
 					t.Fatal(err)
 				}
 				if err := w.Commit(); err != nil {
 					t.Fatal(err)
 				}
 			}
-			pending, err := s.Create(ctx, "p/q/pending") // not committed: not listed
+			open, err := s.Create(ctx, "p/e") // not committed
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer pending.Abort()
-			for _, prefix := range []string{"p/q", "p/q/"} {
-				keys, err := l.List(ctx, prefix)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if want := []string{"p/q/a", "p/q/b"}; !reflect.DeepEqual(keys, want) {
-					t.Fatalf("List(%q) = %v, want %v", prefix, keys, want)
+			defer open.Abort()
+			got, err := l.List(ctx, "p/", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			for _, b := range got {
+				keys = append(keys, b.Key)
+				if b.Size != 3 || b.ModTime.IsZero() {
+					t.Errorf("%s: size %d, modified %s", b.Key, b.Size, b.ModTime)
 				}
 			}
-			if _, err := l.List(ctx, "../x"); err == nil {
-				t.Fatal("a key outside the store was listed")
+			slices.Sort(keys)
+			if !slices.Equal(keys, []string{"p/a", "p/b"}) {
+				t.Errorf("listed %q, want p/a and p/b", keys)
+			}
+			if got, err := l.List(ctx, "p", 1); err != nil || len(got) != 1 {
+				t.Errorf("at most 1: %v, %v", got, err)
+			}
+			if got, err := l.List(ctx, "none", 10); err != nil || len(got) != 0 {
+				t.Errorf("an empty prefix: %v, %v", got, err)
 			}
 		})
 	}

@@ -19,9 +19,21 @@
 //
 // Each worker enforces its share of the rule: rate / share requests a
 // second and max(1, MaxInFlight / share) open at once, share being the
-// number of fetch workers (ShareSource, at least 1). With more workers
-// than max_in_flight each worker still holds 1, so the host may see up to
-// share requests at once.
+// number of fetch workers (ShareSource, at least 1).
+//
+// With more workers than MaxInFlight, dividing it would leave each worker
+// less than one request. Then (and before the workers are counted) the
+// workers hold MaxInFlight together in
+// the blob store they share (Config.Store, a blobstore.Leaser): each
+// request holds one of the host's MaxInFlight slots, a small record under
+// <batch>/hostslots/<hex of host>/<slot>/<generation> created only where
+// none is. Its record says until when it is held: the batch's attempt
+// timeout plus SlotMargin, renewed while the request runs, so a slot of a
+// worker killed or frozen is taken over (by creating the next
+// generation) once it expires. A host whose slots are all held is not
+// ready, and is asked again 50 to 100 ms later. The records live under
+// the batch's key prefix and go with its other blobs. A store that
+// cannot hold slots leaves each worker one request, and Warning says so.
 //
 // With a Presence (a blob store that can list), the rate is divided
 // between the workers it holds back instead: those with URLs of the host

@@ -6,10 +6,14 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/batchfetch/batchfetch/blobstore"
 )
 
 // ShareSource says how many fetch workers share each rule (at least 1
-// is used whatever it says).
+// is used whatever it says). 0 is not known yet: rules are divided as
+// by 1, but a MaxInFlight is held in the store when it can be (the
+// workers may be several).
 type ShareSource interface {
 	Share() int
 }
@@ -36,6 +40,13 @@ type Config struct {
 	MaxHosts int
 	// IdleAfter forgets a pair unused that long (DefaultIdleAfter).
 	IdleAfter time.Duration
+	// Store is the blob store every fetch worker of a batch shares:
+	// when it is a blobstore.Leaser, a rule's MaxInFlight holds across
+	// more workers than it (see the package documentation). Optional.
+	Store blobstore.Store
+	// Holder names this worker in the slots it holds (default: the host
+	// name and process ID).
+	Holder string
 	// Presence divides a rate between the workers it holds back rather
 	// than all of them (nil: by Share).
 	Presence *Presence
@@ -51,6 +62,13 @@ type HostLimits struct {
 	lru   *list.List                // front: most recently used
 	// released is closed (and replaced) when a request ends.
 	released chan struct{}
+	// slots holds MaxInFlight across workers (nil: the store cannot).
+	slots *slots
+	// noSlots: the store turned out unable to; warned: what Warning
+	// said (or has yet to say) once.
+	noSlots bool
+	warned  map[string]bool
+	warning []string
 }
 
 type hostKey struct{ batch, host string }
@@ -58,6 +76,8 @@ type hostKey struct{ batch, host string }
 type batchRule struct {
 	rule    Rule
 	lastUse time.Time
+	// hold is how long a slot's lease lasts (SetAttemptTimeout).
+	hold time.Duration
 }
 
 type hostState struct {
@@ -68,6 +88,8 @@ type hostState struct {
 	// pausedUntil: no request before it; the ramp runs from it.
 	pausedUntil time.Time
 	lastUse     time.Time
+	// slotRetry: the host's slots were all held; not asked again before.
+	slotRetry time.Time
 }
 
 // New makes a HostLimits.
@@ -84,7 +106,9 @@ func New(cfg Config) *HostLimits {
 	if cfg.IdleAfter <= 0 {
 		cfg.IdleAfter = DefaultIdleAfter
 	}
-	return &HostLimits{cfg: cfg, rules: map[string]*batchRule{}, hosts: map[hostKey]*list.Element{}, lru: list.New(), released: make(chan struct{})}
+	l := &HostLimits{cfg: cfg, rules: map[string]*batchRule{}, hosts: map[hostKey]*list.Element{}, lru: list.New(), released: make(chan struct{}), warned: map[string]bool{}}
+	l.slots = newSlots(cfg)
+	return l
 }
 
 // SetRule sets batch's rule (a rule that limits nothing removes it).
@@ -101,7 +125,11 @@ func (l *HostLimits) SetRule(batch string, r Rule) {
 		delete(l.rules, batch)
 		return
 	}
-	l.rules[batch] = &batchRule{rule: r, lastUse: now}
+	hold := DefaultSlotHold + SlotMargin
+	if br := l.rules[batch]; br != nil {
+		hold = br.hold
+	}
+	l.rules[batch] = &batchRule{rule: r, lastUse: now, hold: hold}
 }
 
 // SetCrawlDelay records host's robots.txt Crawl-delay for batch: its
@@ -128,23 +156,52 @@ func (l *HostLimits) Pause(batch, host string, until time.Time) {
 // TryStart asks to start one request of batch to host, without waiting.
 // ok: go ahead, and call release (once) when the request ends. Otherwise
 // wait is when the host may be ready (0: once one of its requests ends).
-// A batch without a rule is always ok.
+// A batch without a rule is always ok. A host whose MaxInFlight is held
+// in the store (more workers than it) costs store operations: tens of
+// microseconds on a local disk, a few round trips to an object store.
 func (l *HostLimits) TryStart(batch, host string) (release func(), wait time.Duration, ok bool) {
+	t := l.tryHere(batch, host)
+	if !t.ok || t.slots == 0 {
+		return t.release, t.wait, t.ok
+	}
+	return l.startHeld(batch, host, t)
+}
+
+// try is what this worker alone says of a request.
+type try struct {
+	release func()
+	wait    time.Duration
+	ok      bool
+	// slots > 0: the host's MaxInFlight is held in the store, and the
+	// request must hold one of its slots (h and res reserved for it).
+	slots int
+	hold  time.Duration
+	h     *hostState
+	res   *rate.Reservation
+}
+
+// tryHere applies the rule's share in this worker: pause, in-flight and
+// rate. It takes the request's place and rate token.
+func (l *HostLimits) tryHere(batch, host string) try {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.cfg.Now()
 	br := l.rules[batch]
 	if br == nil {
-		return func() {}, 0, true
+		return try{release: func() {}, ok: true}
 	}
 	br.lastUse = now
 	h := l.state(hostKey{batch, host}, now)
-	r, inFlight, pauseLeft := l.effective(br.rule, h, now)
+	held := l.held(br.rule)
+	r, inFlight, pauseLeft := l.effective(br.rule, h, now, held)
 	if pauseLeft > 0 {
-		return nil, pauseLeft, false
+		return try{wait: pauseLeft}
 	}
 	if inFlight > 0 && h.inFlight >= inFlight {
-		return nil, 0, false
+		return try{}
+	}
+	if held && now.Before(h.slotRetry) {
+		return try{wait: h.slotRetry.Sub(now)}
 	}
 	limit := rate.Inf
 	if r > 0 {
@@ -155,24 +212,38 @@ func (l *HostLimits) TryStart(batch, host string) (release func(), wait time.Dur
 	}
 	if tokens := h.lim.TokensAt(now); tokens < 1 {
 		l.bound(h.key, now)
-		return nil, max(time.Duration((1-tokens)/float64(r)*float64(time.Second)), time.Millisecond), false
+		return try{wait: max(time.Duration((1-tokens)/float64(r)*float64(time.Second)), time.Millisecond)}
 	}
-	h.lim.AllowN(now, 1)
+	res := h.lim.ReserveN(now, 1)
 	h.inFlight++
+	if held {
+		return try{ok: true, slots: br.rule.MaxInFlight, hold: br.hold, h: h, res: res}
+	}
+	return try{release: l.releaser(h, nil), ok: true}
+}
+
+// releaser is the release of a request to h (holding lease, or nil).
+func (l *HostLimits) releaser(h *hostState, held *lease) func() {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			if held != nil {
+				held.release()
+			}
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			h.inFlight--
 			h.lastUse = l.cfg.Now()
+			if held != nil {
+				h.slotRetry = time.Time{} // a slot is free: ask at once
+			}
 			if e, kept := l.hosts[h.key]; kept {
 				l.lru.MoveToFront(e)
 			}
 			close(l.released)
 			l.released = make(chan struct{})
 		})
-	}, 0, true
+	}
 }
 
 // Released is closed when a request ends: a caller refused for want of
@@ -198,7 +269,8 @@ var ramp = [...]float64{0.25, 0.5}
 
 // effective is this worker's rate and in-flight cap for h now (0: none),
 // or how long its pause lasts yet.
-func (l *HostLimits) effective(rule Rule, h *hostState, now time.Time) (r Rate, inFlight int, pauseLeft time.Duration) {
+// held: the rule's MaxInFlight is held in the store, not shared out.
+func (l *HostLimits) effective(rule Rule, h *hostState, now time.Time, held bool) (r Rate, inFlight int, pauseLeft time.Duration) {
 	r = rule.Rate
 	if h.crawlDelay > 0 {
 		if cd := Rate(float64(time.Second) / float64(h.crawlDelay)); r == 0 || cd < r {
@@ -213,6 +285,9 @@ func (l *HostLimits) effective(rule Rule, h *hostState, now time.Time) (r Rate, 
 	r /= Rate(rateShare)
 	if rule.MaxInFlight > 0 {
 		inFlight = max(1, rule.MaxInFlight/share)
+		if held {
+			inFlight = rule.MaxInFlight
+		}
 	}
 	if h.pausedUntil.IsZero() {
 		return r, inFlight, 0

@@ -168,7 +168,7 @@ func TestPresenceWorkersBoundAtOnce(t *testing.T) {
 func noRecords(t *testing.T, store blobstore.Store) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		keys, err := store.(blobstore.Lister).List(context.Background(), recordPrefix(hostKey{testBatch, testHost}))
+		keys, err := store.(blobstore.Lister).List(context.Background(), recordPrefix(hostKey{testBatch, testHost}), 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,9 +197,9 @@ func (s *countingStore) Open(ctx context.Context, key string) (io.ReadCloser, er
 	return s.Dir.Open(ctx, key)
 }
 
-func (s *countingStore) List(ctx context.Context, prefix string) ([]string, error) {
+func (s *countingStore) List(ctx context.Context, prefix string, max int) ([]blobstore.Listed, error) {
 	s.ops.Add(1)
-	return s.Dir.List(ctx, prefix)
+	return s.Dir.List(ctx, prefix, max)
 }
 
 func TestPresenceUnboundWorkerNeverTouchesTheStore(t *testing.T) {

@@ -7,15 +7,19 @@ import (
 	"time"
 )
 
-// record is what a presence record holds: until when it counts (Unix
-// milliseconds, the writer's clock).
-type record struct {
+// maxPresenceRecords bounds the records of one host listed: more
+// workers than that are counted as that many.
+const maxPresenceRecords = 1000
+
+// presenceRecord is what a presence record holds: until when it counts
+// (Unix milliseconds, the writer's clock).
+type presenceRecord struct {
 	Until int64 `json:"until"`
 }
 
 // write writes or renews the record at key.
 func (p *Presence) write(key string) error {
-	data, err := json.Marshal(record{Until: time.Now().Add(PresenceTTL).UnixMilli()})
+	data, err := json.Marshal(presenceRecord{Until: time.Now().Add(PresenceTTL).UnixMilli()})
 	if err != nil {
 		return err
 	}
@@ -33,16 +37,16 @@ func (p *Presence) write(key string) error {
 }
 
 // read reads the record at key (false: gone, or not a record).
-func (p *Presence) read(ctx context.Context, key string) (record, bool) {
+func (p *Presence) read(ctx context.Context, key string) (presenceRecord, bool) {
 	r, err := p.store.Open(ctx, key)
 	if err != nil {
-		return record{}, false
+		return presenceRecord{}, false
 	}
 	defer r.Close()
-	var rec record
+	var rec presenceRecord
 	data, err := io.ReadAll(io.LimitReader(r, 1024))
 	if err != nil || json.Unmarshal(data, &rec) != nil {
-		return record{}, false
+		return presenceRecord{}, false
 	}
 	return rec, true
 }
@@ -53,13 +57,14 @@ func (p *Presence) read(ctx context.Context, key string) (record, bool) {
 func (p *Presence) list(k hostKey, kp *keeper) {
 	ctx, cancel := context.WithTimeout(context.Background(), presenceOpTimeout)
 	defer cancel()
-	keys, err := p.lister.List(ctx, recordPrefix(k))
+	listed, err := p.lister.List(ctx, recordPrefix(k), maxPresenceRecords)
 	if err != nil {
 		return
 	}
 	now := time.Now()
 	count := 1
-	for _, key := range keys {
+	for _, l := range listed {
+		key := l.Key
 		if key == kp.key {
 			continue
 		}

@@ -24,16 +24,18 @@ import (
 // own). Their activity IDs name the step and the chunk ("fetch-3",
 // "hash-3.1": the part of chunk 3 left to a second fetch).
 var chunkActivities = map[string]bool{
-	"FetchChunk": true, activities.FetchChunkWithRequest: true, activities.FetchChunkObeyingRobots: true,
+	"FetchChunk": true, activities.FetchChunkWithRequest: true, activities.FetchChunkObeyingRobots: true, activities.FetchChunkPerHost: true,
 	"HashChunk": true,
 }
 
 // chunkHeartbeat is what chunkCounts reads of a chunk activity's
 // heartbeat: a fetch's URLs done (fetched, or finally failed) and a
-// hash's results so far. Only their number matters.
+// hash's results so far (only their number matters), and a fetch's
+// hosts under a per_host rule.
 type chunkHeartbeat struct {
-	Done    []struct{} `json:"done"`
-	Results []struct{} `json:"results"`
+	Done    []struct{}            `json:"done"`
+	Results []struct{}            `json:"results"`
+	Hosts   []activities.HostView `json:"hosts"`
 }
 
 // chunkCounts keeps, for every running chunk of a batch and its parts,
@@ -43,10 +45,13 @@ type chunkCounts struct {
 	mu   sync.Mutex
 	dc   converter.DataConverter
 	seen map[string]map[string]int // by workflow ID, then chunk
+	// hosts are what the running fetches said of their hosts, by
+	// workflow ID, when last described.
+	hosts map[string][]activities.HostView
 }
 
 func newChunkCounts(dc converter.DataConverter) *chunkCounts {
-	return &chunkCounts{dc: dc, seen: map[string]map[string]int{}}
+	return &chunkCounts{dc: dc, seen: map[string]map[string]int{}, hosts: map[string][]activities.HostView{}}
 }
 
 // saw notes the pending activities of workflow id, just described, and
@@ -58,6 +63,7 @@ func (cc *chunkCounts) saw(id string, acts []*workflowpb.PendingActivityInfo) in
 	before := cc.seen[id]
 	now := map[string]int{}
 	total := 0
+	var hosts [][]activities.HostView
 	for _, act := range acts {
 		verb, chunk, ok := strings.Cut(act.GetActivityId(), "-")
 		if !ok || !chunkActivities[act.GetActivityType().GetName()] {
@@ -68,6 +74,7 @@ func (cc *chunkCounts) saw(id string, acts []*workflowpb.PendingActivityInfo) in
 		if d := act.GetHeartbeatDetails(); d != nil && cc.dc.FromPayloads(d, &hb) == nil {
 			if verb == "fetch" {
 				n = max(n, len(hb.Done))
+				hosts = append(hosts, hb.Hosts)
 			} else {
 				n = max(n, len(hb.Results))
 			}
@@ -80,6 +87,7 @@ func (cc *chunkCounts) saw(id string, acts []*workflowpb.PendingActivityInfo) in
 	} else {
 		cc.seen[id] = now
 	}
+	cc.sawHosts(id, hosts)
 	return total
 }
 
@@ -92,6 +100,11 @@ func (cc *chunkCounts) forget(running map[string]bool) {
 			delete(cc.seen, id)
 		}
 	}
+	for id := range cc.hosts {
+		if !running[id] {
+			delete(cc.hosts, id)
+		}
+	}
 }
 
 // withRunning is p, asked of batch id just now, with the URLs its running
@@ -100,6 +113,7 @@ func withRunning(ctx context.Context, c client.Client, id, runID string, p workf
 	rw := &retryWatch{c: c, id: id, runID: runID, parts: map[string]retriedActivity{}, counts: newChunkCounts(payloadConverter())}
 	if _, _, err := rw.poll(ctx); err == nil {
 		p.Done = max(p.Done, min(p.Total, p.Done+rw.fetched))
+		p.Hosts = withLiveHosts(p.Hosts, rw.counts.hostsNow())
 	}
 	return p
 }

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -86,6 +87,9 @@ func watchRetries(ctx context.Context, rw *retryWatch, scr *screen, reach *reach
 		if ok && err == nil {
 			bar.offer(min(asked.Total, asked.Done+rw.fetched))
 		}
+		if err == nil {
+			bar.sawHosts(rw.counts.hostsNow())
+		}
 		showReach(scr, reach, reach.answered(began, err))
 		switch {
 		case err != nil:
@@ -143,6 +147,7 @@ func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, 
 		}
 		p.InFlight = slots.inFlight(p.InFlight)
 		bar.answered(p)
+		p.Hosts = withLiveHosts(p.Hosts, bar.liveHosts())
 		p.Done = min(p.Total, bar.offer(p.Done))
 		scr.setBar(bar.line(p, time.Now()))
 	}
@@ -177,9 +182,10 @@ type barState struct {
 	done      int
 	began     time.Time
 	startDone int
-	asked     *workflows.Progress // the progress query's last answer
-	last      *workflows.Progress // the last bar drawn
-	final     *workflows.Progress // the batch's counts once it has ended
+	asked     *workflows.Progress   // the progress query's last answer
+	last      *workflows.Progress   // the last bar drawn
+	final     *workflows.Progress   // the batch's counts once it has ended
+	hosts     []activities.HostView // what running chunks said of their hosts
 }
 
 // answered notes the progress query's answer p.
@@ -262,6 +268,6 @@ func progressLine(p workflows.Progress, elapsed time.Duration, doneSince int) st
 	if p.MaxInFlight > 0 { // batches started before say nothing of it
 		inFlight += "/" + strconv.Itoa(p.MaxInFlight)
 	}
-	return fmt.Sprintf("[%s%s] %d/%d%s  ok %d  failed %d  in flight %s",
-		strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.Done, p.Total, rate, p.OK, p.Failed, inFlight)
+	return fmt.Sprintf("[%s%s] %d/%d%s  ok %d  failed %d  in flight %s%s",
+		strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.Done, p.Total, rate, p.OK, p.Failed, inFlight, waitNote(p.Hosts))
 }

@@ -28,6 +28,9 @@ func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 				if p.Warning != "" {
 					fmt.Fprintln(stdout, "warning: "+p.Warning)
 				}
+				for _, line := range hostsLines(p.Hosts) {
+					fmt.Fprintln(stdout, line)
+				}
 			}
 			return nil
 		}

@@ -60,6 +60,7 @@ func detailsText(p Progress) string {
 	if p.Warning != "" {
 		b.WriteString("\n⚠ " + p.Warning + "\n")
 	}
+	b.WriteString(hostsText(p.Hosts))
 	if len(p.Recent) > 0 {
 		b.WriteString("\n**Last failures**\n\n")
 		for _, r := range p.Recent {

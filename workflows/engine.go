@@ -118,6 +118,7 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 		fetched, chunkOutcome, chunkMsg, stopped = e.fetchChunk(ctx, ch, w)
 	}
 	e.sawWorker(fetched.Worker)
+	e.sawHosts(fetched.Hosts)
 	for _, it := range fetched.Items {
 		noteFailed(e.progress, it.Final())
 	}

@@ -54,6 +54,9 @@ type PartOutput struct {
 	Unrecorded []activities.FailedChunks `json:"unrecorded,omitempty"`
 	// Recent are the part's last failures (see Progress.Recent).
 	Recent []Result `json:"recent,omitempty"`
+	// Hosts are what the part's chunks said of their hosts (see
+	// Progress.Hosts).
+	Hosts *activities.HostsView `json:"hosts,omitempty"`
 }
 
 // partProgressSignal carries a running part's progress to its parent.
@@ -85,7 +88,7 @@ func runParts(ctx workflow.Context, s Settings, prefix string, lay layout, stage
 				base.Recent = mergeRecent(p.Progress.Recent, base.Recent)
 				*progress = Progress{Total: base.Total, Done: base.Done + p.Progress.Done, OK: base.OK + p.Progress.OK,
 					Failed: base.Failed + p.Progress.Failed, InFlight: p.Progress.InFlight, MaxInFlight: base.MaxInFlight, FetchSlots: base.FetchSlots, BacklogBytes: p.Progress.BacklogBytes,
-					Recent: base.Recent}
+					Recent: base.Recent, Hosts: mergeHosts(base.Hosts, p.Progress.Hosts.All())}
 				showDetails(ctx, *progress)
 				attrs.update(ctx, *progress, false)
 			}
@@ -144,6 +147,7 @@ func runParts(ctx workflow.Context, s Settings, prefix string, lay layout, stage
 		base.OK += part.OK
 		base.Failed += part.Failed
 		base.Recent = mergeRecent(part.Recent, base.Recent)
+		base.Hosts = mergeHosts(base.Hosts, part.Hosts.All())
 		*progress = base
 		showDetails(ctx, *progress)
 		attrs.update(ctx, *progress, false)
@@ -209,5 +213,5 @@ func BatchFetchPart(ctx workflow.Context, in PartInput) (*PartOutput, error) {
 	if ctx.Err() != nil {
 		return nil, temporal.NewCanceledError()
 	}
-	return &PartOutput{OK: progress.OK, Failed: progress.Failed, Failure: e.failure, Known: e.known, Unrecorded: e.unrecorded, Recent: progress.Recent}, nil
+	return &PartOutput{OK: progress.OK, Failed: progress.Failed, Failure: e.failure, Known: e.known, Unrecorded: e.unrecorded, Recent: progress.Recent, Hosts: progress.Hosts}, nil
 }

@@ -29,6 +29,11 @@ type Progress struct {
 	// recentFailures, URL and error clipped; a staged chunk names only the
 	// first URL of it that failed).
 	Recent []Result `json:"recent_failures,omitempty"`
+	// Hosts are the hosts a batch with a per_host rule waits for or is
+	// busy with: the workflow's answer counts its ended chunks (the times
+	// a URL waited for its host, why, each host's mean request time); the
+	// starter adds what its running chunks' heartbeats say now.
+	Hosts *activities.HostsView `json:"hosts,omitempty"`
 }
 
 // answer is what the progress query says of p.

@@ -29,6 +29,7 @@ type Metrics struct {
 	hashTime  prometheus.Histogram
 	slots     *prometheus.GaugeVec
 	held      prometheus.Gauge
+	hosts     *hostMetrics // nil on a CPU worker
 }
 
 // sanitize keeps Prometheus's rules for names and keys; label values may
@@ -79,6 +80,7 @@ func New(role string) *Metrics {
 	reg.MustRegister(m.urls, m.slots)
 	if role != "cpu" {
 		reg.MustRegister(m.fetched, m.fetchTime, m.held)
+		m.hosts = newHostMetrics(reg)
 	}
 	if role != "fetch" {
 		reg.MustRegister(m.hashed, m.hashTime)

@@ -22,16 +22,16 @@ const pollerFresh = 2 * time.Minute
 // pollerShare is the number of fetch workers polling a task queue for
 // fetches (pollers whose identity carries their fetch slots), counted
 // every refresh with DescribeTaskQueue: each one keeps its share of a
-// batch's per-host rule. It is at least 1, and keeps its last count when
-// the server does not answer.
+// batch's per-host rule. It is 0 until the first count (not yet known),
+// and keeps its last count when the server does not answer.
 type pollerShare struct {
 	c     client.Client
 	queue string
 	n     atomic.Int64
 }
 
-// Share is the last count (at least 1).
-func (s *pollerShare) Share() int { return max(1, int(s.n.Load())) }
+// Share is the last count (0: none yet).
+func (s *pollerShare) Share() int { return int(s.n.Load()) }
 
 // refresh counts the fetch workers now.
 func (s *pollerShare) refresh(ctx context.Context) error {

@@ -237,9 +237,13 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
 		share := &pollerShare{c: c, queue: cfg.TaskQueue}
 		go share.run(ctx, cfg.ShareRefresh)
-		// A host's rate is divided between the workers it holds back, found
-		// in the store, when the store can list (else between all).
-		p.limits = politeness.New(politeness.Config{Share: share, Presence: politeness.NewPresence(cfg.Store, identity)})
+		// The store every fetch worker shares holds max_in_flight when
+		// the workers outnumber it, and tells which workers a host's rate
+		// holds back (they divide it) when it can list.
+		p.limits = politeness.New(politeness.Config{Share: share, Store: cfg.Store, Holder: identity, Presence: politeness.NewPresence(cfg.Store, identity)})
+		if t, ok := cfg.Observer.(activities.HostsTracker); ok {
+			t.TrackHosts(p.limits.Hosts)
+		}
 		f := &activities.Fetcher{Client: cfg.HTTPClient, Store: cfg.Store, StoreID: storeID, StoreLocation: cfg.StoreLocation, MaxBodyBytes: cfg.MaxBodyBytes, MaxConcurrent: cfg.FetchSlots, Backlog: cfg.HashBacklog, Identity: identity, Observer: cfg.Observer, Secrets: cfg.Secrets,
 			Limits: p.limits, PerHost: cfg.PerHost}
 		activities.RegisterFetcher(w, f)
