@@ -211,7 +211,7 @@ func (l *HostLimits) tryHere(batch, host string) try {
 		h.lim.SetLimitAt(now, limit)
 	}
 	if tokens := h.lim.TokensAt(now); tokens < 1 {
-		l.bound(h.key, now)
+		l.bound(h.key, now, r)
 		return try{wait: max(time.Duration((1-tokens)/float64(r)*float64(time.Second)), time.Millisecond)}
 	}
 	res := h.lim.ReserveN(now, 1)

@@ -129,10 +129,17 @@ func (l *HostLimits) rateShare(k hostKey, all int, now time.Time) (int, time.Dur
 	return all, 0
 }
 
-// bound notes that k's rate refused a request: the worker registers if
-// it has URLs of the host waiting.
-func (l *HostLimits) bound(k hostKey, now time.Time) {
-	if p := l.cfg.Presence; p != nil {
+// PresenceMaxRate is the most requests a second to one host for which
+// a worker registers when the rate refuses one: above it a refusal is
+// a wait under 2 ms, which a chunk starting its URLs meets on every
+// host whether or not the rate holds it back; such a rate stays
+// divided between all fetch workers.
+const PresenceMaxRate Rate = 500
+
+// bound notes that k's rate, r in this worker, refused a request: the
+// worker registers if it has URLs of the host waiting.
+func (l *HostLimits) bound(k hostKey, now time.Time, r Rate) {
+	if p := l.cfg.Presence; p != nil && r <= PresenceMaxRate {
 		p.bound(k, now)
 	}
 }

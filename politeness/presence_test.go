@@ -223,6 +223,22 @@ func TestPresenceUnboundWorkerNeverTouchesTheStore(t *testing.T) {
 		l.Want(testBatch, host, -1)
 		release()
 	}
+	// A rate above PresenceMaxRate refuses a request right after
+	// another, for a fraction of a millisecond: it holds nothing back.
+	l.SetRule(testBatch, Rule{Rate: 10000})
+	for i := range 500 {
+		host := fmt.Sprintf("fast%d.example", i)
+		l.Want(testBatch, host, 2)
+		release, _, ok := l.TryStart(testBatch, host)
+		if !ok {
+			t.Fatalf("host %d refused its first request", i)
+		}
+		release()
+		if release, _, ok := l.TryStart(testBatch, host); ok {
+			release()
+		}
+		l.Want(testBatch, host, -2)
+	}
 	if n := store.ops.Load(); n != 0 {
 		t.Errorf("%d store operations for hosts whose rate never held the worker back", n)
 	}
