@@ -237,6 +237,9 @@ func TestPresenceUnboundWorkerNeverTouchesTheStore(t *testing.T) {
 		if release, _, ok := l.TryStart(testBatch, host); ok {
 			release()
 		}
+		if registered(l, host) {
+			t.Fatalf("host %d: the worker registered for a rate of 10000/s", i)
+		}
 		l.Want(testBatch, host, -2)
 	}
 	if n := store.ops.Load(); n != 0 {
@@ -245,6 +248,15 @@ func TestPresenceUnboundWorkerNeverTouchesTheStore(t *testing.T) {
 	if NewPresence(struct{ blobstore.Store }{dir}, "a") != nil {
 		t.Error("a store that cannot list gives a presence")
 	}
+}
+
+// registered tells whether l keeps a record for host.
+func registered(l *HostLimits, host string) bool {
+	p := l.cfg.Presence
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.hosts[hostKey{testBatch, host}]
+	return h != nil && h.keeper != nil
 }
 
 func TestHostPartIsOneKeyPart(t *testing.T) {
