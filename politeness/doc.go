@@ -37,9 +37,10 @@
 //
 // With a Presence (a blob store that can list), the rate is divided
 // between the workers it holds back instead: those with URLs of the host
-// waiting that it refused, found by their records in the store (see
-// Presence). A worker alone with a host's URLs takes the whole rate;
-// the in-flight cap is still divided by the share of all workers.
+// waiting that it refused, found by their records in the store under
+// <batch>/hostrate/<host>/ (see Presence). A worker alone with a host's
+// URLs takes the whole rate. MaxInFlight is shared as above, and a rate
+// over PresenceMaxRate a worker is divided between all of them.
 //
 // A robots.txt Crawl-delay lowers the rate: the rule's rate, or
 // 1/Crawl-delay when that is lower, is what is shared.
