@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/batchfetch/batchfetch/politeness"
@@ -38,14 +37,14 @@ func (f *Fetcher) hostLimits() *politeness.HostLimits {
 	return f.Limits
 }
 
-// hostOf is the host a URL's rule applies to: its lower-cased host name
-// (every port of a host is one host).
+// hostOf is the host a URL's rule applies to, whatever its spelling
+// (hostKey); every port of a host is one host.
 func hostOf(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return ""
 	}
-	return strings.ToLower(u.Hostname())
+	return hostKey(u.Hostname())
 }
 
 // hostGate holds a URL's requests to the pace of its host's rule.
