@@ -76,6 +76,9 @@ func (c *chunkRun) cancel(i int) {
 // its host's gate (nil: none).
 func (c *chunkRun) launch(i int, gate *hostGate) {
 	t := c.tasks[i]
+	if !t.R.Retriable() {
+		c.ho.startedOnce(i)
+	}
 	c.mu.Lock()
 	c.running[t.Index] = i
 	c.mu.Unlock()
@@ -113,7 +116,11 @@ const hostRecheck = time.Second
 // has passed (or one of its requests ended). The handoff cut is at the
 // first URL not started: URLs started past it are dropped from this
 // fetch's result and fetched again by the next one, as after a URL left
-// on a full disk.
+// on a full disk. So in a fetch that may hand over early, a request that
+// may not be made twice starts only in input order (all before it
+// started), never past a cut; and once the bodies held would cut the
+// fetch where it would hand over nothing, only the first URL not started
+// may start.
 func (c *chunkRun) byHost(rule politeness.Rule) {
 	limits, pauses := c.f.hostLimits(), c.f.hostPauses()
 	batch := c.req.Prefix
@@ -197,9 +204,16 @@ func (c *chunkRun) warn(limits *politeness.HostLimits) {
 // robots.txt, a host's URLs wait while one of them reads it (robots).
 func (c *chunkRun) ready(limits *politeness.HostLimits, batch string, hosts []string, taken []bool, front int, robots *robotsFirst) (pos int, release func(), wait time.Duration) {
 	busy := map[string]bool{}
-	for i := front; i < len(c.tasks); i++ {
+	end := len(c.tasks)
+	if c.ho.waitsForFront() {
+		end = front + 1
+	}
+	for i := front; i < end; i++ {
 		if taken[i] || busy[hosts[i]] {
 			continue
+		}
+		if i > front && c.ho.earlyCut() && !c.tasks[i].R.Retriable() {
+			continue // in input order only
 		}
 		if robots.hold(c, limits, batch, hosts[i], i) {
 			busy[hosts[i]] = true // its robots.txt first
