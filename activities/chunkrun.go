@@ -171,7 +171,7 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 			taken[i] = true
 			reads := robots.started(hosts[i], i)
 			c.launch(i, &hostGate{limits: limits, batch: batch, host: hosts[i], first: release, readsRobots: reads,
-				pauses: pauses, urlTimeout: c.req.Policy.URLTimeout, board: c.board})
+				pauses: pauses, board: c.board})
 			continue
 		}
 		<-c.sem
@@ -201,22 +201,27 @@ func (c *chunkRun) warn(limits *politeness.HostLimits) {
 // ready is the first URL from front on, not taken, whose host takes a
 // request now, with that request's release; -1 and the shortest known
 // wait (0: none known) when no host is ready. In a batch that obeys
-// robots.txt, a host's URLs wait while one of them reads it (robots).
+// robots.txt, a host's URLs wait while one of them reads it (robots). A
+// URL whose host takes it only past its url_timeout ends now (tooLate).
 func (c *chunkRun) ready(limits *politeness.HostLimits, batch string, hosts []string, taken []bool, front int, robots *robotsFirst) (pos int, release func(), wait time.Duration) {
-	busy := map[string]bool{}
+	busy := map[string]time.Duration{} // host -> its wait (0: not known)
 	end := len(c.tasks)
 	if c.ho.waitsForFront() {
 		end = front + 1
 	}
 	for i := front; i < end; i++ {
-		if taken[i] || busy[hosts[i]] {
+		if taken[i] {
+			continue
+		}
+		if w, ok := busy[hosts[i]]; ok {
+			c.endIfTooLate(limits, batch, hosts[i], w, i, taken)
 			continue
 		}
 		if i > front && c.ho.earlyCut() && !c.tasks[i].R.Retriable() {
 			continue // in input order only
 		}
 		if robots.hold(c, limits, batch, hosts[i], i) {
-			busy[hosts[i]] = true // its robots.txt first
+			busy[hosts[i]] = 0 // its robots.txt first
 			continue
 		}
 		release, w, ok := limits.TryStart(batch, hosts[i])
@@ -225,10 +230,20 @@ func (c *chunkRun) ready(limits *politeness.HostLimits, batch string, hosts []st
 			return i, release, 0
 		}
 		c.board.refusedAt(hosts[i], i)
-		busy[hosts[i]] = true
+		busy[hosts[i]] = w
+		c.endIfTooLate(limits, batch, hosts[i], w, i, taken)
 		if w > 0 && (wait == 0 || w < wait) {
 			wait = w
 		}
 	}
 	return -1, nil, wait
+}
+
+// endIfTooLate ends the URL at i, not started, now when its host takes
+// it only in wait, past its url_timeout.
+func (c *chunkRun) endIfTooLate(limits *politeness.HostLimits, batch, host string, wait time.Duration, i int, taken []bool) {
+	if fail := tooLate(limits, batch, host, wait, c.urlDeadline(i)); fail != nil {
+		taken[i] = true
+		c.endTooLate(i, fail)
+	}
 }

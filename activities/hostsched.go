@@ -56,16 +56,17 @@ type hostGate struct {
 	// readsRobots: the URL went ahead before its host's robots.txt was
 	// known; should it give a Crawl-delay, first is taken again under it.
 	readsRobots bool
-	// pauses shares the host's pauses with the batch's other workers;
-	// urlTimeout (the URL's url_timeout) bounds one.
-	pauses     *hostPauses
-	urlTimeout time.Duration
+	// pauses shares the host's pauses with the batch's other workers.
+	pauses *hostPauses
 	// board hears of the URL's waits for its host (nil: none).
 	board *hostBoard
+	// deadline is the end of the URL's url_timeout (zero: none): a host
+	// that takes the URL only past it ends it at once (hostTooLate).
+	deadline time.Time
 }
 
 // start waits until the host takes another request, and returns its
-// release.
+// release; a *hostTooLate when that would be past the URL's url_timeout.
 func (g *hostGate) start(ctx context.Context) (release func(), err error) {
 	if g == nil {
 		return func() {}, nil
@@ -85,6 +86,9 @@ func (g *hostGate) start(ctx context.Context) (release func(), err error) {
 			return release, nil
 		}
 		turn.refused()
+		if fail := tooLate(g.limits, g.batch, g.host, wait, g.deadline); fail != nil {
+			return nil, &hostTooLate{fail}
+		}
 		if wait <= 0 {
 			wait = hostRecheck
 		}
@@ -117,7 +121,7 @@ func (g *hostGate) paused(fail *failure) {
 		return
 	}
 	if fail.status == http.StatusTooManyRequests || fail.status == http.StatusServiceUnavailable {
-		until := time.Now().Add(pauseFor(fail.delay, g.urlTimeout))
+		until := time.Now().Add(pauseFor(fail.delay))
 		g.limits.Pause(g.batch, g.host, until)
 		g.pauses.publish(g.batch, g.host, until)
 	}
