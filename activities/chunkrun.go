@@ -76,6 +76,9 @@ func (c *chunkRun) cancel(i int) {
 // its host's gate (nil: none).
 func (c *chunkRun) launch(i int, gate *hostGate) {
 	t := c.tasks[i]
+	if !t.R.Retriable() {
+		c.ho.startedOnce(i)
+	}
 	c.mu.Lock()
 	c.running[t.Index] = i
 	c.mu.Unlock()
@@ -113,7 +116,11 @@ const hostRecheck = time.Second
 // has passed (or one of its requests ended). The handoff cut is at the
 // first URL not started: URLs started past it are dropped from this
 // fetch's result and fetched again by the next one, as after a URL left
-// on a full disk.
+// on a full disk. So in a fetch that may hand over early, a request that
+// may not be made twice starts only in input order (all before it
+// started), never past a cut; and once the bodies held would cut the
+// fetch where it would hand over nothing, only the first URL not started
+// may start.
 func (c *chunkRun) byHost(rule politeness.Rule) {
 	limits, pauses := c.f.hostLimits(), c.f.hostPauses()
 	batch := c.req.Prefix
@@ -166,7 +173,7 @@ func (c *chunkRun) byHost(rule politeness.Rule) {
 			limits.Want(batch, hosts[i], -1)
 			reads := robots.started(hosts[i], i)
 			c.launch(i, &hostGate{limits: limits, batch: batch, host: hosts[i], first: release, readsRobots: reads,
-				pauses: pauses, urlTimeout: c.req.Policy.URLTimeout, board: c.board})
+				pauses: pauses, board: c.board})
 			continue
 		}
 		<-c.sem
@@ -196,15 +203,27 @@ func (c *chunkRun) warn(limits *politeness.HostLimits) {
 // ready is the first URL from front on, not taken, whose host takes a
 // request now, with that request's release; -1 and the shortest known
 // wait (0: none known) when no host is ready. In a batch that obeys
-// robots.txt, a host's URLs wait while one of them reads it (robots).
+// robots.txt, a host's URLs wait while one of them reads it (robots). A
+// URL whose host takes it only past its url_timeout ends now (tooLate).
 func (c *chunkRun) ready(limits *politeness.HostLimits, batch string, hosts []string, taken []bool, front int, robots *robotsFirst) (pos int, release func(), wait time.Duration) {
-	busy := map[string]bool{}
-	for i := front; i < len(c.tasks); i++ {
-		if taken[i] || busy[hosts[i]] {
+	busy := map[string]time.Duration{} // host -> its wait (0: not known)
+	end := len(c.tasks)
+	if c.ho.waitsForFront() {
+		end = front + 1
+	}
+	for i := front; i < end; i++ {
+		if taken[i] {
 			continue
 		}
+		if w, ok := busy[hosts[i]]; ok {
+			c.endIfTooLate(limits, batch, hosts[i], w, i, taken)
+			continue
+		}
+		if i > front && c.ho.earlyCut() && !c.tasks[i].R.Retriable() {
+			continue // in input order only
+		}
 		if robots.hold(c, limits, batch, hosts[i], i) {
-			busy[hosts[i]] = true // its robots.txt first
+			busy[hosts[i]] = 0 // its robots.txt first
 			continue
 		}
 		release, w, ok := limits.TryStart(batch, hosts[i])
@@ -213,10 +232,21 @@ func (c *chunkRun) ready(limits *politeness.HostLimits, batch string, hosts []st
 			return i, release, 0
 		}
 		c.board.refusedAt(hosts[i], i)
-		busy[hosts[i]] = true
+		busy[hosts[i]] = w
+		c.endIfTooLate(limits, batch, hosts[i], w, i, taken)
 		if w > 0 && (wait == 0 || w < wait) {
 			wait = w
 		}
 	}
 	return -1, nil, wait
+}
+
+// endIfTooLate ends the URL at i, not started, now when its host takes
+// it only in wait, past its url_timeout.
+func (c *chunkRun) endIfTooLate(limits *politeness.HostLimits, batch, host string, wait time.Duration, i int, taken []bool) {
+	if fail := tooLate(limits, batch, host, wait, c.urlDeadline(i)); fail != nil {
+		taken[i] = true
+		limits.Want(batch, host, -1)
+		c.endTooLate(i, fail)
+	}
 }

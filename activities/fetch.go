@@ -17,6 +17,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -165,6 +166,9 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 		var cancel context.CancelFunc
 		urlCtx, cancel = context.WithDeadline(ctx, start.Add(p.URLTimeout))
 		defer cancel()
+		if gate != nil {
+			gate.deadline = start.Add(p.URLTimeout)
+		}
 	}
 	if wait := time.Until(retryAt); wait > 0 {
 		// A wait (a Retry-After) an earlier attempt of the chunk began.
@@ -195,7 +199,9 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 		}
 		f.crawlDelay(gate, t.URL, t.R, p)
 		hostDone, err := gate.start(urlCtx)
-		if err != nil {
+		if late := (*hostTooLate)(nil); errors.As(err, &late) {
+			return finish(out, late.fail)
+		} else if err != nil {
 			return f.ended(ctx, out, nil)
 		}
 		release, err := f.acquire(urlCtx)
@@ -213,8 +219,8 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 		timedOut := attemptTimedOut()
 		attemptDone()
 		release()
+		gate.paused(fail) // before the host's place is free for another URL
 		hostDone()
-		gate.paused(fail)
 		out.Status = status
 		if fail == nil {
 			out.Blob, out.Off, out.Size, out.CRC32C, out.Meta = body.key, body.off, body.size, &body.crc, body.meta

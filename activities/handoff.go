@@ -23,6 +23,10 @@ type handoff struct {
 	// firstBody is the position of the first URL whose body this fetch
 	// stored: a cut after it hands over at least that body.
 	firstBody int
+	// lastOnce is the position of the last URL started whose request may
+	// not be made twice (-1: none): a cut is never at or before it, which
+	// would leave it to the next fetch to send again.
+	lastOnce int
 }
 
 // hold counts bytes the worker's running fetches hold, for the handoff
@@ -35,36 +39,65 @@ func (f *Fetcher) hold(n int64) {
 }
 
 func newHandoff(f *Fetcher, budget int64, n int) *handoff {
-	return &handoff{f: f, budget: budget, cut: n, firstBody: n}
+	return &handoff{f: f, budget: budget, cut: n, firstBody: n, lastOnce: -1}
 }
 
 // stopBefore tells whether the fetch stops before the URL at pos: the
 // bodies it holds are enough for one hash, or a full disk cut it short.
+// It does not stop where the cut would hand over no URL, or would leave
+// a started request that may not be made twice to the next fetch.
 func (h *handoff) stopBefore(pos int) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if pos >= h.cut {
 		return true
 	}
-	if h.budget <= 0 || h.held == 0 {
-		return false
-	}
-	if h.held >= h.budget || h.f.held.Load() >= h.f.backlog() {
+	if h.full() && pos > 0 && pos > h.lastOnce {
 		h.cut = pos
 		return true
 	}
 	return false
 }
 
+// full tells whether the bodies held are enough for one hash (or the
+// worker's backlog is reached). Called with h.mu held.
+func (h *handoff) full() bool {
+	if h.budget <= 0 || h.held == 0 {
+		return false
+	}
+	return h.held >= h.budget || h.f.held.Load() >= h.f.backlog()
+}
+
+// waitsForFront tells whether the fetch, which would stop had its cut
+// somewhere to go (stopBefore), starts only the first URL not started:
+// it starts no more URLs past a cut that is yet to come.
+func (h *handoff) waitsForFront() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.full()
+}
+
+// earlyCut tells whether the fetch may hand over before its end.
+func (h *handoff) earlyCut() bool { return h.budget > 0 }
+
+// startedOnce notes that the URL at pos, whose request may not be made
+// twice, is starting: no cut comes at or before it.
+func (h *handoff) startedOnce(pos int) {
+	h.mu.Lock()
+	h.lastOnce = max(h.lastOnce, pos)
+	h.mu.Unlock()
+}
+
 // leaveOnFull tells whether the URL at pos, which met a full blob disk on
 // its first attempt, is left to the next fetch instead of waiting for
 // room here: yes while this fetch holds a body of a URL before it (the
-// cut hands that body to the hash, which frees room). Bodies of later
-// URLs do not count: a cut before them hands them nothing.
+// cut hands that body to the hash, which frees room) and no request past
+// it that may not be made twice has started. Bodies of later URLs do not
+// count: a cut before them hands them nothing.
 func (h *handoff) leaveOnFull(pos int) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.budget <= 0 || h.firstBody >= pos {
+	if h.budget <= 0 || h.firstBody >= pos || h.lastOnce >= pos {
 		return false
 	}
 	h.cut = min(h.cut, pos)

@@ -78,14 +78,10 @@ func (f *Fetcher) hostPauses() *hostPauses {
 	return f.pauses
 }
 
-// pauseFor is how long a Retry-After of d pauses a host: d (at most
-// maxRetryAfter already), never past one URL's whole budget (urlTimeout,
-// when set), so that a server asking for hours cannot hold the batch's
-// other URLs of the host longer than any of them may take.
-func pauseFor(d, urlTimeout time.Duration) time.Duration {
-	if urlTimeout > 0 {
-		d = min(d, urlTimeout)
-	}
+// pauseFor is how long a Retry-After of d pauses a host: d, at most
+// maxRetryAfter. A URL of the host that the pause would hold past its
+// url_timeout does not wait for it: it ends at once (tooLate).
+func pauseFor(d time.Duration) time.Duration {
 	return min(d, maxRetryAfter)
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/batchfetch/batchfetch/politeness"
@@ -38,14 +37,14 @@ func (f *Fetcher) hostLimits() *politeness.HostLimits {
 	return f.Limits
 }
 
-// hostOf is the host a URL's rule applies to: its lower-cased host name
-// (every port of a host is one host).
+// hostOf is the host a URL's rule applies to, whatever its spelling
+// (hostKey); every port of a host is one host.
 func hostOf(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return ""
 	}
-	return strings.ToLower(u.Hostname())
+	return hostKey(u.Hostname())
 }
 
 // hostGate holds a URL's requests to the pace of its host's rule.
@@ -57,16 +56,17 @@ type hostGate struct {
 	// readsRobots: the URL went ahead before its host's robots.txt was
 	// known; should it give a Crawl-delay, first is taken again under it.
 	readsRobots bool
-	// pauses shares the host's pauses with the batch's other workers;
-	// urlTimeout (the URL's url_timeout) bounds one.
-	pauses     *hostPauses
-	urlTimeout time.Duration
+	// pauses shares the host's pauses with the batch's other workers.
+	pauses *hostPauses
 	// board hears of the URL's waits for its host (nil: none).
 	board *hostBoard
+	// deadline is the end of the URL's url_timeout (zero: none): a host
+	// that takes the URL only past it ends it at once (hostTooLate).
+	deadline time.Time
 }
 
 // start waits until the host takes another request, and returns its
-// release.
+// release; a *hostTooLate when that would be past the URL's url_timeout.
 func (g *hostGate) start(ctx context.Context) (release func(), err error) {
 	if g == nil {
 		return func() {}, nil
@@ -87,6 +87,9 @@ func (g *hostGate) start(ctx context.Context) (release func(), err error) {
 			return release, nil
 		}
 		turn.refused()
+		if fail := tooLate(g.limits, g.batch, g.host, wait, g.deadline); fail != nil {
+			return nil, &hostTooLate{fail}
+		}
 		if wait <= 0 {
 			wait = hostRecheck
 		}
@@ -119,7 +122,7 @@ func (g *hostGate) paused(fail *failure) {
 		return
 	}
 	if fail.status == http.StatusTooManyRequests || fail.status == http.StatusServiceUnavailable {
-		until := time.Now().Add(pauseFor(fail.delay, g.urlTimeout))
+		until := time.Now().Add(pauseFor(fail.delay))
 		g.limits.Pause(g.batch, g.host, until)
 		g.pauses.publish(g.batch, g.host, until)
 	}

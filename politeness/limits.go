@@ -212,7 +212,7 @@ func (l *HostLimits) tryHere(batch, host string) try {
 	}
 	if tokens := h.lim.TokensAt(now); tokens < 1 {
 		l.bound(h.key, now, r)
-		return try{wait: max(time.Duration((1-tokens)/float64(r)*float64(time.Second)), time.Millisecond)}
+		return try{wait: max(seconds((1-tokens)/float64(r)), time.Millisecond)}
 	}
 	res := h.lim.ReserveN(now, 1)
 	h.inFlight++

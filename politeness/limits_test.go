@@ -74,6 +74,9 @@ func TestParseRate(t *testing.T) {
 		{"2/s", 2, ""}, {"30/m", 0.5, ""}, {"0.5/s", 0.5, ""}, {" 3 / s ", 3, ""},
 		{"x", 0, `"x" is not N/s or N/m`}, {"2/h", 0, "is not N/s or N/m"}, {"0/s", 0, "above zero"},
 		{"-1/s", 0, "above zero"}, {"1e9/s", 0, "over the limit"}, {"NaN/s", 0, "is not N/s"}, {"", 0, "is not N/s"},
+		{"0.0000001/s", 0, `"0.0000001/s" is under the floor of one request per 10 minutes ("0.1/m")`},
+		{"0.09/m", 0, "under the floor"}, {"1e-300/s", 0, "under the floor"},
+		{"0.1/m", 1.0 / 600, ""}, {"0.0016666666666666668/s", 1.0 / 600, ""},
 	} {
 		got, err := ParseRate(c.in)
 		switch {
@@ -327,5 +330,27 @@ func TestReleasedTellsOfAPlace(t *testing.T) {
 	}
 	if _, _, ok := l.TryStart("b", "h"); !ok {
 		t.Error("refused after the release")
+	}
+}
+
+// TestTinyRateWaitDoesNotOverflow: a rule built by hand with a rate far
+// under MinRate (ParseRate refuses it) still gives a wait that is long,
+// never negative or wrapped round.
+func TestTinyRateWaitDoesNotOverflow(t *testing.T) {
+	for _, r := range []Rate{1e-7, 1e-12, 1e-300} {
+		if d := r.interval(); d <= 0 || d < 1000*time.Hour {
+			t.Errorf("interval at %v/s = %s, want a long positive one", float64(r), d)
+		}
+		clock := time.Unix(1e9, 0)
+		l := New(Config{Now: func() time.Time { return clock }})
+		l.SetRule("b", Rule{Rate: r})
+		release, _, ok := l.TryStart("b", "h")
+		if !ok {
+			t.Fatalf("rate %v: the first request was refused", float64(r))
+		}
+		release()
+		if _, wait, ok := l.TryStart("b", "h"); ok || wait < 1000*time.Hour {
+			t.Errorf("rate %v/s: second request ok=%v wait %s, want a refusal with a long positive wait", float64(r), ok, wait)
+		}
 	}
 }

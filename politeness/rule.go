@@ -14,8 +14,12 @@ type Rate float64
 // MaxRate bounds a rate: above it a host is not being spared anyway.
 const MaxRate Rate = 10000
 
+// MinRate is the lowest rate taken, one request per 10 minutes ("0.1/m"):
+// below it a chunk of a host's URLs would outlast any timeout.
+const MinRate Rate = 1.0 / 600
+
 // ParseRate reads "N/s" or "N/m" (N a positive number: "2/s", "30/m",
-// "0.5/s"). Its error says what was wrong with s; callers prefix the
+// "0.5/s"), from MinRate to MaxRate. Its error says what was wrong with s; callers prefix the
 // field or flag it came from.
 func ParseRate(s string) (Rate, error) {
 	bad := fmt.Errorf("%q is not N/s or N/m (such as \"2/s\" or \"30/m\")", clip(s))
@@ -42,6 +46,9 @@ func ParseRate(s string) (Rate, error) {
 	if r > MaxRate {
 		return 0, fmt.Errorf("%q is over the limit of %g/s", clip(s), float64(MaxRate))
 	}
+	if r < MinRate*(1-1e-9) {
+		return 0, fmt.Errorf("%q is under the floor of one request per 10 minutes (\"0.1/m\")", clip(s))
+	}
 	return r, nil
 }
 
@@ -58,7 +65,16 @@ func (r Rate) interval() time.Duration {
 	if r <= 0 {
 		return 0
 	}
-	return time.Duration(float64(time.Second) / float64(r))
+	return seconds(1 / float64(r))
+}
+
+// seconds is s seconds as a Duration, the longest one for any s beyond
+// it (a rate built by hand, far under MinRate, does not overflow).
+func seconds(s float64) time.Duration {
+	if d := s * float64(time.Second); d < float64(math.MaxInt64) {
+		return time.Duration(d)
+	}
+	return math.MaxInt64
 }
 
 // Rule is what one batch allows itself against one host, over all the

@@ -39,8 +39,10 @@ func (l *HostLimits) Why(batch, host string) Wait {
 	r, inFlight, pauseLeft := l.effective(br.rule, h, now, held)
 	w := Wait{Rate: r, MaxInFlight: inFlight}
 	switch {
-	case pauseLeft > 0:
+	case pauseLeft > 0 && now.Before(h.pausedUntil):
 		w.Reason, w.Until = ReasonPaused, now.Add(pauseLeft)
+	case pauseLeft > 0: // a newly registered worker holds back (Presence)
+		w.Reason, w.Until = ReasonRate, now.Add(pauseLeft)
 	case inFlight > 0 && h.inFlight >= inFlight, held && now.Before(h.slotRetry):
 		w.Reason = ReasonInFlight
 	case r > 0 && h.lim.TokensAt(now) < 1:

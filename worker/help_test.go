@@ -29,6 +29,7 @@ func TestHelpExitsZero(t *testing.T) {
 		{[]string{"--cpu-slots", "0"}, "--fetch-slots and --cpu-slots must be at least 1"},
 		{[]string{"--max-conns-per-host", "-1"}, "--max-conns-per-host must be at least 0"},
 		{[]string{"--per-host-rate", "fast"}, `--per-host-rate: "fast" is not N/s or N/m`},
+		{[]string{"--per-host-rate", "0.0000001/s"}, `--per-host-rate: "0.0000001/s" is under the floor of one request per 10 minutes`},
 		{[]string{"--per-host-max-in-flight", "-1"}, "--per-host-max-in-flight must be at least 0"},
 		{[]string{"--allow", "not a cidr!!"}, `allow "not a cidr!!": not a CIDR, an address or a host name`},
 		{[]string{"--allow", "10.0.0.0/33"}, `allow "10.0.0.0/33"`},

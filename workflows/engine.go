@@ -288,6 +288,9 @@ func (e *engine) chunkTimeout(n, conc int) time.Duration {
 		}
 	}
 	waves := time.Duration((n + conc - 1) / conc)
+	if perURL > 0 && waves > MaxDuration/perURL {
+		return MaxDuration // and waves*perURL would overflow
+	}
 	return min(waves*perURL+5*time.Minute+e.s.paceTime(n), MaxDuration)
 }
 

@@ -67,10 +67,14 @@ func (p *PerHost) rule() (*politeness.Rule, error) {
 
 // paceTime is how long a chunk of n URLs may take at the batch's
 // per-host rate, every attempt of every URL to one host (0 without a
-// rate).
+// rate), at most MaxDuration (a chunk's timeout is no longer anyway).
 func (s Settings) paceTime(n int) time.Duration {
 	if s.PerHost == nil || s.PerHost.Rate <= 0 {
 		return 0
 	}
-	return time.Duration(float64(n*max(s.MaxAttempts, 1)) / float64(s.PerHost.Rate) * float64(time.Second))
+	secs := float64(n*max(s.MaxAttempts, 1)) / float64(s.PerHost.Rate)
+	if secs >= MaxDuration.Seconds() {
+		return MaxDuration
+	}
+	return time.Duration(secs * float64(time.Second))
 }

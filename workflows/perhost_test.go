@@ -16,6 +16,7 @@ func TestPerHostValidates(t *testing.T) {
 		{`"per_host":{"rate":"x"}`, `per_host.rate: "x" is not N/s or N/m`},
 		{`"per_host":{"rate":"2/h"}`, `per_host.rate: "2/h" is not N/s or N/m`},
 		{`"per_host":{"rate":"0/s"}`, `per_host.rate: "0/s": the rate must be above zero`},
+		{`"per_host":{"rate":"0.0000001/s"}`, `per_host.rate: "0.0000001/s" is under the floor of one request per 10 minutes ("0.1/m")`},
 		{`"per_host":{"rate":""}`, "per_host.rate: must not be empty"},
 		{`"per_host":{"rate":2}`, "per_host.rate: wrong JSON type: got number, want string"},
 		{`"per_host":{}`, "per_host: give max_in_flight, rate or both"},
@@ -61,5 +62,26 @@ func TestPerHostOnlyWhenGiven(t *testing.T) {
 	b, _ = json.Marshal(e.policy())
 	if !strings.Contains(string(b), `"per_host":{"max_in_flight":2,"rate":5}`) {
 		t.Errorf("policy with per_host: %s", b)
+	}
+}
+
+// TestTinyRateChunkTimeout: at the lowest rate taken, and at one far
+// under it (a rule built by hand), a chunk's timeout is positive and at
+// most MaxDuration, never wrapped round.
+func TestTinyRateChunkTimeout(t *testing.T) {
+	for _, r := range []politeness.Rate{politeness.MinRate, 1e-7, 1e-300} {
+		e := &engine{s: Settings{MaxAttempts: MaxAttemptsLimit, AttemptTimeout: DefaultAttemptTimeout, PerHost: &politeness.Rule{Rate: r}}}
+		if p := e.s.paceTime(StagedChunkSize); p <= 0 || p > MaxDuration {
+			t.Errorf("rate %v/s: paceTime %s, want in (0, %s]", float64(r), p, MaxDuration)
+		}
+		for _, conc := range []int{1, 100} {
+			if d := e.chunkTimeout(StagedChunkSize, conc); d != MaxDuration {
+				t.Errorf("rate %v/s, concurrency %d: chunk timeout %s, want %s", float64(r), conc, d, MaxDuration)
+			}
+		}
+	}
+	e := &engine{s: Settings{MaxAttempts: 1, URLTimeout: MaxDuration}}
+	if d := e.chunkTimeout(MaxURLs, 1); d != MaxDuration {
+		t.Errorf("a million URLs of url_timeout %s one at a time: chunk timeout %s, want %s", MaxDuration, d, MaxDuration)
 	}
 }
