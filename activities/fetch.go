@@ -219,7 +219,7 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 		timedOut := attemptTimedOut()
 		attemptDone()
 		release()
-		gate.paused(fail) // before the host's place is free for another URL
+		gate.paused(fail, p.Backoff(attempts)) // before the host's place is free for another URL
 		hostDone()
 		out.Status = status
 		if fail == nil {

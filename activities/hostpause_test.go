@@ -49,7 +49,7 @@ func TestHostPauseReachesOtherWorker(t *testing.T) {
 
 			gate := &hostGate{limits: a.Limits, batch: batch, host: host, pauses: a.hostPauses()}
 			sent := time.Now()
-			gate.paused(&failure{status: http.StatusTooManyRequests, delay: 2 * time.Second})
+			gate.paused(&failure{status: http.StatusTooManyRequests, delay: 2 * time.Second}, 0)
 			until := sent.Add(2 * time.Second)
 			if _, _, ok := a.Limits.TryStart(batch, host); ok {
 				t.Fatal("A takes the host it paused")

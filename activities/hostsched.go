@@ -23,6 +23,10 @@ func (f *Fetcher) hostRule(p Policy) (politeness.Rule, bool) {
 		r = *p.PerHost
 	}
 	r = r.Or(f.PerHost)
+	if !r.Limits() && p.Robots == RobotsObey {
+		// No rule but robots.txt's: a Crawl-delay lowers this rate.
+		r.Rate = politeness.MaxRate
+	}
 	return r, r.Limits()
 }
 
@@ -115,14 +119,21 @@ func (g *hostGate) drop() {
 }
 
 // paused stops the host for the batch, on this worker and (through the
-// blob store) the others, when a 429 or 503 said when to come back
-// (Retry-After).
-func (g *hostGate) paused(fail *failure) {
-	if g == nil || fail == nil || fail.delay <= 0 {
+// blob store) the others, after a 429 or 503: until its Retry-After, or
+// for the URL's own backoff (backoff) when it gave none.
+func (g *hostGate) paused(fail *failure, backoff time.Duration) {
+	if g == nil || fail == nil {
+		return
+	}
+	d := fail.delay
+	if d <= 0 {
+		d = backoff
+	}
+	if d <= 0 {
 		return
 	}
 	if fail.status == http.StatusTooManyRequests || fail.status == http.StatusServiceUnavailable {
-		until := time.Now().Add(pauseFor(fail.delay))
+		until := time.Now().Add(pauseFor(d))
 		g.limits.Pause(g.batch, g.host, until)
 		g.pauses.publish(g.batch, g.host, until)
 	}

@@ -19,8 +19,8 @@ func (e *hostTooLate) Error() string { return e.fail.msg }
 // while the wait fits.
 func tooLate(limits *politeness.HostLimits, batch, host string, wait time.Duration, deadline time.Time) *failure {
 	now := time.Now()
-	if wait <= 0 || deadline.IsZero() || !now.Add(wait).After(deadline) {
-		return nil
+	if wait <= 0 || deadline.IsZero() || !now.Add(wait).After(deadline) || limits.Settling() > 0 {
+		return nil // (a worker's start holds every host back a moment: not the host's doing)
 	}
 	var why string
 	switch w := limits.Why(batch, host); w.Reason {

@@ -18,6 +18,23 @@ type ShareSource interface {
 	Share() int
 }
 
+// Settler is a ShareSource that may ask a worker to hold back its
+// requests under rules for a while: one that joins other workers, until
+// they have counted it (they still take the shares of one worker fewer).
+type Settler interface {
+	Settling() time.Duration
+}
+
+// Settling is how long requests under rules wait yet for the workers to
+// count each other (0: not at all): a short wait at a worker's start,
+// never a host's.
+func (l *HostLimits) Settling() time.Duration {
+	if s, ok := l.cfg.Share.(Settler); ok {
+		return s.Settling()
+	}
+	return 0
+}
+
 // FixedShare is a ShareSource of a known number of workers.
 type FixedShare int
 
@@ -191,6 +208,9 @@ func (l *HostLimits) tryHere(batch, host string) try {
 		return try{release: func() {}, ok: true}
 	}
 	br.lastUse = now
+	if d := l.Settling(); d > 0 {
+		return try{wait: d}
+	}
 	h := l.state(hostKey{batch, host}, now)
 	held := l.held(br.rule)
 	r, inFlight, pauseLeft := l.effective(br.rule, h, now, held)

@@ -11,7 +11,7 @@ import (
 
 // DefaultShareRefresh is how often a fetch worker counts the fetch
 // workers it shares per-host rules with.
-const DefaultShareRefresh = 30 * time.Second
+const DefaultShareRefresh = 5 * time.Second
 
 // pollerFresh is how recently a poller must have polled to count: a
 // worker long-polls about once a minute, and one that stopped stays in
@@ -28,10 +28,27 @@ type pollerShare struct {
 	c     client.Client
 	queue string
 	n     atomic.Int64
+	// joining: until when (Unix ns) this worker, new beside others,
+	// holds its per-host requests back while the others count it.
+	joining atomic.Int64
+	every   time.Duration // the refresh, once past the first counts
 }
 
 // Share is the last count (0: none yet).
 func (s *pollerShare) Share() int { return int(s.n.Load()) }
+
+// Settling is how long this worker holds back its requests under
+// per-host rules yet: until its first count, and, when that count found
+// other fetch workers, for one refresh of theirs and a second more (as
+// long again when the refresh is under a second), so
+// that they count this one before it takes a share they still take
+// whole.
+func (s *pollerShare) Settling() time.Duration {
+	if s.n.Load() == 0 {
+		return 50 * time.Millisecond // not counted yet: ask again soon
+	}
+	return max(0, time.Until(time.Unix(0, s.joining.Load())))
+}
 
 // refresh counts the fetch workers now.
 func (s *pollerShare) refresh(ctx context.Context) error {
@@ -50,6 +67,9 @@ func (s *pollerShare) refresh(ctx context.Context) error {
 		seen[id] = true
 	}
 	if len(seen) > 0 {
+		if s.n.Load() == 0 && len(seen) > 1 {
+			s.joining.Store(time.Now().Add(s.every + min(s.every, time.Second)).UnixNano())
+		}
 		s.n.Store(int64(len(seen)))
 	}
 	return nil

@@ -235,7 +235,7 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		// Both AutoUpgrade (see Deployment.options).
 		w.RegisterWorkflowWithOptions(workflows.BatchFetch, workflow.RegisterOptions{Name: workflows.WorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
 		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
-		share := &pollerShare{c: c, queue: cfg.TaskQueue}
+		share := &pollerShare{c: c, queue: cfg.TaskQueue, every: cfg.ShareRefresh}
 		go share.run(ctx, cfg.ShareRefresh)
 		// The store every fetch worker shares holds max_in_flight when
 		// the workers outnumber it, and tells which workers a host's rate
