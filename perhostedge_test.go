@@ -92,7 +92,11 @@ func waitShare(t *testing.T, want int, pools ...*workers.Pools) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the workers do not all count %d fetch workers", want)
+			var got []int
+			for _, p := range pools {
+				got = append(got, p.HostShare())
+			}
+			t.Fatalf("the workers count %v fetch workers, want %d each", got, want)
 		}
 	}
 }
@@ -188,11 +192,12 @@ func TestCrawlDelayHoldsAcrossWorkers(t *testing.T) {
 }
 
 // TestHugeRetryAfterIsBoundByURLTimeout: a host answers its first
-// request 429 with Retry-After: 99999999 (and a 503 with an HTTP date an
-// hour away on its second); the batch has url_timeout 4s. README: "A
-// pause lasts the Retry-After, at most the batch's url_timeout". The
-// URLs that were told end http_error naming the Retry-After; every other
-// URL is ok, none waits much past the url_timeout, and the batch ends.
+// request 429 with Retry-After: 99999999; the batch has url_timeout 4s,
+// three fetch workers. README: a pause lasts the Retry-After (at most an
+// hour); a URL whose host will not take it before its url_timeout "ends
+// at once as timeout", naming the host. The told URL ends http_error
+// naming the Retry-After, every other one timeout with 0 attempts, no
+// other request reaches the host, and the batch ends at once.
 func TestHugeRetryAfterIsBoundByURLTimeout(t *testing.T) {
 	const queue = "e2e-edge-huge-retry-after"
 	var mu sync.Mutex
@@ -204,18 +209,9 @@ func TestHugeRetryAfterIsBoundByURLTimeout(t *testing.T) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		times = append(times, time.Now())
-		n := len(times)
 		mu.Unlock()
-		switch n {
-		case 1:
-			w.Header().Set("Retry-After", "99999999")
-			w.WriteHeader(http.StatusTooManyRequests)
-		case 2:
-			w.Header().Set("Retry-After", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat))
-			w.WriteHeader(http.StatusServiceUnavailable)
-		default:
-			_, _ = io.WriteString(w, r.URL.Path)
-		}
+		w.Header().Set("Retry-After", "99999999")
+		w.WriteHeader(http.StatusTooManyRequests)
 	}))
 	srv.Listener.Close()
 	srv.Listener = l
@@ -232,7 +228,7 @@ func TestHugeRetryAfterIsBoundByURLTimeout(t *testing.T) {
 	}
 	begin := time.Now()
 	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName,
-		workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, URLTimeout: "4s", PerHost: &workflows.PerHost{Rate: "20/s"}})
+		workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, URLTimeout: "4s", PerHost: &workflows.PerHost{Rate: "2/s"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,14 +238,55 @@ func TestHugeRetryAfterIsBoundByURLTimeout(t *testing.T) {
 	}
 	took := time.Since(begin)
 	mu.Lock()
-	got := append([]time.Time(nil), times...)
+	asked := len(times)
 	mu.Unlock()
-	t.Logf("%d ok, %d failed in %s, %d requests; failures %+v", out.OK, out.Failed, took, len(got), out.Failures)
-	if out.OK < len(urls)-2 {
-		t.Errorf("%d of %d ok, want all but the (at most 2) URLs told to wait", out.OK, len(urls))
+	told, waited := 0, 0
+	for _, r := range out.Results {
+		switch {
+		case r.Outcome == "http_error" && r.Status == 429 && strings.Contains(r.Error, "Retry-After"):
+			told++
+		case r.Outcome == "timeout" && r.Attempts == 0 && strings.Contains(r.Error, "asked to wait until"):
+			waited++
+		default:
+			t.Errorf("%s: %s %d %q (%d attempts), want http_error 429 for the told URLs, timeout for the others", r.URL, r.Outcome, r.Status, r.Error, r.Attempts)
+		}
 	}
-	if took > 4*time.Second+15*time.Second {
-		t.Errorf("the batch took %s: a Retry-After of years held the host past the url_timeout of 4s", took)
+	t.Logf("%d told, %d ended timeout, %d requests, the batch took %s", told, waited, asked, took)
+	if told != asked {
+		t.Errorf("%d requests reached the host, %d URLs were told: a request came during the pause", asked, told)
+	}
+	if took > 15*time.Second {
+		t.Errorf("the batch took %s: URLs waited for a pause past their url_timeout", took)
+	}
+}
+
+// TestRateQueueIsNotTheURLTimeout: 30 URLs of one host under per_host
+// {rate: "5/s"} (about 6 s for all) with url_timeout 2s. README:
+// url_timeout is the "time limit of one URL from its first attempt"; a
+// URL ends timeout only when its host will not take it before its
+// url_timeout runs out. Every URL should be ok: each one's request,
+// once made, is quick.
+func TestRateQueueIsNotTheURLTimeout(t *testing.T) {
+	const queue = "e2e-edge-rate-queue"
+	host := newEdgeHost(t, 246, 0, "")
+	startFetchWorker(t, queue, "a", 100*time.Millisecond)
+	var urls []string
+	for i := range 30 {
+		urls = append(urls, fmt.Sprintf("%s/p/%d", host.URL, i))
+	}
+	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName,
+		workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, URLTimeout: "2s", PerHost: &workflows.PerHost{Rate: "5/s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	times, _ := host.record()
+	t.Logf("%d of %d ok, %d requests; failures %+v", out.OK, len(urls), len(times), out.Failures)
+	if out.OK != len(urls) {
+		t.Errorf("%d of %d ok under a rate of 5/s and a url_timeout of 2s", out.OK, len(urls))
 	}
 }
 
