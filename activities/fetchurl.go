@@ -158,9 +158,23 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 	var fail *failure
 	var timedOut bool
 	var roomWaited time.Duration
+	var urlDeadline time.Time
+	if p.URLTimeout > 0 {
+		urlDeadline = first.Add(p.URLTimeout)
+	}
+	gate := f.urlHostGate(req, urlDeadline)
 	for {
+		out.ElapsedMS = elapsed()
+		hostDone, final, err := f.hostTurn(urlCtx, gate, out)
+		if final != nil {
+			return nil, final
+		}
+		if err != nil {
+			return nil, f.urlEnded(ctx, f.ended(ctx, out, nil), st.checkpoint().Resume)
+		}
 		release, err := f.acquire(urlCtx)
 		if err != nil {
+			hostDone()
 			out.ElapsedMS = elapsed()
 			return nil, f.urlEnded(ctx, f.ended(ctx, out, nil), st.checkpoint().Resume)
 		}
@@ -169,6 +183,8 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 		timedOut = attemptTimedOut()
 		attemptDone()
 		release()
+		gate.paused(fail, p.Backoff(attempt))
+		hostDone()
 		if fail == nil || !fail.noSpace || ctx.Err() != nil || urlCtx.Err() != nil {
 			break
 		}

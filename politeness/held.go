@@ -44,8 +44,8 @@ func (l *HostLimits) SetAttemptTimeout(batch string, d time.Duration) {
 	}
 }
 
-// held tells whether rule's MaxInFlight is held in the store: when the
-// workers outnumber it, or before they are counted. Without a store
+// held tells whether rule's MaxInFlight is held in the store: when there
+// are several workers, or before they are counted. Without a store
 // that can, each worker keeps one request open, and Warning says so
 // once. Called with l.mu held.
 func (l *HostLimits) held(rule Rule) bool {
@@ -56,8 +56,11 @@ func (l *HostLimits) held(rule Rule) bool {
 	if counted <= 0 {
 		return l.slots != nil && !l.noSlots // not known yet
 	}
+	// With several workers the store holds it even when each could keep
+	// a share of its own: shares taken while the workers count each
+	// other differently (one joins, one leaves) could add up to more.
 	share := l.Share()
-	if share <= rule.MaxInFlight || share <= 1 {
+	if share <= 1 {
 		return false
 	}
 	if l.slots == nil || l.noSlots {

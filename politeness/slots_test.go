@@ -230,13 +230,21 @@ func TestSlotsFallBack(t *testing.T) {
 	if w := l.Warning(); w != nil {
 		t.Errorf("said again: %q", w)
 	}
-	few := New(Config{Store: d, Share: FixedShare(2)})
-	few.SetRule("b", Rule{MaxInFlight: 2})
-	if _, _, ok := few.TryStart("b", "h"); !ok {
+	alone := New(Config{Store: d, Share: FixedShare(1)})
+	alone.SetRule("b", Rule{MaxInFlight: 2})
+	if _, _, ok := alone.TryStart("b", "h"); !ok {
 		t.Fatal("refused")
 	}
 	if keys := slotKeys(t, d, "b", "h", 2); len(keys) != 0 {
-		t.Errorf("2 workers under max_in_flight 2 held slots: %q", keys)
+		t.Errorf("a worker alone held slots: %q", keys)
+	}
+	two := New(Config{Store: d, Share: FixedShare(2)})
+	two.SetRule("b2", Rule{MaxInFlight: 2})
+	if _, _, ok := two.TryStart("b2", "h"); !ok {
+		t.Fatal("refused")
+	}
+	if keys := slotKeys(t, d, "b2", "h", 2); len(keys) != 1 {
+		t.Errorf("2 workers under max_in_flight 2 hold slots %q, want 1 (the store holds it whenever there are several)", keys)
 	}
 }
 
