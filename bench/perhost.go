@@ -40,19 +40,43 @@ func perHost(c *config, st *stack, s *site) error {
 }
 
 // perHostThroughput runs the many-host batch without and with a rule
-// that does not bind, on one worker process.
+// that does not bind, on one worker process and on three.
 func perHostThroughput(c *config, st *stack, s *site) error {
-	const inFlight = 200
-	w, err := startProcWorker(c, st, "perhost", filepath.Join(st.dir, "blobs"))
-	if err != nil {
-		return err
+	for _, n := range []int{1, 3} {
+		if err := perHostThroughputOn(c, st, s, n); err != nil {
+			return err
+		}
 	}
-	defer w.stop()
+	return nil
+}
+
+func perHostThroughputOn(c *config, st *stack, s *site, n int) error {
+	const inFlight = 200
+	name := fmt.Sprint("perhost-", n)
+	var procs []*procWorker
+	defer func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}()
+	for range n {
+		w, err := startProcWorker(c, st, name, filepath.Join(st.dir, "blobs"))
+		if err != nil {
+			return err
+		}
+		procs = append(procs, w)
+	}
+	if n > 1 {
+		if err := waitFetchPollers(st, procs[0].queue, n); err != nil {
+			return err
+		}
+	}
+	w := procs[0]
 	loose := &workflows.PerHost{MaxInFlight: inFlight, Rate: "10000/s"}
-	fmt.Printf("many hosts: %d URLs, max_in_flight %d\n", c.perHostURLs, inFlight)
+	fmt.Printf("many hosts: %d URLs, max_in_flight %d, %d worker process(es)\n", c.perHostURLs, inFlight, n)
 	var rates [2]float64
 	for i, rule := range []*workflows.PerHost{nil, loose} {
-		urls := s.spread(c.perHostURLs, "small", fmt.Sprint("ph", i))
+		urls := s.spread(c.perHostURLs, "small", fmt.Sprint("ph", n, "-", i))
 		o, err := runInput(st, w.target(), workflows.Input{MaxInFlight: inFlight, PerHost: rule}, urls, c.timeout, false)
 		label := "without per_host"
 		if rule != nil {

@@ -18,15 +18,16 @@
 // # Sharing between workers
 //
 // Each worker enforces its share of the rule: rate / share requests a
-// second, share being the number of fetch workers (ShareSource, at least
-// 1). A worker that joins others holds its requests back until they have
+// second and MaxInFlight / share open at once, share being the number of
+// fetch workers (ShareSource, at least 1). A worker that joins others holds its requests back until they have
 // counted it (Settler).
 //
-// Dividing MaxInFlight would leave each worker less than one request
-// with more workers than it, and shares taken while workers count each
-// other differently (one joins or leaves) could add up to more. So with
-// several workers (and before they are counted) the workers hold
-// MaxInFlight together in
+// Dividing a small MaxInFlight wastes it (rounded down, or less than one
+// request each with more workers than it), and shares taken while
+// workers count each other differently (one joins or leaves) could add
+// up to more. So with several workers and a MaxInFlight under 4 per
+// worker (and before the workers are counted) they hold MaxInFlight
+// together in
 // the blob store they share (Config.Store, a blobstore.Leaser): each
 // request holds one of the host's MaxInFlight slots, a small record under
 // <batch>/hostslots/<hex of host>/<slot>/<generation> created only where

@@ -15,6 +15,10 @@ import (
 // workers do not ask in step).
 const slotRecheck = 50 * time.Millisecond
 
+// heldBelow: a MaxInFlight under heldBelow requests per worker is held in
+// the store (with several workers), a larger one divided between them.
+const heldBelow = 4
+
 // newSlots holds slots in cfg.Store, or is nil when it cannot.
 func newSlots(cfg Config) *slots {
 	leaser, ok := cfg.Store.(blobstore.Leaser)
@@ -44,8 +48,9 @@ func (l *HostLimits) SetAttemptTimeout(batch string, d time.Duration) {
 	}
 }
 
-// held tells whether rule's MaxInFlight is held in the store: when there
-// are several workers, or before they are counted. Without a store
+// held tells whether rule's MaxInFlight is held in the store: with
+// several workers, when it is under heldBelow requests per worker, and
+// before the workers are counted. Without a store
 // that can, each worker keeps one request open, and Warning says so
 // once. Called with l.mu held.
 func (l *HostLimits) held(rule Rule) bool {
@@ -56,11 +61,13 @@ func (l *HostLimits) held(rule Rule) bool {
 	if counted <= 0 {
 		return l.slots != nil && !l.noSlots // not known yet
 	}
-	// With several workers the store holds it even when each could keep
-	// a share of its own: shares taken while the workers count each
-	// other differently (one joins, one leaves) could add up to more.
+	// With several workers the store holds it while each worker's share
+	// would be under heldBelow requests: shares rounded down waste a
+	// small limit, and shares taken while the workers count each other
+	// differently (one joins, one leaves) could add up to more. A larger
+	// limit is divided: the store would cost more than it saves.
 	share := l.Share()
-	if share <= 1 {
+	if share <= 1 || rule.MaxInFlight >= heldBelow*share {
 		return false
 	}
 	if l.slots == nil || l.noSlots {

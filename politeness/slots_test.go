@@ -244,7 +244,7 @@ func TestSlotsFallBack(t *testing.T) {
 		t.Fatal("refused")
 	}
 	if keys := slotKeys(t, d, "b2", "h", 2); len(keys) != 1 {
-		t.Errorf("2 workers under max_in_flight 2 hold slots %q, want 1 (the store holds it whenever there are several)", keys)
+		t.Errorf("2 workers under max_in_flight 2 hold slots %q, want 1 (the store holds a small limit whenever there are several)", keys)
 	}
 }
 

@@ -238,7 +238,7 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		share := &pollerShare{c: c, queue: cfg.TaskQueue, every: cfg.ShareRefresh}
 		go share.run(ctx, cfg.ShareRefresh)
 		// The store every fetch worker shares holds max_in_flight when
-		// there are several workers, and tells which workers a host's rate
+		// there are several workers and it is small, and tells which workers a host's rate
 		// holds back (they divide it) when it can list.
 		p.limits = politeness.New(politeness.Config{Share: share, Store: cfg.Store, Holder: identity, Presence: politeness.NewPresence(cfg.Store, identity)})
 		if t, ok := cfg.Observer.(activities.HostsTracker); ok {
