@@ -32,6 +32,7 @@ type pollerShare struct {
 	// holds its per-host requests back while the others count it.
 	joining atomic.Int64
 	every   time.Duration // the refresh, once past the first counts
+	self    string        // this worker's poller identity
 }
 
 // Share is the last count (0: none yet).
@@ -65,6 +66,9 @@ func (s *pollerShare) refresh(ctx context.Context) error {
 			continue
 		}
 		seen[id] = true
+	}
+	if s.self != "" {
+		seen[s.self] = true // counted before its own first poll shows
 	}
 	if len(seen) > 0 {
 		if s.n.Load() == 0 && len(seen) > 1 {
