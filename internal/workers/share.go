@@ -67,8 +67,10 @@ func (s *pollerShare) refresh(ctx context.Context) error {
 		}
 		seen[id] = true
 	}
-	if s.self != "" {
-		seen[s.self] = true // counted before its own first poll shows
+	if s.self != "" && len(seen) > 0 {
+		// Others seen before this worker's own first poll shows: it is
+		// one more (seeing none, not even itself, counts nothing yet).
+		seen[s.self] = true
 	}
 	if len(seen) > 0 {
 		if s.n.Load() == 0 && len(seen) > 1 {
