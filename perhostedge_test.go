@@ -383,10 +383,9 @@ func TestPerHostRuleOverManyHosts(t *testing.T) {
 // TestMaxInFlightOneWhenWorkersJoinABatch: per_host {max_in_flight: 1}
 // while fetch workers start. "alone first": one worker has run alone
 // for 8 s (it counts 1), and two more start with the batch; "together":
-// three workers start with the batch. README: before a worker has
-// counted the others the slots are held in the store, and "a host may
-// see one request more than max_in_flight" while they count each other
-// differently: at most 2 at once.
+// three workers start with the batch. Workers that join others hold
+// back until they are counted, and a small max_in_flight is held in the
+// store: never more than 1 at once.
 func TestMaxInFlightOneWhenWorkersJoinABatch(t *testing.T) {
 	for i, c := range []struct {
 		name  string
