@@ -52,26 +52,11 @@ func perHostThroughput(c *config, st *stack, s *site) error {
 
 func perHostThroughputOn(c *config, st *stack, s *site, n int) error {
 	const inFlight = 200
-	name := fmt.Sprint("perhost-", n)
-	var procs []*procWorker
-	defer func() {
-		for _, p := range procs {
-			p.stop()
-		}
-	}()
-	for range n {
-		w, err := startProcWorker(c, st, name, filepath.Join(st.dir, "blobs"))
-		if err != nil {
-			return err
-		}
-		procs = append(procs, w)
+	w, stop, err := startProcWorkers(c, st, fmt.Sprint("perhost-", n), n)
+	if err != nil {
+		return err
 	}
-	if n > 1 {
-		if err := waitFetchPollers(st, procs[0].queue, n); err != nil {
-			return err
-		}
-	}
-	w := procs[0]
+	defer stop()
 	loose := &workflows.PerHost{MaxInFlight: inFlight, Rate: "10000/s"}
 	fmt.Printf("many hosts: %d URLs, max_in_flight %d, %d worker process(es)\n", c.perHostURLs, inFlight, n)
 	var rates [2]float64
@@ -96,27 +81,11 @@ func perHostThroughputOn(c *config, st *stack, s *site, n int) error {
 // perHostDrain runs a batch dominated by one rate-limited host on n
 // worker processes sharing its task queue.
 func perHostDrain(c *config, st *stack, s *site, n int) error {
-	name := fmt.Sprint("perhost-drain-", n)
-	var procs []*procWorker
-	defer func() {
-		for _, p := range procs {
-			p.stop()
-		}
-	}()
-	for range n {
-		w, err := startProcWorker(c, st, name, filepath.Join(st.dir, "blobs"))
-		if err != nil {
-			return err
-		}
-		procs = append(procs, w)
+	w, stop, err := startProcWorkers(c, st, fmt.Sprint("perhost-drain-", n), n)
+	if err != nil {
+		return err
 	}
-	if n > 1 {
-		// Each worker divides the rule by the fetch workers it counts:
-		// wait until every one counts all of them.
-		if err := waitFetchPollers(st, procs[0].queue, n); err != nil {
-			return err
-		}
-	}
+	defer stop()
 	limited := s.hosts[0]
 	var urls []string
 	for i := range c.perHostDrain {
@@ -126,7 +95,7 @@ func perHostDrain(c *config, st *stack, s *site, n int) error {
 		}
 	}
 	rule := &workflows.PerHost{Rate: c.perHostRate}
-	o, err := runInput(st, procs[0].target(), workflows.Input{MaxInFlight: 200, PerHost: rule}, urls, c.timeout, false)
+	o, err := runInput(st, w.target(), workflows.Input{MaxInFlight: 200, PerHost: rule}, urls, c.timeout, false)
 	if err != nil {
 		fmt.Printf("one host at %s, %d worker(s): failed: %v\n", c.perHostRate, n, err)
 		return nil
@@ -139,6 +108,33 @@ func perHostDrain(c *config, st *stack, s *site, n int) error {
 	fmt.Printf("one host at %s, %d of its URLs and %d of other hosts, %d worker process(es): drained in %v (%d ok, %d failed); ideal %v; ideal/measured %.2f\n",
 		c.perHostRate, c.perHostDrain, len(urls)-c.perHostDrain, n, o.wall.Round(time.Millisecond), o.ok, o.failed, ideal, ideal.Seconds()/o.wall.Seconds())
 	return nil
+}
+
+// startProcWorkers starts n worker processes on the queues of name and
+// waits until each counts all of them (they divide per-host rules by
+// the fetch workers they count). stop stops them all.
+func startProcWorkers(c *config, st *stack, name string, n int) (first *procWorker, stop func(), err error) {
+	var procs []*procWorker
+	stop = func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	}
+	for range n {
+		w, err := startProcWorker(c, st, name, filepath.Join(st.dir, "blobs"))
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		procs = append(procs, w)
+	}
+	if n > 1 {
+		if err := waitFetchPollers(st, procs[0].queue, n); err != nil {
+			stop()
+			return nil, nil, err
+		}
+	}
+	return procs[0], stop, nil
 }
 
 // waitFetchPollers waits until n fetch workers poll queue's activities,

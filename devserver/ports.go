@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strconv"
-	"strings"
 
 	"go.temporal.io/server/temporal"
+
+	"github.com/batchfetch/batchfetch/internal/ports"
 )
 
 // errServer marks a failure of the Temporal server itself to start, which
@@ -50,7 +50,7 @@ func runServer(opts ...temporal.ServerOption) (srv temporal.Server, err error) {
 // ephemeral range where it can: a port in that range may become any
 // outgoing connection's source port before the server binds it.
 func freePort(ip string) (int, error) {
-	if lo := ephemeralLow(); lo > 12000 {
+	if lo := ports.EphemeralLow(); lo > 12000 {
 		for range 100 {
 			p := 10000 + rand.IntN(lo-10000)
 			if portFree(ip, p) == nil {
@@ -66,20 +66,6 @@ func freePort(ip string) (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// ephemeralLow is the lowest port of the system's ephemeral range (0
-// when unknown).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0
-	}
-	lo, _ := strconv.Atoi(f[0])
-	return lo
-}
 
 // freeBlock finds a port p such that p to p+n-1 are free on ip.
 func freeBlock(ip string, n int) (int, error) {

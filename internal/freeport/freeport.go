@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/batchfetch/batchfetch/internal/ports"
 )
 
 // Run returns a port p such that p to p+n-1 are free: a dev server with a
@@ -18,7 +17,7 @@ import (
 // test binds it.
 func Run(t testing.TB, n int) int {
 	t.Helper()
-	lo := ephemeralLow()
+	lo := ports.EphemeralLow()
 	for range 200 {
 		base := 0
 		if lo > 12000 {
@@ -51,19 +50,4 @@ func free(base, n int) bool {
 		c.Close()
 	}
 	return true
-}
-
-// ephemeralLow is the lowest port of the system's ephemeral range (0
-// when unknown).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0
-	}
-	lo, _ := strconv.Atoi(f[0])
-	return lo
 }
