@@ -66,7 +66,6 @@ func freePort(ip string) (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-
 // freeBlock finds a port p such that p to p+n-1 are free on ip.
 func freeBlock(ip string, n int) (int, error) {
 	var last error
