@@ -29,6 +29,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/internal/buildinfo"
 	"github.com/batchfetch/batchfetch/internal/cli"
 	"github.com/batchfetch/batchfetch/internal/logging"
 	"github.com/batchfetch/batchfetch/workflows"
@@ -128,6 +129,10 @@ var subcommands = map[string]func(args []string, stdin io.Reader, stdout, stderr
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	name := "start"
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		_, err := io.WriteString(stdout, buildinfo.Describe("batchfetch starter", buildinfo.ID()))
+		return err
+	}
 	if len(args) > 0 {
 		if _, ok := subcommands[args[0]]; ok {
 			name, args = args[0], args[1:]

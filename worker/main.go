@@ -100,7 +100,7 @@ func newFlags() (*flag.FlagSet, *settings) {
 	st.logFormat = fs.String("log-format", "console", "console or json")
 	credentialFlags(fs, &st.creds)
 	deploymentFlags(fs, &cfg.Deployment)
-	st.version = fs.Bool("version", false, "print the build ID and exit")
+	st.version = fs.Bool("version", false, "print the build ID (first line), the version, the Temporal Go SDK's and Go's, and exit")
 	return fs, st
 }
 
@@ -173,7 +173,7 @@ func run(args []string) error {
 		st.cfg.Deployment.BuildID = buildinfo.ID() // BATCHFETCH_BUILD_ID set empty
 	}
 	if version {
-		fmt.Println(st.cfg.Deployment.BuildID)
+		fmt.Print(buildinfo.Describe("batchfetch worker", st.cfg.Deployment.BuildID))
 		return nil
 	}
 	// Checked before anything starts or connects.

@@ -108,7 +108,8 @@ func (r *rollout) worker(exe, role string, extra ...string) *proc {
 	return p
 }
 
-// buildID is what `worker --version` says of exe ("" for today's build).
+// buildID is the build ID `worker --version` says of exe, its first
+// line ("" for today's build).
 func buildID(t *testing.T, exe string, extra ...string) string {
 	t.Helper()
 	if exe == "" {
@@ -120,7 +121,8 @@ func buildID(t *testing.T, exe string, extra ...string) string {
 	if err != nil {
 		t.Fatalf("%s --version: %v", exe, err)
 	}
-	return strings.TrimSpace(string(out))
+	first, _, _ := strings.Cut(string(out), "\n") // the build ID's line
+	return strings.TrimSpace(first)
 }
 
 // start starts a batch of the first n pages: up to 100 run as one-URL
