@@ -61,7 +61,7 @@ func newHostBoard(limits *politeness.HostLimits, batch string, obs Observer, tas
 // refusedAt notes that the URL at position i, not started, was held back
 // for host.
 func (b *hostBoard) refusedAt(host string, i int) {
-	if b == nil {
+	if b == nil || b.settling() {
 		return
 	}
 	b.mu.Lock()
@@ -89,12 +89,17 @@ type gateTurn struct {
 	waiting bool
 }
 
+// settling: the worker holds every host back a moment at its start
+// (politeness.HostLimits.Settling): no host's doing, not counted as one's
+// wait.
+func (b *hostBoard) settling() bool { return b.limits.Settling() > 0 }
+
 // turn begins a URL's turn at host's gate; end it (once) when it passes.
 func (b *hostBoard) turn(host string) *gateTurn { return &gateTurn{b: b, host: host} }
 
 // refused notes that the host held the URL back.
 func (t *gateTurn) refused() {
-	if t.b == nil {
+	if t.b == nil || t.b.settling() {
 		return
 	}
 	if !t.waiting {

@@ -43,6 +43,9 @@ func (l *HostLimits) Why(batch, host string) Wait {
 		w.Reason, w.Until = ReasonPaused, now.Add(pauseLeft)
 	case pauseLeft > 0: // a newly registered worker holds back (Presence)
 		w.Reason, w.Until = ReasonRate, now.Add(pauseLeft)
+		if w.Rate == 0 {
+			w.Rate = br.rule.Rate // the rule's, as it holds back for its share of it
+		}
 	case inFlight > 0 && h.inFlight >= inFlight, held && now.Before(h.slotRetry):
 		w.Reason = ReasonInFlight
 	case r > 0 && h.lim.TokensAt(now) < 1:
