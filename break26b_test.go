@@ -3,11 +3,15 @@ package batchfetch_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/grpc"
 
+	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/internal/workers"
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -51,5 +55,66 @@ func TestMaxInFlightAtTheThresholdWhenAWorkerJoins(t *testing.T) {
 		len(times), most, times[len(times)-1].Sub(times[0]))
 	if most > 8 {
 		t.Errorf("the host had %d requests open at once, want max_in_flight 8", most)
+	}
+}
+
+// noDescribe is a client to the test's server whose DescribeTaskQueue is
+// refused, as by an API key whose role may run workers but not describe
+// task queues.
+func noDescribe(t *testing.T) client.Client {
+	t.Helper()
+	refuse := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if strings.HasSuffix(method, "/DescribeTaskQueue") {
+			return serviceerror.NewPermissionDenied("DescribeTaskQueue not allowed", "")
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	c, err := client.Dial(client.Options{HostPort: env.stack.FrontendAddress(),
+		ConnectionOptions: client.ConnectionOptions{DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(refuse)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// TestPerHostRuleWhenWorkersCannotBeCounted: the only fetch worker cannot
+// count the fetch workers (DescribeTaskQueue refused). A small batch of 3
+// quick URLs under per_host {max_in_flight: 2} with url_timeout 8s should
+// still be fetched (held in the store, or the rule kept as if alone), not
+// wait for a count that never comes.
+func TestPerHostRuleWhenWorkersCannotBeCounted(t *testing.T) {
+	const queue = "e2e-break26b-nocount"
+	host := newEdgeHost(t, 151, 0, "")
+	local := activities.ClientConfig{Guard: activities.Guard{Allow: []string{"127.0.1.0/24"}}}
+	pool, err := workers.Start(noDescribe(t), workers.Config{Role: workers.RoleFetch, TaskQueue: queue, CPUTaskQueue: cpuTaskQueue, Store: env.store,
+		HTTP: local, ShareRefresh: 100 * time.Millisecond, Deployment: workers.Deployment{MakeCurrent: workers.MakeCurrentAlways}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Stop)
+	var urls []string
+	for i := range 3 {
+		urls = append(urls, fmt.Sprintf("%s/p/%d", host.URL, i))
+	}
+	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName,
+		workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, URLTimeout: "8s", PerHost: &workflows.PerHost{MaxInFlight: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3 quick URLs with url_timeout 8s: done, one way or another, well
+	// within 30 s.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out workflows.Output
+	err = run.Get(ctx, &out)
+	times, _ := host.record()
+	if err != nil {
+		_ = env.client.CancelWorkflow(context.Background(), run.GetID(), run.GetRunID())
+		t.Fatalf("the batch has not ended after 30 s (%v): the host saw %d requests, the worker counts %d fetch workers", err, len(times), pool.HostShare())
+	}
+	t.Logf("%d of %d ok, %d requests, the worker counts %d fetch workers; failures %+v", out.OK, len(urls), len(times), pool.HostShare(), out.Failures)
+	if out.OK != len(urls) {
+		t.Errorf("%d of %d ok, want all: a worker that cannot count the others holds its requests back for ever", out.OK, len(urls))
 	}
 }
