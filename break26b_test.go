@@ -13,6 +13,7 @@ import (
 
 	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/internal/workers"
+	"github.com/batchfetch/batchfetch/politeness"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -116,5 +117,62 @@ func TestPerHostRuleWhenWorkersCannotBeCounted(t *testing.T) {
 	t.Logf("%d of %d ok, %d requests, the worker counts %d fetch workers; failures %+v", out.OK, len(urls), len(times), pool.HostShare(), out.Failures)
 	if out.OK != len(urls) {
 		t.Errorf("%d of %d ok, want all: a worker that cannot count the others holds its requests back for ever", out.OK, len(urls))
+	}
+}
+
+// startDefaultRuleWorker is a fetch worker of queue whose every batch
+// keeps to per_host rule by default (--per-host-max-in-flight and
+// --per-host-rate).
+func startDefaultRuleWorker(t *testing.T, queue, name string, rule politeness.Rule) *workers.Pools {
+	t.Helper()
+	http := activities.ClientConfig{Guard: activities.Guard{Allow: []string{"127.0.1.0/24"}}}
+	p, err := env.stack.StartWorkers(workers.Config{HTTP: http, Role: workers.RoleFetch, TaskQueue: queue, Store: env.store,
+		Instance: name, PerHost: rule})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// TestSmallBatchKeepsToTheWorkersMaxInFlight: two fetch workers started
+// with --per-host-max-in-flight 1, counted, run a small batch (one
+// activity per URL) of 12 URLs of a host whose pages take 300 ms: the
+// host never sees 2 at once, and every URL is ok in one attempt (waiting
+// for the host uses no Temporal attempt).
+func TestSmallBatchKeepsToTheWorkersMaxInFlight(t *testing.T) {
+	const queue = "e2e-break26b-small-mif"
+	host := newEdgeHost(t, 152, 300*time.Millisecond, "")
+	a := startDefaultRuleWorker(t, queue, "a", politeness.Rule{MaxInFlight: 1})
+	b := startDefaultRuleWorker(t, queue, "b", politeness.Rule{MaxInFlight: 1})
+	waitShare(t, 2, a, b)
+	var urls []string
+	for i := range 12 {
+		urls = append(urls, fmt.Sprintf("%s/p/%d", host.URL, i))
+	}
+	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName,
+		workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, URLTimeout: "60s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	times, most := host.record()
+	attempts := 0
+	for _, r := range out.Results {
+		attempts = max(attempts, r.Attempts)
+	}
+	t.Logf("%d of %d ok, %d requests, at most %d at once, most attempts of a URL %d, over %s", out.OK, len(urls), len(times), most, attempts,
+		times[len(times)-1].Sub(times[0]))
+	if out.OK != len(urls) || len(times) != len(urls) {
+		t.Errorf("%d of %d ok in %d requests: %+v", out.OK, len(urls), len(times), out.Failures)
+	}
+	if most > 1 {
+		t.Errorf("the host had %d requests open at once, want the workers' --per-host-max-in-flight 1", most)
+	}
+	if attempts > 1 {
+		t.Errorf("a URL took %d attempts, want 1", attempts)
 	}
 }
