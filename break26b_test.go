@@ -3,7 +3,12 @@ package batchfetch_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -174,5 +179,65 @@ func TestSmallBatchKeepsToTheWorkersMaxInFlight(t *testing.T) {
 	}
 	if attempts > 1 {
 		t.Errorf("a URL took %d attempts, want 1", attempts)
+	}
+}
+
+// TestSmallBatch429WithoutRetryAfterPausesItsHost: a fetch worker started
+// with --per-host-max-in-flight 1 runs a small batch (one activity per
+// URL, initial_backoff 2s) of 4 URLs of a host that answers its first
+// request 429 without Retry-After. README: the host is paused for the
+// URL's backoff, so no request reaches it for about 2 s after the 429,
+// and every URL ends ok.
+func TestSmallBatch429WithoutRetryAfterPausesItsHost(t *testing.T) {
+	const queue = "e2e-break26b-small-429"
+	var mu sync.Mutex
+	var times []time.Time
+	l, err := net.Listen("tcp", "127.0.1.153:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		times = append(times, time.Now())
+		n := len(times)
+		mu.Unlock()
+		if n == 1 {
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	}))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+	a := startDefaultRuleWorker(t, queue, "a", politeness.Rule{MaxInFlight: 1})
+	waitShare(t, 1, a)
+	var urls []string
+	for i := range 4 {
+		urls = append(urls, fmt.Sprintf("%s/p/%d", srv.URL, i))
+	}
+	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName,
+		workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, InitialBackoff: "2s", MaxAttempts: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	got := append([]time.Time(nil), times...)
+	mu.Unlock()
+	var after []string
+	for _, at := range got[1:] {
+		after = append(after, at.Sub(got[0]).Round(10*time.Millisecond).String())
+	}
+	t.Logf("%d of %d ok, %d requests; after the 429: %v", out.OK, len(urls), len(got), after)
+	if out.OK != len(urls) {
+		t.Errorf("%d of %d ok: %+v", out.OK, len(urls), out.Failures)
+	}
+	if len(got) > 1 && got[1].Sub(got[0]) < 1500*time.Millisecond {
+		t.Errorf("the host was asked again %s after its 429, want no request for the URL's 2 s backoff", got[1].Sub(got[0]))
 	}
 }
