@@ -241,3 +241,41 @@ func TestSmallBatch429WithoutRetryAfterPausesItsHost(t *testing.T) {
 		t.Errorf("the host was asked again %s after its 429, want no request for the URL's 2 s backoff", got[1].Sub(got[0]))
 	}
 }
+
+// TestJoiningWorkerEndsShortURLTimeouts: a fetch worker started with
+// --per-host-max-in-flight 2 has run a while; a second joins it, and
+// holds its per-host requests back about 6 s while the first counts it.
+// A small batch of 20 quick URLs with url_timeout 3s starts just then:
+// the URLs given to the joining worker should be fetched (the host is
+// free, the first worker idle), not end as timeout without a request.
+func TestJoiningWorkerEndsShortURLTimeouts(t *testing.T) {
+	const queue = "e2e-break26b-join-timeout"
+	host := newEdgeHost(t, 154, 0, "")
+	started := time.Now()
+	a := startDefaultRuleWorker(t, queue, "a", politeness.Rule{MaxInFlight: 2})
+	waitShare(t, 1, a)
+	time.Sleep(time.Until(started.Add(8 * time.Second)))
+	c := startDefaultRuleWorker(t, queue, "c", politeness.Rule{MaxInFlight: 2})
+	waitShare(t, 2, c)
+	var urls []string
+	for i := range 20 {
+		urls = append(urls, fmt.Sprintf("%s/p/%d", host.URL, i))
+	}
+	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName,
+		workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, URLTimeout: "3s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	times, _ := host.record()
+	t.Logf("a, c count %d, %d; %d of %d ok, %d requests", a.HostShare(), c.HostShare(), out.OK, len(urls), len(times))
+	for _, f := range out.Failures {
+		t.Logf("%s: %s after %d attempts, %d ms: %s", f.URL, f.Outcome, f.Attempts, f.ElapsedMS, f.Error)
+	}
+	if out.OK != len(urls) {
+		t.Errorf("%d of %d ok, want all: the joining worker's hold ran out their url_timeout", out.OK, len(urls))
+	}
+}
