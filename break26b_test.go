@@ -275,6 +275,14 @@ func TestJoiningWorkerEndsShortURLTimeouts(t *testing.T) {
 	for _, f := range out.Failures {
 		t.Logf("%s: %s after %d attempts, %d ms: %s", f.URL, f.Outcome, f.Attempts, f.ElapsedMS, f.Error)
 	}
+	for _, r := range out.Results {
+		if r.Outcome != "ok" {
+			t.Logf("result %s: %s, %d attempts, %d ms", r.URL, r.Outcome, r.Attempts, r.ElapsedMS)
+			if r.Outcome == "timeout" && r.ElapsedMS < 2500 {
+				t.Errorf("%s ended timeout after its 3 s url_timeout, its elapsed_ms says %d", r.URL, r.ElapsedMS)
+			}
+		}
+	}
 	if out.OK != len(urls) {
 		t.Errorf("%d of %d ok, want all: the joining worker's hold ran out their url_timeout", out.OK, len(urls))
 	}
