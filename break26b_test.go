@@ -180,6 +180,7 @@ func TestSmallBatchKeepsToTheWorkersMaxInFlight(t *testing.T) {
 	if attempts > 1 {
 		t.Errorf("a URL took %d attempts, want 1", attempts)
 	}
+	assertNoBlobs(t, run) // the host's slot records go with the batch
 }
 
 // TestSmallBatch429WithoutRetryAfterPausesItsHost: a fetch worker started
@@ -240,6 +241,7 @@ func TestSmallBatch429WithoutRetryAfterPausesItsHost(t *testing.T) {
 	if len(got) > 1 && got[1].Sub(got[0]) < 1500*time.Millisecond {
 		t.Errorf("the host was asked again %s after its 429, want no request for the URL's 2 s backoff", got[1].Sub(got[0]))
 	}
+	assertNoBlobs(t, run) // the host's pause record goes with the batch
 }
 
 // TestJoiningWorkerEndsShortURLTimeouts: a fetch worker started with
