@@ -170,6 +170,7 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 			return nil, final
 		}
 		if err != nil {
+			out.ElapsedMS = elapsed() // the wait for its host counts
 			return nil, f.urlEnded(ctx, f.ended(ctx, out, nil), st.checkpoint().Resume)
 		}
 		release, err := f.acquire(urlCtx)
