@@ -25,9 +25,9 @@
 // Dividing a small MaxInFlight wastes it (rounded down, or less than one
 // request each with more workers than it), and shares taken while
 // workers count each other differently (one joins or leaves) could add
-// up to more. So with several workers and a MaxInFlight under 4 per
-// worker (and before the workers are counted) they hold MaxInFlight
-// together in
+// up to more. So with several workers and a MaxInFlight of at most 16
+// (and before the workers are counted) they hold MaxInFlight together
+// in
 // the blob store they share (Config.Store, a blobstore.Leaser): each
 // request holds one of the host's MaxInFlight slots, a small record under
 // <batch>/hostslots/<hex of host>/<slot>/<generation> created only where

@@ -15,9 +15,9 @@ import (
 // workers do not ask in step).
 const slotRecheck = 50 * time.Millisecond
 
-// heldBelow: a MaxInFlight under heldBelow requests per worker is held in
-// the store (with several workers), a larger one divided between them.
-const heldBelow = 4
+// heldUpTo: a MaxInFlight up to heldUpTo is held in the store (with
+// several workers), a larger one divided between them.
+const heldUpTo = 16
 
 // newSlots holds slots in cfg.Store, or is nil when it cannot.
 func newSlots(cfg Config) *slots {
@@ -49,8 +49,8 @@ func (l *HostLimits) SetAttemptTimeout(batch string, d time.Duration) {
 }
 
 // held tells whether rule's MaxInFlight is held in the store: with
-// several workers, when it is under heldBelow requests per worker, and
-// before the workers are counted. Without a store
+// several workers, when it is at most heldUpTo, and before the workers
+// are counted. Without a store
 // that can, each worker keeps one request open, and Warning says so
 // once. Called with l.mu held.
 func (l *HostLimits) held(rule Rule) bool {
@@ -61,13 +61,14 @@ func (l *HostLimits) held(rule Rule) bool {
 	if counted <= 0 {
 		return l.slots != nil && !l.noSlots // not known yet
 	}
-	// With several workers the store holds it while each worker's share
-	// would be under heldBelow requests: shares rounded down waste a
-	// small limit, and shares taken while the workers count each other
-	// differently (one joins, one leaves) could add up to more. A larger
-	// limit is divided: the store would cost more than it saves.
+	// With several workers the store holds a limit up to heldUpTo:
+	// shares rounded down waste a small limit, and shares taken while the
+	// workers count each other differently (one joins, one leaves) could
+	// add up to more. It does not depend on how many they are, so a
+	// count that changes never moves a limit between held and divided. A
+	// larger limit is divided: the store would cost more than it saves.
 	share := l.Share()
-	if share <= 1 || rule.MaxInFlight >= heldBelow*share {
+	if share <= 1 || rule.MaxInFlight > heldUpTo {
 		return false
 	}
 	if l.slots == nil || l.noSlots {

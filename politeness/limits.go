@@ -20,7 +20,8 @@ type ShareSource interface {
 
 // Settler is a ShareSource that may ask a worker to hold back its
 // requests under rules for a while: one that joins other workers, until
-// they have counted it (they still take the shares of one worker fewer).
+// they have counted it (they still take the shares of one worker fewer,
+// or keep their limits to themselves as if alone).
 type Settler interface {
 	Settling() time.Duration
 }

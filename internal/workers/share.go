@@ -11,7 +11,7 @@ import (
 
 // DefaultShareRefresh is how often a fetch worker counts the fetch
 // workers it shares per-host rules with.
-const DefaultShareRefresh = 5 * time.Second
+const DefaultShareRefresh = 3 * time.Second
 
 // pollerFresh is how recently a poller must have polled to count: a
 // worker long-polls about once a minute, and one that stopped stays in
@@ -32,6 +32,7 @@ type pollerShare struct {
 	// holds its per-host requests back while the others count it.
 	joining atomic.Int64
 	every   time.Duration // the refresh, once past the first counts
+	began   atomic.Int64  // when counting began (Unix ns)
 	self    string        // this worker's poller identity
 }
 
@@ -46,6 +47,11 @@ func (s *pollerShare) Share() int { return int(s.n.Load()) }
 // whole.
 func (s *pollerShare) Settling() time.Duration {
 	if s.n.Load() == 0 {
+		if b := s.began.Load(); b != 0 && time.Since(time.Unix(0, b)) > s.every+time.Second {
+			// Still none: the server does not say (DescribeTaskQueue
+			// refused?). Go on as one worker among unknown others.
+			return 0
+		}
 		return 50 * time.Millisecond // not counted yet: ask again soon
 	}
 	return max(0, time.Until(time.Unix(0, s.joining.Load())))
@@ -86,6 +92,7 @@ func (s *pollerShare) refresh(ctx context.Context) error {
 // together, as a deployment starts them, see each other within seconds.
 func (s *pollerShare) run(ctx context.Context, every time.Duration) {
 	wait := min(time.Second, every)
+	s.began.Store(time.Now().UnixNano())
 	for {
 		_ = s.refresh(ctx) // a failed count keeps the last one
 		t := time.NewTimer(wait)
