@@ -15,10 +15,10 @@ import (
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
-// newClient connects to the Temporal server at TEMPORAL_ADDRESS (the
+// exampleClient connects to the Temporal server at TEMPORAL_ADDRESS (the
 // SDK's default, localhost:7233, without it) and opens the workers' blob
 // directory.
-func newClient() *client.Client {
+func exampleClient() *client.Client {
 	tc, err := sdkclient.Dial(sdkclient.Options{HostPort: os.Getenv("TEMPORAL_ADDRESS")})
 	if err != nil {
 		log.Fatal(err)
@@ -37,7 +37,7 @@ func newClient() *client.Client {
 // Start a batch, wait for it, and read its results.
 func Example() {
 	ctx := context.Background()
-	c := newClient()
+	c := exampleClient()
 	b, err := c.Start(ctx, workflows.Input{
 		URLs:        []string{"https://example.com/", "https://example.org/a"},
 		MaxInFlight: 20,
@@ -62,7 +62,7 @@ func Example() {
 // canceled one, carries what it had done.
 func ExampleBatch_Wait() {
 	ctx := context.Background()
-	c := newClient()
+	c := exampleClient()
 	b, err := c.Start(ctx, workflows.Input{URLs: []string{"https://example.com/"}, Mode: workflows.ModeFailFast}, client.StartOptions{})
 	var invalid *client.InvalidInputError
 	if errors.As(err, &invalid) {
@@ -91,7 +91,7 @@ func ExampleBatch_Wait() {
 // Watch a running batch from anywhere by its workflow ID.
 func ExampleClient_Attach() {
 	ctx := context.Background()
-	c := newClient()
+	c := exampleClient()
 	b, err := c.Attach(ctx, "nightly-2026-12-03")
 	if err != nil {
 		log.Fatal(err)
@@ -106,7 +106,7 @@ func ExampleClient_Attach() {
 // Cancel a batch: what it had finished keeps its results.
 func ExampleBatch_Cancel() {
 	ctx := context.Background()
-	c := newClient()
+	c := exampleClient()
 	b, err := c.Attach(ctx, "nightly-2026-12-03")
 	if err != nil {
 		log.Fatal(err)
@@ -125,7 +125,7 @@ func ExampleBatch_Cancel() {
 // back in a results file, read one at a time.
 func ExampleBatch_Results() {
 	ctx := context.Background()
-	c := newClient()
+	c := exampleClient()
 	urls := make([]string, 0, 1_000_000)
 	for i := range 1_000_000 {
 		urls = append(urls, fmt.Sprintf("https://example.com/page/%d", i))
@@ -149,7 +149,7 @@ func ExampleBatch_Results() {
 // Keep the bodies, and read one back.
 func ExampleBatch_Body() {
 	ctx := context.Background()
-	c := newClient()
+	c := exampleClient()
 	b, err := c.Start(ctx, workflows.Input{URLs: []string{"https://example.com/"}, KeepBodies: true}, client.StartOptions{})
 	if err != nil {
 		log.Fatal(err)
