@@ -21,6 +21,7 @@ import (
 
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/client"
 	"github.com/batchfetch/batchfetch/internal/devstack"
 	"github.com/batchfetch/batchfetch/workflows"
@@ -54,6 +55,9 @@ func runTests(m *testing.M) int {
 			slowArrived <- struct{}{}
 			<-r.Context().Done()
 		default:
+			if v := r.Header.Get("X-Own"); v != "" {
+				_, _ = io.WriteString(w, v+" ")
+			}
 			_, _ = io.WriteString(w, "page "+r.URL.Path)
 		}
 	}))
@@ -175,7 +179,10 @@ func TestLargeListAndResultsFile(t *testing.T) {
 	for i := range urls {
 		urls[i] = fmt.Sprintf("%s/large/%d", site.URL, i)
 	}
-	b, err := c.Start(ctx, workflows.Input{URLs: urls, MaxInFlight: 200}, client.StartOptions{ID: id})
+	// The first URL is asked for its own way: a JSON line of the list.
+	own := make([]*activities.RequestFields, len(urls))
+	own[0] = &activities.RequestFields{Headers: map[string]activities.HeaderValue{"X-Own": {Value: "own"}}}
+	b, err := c.Start(ctx, workflows.Input{URLs: urls, URLRequests: own, MaxInFlight: 200}, client.StartOptions{ID: id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +198,11 @@ func TestLargeListAndResultsFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.URL != urls[n] || r.Outcome != workflows.OutcomeOK || r.SHA256 != sum(fmt.Sprintf("page /large/%d", n)) {
+		page := fmt.Sprintf("page /large/%d", n)
+		if n == 0 {
+			page = "own " + page
+		}
+		if r.URL != urls[n] || r.Outcome != workflows.OutcomeOK || r.SHA256 != sum(page) {
 			t.Fatalf("result %d = %+v, want %s ok with its page's sha256", n, r, urls[n])
 		}
 		n++
@@ -248,6 +259,36 @@ func TestKeptBody(t *testing.T) {
 	if len(got) != 1 || got[0] != "page /kept" {
 		t.Errorf("kept bodies = %q, want [\"page /kept\"]", got)
 	}
+	// A body that is not the one its result names ends in an error.
+	var kept workflows.Result
+	for r, err := range b.Results(ctx) {
+		if err == nil && r.Outcome == workflows.OutcomeOK {
+			kept = r
+		}
+	}
+	kept.SHA256 = sum("another page")
+	body, err := b.Body(ctx, kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	if _, err := io.ReadAll(body); err == nil || !strings.Contains(err.Error(), "its result says") {
+		t.Errorf("reading a body its result does not name = %v, want an error saying so", err)
+	}
+}
+
+func TestLargeListNeedsStore(t *testing.T) {
+	c, err := client.New(client.Options{Temporal: stack.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	urls := make([]string, workflows.InlineLimit+1)
+	for i := range urls {
+		urls[i] = site.URL + "/x"
+	}
+	if _, err := c.Start(testCtx(t), workflows.Input{URLs: urls}, client.StartOptions{}); err == nil || !strings.Contains(err.Error(), "Options.Store") {
+		t.Errorf("Start of %d URLs without a store = %v, want an error naming Options.Store", len(urls), err)
+	}
 }
 
 func TestCancel(t *testing.T) {
@@ -262,6 +303,21 @@ func TestCancel(t *testing.T) {
 	case <-slowArrived:
 	case <-ctx.Done():
 		t.Fatal("the slow page was never asked for")
+	}
+	// The other URL is done (fetched and hashed) before the cancel.
+	for {
+		p, err := b.Progress(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.OK == 1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the fast page never finished: %+v", p)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	if err := b.Cancel(ctx); err != nil {
 		t.Fatal(err)
