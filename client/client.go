@@ -1,0 +1,182 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	sdkclient "go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/workflows"
+)
+
+// Options configure a Client.
+type Options struct {
+	// Temporal is the connection to the Temporal server the workers
+	// poll (required). The Client does not close it.
+	Temporal sdkclient.Client
+	// Store is the workers' blob store: long URL lists go in, results
+	// files and kept bodies come out. Without it a batch of more than
+	// workflows.InlineLimit URLs cannot be started, and results in a
+	// file and kept bodies cannot be read.
+	Store blobstore.Store
+	// TaskQueue of the workflow and its fetches (default "batchfetch").
+	TaskQueue string
+	// CPUTaskQueue is the hash step's task queue for inputs that name
+	// none (default: the input's default, "batchfetch-cpu").
+	CPUTaskQueue string
+	// DataConverter is the one Temporal was dialed with (default the
+	// SDK's). Start reads a batch's input with it to tell whether a start
+	// with an ID attached to another's batch.
+	DataConverter converter.DataConverter
+}
+
+// Client starts batches and attaches to running ones.
+type Client struct {
+	opts Options
+}
+
+// New returns a Client on opts.Temporal.
+func New(opts Options) (*Client, error) {
+	if opts.Temporal == nil {
+		return nil, errors.New("batchfetch client: Options.Temporal is required")
+	}
+	if opts.TaskQueue == "" {
+		opts.TaskQueue = workflows.TaskQueue
+	}
+	if opts.DataConverter == nil {
+		opts.DataConverter = converter.GetDefaultDataConverter()
+	}
+	return &Client{opts: opts}, nil
+}
+
+// StartOptions configure one batch.
+type StartOptions struct {
+	// ID is the batch's workflow ID (default a new one,
+	// batchfetch-<time>-<random>). Starting an ID that has a batch, running
+	// or ended, attaches to it instead: the same ID never fetches twice.
+	ID string
+	// Summary is shown in the Web UI (default "<n> URLs, <mode>").
+	Summary string
+}
+
+// Start checks in and starts a batch of it. An input the workflow would
+// refuse is an *InvalidInputError, and nothing starts. A URL list of more
+// than workflows.InlineLimit URLs (or whose URLs' own request fields are
+// large) goes to the blob store as a urls_file the batch owns and removes
+// when it ends.
+func (c *Client) Start(ctx context.Context, in workflows.Input, opts StartOptions) (*Batch, error) {
+	if _, err := in.Validate(); err != nil {
+		return nil, invalidInput(err.Error(), err)
+	}
+	if in.CPUTaskQueue == "" {
+		in.CPUTaskQueue = c.opts.CPUTaskQueue
+	}
+	id := opts.ID
+	if id == "" {
+		id = newID()
+	}
+	summary := opts.Summary
+	if summary == "" {
+		summary = fmt.Sprintf("%d URLs, %s", len(in.URLs), modeOf(in))
+		if in.URLsFile != "" {
+			summary = "urls_file " + in.URLsFile + ", " + modeOf(in)
+		}
+	}
+	up, err := c.uploadInputs(ctx, &in, id)
+	if err != nil {
+		return nil, err
+	}
+	// Once the files are up the start is made whole: a canceled ctx must
+	// not leave them with no batch.
+	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	run, err := c.opts.Temporal.ExecuteWorkflow(startCtx, sdkclient.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                c.opts.TaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            summary,
+	}, workflows.WorkflowName, in)
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &already):
+		up.drop(c.opts.Store) // a batch that ended has this ID: ours were never read
+		return c.Attach(ctx, id)
+	case err != nil:
+		if startRefused(err) {
+			up.drop(c.opts.Store)
+		}
+		return nil, fmt.Errorf("starting batch %s: %w", id, err)
+	}
+	if opts.ID != "" && !up.empty() {
+		// The ID may have had a running batch: the server returned it,
+		// and it reads its own files, not these.
+		if theirs, ok := c.startedInput(startCtx, id, run.GetRunID()); ok && !up.read(theirs) {
+			up.drop(c.opts.Store)
+		}
+	}
+	return &Batch{c: c, run: run}, nil
+}
+
+// Attach returns the batch of workflow ID id (its latest run), running or
+// ended. An ID that has no batch is an error wrapping the server's
+// *serviceerror.NotFound.
+func (c *Client) Attach(ctx context.Context, id string) (*Batch, error) {
+	d, err := c.opts.Temporal.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return nil, fmt.Errorf("attaching to batch %s: %w", id, err)
+	}
+	info := d.GetWorkflowExecutionInfo()
+	if name := info.GetType().GetName(); name != workflows.WorkflowName {
+		return nil, fmt.Errorf("attaching to batch %s: workflow %s is a %s, not a %s", id, id, name, workflows.WorkflowName)
+	}
+	return &Batch{c: c, run: c.opts.Temporal.GetWorkflow(ctx, id, info.GetExecution().GetRunId())}, nil
+}
+
+// startedInput is the input a batch's run was started with.
+func (c *Client) startedInput(ctx context.Context, id, runID string) (workflows.Input, bool) {
+	var in workflows.Input
+	it := c.opts.Temporal.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return in, false
+	}
+	ev, err := it.Next()
+	if err != nil {
+		return in, false
+	}
+	started := ev.GetWorkflowExecutionStartedEventAttributes()
+	if started == nil || c.opts.DataConverter.FromPayloads(started.GetInput(), &in) != nil {
+		return in, false
+	}
+	return in, true
+}
+
+// startRefused tells whether a start failed for sure, so that no batch
+// was started (and none will remove the uploaded files).
+func startRefused(err error) bool {
+	var bad *serviceerror.InvalidArgument
+	var denied *serviceerror.PermissionDenied
+	var ns *serviceerror.NamespaceNotFound
+	return errors.As(err, &bad) || errors.As(err, &denied) || errors.As(err, &ns)
+}
+
+func newID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "batchfetch-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+func modeOf(in workflows.Input) string {
+	if in.Mode == "" {
+		return workflows.ModeCollect
+	}
+	return in.Mode
+}

@@ -1,0 +1,35 @@
+// Package client starts batches of URLs to fetch and reads what they did,
+// from Go: a BatchFetch workflow on a Temporal server whose workers poll
+// the batchfetch task queues, and the blob store those workers share.
+//
+//	c, err := client.New(client.Options{Temporal: temporalClient, Store: store})
+//	b, err := c.Start(ctx, workflows.Input{URLs: urls}, client.StartOptions{ID: "nightly-2026-12-03"})
+//	p, err := b.Progress(ctx)  // the progress query
+//	out, err := b.Wait(ctx)    // the output: counts, and the results or their file
+//	for r, err := range b.Results(ctx) {
+//		// one result per URL, in input order, also from a results file
+//	}
+//
+// Start checks the input before anything starts, as the workflow would
+// (an *InvalidInputError naming the field), and sends a URL list of more
+// than workflows.InlineLimit URLs through the blob store, as the starter
+// does: the batch owns that file and removes it when it ends. Starting an
+// ID that already has a batch attaches to it; Attach finds a batch by its
+// workflow ID.
+//
+// A batch that does not complete ends Wait with a typed error:
+// *InvalidInputError (the input was refused; nothing was fetched),
+// *BatchFailedError (a fail_fast batch stopped at a URL, with the output
+// it had so far), *CanceledError (Cancel, or a cancel from elsewhere, with
+// the output so far). Match them with errors.As.
+//
+// Results never holds a batch's results in memory: a batch of a million
+// URLs has them in a results file, JSON lines in the blob store, and they
+// are read one at a time. Body opens a body the batch kept
+// (keep_bodies: a result's body_key) and checks it against the result's
+// sha256 as it is read.
+//
+// The Options.Store must be the workers' store (the same --blob-dir, or
+// the same --blob-url): a results file in another store is an error that
+// says so.
+package client
