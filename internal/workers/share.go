@@ -34,6 +34,7 @@ type pollerShare struct {
 	every   time.Duration // the refresh, once past the first counts
 	began   atomic.Int64  // when counting began (Unix ns)
 	self    string        // this worker's poller identity
+	members *members      // the fetch workers' records in the store (nil: none)
 }
 
 // Share is the last count (0: none yet).
@@ -57,13 +58,36 @@ func (s *pollerShare) Settling() time.Duration {
 	return max(0, time.Until(time.Unix(0, s.joining.Load())))
 }
 
-// refresh counts the fetch workers now.
+// refresh counts the fetch workers now: the larger of the server's list
+// of pollers and the workers' records in the store. It keeps the last
+// count when neither answers.
 func (s *pollerShare) refresh(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	n, err := s.pollers(ctx)
+	if s.members != nil {
+		// The server lists the pollers one partition of the queue saw:
+		// a worker may be missing from it for a while, never from the
+		// records in the store.
+		if m, merr := s.members.count(ctx, s.every); merr == nil {
+			n, err = max(n, m), nil
+		}
+	}
+	if n > 0 {
+		if s.n.Load() == 0 && n > 1 {
+			s.joining.Store(time.Now().Add(s.every + min(s.every, time.Second)).UnixNano())
+		}
+		s.n.Store(int64(n))
+	}
+	return err
+}
+
+// pollers is the number of fetch workers the server lists as polling
+// the queue for fetches (0 when it lists none, not even this one).
+func (s *pollerShare) pollers(ctx context.Context) (int, error) {
 	d, err := s.c.DescribeTaskQueue(ctx, s.queue, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	seen := map[string]bool{}
 	for _, p := range d.GetPollers() {
@@ -78,13 +102,7 @@ func (s *pollerShare) refresh(ctx context.Context) error {
 		// one more (seeing none, not even itself, counts nothing yet).
 		seen[s.self] = true
 	}
-	if len(seen) > 0 {
-		if s.n.Load() == 0 && len(seen) > 1 {
-			s.joining.Store(time.Now().Add(s.every + min(s.every, time.Second)).UnixNano())
-		}
-		s.n.Store(int64(len(seen)))
-	}
-	return nil
+	return len(seen), nil
 }
 
 // run refreshes every interval until ctx is done. The first counts come
@@ -100,6 +118,7 @@ func (s *pollerShare) run(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
+			s.members.leave(context.Background())
 			return
 		}
 		wait = min(2*wait, every)

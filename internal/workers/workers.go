@@ -235,7 +235,7 @@ func Start(c client.Client, cfg Config) (*Pools, error) {
 		// Both AutoUpgrade (see Deployment.options).
 		w.RegisterWorkflowWithOptions(workflows.BatchFetch, workflow.RegisterOptions{Name: workflows.WorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
 		w.RegisterWorkflowWithOptions(workflows.BatchFetchPart, workflow.RegisterOptions{Name: workflows.PartWorkflowName, VersioningBehavior: cfg.Deployment.behavior()})
-		share := &pollerShare{c: c, queue: cfg.TaskQueue, every: cfg.ShareRefresh, self: identity}
+		share := &pollerShare{c: c, queue: cfg.TaskQueue, every: cfg.ShareRefresh, self: identity, members: newMembers(cfg.Store, cfg.TaskQueue, identity)}
 		go share.run(ctx, cfg.ShareRefresh)
 		// The store every fetch worker shares holds max_in_flight when
 		// there are several workers and it is small, and tells which workers a host's rate
