@@ -620,9 +620,11 @@ func TestRobotsSlowAndHuge(t *testing.T) {
 
 // TestTooManyRequestsWithoutRetryAfter: a host answers its first 6
 // requests 429 with no Retry-After (then "Retry-After: 0" on the next 2)
-// under per_host {rate: "10/s"}. README pauses a host only for a
-// Retry-After; this logs what the host sees after its first 429: how
-// soon the next requests come, and how many in the second after it.
+// under per_host {rate: "10/s"}. README: such a 429 pauses the host for
+// the URL's backoff (500 ms, doubling): after the first 429 the host
+// sees no request for 400 ms, and far fewer than its rate in the second
+// after it. A URL the host throttles on every attempt may end as its
+// 429; the others end ok.
 func TestTooManyRequestsWithoutRetryAfter(t *testing.T) {
 	const queue = "e2e-edge-429-bare"
 	var mu sync.Mutex
@@ -675,7 +677,18 @@ func TestTooManyRequestsWithoutRetryAfter(t *testing.T) {
 	}
 	t.Logf("%d of %d ok, %d requests; %d in the second after the first 429 (rate 10/s); the 8 throttled ones over %s; all over %s",
 		out.OK, len(urls), len(got), inSecond, got[7].Sub(got[0]), got[len(got)-1].Sub(got[0]))
-	if out.OK != len(urls) {
+	if gap := got[1].Sub(got[0]); gap < 400*time.Millisecond {
+		t.Errorf("the host was asked again %s after its first 429, want a pause of the URL's 500 ms backoff", gap)
+	}
+	if inSecond > 3 {
+		t.Errorf("%d requests in the second after the first 429, want the host paused", inSecond)
+	}
+	for _, f := range out.Failures {
+		if f.Status != http.StatusTooManyRequests || f.Attempts != 5 {
+			t.Errorf("%s: %s %d after %d attempts, want ok, or its 429 after all 5", f.URL, f.Outcome, f.Status, f.Attempts)
+		}
+	}
+	if out.OK < len(urls)-2 {
 		t.Errorf("%d of %d ok: %+v", out.OK, len(urls), out.Failures)
 	}
 }
