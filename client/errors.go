@@ -42,7 +42,7 @@ type BatchFailedError struct {
 	Err error
 }
 
-func (e *BatchFailedError) Error() string { return "batch failed: " + plainMessage(e.Err) }
+func (e *BatchFailedError) Error() string { return "batch failed: " + workflows.PlainMessage(e.Err) }
 
 // Unwrap returns the failure the batch ended with.
 func (e *BatchFailedError) Unwrap() error { return e.Err }
@@ -111,19 +111,3 @@ func invalidInput(msg string, err error) *InvalidInputError {
 
 // fieldName is what names a field, an entry or a line of one.
 var fieldName = regexp.MustCompile(`^[a-z_]+(\.[a-z_]+|\[[^\]]*\])*( line [0-9]+)?$`)
-
-// plainMessage is err's text without the SDK's note on how it travelled.
-func plainMessage(err error) string {
-	if err == nil {
-		return ""
-	}
-	appErr, ok := err.(*temporal.ApplicationError)
-	if !ok {
-		return err.Error()
-	}
-	msg := appErr.Message()
-	if c := appErr.Unwrap(); c != nil {
-		msg += ": " + plainMessage(c)
-	}
-	return msg
-}

@@ -3,12 +3,9 @@ package client
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
@@ -155,16 +152,4 @@ func copyBlob(ctx context.Context, store blobstore.Store, from, to string) error
 }
 
 // uploadKey is a key of its own for one upload of a batch's input.
-func uploadKey(id, suffix string) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return "inputs/" + strings.Map(safeKeyRune, id) + "-" + hex.EncodeToString(b[:]) + suffix
-}
-
-// safeKeyRune keeps workflow IDs usable as file names.
-func safeKeyRune(r rune) rune {
-	if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
-		return r
-	}
-	return '_'
-}
+func uploadKey(id, suffix string) string { return blobstore.UniqueKey("inputs/", id, suffix) }

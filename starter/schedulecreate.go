@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +13,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -164,9 +163,7 @@ func uploadScheduleList(ctx context.Context, o *options, id string) (string, err
 			return "", &exitError{exitUsage, err}
 		}
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	key := scheduleListPrefix + strings.Map(safeKeyRune, id) + "-" + hex.EncodeToString(b[:]) + ".txt"
+	key := blobstore.UniqueKey(scheduleListPrefix, id, ".txt")
 	if err := upload(ctx, o.store, key, o.list.fileLines()); err != nil {
 		_ = o.store.DeletePrefix(context.WithoutCancel(ctx), key)
 		return "", &exitError{exitInternal, fmt.Errorf("writing the URL list to the blob store: %w", err)}

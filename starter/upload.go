@@ -3,13 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -69,11 +66,7 @@ func uploadInputs(ctx context.Context, o *options, id string) error {
 }
 
 // uploadKey is a key of its own for one upload of a batch's input.
-func uploadKey(id, suffix string) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return "inputs/" + strings.Map(safeKeyRune, id) + "-" + hex.EncodeToString(b[:]) + suffix
-}
+func uploadKey(id, suffix string) string { return blobstore.UniqueKey("inputs/", id, suffix) }
 
 // dropUploads removes what uploadInputs wrote, for a batch that was not
 // started with it.
@@ -166,12 +159,4 @@ func uploadFile(ctx context.Context, store blobstore.Store, key, path string) er
 		return err
 	}
 	return w.Commit()
-}
-
-// safeKeyRune keeps workflow IDs usable as file names.
-func safeKeyRune(r rune) rune {
-	if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
-		return r
-	}
-	return '_'
 }

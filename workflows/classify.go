@@ -30,21 +30,24 @@ func Classify(err error) (outcome, message string) {
 	case errors.As(err, &timeoutErr):
 		return OutcomeTimeout, activities.TruncateError("activity timed out: " + timeoutErr.Error())
 	default:
-		return OutcomeError, activities.TruncateError(plainMessage(err))
+		return OutcomeError, activities.TruncateError(PlainMessage(err))
 	}
 }
 
-// plainMessage is err's text as a person reads it: an application error's own
+// PlainMessage is err's text as a person reads it: an application error's own
 // message (and its cause's), without the SDK's "(type: ..., retryable:
-// ...)" note on how it travelled.
-func plainMessage(err error) string {
+// ...)" note on how it travelled ("" for nil).
+func PlainMessage(err error) string {
+	if err == nil {
+		return ""
+	}
 	appErr, ok := err.(*temporal.ApplicationError)
 	if !ok {
 		return err.Error()
 	}
 	msg := appErr.Message()
 	if c := appErr.Unwrap(); c != nil {
-		msg += ": " + plainMessage(c)
+		msg += ": " + PlainMessage(c)
 	}
 	return msg
 }

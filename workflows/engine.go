@@ -209,7 +209,7 @@ func (e *engine) runChunk(ctx workflow.Context, ch chunk, w int) {
 		}
 		// The hash activity finally failed: its bodies' URLs fail with
 		// its error, the others keep their fetch's word.
-		msg := activities.TruncateError("hashing: " + plainMessage(cause(err)))
+		msg := activities.TruncateError("hashing: " + PlainMessage(cause(err)))
 		noteFailed(e.progress, Result{URL: e.name(ch), Outcome: OutcomeError, Error: msg})
 		if !e.strict { // batches started before: the chunk ends here
 			for i := range fetched.Items {

@@ -28,7 +28,7 @@ func (e *engine) record(ctx workflow.Context, ch chunk, items []activities.Fetch
 			// at most one record per chunk.
 			workflow.GetLogger(ctx).Error("recording a chunk's results failed", "chunk", ch.index, "error", err)
 			if msg == "" {
-				msg = "its results could not be recorded: " + plainMessage(cause(err))
+				msg = "its results could not be recorded: " + PlainMessage(cause(err))
 			}
 			if outcome == "" {
 				outcome = OutcomeError

@@ -249,7 +249,7 @@ func BatchFetch(ctx workflow.Context, in Input) (*Output, error) {
 			Summary:     "check process " + s.Process,
 		})
 		if err := workflow.ExecuteActivity(checkCtx, h.CheckProcess, s.Process).Get(ctx, nil); err != nil {
-			return nil, temporal.NewNonRetryableApplicationError("process: "+plainMessage(cause(err)), InvalidInputType, nil)
+			return nil, temporal.NewNonRetryableApplicationError("process: "+PlainMessage(cause(err)), InvalidInputType, nil)
 		}
 	}
 	attrs := newCountAttrs(ctx)
