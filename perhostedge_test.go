@@ -81,6 +81,24 @@ func startFetchWorker(t *testing.T, queue, name string, refresh time.Duration) *
 	return p
 }
 
+// runAllOK runs the batch in on queue and fails the test unless every
+// URL ends ok; it returns the output.
+func runAllOK(t *testing.T, queue string, in workflows.Input) workflows.Output {
+	t.Helper()
+	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := result(t, run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.OK != len(in.URLs) {
+		t.Errorf("%d of %d ok: %+v", out.OK, len(in.URLs), out.Failures)
+	}
+	return out
+}
+
 func waitShare(t *testing.T, want int, pools ...*workers.Pools) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -124,18 +142,7 @@ func TestMaxInFlightHoldsWhenAWorkerJoins(t *testing.T) {
 	for i := range 30 {
 		urls = append(urls, fmt.Sprintf("%s/p/%d", host.URL, i))
 	}
-	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName,
-		workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, PerHost: &workflows.PerHost{MaxInFlight: 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := result(t, run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.OK != len(urls) {
-		t.Errorf("%d of %d ok: %+v", out.OK, len(urls), out.Failures)
-	}
+	runAllOK(t, queue, workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, PerHost: &workflows.PerHost{MaxInFlight: 2}})
 	times, most := host.record()
 	t.Logf("%d requests, at most %d at once, over %s", len(times), most, times[len(times)-1].Sub(times[0]))
 	if most > 2 {
@@ -160,18 +167,7 @@ func TestCrawlDelayHoldsAcrossWorkers(t *testing.T) {
 		urls = append(urls, fmt.Sprintf("%s/p/%d", host.URL, i))
 	}
 	obey := "obey"
-	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName,
-		workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, Robots: obey, PerHost: &workflows.PerHost{Rate: "10/s"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := result(t, run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.OK != len(urls) {
-		t.Errorf("%d of %d ok: %+v", out.OK, len(urls), out.Failures)
-	}
+	runAllOK(t, queue, workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, Robots: obey, PerHost: &workflows.PerHost{Rate: "10/s"}})
 	times, _ := host.record()
 	var gaps []string
 	for i := 1; i < len(times); i++ {
@@ -353,18 +349,7 @@ func TestPerHostRuleOverManyHosts(t *testing.T) {
 		}
 	}
 	begin := time.Now()
-	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName,
-		workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, PerHost: &workflows.PerHost{MaxInFlight: 2, Rate: "5/s"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := result(t, run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.OK != len(urls) {
-		t.Errorf("%d of %d ok: %+v", out.OK, len(urls), out.Failures)
-	}
+	runAllOK(t, queue, workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, PerHost: &workflows.PerHost{MaxInFlight: 2, Rate: "5/s"}})
 	worstMost, worstSecond, over5 := 0, 0, 0
 	for _, h := range hosts {
 		times, most := h.record()
@@ -533,18 +518,7 @@ func TestCrawlDelayWithoutPerHostRule(t *testing.T) {
 		urls = append(urls, fmt.Sprintf("%s/d/%d", delay.URL, i))
 	}
 	startFetchWorker(t, queue, "a", 100*time.Millisecond)
-	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName,
-		workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, Robots: "obey"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := result(t, run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.OK != len(urls) {
-		t.Errorf("%d of %d ok: %+v", out.OK, len(urls), out.Failures)
-	}
+	runAllOK(t, queue, workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, Robots: "obey"})
 	times, _ := delay.record()
 	var gaps []time.Duration
 	for i := 1; i < len(times); i++ {
@@ -712,18 +686,7 @@ func TestRateHoldsWhenAWorkerJoins(t *testing.T) {
 	for i := range 40 {
 		urls = append(urls, fmt.Sprintf("%s/p/%d", host.URL, i))
 	}
-	run, err := env.client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{TaskQueue: queue}, workflows.WorkflowName,
-		workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, PerHost: &workflows.PerHost{Rate: "5/s"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := result(t, run)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.OK != len(urls) {
-		t.Errorf("%d of %d ok: %+v", out.OK, len(urls), out.Failures)
-	}
+	runAllOK(t, queue, workflows.Input{URLs: urls, CPUTaskQueue: cpuTaskQueue, PerHost: &workflows.PerHost{Rate: "5/s"}})
 	times, _ := host.record()
 	span := times[len(times)-1].Sub(times[0])
 	t.Logf("a, b, c counted %d, %d, %d when the batch started; %d requests over %s (%.2f/s), at most %d in one second",
