@@ -38,7 +38,7 @@ func Open(ctx context.Context, location string) (Store, error) {
 		// gocloud's error repeats the URL, a password in it too.
 		return nil, fmt.Errorf("blobstore: opening %s: %s", Redacted(location), strings.ReplaceAll(err.Error(), location, Redacted(location)))
 	}
-	return &Bucket{B: b}, nil
+	return openS3(b, location), nil
 }
 
 // Bucket is a Store on a gocloud.dev/blob bucket.
