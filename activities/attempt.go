@@ -42,11 +42,17 @@ type attempt struct {
 	length    int64 // the whole body's, as far as the server said
 }
 
+// setPW makes pw the attempt's writer, which its checkpoints go by.
+func (a *attempt) setPW(pw blobstore.PausableWriter) {
+	a.pw = pw
+	a.st.hold(pw)
+}
+
 // discard drops what this attempt holds.
 func (a *attempt) discard() {
 	if a.pw != nil {
 		_ = a.pw.Abort()
-		a.pw = nil
+		a.setPW(nil)
 	}
 	a.st.set(Resume{})
 }
@@ -172,7 +178,7 @@ func (a *attempt) resume(req *http.Request) Resume {
 		_ = pw.Abort()
 		a.st.set(Resume{})
 	default:
-		a.pw = pw
+		a.setPW(pw)
 		prev.Blob = a.key // a checkpoint now points at this attempt's copy
 		a.st.set(prev)
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", prev.Bytes))

@@ -95,7 +95,7 @@ func (f *Fetcher) sinkFor(a *attempt, length int64, pk *chunkPack) (*sink, error
 		if err != nil {
 			return nil, err
 		}
-		a.pw = pw
+		a.setPW(pw)
 		return &sink{w: pw}, nil
 	default:
 		w, err := f.Store.Create(a.ctx, a.key)
@@ -154,7 +154,8 @@ func (f *Fetcher) copyBody(a *attempt, s *sink, resp *http.Response, limit, want
 				if err != nil {
 					return "storing body: " + err.Error(), true, err
 				}
-				a.pw, s.w, s.small = spw, sw, nil
+				s.w, s.small = sw, nil
+				a.setPW(spw)
 				if a.pw != nil {
 					st := a.st.get()
 					st.Blob = a.key

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/batchfetch/batchfetch/blobstore"
 )
 
 // urlState is what is known of a URL being fetched: shared with the
@@ -30,6 +32,20 @@ type urlState struct {
 	// the part an earlier one kept, whose blob is then released: the
 	// checkpoint must name the copy at once, not at the next heartbeat.
 	resumed func()
+	// kept, while an attempt's writer keeps less than it was given (an
+	// object store's writer holds the part it is filling), says what
+	// would outlive the process now: a checkpoint names no more.
+	kept func() (int64, uint32)
+}
+
+// hold records pw as the writer of the attempt under way (nil: none).
+func (st *urlState) hold(pw blobstore.PausableWriter) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.kept = nil
+	if k, ok := pw.(blobstore.Keeper); ok {
+		st.kept = k.Kept
+	}
 }
 
 func (st *urlState) set(r Resume) {
@@ -71,6 +87,11 @@ func (st *urlState) checkpoint() inFlight {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	r := st.resume
+	if st.kept != nil && r.Blob != "" {
+		if n, crc := st.kept(); n < r.Bytes {
+			r.Bytes, r.CRC32C = n, crc
+		}
+	}
 	if !r.resumable() {
 		r = Resume{}
 	}
