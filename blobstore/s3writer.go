@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -20,6 +21,10 @@ import (
 type Keeper interface {
 	Kept() (n int64, crc32c uint32)
 }
+
+// S3PauseTimeout bounds how long a paused writer takes to put what it
+// holds on the server.
+const S3PauseTimeout = 30 * time.Second
 
 var castagnoliTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -139,12 +144,17 @@ func (w *s3Writer) Commit() error {
 }
 
 // Pause implements PausableWriter: what was written is kept under the
-// writer's own key, for ResumeFrom.
+// writer's own key, for ResumeFrom. An attempt is mostly paused because
+// it was canceled (its timeout, its worker stopping): the last part is
+// uploaded all the same, within S3PauseTimeout.
 func (w *s3Writer) Pause() error {
 	if w.done {
 		return nil
 	}
 	w.done = true
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), S3PauseTimeout)
+	defer cancel()
+	w.ctx = ctx
 	if err := w.finish(); err != nil {
 		w.abandon()
 		return err
