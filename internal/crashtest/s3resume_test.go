@@ -45,7 +45,7 @@ type s3Cut struct {
 	// timeout is the batch's attempt_timeout: what cuts attempt 1 off,
 	// or longer than the cut takes.
 	timeout string
-	cut    func(c *cluster, run client.WorkflowRun)
+	cut     func(c *cluster, run client.WorkflowRun)
 }
 
 // TestS3LargeBodyCutOffResumes: a 24 MiB body on an object store resumes
