@@ -326,7 +326,7 @@ func (n s3Counts) per(units int) string {
 		total += count(op)
 	}
 	written := count("PUT object") + count("PUT copy") + count("POST complete upload")
-	f := func(v int) string { return fmt.Sprintf("%.2f", float64(v)/float64(units)) }
+	f := func(v int) string { return fmt.Sprintf("%.3f", float64(v)/float64(units)) }
 	parts := []string{}
 	for _, op := range slices.Sorted(maps.Keys(n)) {
 		o := n[op]
