@@ -46,13 +46,17 @@ func s3Compare(c *config, st *stack, s *site) error {
 		}
 	}
 
-	fmt.Printf("small pages: %d URLs of 2-8 KiB answering after %v, max_in_flight %d\n", c.s3URLs, c.latency, c.inFlight)
-	small := func(tag string) []string { return sizedURLs(s, c.s3URLs, tag) }
-	d, err := s3Run(st, dirW, nil, small("s3d"), c)
-	if err != nil {
+	if err := s3Small(c, st, s, dirW, side); err != nil || c.s3Large == 0 {
 		return err
 	}
-	o, err := s3Run(st, side.w, side, small("s3s"), c)
+	return s3Large(c, st, s, dirW, side)
+}
+
+// s3Small compares the stores on small pages: URLs/s, and on S3 the
+// objects and requests per URL.
+func s3Small(c *config, st *stack, s *site, dirW *procWorker, side *s3Side) error {
+	fmt.Printf("small pages: %d URLs of 2-8 KiB answering after %v, max_in_flight %d\n", c.s3URLs, c.latency, c.inFlight)
+	d, o, err := s3Both(c, st, dirW, side, func(tag string) []string { return sizedURLs(s, c.s3URLs, tag) })
 	if err != nil {
 		return err
 	}
@@ -62,18 +66,15 @@ func s3Compare(c *config, st *stack, s *site) error {
 	fmt.Printf("  ratio S3/dir    %8.2f  (goal: at least 0.7)\n", rs/rd)
 	fmt.Printf("  S3 per URL: %s\n", o.reqs.per(c.s3URLs))
 	fmt.Printf("  left in the bucket after the batch: %s\n", o.left)
-	if c.s3Large == 0 {
-		return nil
-	}
+	return nil
+}
 
+// s3Large compares the stores on large bodies: MB/s, and on S3 the
+// objects and requests per body.
+func s3Large(c *config, st *stack, s *site, dirW *procWorker, side *s3Side) error {
 	size := c.s3LargeSize
 	fmt.Printf("large bodies: %d of %s, max_in_flight %d\n", c.s3Large, mib(size), c.inFlight)
-	large := func(tag string) []string { return s.largeURLs(c.s3Large, size, tag) }
-	d, err = s3Run(st, dirW, nil, large("s3d"), c)
-	if err != nil {
-		return err
-	}
-	o, err = s3Run(st, side.w, side, large("s3s"), c)
+	d, o, err := s3Both(c, st, dirW, side, func(tag string) []string { return s.largeURLs(c.s3Large, size, tag) })
 	if err != nil {
 		return err
 	}
@@ -85,6 +86,16 @@ func s3Compare(c *config, st *stack, s *site) error {
 	fmt.Printf("  S3 per body: %s\n", o.reqs.per(c.s3Large))
 	fmt.Printf("  left in the bucket after the batch: %s\n", o.left)
 	return nil
+}
+
+// s3Both runs a batch of urls(tag) on the directory store, then another
+// (other URLs, the same bodies) on S3.
+func s3Both(c *config, st *stack, dirW *procWorker, side *s3Side, urls func(tag string) []string) (dir, s3 s3Outcome, err error) {
+	if dir, err = s3Run(st, dirW, nil, urls("s3d"), c); err != nil {
+		return dir, s3, err
+	}
+	s3, err = s3Run(st, side.w, side, urls("s3s"), c)
+	return dir, s3, err
 }
 
 // s3Side is the S3 server, the counting proxy in front of it, and the
@@ -122,7 +133,10 @@ func startS3Side(c *config, st *stack) (*s3Side, error) {
 	// from the environment, as the worker does.
 	for _, kv := range srv.Env() {
 		k, v, _ := strings.Cut(kv, "=")
-		os.Setenv(k, v)
+		if err := os.Setenv(k, v); err != nil {
+			side.stop()
+			return nil, err
+		}
 	}
 	store, err := blobstore.Open(context.Background(), srv.URL(s3test.Bucket, ""))
 	if err != nil {
