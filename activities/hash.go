@@ -98,6 +98,7 @@ func (h *Hasher) HashChunk(ctx context.Context, req HashChunkRequest) (*HashChun
 			return nil, err
 		}
 	}
+	ctx = withPackReads(ctx, h.Store, req.Items[len(results):])
 	pr := &hashProgress{staged: req.Staged, results: results, total: len(req.Items)}
 	stop := heartbeat(ctx, h.heartbeatEvery(), func() any { return pr.checkpoint() })
 	defer stop()

@@ -83,18 +83,11 @@ type blobSum struct {
 // With off set, the body is size bytes of a pack from off: a pack cut
 // short yields fewer, which the caller's size check catches.
 func (h *Hasher) hashBlob(ctx context.Context, key string, off *int64, size int64, resume *hashState, progress func(hashState), side *sideways) (blobSum, error) {
-	rc, err := h.Store.Open(ctx, key)
+	r, closeBody, err := h.openBody(ctx, key, off, size)
 	if err != nil {
-		return blobSum{}, &blobError{final: errors.Is(err, blobstore.ErrNotFound), err: err}
+		return blobSum{}, err
 	}
-	defer rc.Close()
-	var r io.Reader = rc
-	if off != nil {
-		if err := skip(rc, *off); err != nil {
-			return blobSum{}, &blobError{err: err}
-		}
-		r = io.LimitReader(rc, size)
-	}
+	defer closeBody()
 	sum := sha256.New()
 	var offset int64
 	var crc uint32
@@ -139,6 +132,29 @@ func (h *Hasher) hashBlob(ctx context.Context, key string, off *int64, size int6
 			progress(hashState{Offset: offset, State: state, CRC32C: crc})
 		}
 	}
+}
+
+// openBody opens a blob, or the size bytes of a pack from off: from the
+// hash's packReads when it has them, else opened and skipped to.
+func (h *Hasher) openBody(ctx context.Context, key string, off *int64, size int64) (io.Reader, func(), error) {
+	if pr := packReadsOf(ctx); pr != nil && off != nil {
+		if r, ok := pr.body(ctx, key, *off, size); ok {
+			return r, func() {}, nil
+		}
+	}
+	rc, err := h.Store.Open(ctx, key)
+	if err != nil {
+		return nil, nil, &blobError{final: errors.Is(err, blobstore.ErrNotFound), err: err}
+	}
+	var r io.Reader = rc
+	if off != nil {
+		if err := skip(rc, *off); err != nil {
+			rc.Close()
+			return nil, nil, &blobError{err: err}
+		}
+		r = io.LimitReader(rc, size)
+	}
+	return r, func() { rc.Close() }, nil
 }
 
 // skip moves r forward by n bytes, seeking when it can.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -27,7 +28,7 @@ func PackKey(work string) string {
 
 // chunkPack is a chunk attempt's packs: one, created on the first small
 // body, or another after a failure (the body that met the failure goes
-// to a blob of its own).
+// to a blob of its own) or once one is full (the body goes to the next).
 type chunkPack struct {
 	ctx   context.Context // the chunk's, without its cancellation
 	store blobstore.Packer
@@ -65,6 +66,9 @@ func (c *chunkPack) append(b []byte) (string, int64, error) {
 			c.cur = nil // the next small body starts a new pack
 		}
 		c.mu.Unlock()
+		if errors.Is(err, blobstore.ErrPackFull) {
+			return c.append(b) // this one too
+		}
 		return "", 0, err
 	}
 	return op.key, off, nil

@@ -34,6 +34,13 @@
 //	            host at rate 20/s on 1 and 3 workers against the ideal
 //	            (its URLs / its rate); not in the default set (use
 //	            --hosts 32 or more for many hosts)
+//	s3          worker processes of their own with their default flags, one
+//	            with its blobs on disk, one on a real S3 server (SeaweedFS
+//	            weed mini on loopback): URLs/s of small pages of 2-8 KiB and
+//	            MB/s of large bodies on each, the ratios S3/dir, and the S3
+//	            objects written and requests per URL, counted by a proxy in
+//	            front of the server (not in the default set; the first run
+//	            builds weed, minutes)
 //	million     1,000,000 URLs of the size mix through starter --dev as a
 //	            process, blobs on a 4 GiB tmpfs: wall time, peak RSS, peak
 //	            scratch bytes (minutes; not in the default set)
@@ -92,6 +99,9 @@ type config struct {
 	mixInFlight     int
 	mixLatency      time.Duration
 	mixDisk         int64
+	s3URLs          int
+	s3Large         int
+	s3LargeSize     int64
 	millionURLs     int
 	millionDisk     int64
 	millionTimeout  time.Duration
@@ -114,6 +124,7 @@ var scenarios = map[string]scenario{
 	"smalldisk":  smalldisk,
 	"million":    million,
 	"perhost":    perHost,
+	"s3":         s3Compare,
 }
 
 func main() {
@@ -144,6 +155,9 @@ func main() {
 	flag.IntVar(&c.perHostURLs, "perhost-urls", 20000, "URLs over the site's hosts in the perhost scenario's many-host batches")
 	flag.IntVar(&c.perHostDrain, "perhost-drain", 200, "URLs of the one rate-limited host in the perhost scenario")
 	flag.StringVar(&c.perHostRate, "perhost-rate", "20/s", "per_host rate of the perhost scenario's limited host")
+	flag.IntVar(&c.s3URLs, "s3-urls", 5000, "small pages (2-8 KiB) in the s3 scenario, on each store")
+	flag.IntVar(&c.s3Large, "s3-large", 20, "large bodies in the s3 scenario, on each store (0: none)")
+	flag.Int64Var(&c.s3LargeSize, "s3-large-size", 20<<20, "bytes of each large body in the s3 scenario")
 	flag.IntVar(&c.millionURLs, "million-urls", 1000000, "URLs in the million scenario")
 	millionDisk := flag.Int64("million-disk", 4096, "MiB of the tmpfs holding the blobs in the million scenario")
 	flag.DurationVar(&c.millionTimeout, "million-timeout", 2*time.Hour, "the million scenario's starter is stopped (SIGTERM) after this long")

@@ -32,18 +32,26 @@ type procWorker struct {
 // startProcWorker starts the worker on queues bench-NAME and
 // bench-NAME-cpu with --blob-dir blobDir, and waits until it polls.
 func startProcWorker(c *config, st *stack, name, blobDir string) (*procWorker, error) {
-	bin, err := st.binary("worker")
-	if err != nil {
-		return nil, err
-	}
 	store, err := blobstore.NewDir(blobDir)
 	if err != nil {
 		return nil, err
 	}
+	return startProcWorkerOn(c, st, name, store, []string{"--blob-dir", blobDir}, nil)
+}
+
+// startProcWorkerOn is startProcWorker on another store: blobArgs are the
+// flags that name it to the worker (--blob-url ...), env what the worker
+// needs beside them (credentials), and store the same store as the bench
+// reaches it.
+func startProcWorkerOn(c *config, st *stack, name string, store blobstore.Store, blobArgs, env []string) (*procWorker, error) {
+	bin, err := st.binary("worker")
+	if err != nil {
+		return nil, err
+	}
 	w := &procWorker{queue: "bench-" + name, cpuQueue: "bench-" + name + "-cpu", store: store}
-	w.args = append([]string{"--task-queue", w.queue, "--cpu-task-queue", w.cpuQueue, "--blob-dir", blobDir}, sizeFlags(c)...)
+	w.args = append(append([]string{"--task-queue", w.queue, "--cpu-task-queue", w.cpuQueue}, blobArgs...), sizeFlags(c)...)
 	w.cmd = exec.Command(bin, w.args...)
-	w.cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+st.FrontendAddress(), "TEMPORAL_NAMESPACE=default")
+	w.cmd.Env = append(append(os.Environ(), "TEMPORAL_ADDRESS="+st.FrontendAddress(), "TEMPORAL_NAMESPACE=default"), env...)
 	w.cmd.Stderr = io.MultiWriter(&w.log, os.Stderr)
 	if err := w.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting a worker process: %w", err)

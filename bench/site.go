@@ -15,7 +15,8 @@ import (
 
 // site serves, on 127.0.0.1 and on the hosts 127.0.1.1, 127.0.1.2, ...
 // (each a listener of its own): small pages with a fixed latency (/small/),
-// slow pages (/slow/), bodies of the size mix (/mix/, see sizes.go), large
+// slow pages (/slow/), pages of a given size with the small pages'
+// latency (/sized/), bodies of the size mix (/mix/, see sizes.go), large
 // pattern bodies (/large/) and flaky pages (/flaky/). It counts the
 // requests it is answering at once.
 type site struct {
@@ -77,6 +78,13 @@ func (s *site) handler() http.Handler {
 		_ = writeMixBody(w, r.URL.Path, n)
 	})
 	mux.HandleFunc("/large/", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.ParseInt(r.URL.Query().Get("size"), 10, 64)
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		_, _ = io.Copy(w, io.LimitReader(demosite.Pattern{}, n))
+	})
+	// /sized/...?size=N: a page of N bytes, as late as a small page.
+	mux.HandleFunc("/sized/", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(s.c.latency)
 		n, _ := strconv.ParseInt(r.URL.Query().Get("size"), 10, 64)
 		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 		_, _ = io.Copy(w, io.LimitReader(demosite.Pattern{}, n))

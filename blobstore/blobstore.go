@@ -292,7 +292,11 @@ type Packer interface {
 // blob, at the offset it returns, once it returns: Open(key) reads them
 // from this machine. Other machines on a shared volume may see them only
 // after Sync or Close. A writer that dies leaves every completed Append
-// intact (every synced one, if the machine dies).
+// intact (every synced one, if the machine dies). On an object store
+// (S3Bucket) the bytes are in the blob only once a Sync that counts them,
+// or Close, has returned, and a writer that dies leaves what was synced;
+// Append fails with ErrPackFull once the pack takes no more bodies (those
+// it took are kept), and the writer starts another.
 type Pack interface {
 	Append(p []byte) (offset int64, err error)
 	// Sync makes the bytes appended so far durable and returns how many
@@ -300,6 +304,9 @@ type Pack interface {
 	Sync() (int64, error)
 	Close() error
 }
+
+// ErrPackFull is Append's error on a pack that takes no more bodies.
+var ErrPackFull = errors.New("blobstore: pack full")
 
 // CreatePack implements Packer.
 func (d *Dir) CreatePack(_ context.Context, key string) (Pack, error) {

@@ -45,15 +45,6 @@ func openS3(b *blob.Bucket, location string) Store {
 
 func (b *S3Bucket) objectKey(key string) string { return b.prefix + key }
 
-// DeletePrefix implements Store: the objects under prefix, and the
-// multipart uploads under it that a killed worker left unfinished.
-func (b *S3Bucket) DeletePrefix(ctx context.Context, prefix string) error {
-	if err := b.Bucket.DeletePrefix(ctx, prefix); err != nil {
-		return err
-	}
-	return b.abortUploads(ctx, strings.TrimSuffix(prefix, "/")+"/", false)
-}
-
 // abortUploads aborts the unfinished multipart uploads whose key starts
 // with prefix (exact: whose key is prefix).
 func (b *S3Bucket) abortUploads(ctx context.Context, prefix string, exact bool) error {

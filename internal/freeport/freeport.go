@@ -17,6 +17,15 @@ import (
 // test binds it.
 func Run(t testing.TB, n int) int {
 	t.Helper()
+	p, err := Find(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Find is Run for a program that is not a test (a benchmark command).
+func Find(n int) (int, error) {
 	lo := ports.EphemeralLow()
 	for range 200 {
 		base := 0
@@ -25,17 +34,16 @@ func Run(t testing.TB, n int) int {
 		} else {
 			l, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
-				t.Fatal(err)
+				return 0, err
 			}
 			base = l.Addr().(*net.TCPAddr).Port
 			l.Close()
 		}
 		if free(base, n) {
-			return base
+			return base, nil
 		}
 	}
-	t.Fatalf("no %d free consecutive ports", n)
-	return 0
+	return 0, fmt.Errorf("no %d free consecutive ports", n)
 }
 
 func free(base, n int) bool {

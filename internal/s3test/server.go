@@ -3,6 +3,7 @@ package s3test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -33,9 +34,8 @@ const (
 )
 
 // Server is a running weed mini: S3 on Addr (127.0.0.1), its data in a
-// directory of the test's.
+// directory of the test's (or the one New was given).
 type Server struct {
-	t    testing.TB
 	Addr string // host:port of the S3 API
 	dir  string
 	bin  string
@@ -53,15 +53,30 @@ type Server struct {
 // exist to run against a real server.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin, err := Binary()
+	s, err := New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// New is Start for a program that is not a test (a benchmark command):
+// the server keeps its data in dir, which the caller removes after Stop.
+// An error leaves nothing running.
+func New(dir string) (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
 	}
 	// Every port weed mini opens, named, on 127.0.0.1: its defaults
 	// (9333, 8333, 9101, ...) would collide with other tests' and the
 	// workers' metrics; its gRPC ports default to the HTTP port + 10000.
-	p := freeport.Run(t, 10)
-	s := &Server{t: t, Addr: "127.0.0.1:" + strconv.Itoa(p), dir: t.TempDir(), bin: bin}
+	p, err := freeport.Find(10)
+	if err != nil {
+		return nil, fmt.Errorf("s3test: %w", err)
+	}
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(p), dir: dir, bin: bin}
 	s.args = []string{"mini",
 		"-dir=" + s.dir, "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-bucket=" + Bucket,
 		"-s3.port=" + strconv.Itoa(p), "-s3.port.grpc=" + strconv.Itoa(p+1),
@@ -72,10 +87,14 @@ func Start(t testing.TB) *Server {
 		"-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false", "-admin.port.legacy=0",
 		"-master.telemetry=false", // it would report to a host on the internet
 	}
-	s.start()
-	t.Cleanup(s.Stop)
-	s.waitReady()
-	return s
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	if err := s.waitReady(); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Env is the environment a client (a worker, the starter) needs for the
@@ -109,7 +128,7 @@ func (s *Server) URL(bucket, endpoint string) string {
 	return "s3://" + bucket + "?" + q.Encode()
 }
 
-func (s *Server) start() {
+func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cmd := exec.Command(s.bin, s.args...)
@@ -120,9 +139,10 @@ func (s *Server) start() {
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("starting weed: %v", err)
+		return fmt.Errorf("s3test: starting weed: %w", err)
 	}
 	s.cmd = cmd
+	return nil
 }
 
 // Stop ends the server (SIGTERM, then SIGKILL after 10 s).
@@ -154,17 +174,16 @@ func (s *Server) Output() string {
 
 // waitReady waits until an object can be written to and deleted from
 // Bucket: the S3 port opens before the filer and volume behind it serve.
-func (s *Server) waitReady() {
-	s.t.Helper()
+func (s *Server) waitReady() error {
 	deadline := time.Now().Add(2 * time.Minute)
 	var last error
 	for time.Now().Before(deadline) {
 		if last = s.probe(); last == nil {
-			return
+			return nil
 		}
 		time.Sleep(200 * time.Millisecond) // a separate process: only trying tells
 	}
-	s.t.Fatalf("weed mini did not serve S3 on %s within 2 minutes: %v\n%s", s.Addr, last, s.Output())
+	return fmt.Errorf("s3test: weed mini did not serve S3 on %s within 2 minutes: %v\n%s", s.Addr, last, s.Output())
 }
 
 func (s *Server) probe() error {
@@ -201,6 +220,15 @@ func (s *Server) Client() *s3.Client {
 // completed or aborted (as "upload:<key>").
 func (s *Server) Keys(t testing.TB, bucket string) []string {
 	t.Helper()
+	keys, err := s.List(bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// List is Keys for a program that is not a test.
+func (s *Server) List(bucket string) ([]string, error) {
 	ctx := context.Background()
 	cl := s.Client()
 	var keys []string
@@ -208,7 +236,7 @@ func (s *Server) Keys(t testing.TB, bucket string) []string {
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			t.Fatalf("listing %s: %v", bucket, err)
+			return nil, fmt.Errorf("listing %s: %w", bucket, err)
 		}
 		for _, o := range page.Contents {
 			keys = append(keys, aws.ToString(o.Key))
@@ -216,12 +244,23 @@ func (s *Server) Keys(t testing.TB, bucket string) []string {
 	}
 	ups, err := cl.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &bucket})
 	if err != nil {
-		t.Fatalf("listing %s's multipart uploads: %v", bucket, err)
+		return nil, fmt.Errorf("listing %s's multipart uploads: %w", bucket, err)
 	}
 	for _, u := range ups.Uploads {
 		keys = append(keys, "upload:"+aws.ToString(u.Key))
 	}
-	return keys
+	return keys, nil
+}
+
+// Pid is the server process's (0 when it is not running): for a
+// benchmark to read the CPU time it spent.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
 }
 
 type lockedWriter struct {
