@@ -78,12 +78,16 @@ func New(role string) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.urls, m.slots)
+	// The pools of the role at 0 from the start: a dashboard lists an idle
+	// worker too.
 	if role != "cpu" {
 		reg.MustRegister(m.fetched, m.fetchTime, m.held)
 		m.hosts = newHostMetrics(reg)
+		m.slots.WithLabelValues("fetch")
 	}
 	if role != "fetch" {
 		reg.MustRegister(m.hashed, m.hashTime)
+		m.slots.WithLabelValues("cpu")
 	}
 	return m
 }

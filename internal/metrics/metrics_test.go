@@ -199,3 +199,35 @@ func TestMetricsOfSplitRoles(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // the SDK's reporter flushes every second
 	}
 }
+
+// A worker that has not run anything yet shows its pools' slots at 0, so
+// a dashboard lists it (and its job and instance) from the start; it
+// shows no pool its role does not have.
+func TestIdleWorkerShowsItsPools(t *testing.T) {
+	for role, want := range map[string][]string{
+		workers.RoleFetch: {"fetch"},
+		workers.RoleCPU:   {"cpu"},
+		"":                {"fetch", "cpu"},
+	} {
+		m := metrics.New(role)
+		srv := httptest.NewServer(m.Handler())
+		got := promtext.Scrape(t, srv.URL)
+		srv.Close()
+		_ = m.Close()
+		shown := 0
+		for k := range got {
+			if strings.HasPrefix(k, "batchfetch_slots_in_use{") {
+				shown++
+			}
+		}
+		if shown != len(want) {
+			t.Errorf("role %q: %d pools shown, want %q", role, shown, want)
+		}
+		for _, pool := range want {
+			k := `batchfetch_slots_in_use{pool="` + pool + `"}`
+			if v, ok := got[k]; !ok || v != 0 {
+				t.Errorf("role %q: %s = %v (shown: %v), want 0", role, k, v, ok)
+			}
+		}
+	}
+}
