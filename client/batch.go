@@ -2,9 +2,14 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	sdkclient "go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -13,6 +18,13 @@ import (
 type Batch struct {
 	c   *Client
 	run sdkclient.WorkflowRun
+	// attached: the batch was there before (Attach, or Start on an ID
+	// that had one).
+	attached bool
+	// inputs are the files Start uploaded for the batch, removed once
+	// by Wait when the batch has ended.
+	inputs  uploads
+	dropped sync.Once
 }
 
 // ID is the batch's workflow ID.
@@ -20,6 +32,16 @@ func (b *Batch) ID() string { return b.run.GetID() }
 
 // RunID is the ID of the batch's run.
 func (b *Batch) RunID() string { return b.run.GetRunID() }
+
+// Attached tells whether the batch was there before: found by Attach, or
+// by Start on an ID that had a batch (running or ended), which Start
+// attached to rather than start another.
+func (b *Batch) Attached() bool { return b.attached }
+
+// InputFiles are the blob store keys of the input files Start put in the
+// store for the batch (a long URL list, StartOptions.Body and Previous),
+// which the batch owns and removes when it ends. None when it attached.
+func (b *Batch) InputFiles() []string { return b.inputs.keys() }
 
 // Progress is what the batch's progress query says: counts of its URLs
 // done, ok, failed and in flight, its fetch slots and latest failures.
@@ -36,6 +58,28 @@ func (b *Batch) Progress(ctx context.Context) (workflows.Progress, error) {
 	return p, nil
 }
 
+// Describe is the server's record of the batch's run: its status, its
+// pending activities (their attempts, last failures and heartbeats) and
+// its pending child workflows, the parts a large batch runs its URLs in.
+// It asks no worker.
+func (b *Batch) Describe(ctx context.Context) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	d, err := b.c.opts.Temporal.DescribeWorkflowExecution(ctx, b.ID(), b.RunID())
+	if err != nil {
+		return nil, fmt.Errorf("describing batch %s: %w", b.ID(), err)
+	}
+	return d, nil
+}
+
+// DescribePart is Describe of one of the batch's parts, a pending child
+// workflow that Describe lists.
+func (b *Batch) DescribePart(ctx context.Context, part *workflowpb.PendingChildExecutionInfo) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	d, err := b.c.opts.Temporal.DescribeWorkflowExecution(ctx, part.GetWorkflowId(), part.GetRunId())
+	if err != nil {
+		return nil, fmt.Errorf("describing part %s of batch %s: %w", part.GetWorkflowId(), b.ID(), err)
+	}
+	return d, nil
+}
+
 // Wait waits until the batch ends and returns its output. A batch that
 // did not complete is one of: *InvalidInputError (its input was
 // refused), *BatchFailedError (a fail_fast batch stopped, with its
@@ -45,9 +89,15 @@ func (b *Batch) Progress(ctx context.Context) (workflows.Progress, error) {
 //
 // The results of a completed batch are in Output.Results, or, when
 // Output.ResultsFile is set, in the blob store: Results reads either.
+// Once the batch has ended, its InputFiles are removed (a batch removes
+// them itself, but one terminated cannot).
 func (b *Batch) Wait(ctx context.Context) (workflows.Output, error) {
 	var out workflows.Output
 	err := b.run.Get(ctx, &out)
+	var ended *temporal.WorkflowExecutionError
+	if err == nil || errors.As(err, &ended) {
+		b.dropped.Do(func() { b.inputs.drop(b.c.opts.Store) })
+	}
 	return out, batchError(err)
 }
 

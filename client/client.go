@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -13,6 +14,7 @@ import (
 	sdkclient "go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -65,14 +67,28 @@ type StartOptions struct {
 	ID string
 	// Summary is shown in the Web UI (default "<n> URLs, <mode>").
 	Summary string
+	// Body, when set, is the request body of every URL, sent through the
+	// blob store: for a body too large for the input (over
+	// activities.MaxBodyText) or not UTF-8 text. It replaces the input's
+	// Body, and the batch owns it (remove_inputs).
+	Body io.Reader
+	// Previous, when set, are an earlier batch's results (JSON lines, as a
+	// results file holds them) to compare with: they go to the blob store
+	// as the input's previous_file, which the batch owns.
+	Previous io.Reader
 }
 
 // Start checks in and starts a batch of it. An input the workflow would
 // refuse is an *InvalidInputError, and nothing starts. A URL list of more
 // than workflows.InlineLimit URLs (or whose URLs' own request fields are
-// large) goes to the blob store as a urls_file the batch owns and removes
-// when it ends.
+// large: ListInStore), opts.Body and opts.Previous go to the blob store as
+// files the batch owns and removes when it ends. An ID that has a batch
+// already is attached to (Batch.Attached), and what Start uploaded for it
+// is removed.
 func (c *Client) Start(ctx context.Context, in workflows.Input, opts StartOptions) (*Batch, error) {
+	if opts.Body != nil {
+		in.Body = &activities.BodyValue{Key: pendingBodyKey} // checked as a body in the blob store
+	}
 	if _, err := in.Validate(); err != nil {
 		return nil, invalidInput(err.Error(), err)
 	}
@@ -90,7 +106,7 @@ func (c *Client) Start(ctx context.Context, in workflows.Input, opts StartOption
 			summary = "urls_file " + in.URLsFile + ", " + modeOf(in)
 		}
 	}
-	up, err := c.uploadInputs(ctx, &in, id)
+	up, err := c.uploadInputs(ctx, &in, id, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -119,44 +135,12 @@ func (c *Client) Start(ctx context.Context, in workflows.Input, opts StartOption
 	if opts.ID != "" && !up.empty() {
 		// The ID may have had a running batch: the server returned it,
 		// and it reads its own files, not these.
-		if theirs, ok := c.startedInput(startCtx, id, run.GetRunID()); ok && !up.read(theirs) {
+		if theirs, err := c.startedInput(startCtx, id, run.GetRunID()); err == nil && !up.read(theirs) {
 			up.drop(c.opts.Store)
+			return &Batch{c: c, run: run, attached: true}, nil
 		}
 	}
-	return &Batch{c: c, run: run}, nil
-}
-
-// Attach returns the batch of workflow ID id (its latest run), running or
-// ended. An ID that has no batch is an error wrapping the server's
-// *serviceerror.NotFound.
-func (c *Client) Attach(ctx context.Context, id string) (*Batch, error) {
-	d, err := c.opts.Temporal.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil {
-		return nil, fmt.Errorf("attaching to batch %s: %w", id, err)
-	}
-	info := d.GetWorkflowExecutionInfo()
-	if name := info.GetType().GetName(); name != workflows.WorkflowName {
-		return nil, fmt.Errorf("attaching to batch %s: workflow %s is a %s, not a %s", id, id, name, workflows.WorkflowName)
-	}
-	return &Batch{c: c, run: c.opts.Temporal.GetWorkflow(ctx, id, info.GetExecution().GetRunId())}, nil
-}
-
-// startedInput is the input a batch's run was started with.
-func (c *Client) startedInput(ctx context.Context, id, runID string) (workflows.Input, bool) {
-	var in workflows.Input
-	it := c.opts.Temporal.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	if !it.HasNext() {
-		return in, false
-	}
-	ev, err := it.Next()
-	if err != nil {
-		return in, false
-	}
-	started := ev.GetWorkflowExecutionStartedEventAttributes()
-	if started == nil || c.opts.DataConverter.FromPayloads(started.GetInput(), &in) != nil {
-		return in, false
-	}
-	return in, true
+	return &Batch{c: c, run: run, inputs: up}, nil
 }
 
 // startRefused tells whether a start failed for sure, so that no batch

@@ -32,7 +32,7 @@ func (b *Batch) Results(ctx context.Context) iter.Seq2[workflows.Result, error] 
 	return func(yield func(workflows.Result, error) bool) {
 		out, err := b.Wait(ctx)
 		if err != nil {
-			partial := partialOutput(err)
+			partial := PartialOutput(err)
 			if partial == nil {
 				yield(workflows.Result{}, err)
 				return
@@ -50,8 +50,9 @@ func (b *Batch) Results(ctx context.Context) iter.Seq2[workflows.Result, error] 
 	}
 }
 
-// partialOutput is the output a batch's error carries, or nil.
-func partialOutput(err error) *workflows.Output {
+// PartialOutput is the output a batch's error carries: that of a
+// *BatchFailedError or a *CanceledError, or nil.
+func PartialOutput(err error) *workflows.Output {
 	var failed *BatchFailedError
 	var canceled *CanceledError
 	switch {
@@ -77,7 +78,7 @@ func (c *Client) Results(ctx context.Context, out workflows.Output) iter.Seq2[wo
 			}
 			return
 		}
-		if err := c.checkStore(ctx, out); err != nil {
+		if err := c.CheckResultsStore(ctx, out); err != nil {
 			yield(workflows.Result{}, err)
 			return
 		}
@@ -103,14 +104,33 @@ func (c *Client) Results(ctx context.Context, out workflows.Output) iter.Seq2[wo
 	}
 }
 
-// checkStore tells whether the Client's store can hold out's results file.
-func (c *Client) checkStore(ctx context.Context, out workflows.Output) error {
+// StoreMismatchError is a results file in another blob store than
+// Options.Store: the workers', which the output names.
+type StoreMismatchError struct {
+	// File is the results file (Output.ResultsFile).
+	File string
+	// Workers is the identity of the workers' store (Output.BlobStore);
+	// Mine that of Options.Store (blobstore.ID).
+	Workers, Mine string
+}
+
+func (e *StoreMismatchError) Error() string {
+	return fmt.Sprintf("the results (%s) are in the workers' blob store (identity %s), not in Options.Store (identity %s)", e.File, e.Workers, e.Mine)
+}
+
+// CheckResultsStore tells, before Results reads them, whether out's
+// results can be read: nil for inline results or a results file in
+// Options.Store; a *StoreMismatchError for one in another store.
+func (c *Client) CheckResultsStore(ctx context.Context, out workflows.Output) error {
+	if out.ResultsFile == "" || out.Results != nil {
+		return nil
+	}
 	if c.opts.Store == nil {
 		return fmt.Errorf("the results are in the workers' blob store (%s): Options.Store is needed to read them", out.ResultsFile)
 	}
 	mine, err := blobstore.ID(ctx, c.opts.Store)
 	if err == nil && mine != "" && out.BlobStore != "" && mine != out.BlobStore {
-		return fmt.Errorf("the results (%s) are in the workers' blob store (identity %s), not in Options.Store (identity %s)", out.ResultsFile, out.BlobStore, mine)
+		return &StoreMismatchError{File: out.ResultsFile, Workers: out.BlobStore, Mine: mine}
 	}
 	return nil
 }
@@ -129,7 +149,7 @@ func (c *Client) Body(ctx context.Context, r workflows.Result) (io.ReadCloser, e
 	}
 	rc, err := c.opts.Store.Open(ctx, r.BodyKey)
 	if errors.Is(err, blobstore.ErrNotFound) {
-		return nil, fmt.Errorf("the body of %s (%s) is no longer kept: expired, or removed by `starter gc`: %w", r.URL, r.BodyKey, err)
+		return nil, fmt.Errorf("the body of %s (%s) is no longer in the blob store: expired, or removed by `starter gc`: %w", r.URL, r.BodyKey, err)
 	} else if err != nil {
 		return nil, fmt.Errorf("the body of %s (%s): %w", r.URL, r.BodyKey, err)
 	}
@@ -154,6 +174,9 @@ func (b *checkedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.h.Write(p[:n])
 	b.n += int64(n)
+	if err != nil && err != io.EOF {
+		return n, fmt.Errorf("reading the kept body of %s (%s): %w", b.r.URL, b.r.BodyKey, err)
+	}
 	if err == io.EOF {
 		if got := hex.EncodeToString(b.h.Sum(nil)); got != b.r.SHA256 || b.n != b.r.Size {
 			return n, fmt.Errorf("the kept body of %s (%s) has sha256 %s and %d bytes, its result says %s and %d", b.r.URL, b.r.BodyKey, got, b.n, b.r.SHA256, b.r.Size)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -16,6 +17,38 @@ import (
 // input; a list with more goes to the blob store (Temporal caps a payload
 // at 2 MB).
 const inlineRequestsBudget = 256 << 10
+
+// pendingBodyKey stands for the key of StartOptions.Body while the input
+// is checked, before the body is in the blob store.
+const pendingBodyKey = "inputs/body"
+
+// ListInStore tells whether Start puts in's URL list in the blob store, as
+// a urls_file: more than workflows.InlineLimit URLs, or URLs whose own
+// request fields are too large for the workflow's input.
+func ListInStore(in workflows.Input) bool {
+	return len(in.URLs) > workflows.InlineLimit || ownBytes(in) > inlineRequestsBudget
+}
+
+// WriteList writes in's URLs to key in store as a urls_file reads them,
+// one a line: a URL, or a JSON line with its own request fields.
+func WriteList(ctx context.Context, store blobstore.Store, key string, in workflows.Input) error {
+	return put(ctx, store, key, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 256<<10)
+		for i, u := range in.URLs {
+			line := u
+			if i < len(in.URLRequests) && in.URLRequests[i] != nil && !in.URLRequests[i].Empty() {
+				b, err := json.Marshal(activities.URLEntry{URL: u, RequestFields: *in.URLRequests[i]})
+				if err != nil {
+					return fmt.Errorf("urls[%d]: %w", i, err)
+				}
+				line = string(b)
+			}
+			bw.WriteString(line) //nolint:errcheck // checked at Flush
+			bw.WriteByte('\n')   //nolint:errcheck
+		}
+		return bw.Flush()
+	})
+}
 
 // uploads are the input files Start put in the blob store for a batch.
 type uploads struct {
@@ -50,48 +83,69 @@ func (u uploads) read(in workflows.Input) bool {
 	return in.URLsFile == u.list && (u.previous == "" || in.PreviousFile == u.previous) && (u.body == "" || body == u.body)
 }
 
-// uploadInputs puts a long URL list in the blob store, as a urls_file the
-// batch owns (remove_inputs), under a key no other start has. The
-// batch's other input files (previous_file, the body's key), which it
+// uploadInputs puts in the blob store what goes through it: a long URL
+// list, opts.Body and opts.Previous, each under a key no other start has,
+// and marks them the batch's own (remove_inputs). The input files the
+// input names (urls_file, previous_file, the body's key), which the batch
 // then owns too, are copied to keys of its own unless the input already
 // hands them over.
-func (c *Client) uploadInputs(ctx context.Context, in *workflows.Input, id string) (up uploads, err error) {
-	if len(in.URLs) <= workflows.InlineLimit && ownBytes(*in) <= inlineRequestsBudget {
+func (c *Client) uploadInputs(ctx context.Context, in *workflows.Input, id string, opts StartOptions) (up uploads, err error) {
+	long := ListInStore(*in)
+	if !long && opts.Body == nil && opts.Previous == nil {
 		return up, nil
 	}
 	store := c.opts.Store
 	if store == nil {
-		return up, fmt.Errorf("a batch of %d URLs goes through the workers' blob store: Options.Store is needed", len(in.URLs))
+		if long {
+			return up, fmt.Errorf("a batch of %d URLs goes through the workers' blob store: Options.Store is needed", len(in.URLs))
+		}
+		return up, errors.New("StartOptions.Body and Previous go through the workers' blob store: Options.Store is needed")
 	}
 	defer func() {
 		if err != nil {
 			up.drop(store)
 		}
 	}()
-	up.list = uploadKey(id, ".txt")
-	if err := writeList(ctx, store, up.list, *in); err != nil {
-		return up, fmt.Errorf("writing the URL list to the blob store: %w", err)
-	}
-	if !in.RemoveInputs {
-		if in.PreviousFile != "" {
-			up.previous = uploadKey(id, ".previous.jsonl")
-			if err := copyBlob(ctx, store, in.PreviousFile, up.previous); err != nil {
-				return up, fmt.Errorf("previous_file: %w", err)
-			}
-			in.PreviousFile = up.previous
+	own := in.RemoveInputs // the input's files are the batch's already
+	if long {
+		up.list = uploadKey(id, ".txt")
+		if err := WriteList(ctx, store, up.list, *in); err != nil {
+			return up, fmt.Errorf("writing the URL list to the blob store: %w", err)
 		}
-		if in.Body != nil && in.Body.Key != "" {
-			up.body = uploadKey(id, ".body")
-			if err := copyBlob(ctx, store, in.Body.Key, up.body); err != nil {
-				return up, fmt.Errorf("body: %w", err)
-			}
-			body := *in.Body
-			body.Key = up.body
-			in.Body = &body
-		}
+		in.URLs, in.URLRequests, in.URLsFile = nil, nil, up.list
+	} else if in.URLsFile, err = c.inputFile(ctx, id, ".txt", nil, in.URLsFile, own, &up.list); err != nil {
+		return up, fmt.Errorf("urls_file: %w", err)
 	}
-	in.URLs, in.URLRequests, in.URLsFile, in.RemoveInputs = nil, nil, up.list, true
+	if in.PreviousFile, err = c.inputFile(ctx, id, ".previous.jsonl", opts.Previous, in.PreviousFile, own, &up.previous); err != nil {
+		return up, fmt.Errorf("writing the earlier results (previous_file) to the blob store: %w", err)
+	}
+	if in.Body != nil {
+		body := *in.Body
+		if body.Key, err = c.inputFile(ctx, id, ".body", opts.Body, body.Key, own, &up.body); err != nil {
+			return up, fmt.Errorf("writing the request body to the blob store: %w", err)
+		}
+		in.Body = &body
+	}
+	in.RemoveInputs = true
 	return up, nil
+}
+
+// inputFile is the key of one of a batch's input files: src written to a
+// key of its own, or the blob from copied to one unless the batch owns it
+// already (own); from when neither. *uploaded is set to the key written.
+func (c *Client) inputFile(ctx context.Context, id, suffix string, src io.Reader, from string, own bool, uploaded *string) (string, error) {
+	switch {
+	case src != nil:
+		*uploaded = uploadKey(id, suffix)
+		return *uploaded, put(ctx, c.opts.Store, *uploaded, func(w io.Writer) error {
+			_, err := io.Copy(w, src)
+			return err
+		})
+	case from != "" && !own:
+		*uploaded = uploadKey(id, suffix)
+		return *uploaded, copyBlob(ctx, c.opts.Store, from, *uploaded)
+	}
+	return from, nil
 }
 
 // ownBytes is the size of the URLs' own request fields as JSON.
@@ -106,28 +160,14 @@ func ownBytes(in workflows.Input) int {
 	return n
 }
 
-// writeList writes in's URLs to key, one a line: a URL, or a JSON line
-// with its own request fields.
-func writeList(ctx context.Context, store blobstore.Store, key string, in workflows.Input) error {
+// put writes the blob key with what fill writes, whole or not at all.
+func put(ctx context.Context, store blobstore.Store, key string, fill func(io.Writer) error) error {
 	w, err := store.Create(ctx, key)
 	if err != nil {
 		return err
 	}
 	defer w.Abort() //nolint:errcheck // a no-op after Commit
-	bw := bufio.NewWriterSize(w, 256<<10)
-	for i, u := range in.URLs {
-		line := u
-		if i < len(in.URLRequests) && in.URLRequests[i] != nil && !in.URLRequests[i].Empty() {
-			b, err := json.Marshal(activities.URLEntry{URL: u, RequestFields: *in.URLRequests[i]})
-			if err != nil {
-				return fmt.Errorf("urls[%d]: %w", i, err)
-			}
-			line = string(b)
-		}
-		bw.WriteString(line) //nolint:errcheck // checked at Flush
-		bw.WriteByte('\n')   //nolint:errcheck
-	}
-	if err := bw.Flush(); err != nil {
+	if err := fill(w); err != nil {
 		return err
 	}
 	return w.Commit()
@@ -140,15 +180,10 @@ func copyBlob(ctx context.Context, store blobstore.Store, from, to string) error
 		return err
 	}
 	defer r.Close()
-	w, err := store.Create(ctx, to)
-	if err != nil {
+	return put(ctx, store, to, func(w io.Writer) error {
+		_, err := io.Copy(w, r)
 		return err
-	}
-	defer w.Abort() //nolint:errcheck // a no-op after Commit
-	if _, err := io.Copy(w, r); err != nil {
-		return err
-	}
-	return w.Commit()
+	})
 }
 
 // uploadKey is a key of its own for one upload of a batch's input.

@@ -9,9 +9,9 @@ import (
 
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/proto"
 
+	bfclient "github.com/batchfetch/batchfetch/client"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -31,8 +31,7 @@ var cpuActivities = []string{"HashChunk", "CheckProcess"}
 // retryWatch finds the activity of a batch, or of its running parts,
 // retried most often, and what its last attempt failed with.
 type retryWatch struct {
-	c          client.Client
-	id, runID  string
+	b          *bfclient.Batch
 	fetchQueue string
 	cpuQueue   string
 	next       int                        // the pending part to describe first on the next poll
@@ -63,15 +62,15 @@ func (a retriedActivity) note() (text, key string) {
 // poll describes the batch and up to partsPerPoll of its parts. found is
 // false when nothing is retried often; err is the batch's describe error.
 func (r *retryWatch) poll(ctx context.Context) (worst retriedActivity, found bool, err error) {
-	d, err := describe(ctx, r.c, r.id, r.runID)
+	d, err := describe(ctx, r.b, nil)
 	if err != nil {
 		return worst, false, err
 	}
 	r.read = proto.Size(d)
 	worst, found = r.worstOf(d.GetPendingActivities())
-	fetched := r.counts.saw(r.id, d.GetPendingActivities())
+	fetched := r.counts.saw(r.b.ID(), d.GetPendingActivities())
 	children := d.GetPendingChildren()
-	pending := map[string]bool{r.id: true}
+	pending := map[string]bool{r.b.ID(): true}
 	for _, ch := range children {
 		pending[ch.GetWorkflowId()] = true
 	}
@@ -83,7 +82,7 @@ func (r *retryWatch) poll(ctx context.Context) (worst retriedActivity, found boo
 	}
 	for i := range min(len(children), partsPerPoll) {
 		ch := children[(r.next+i)%len(children)]
-		cd, err := describe(ctx, r.c, ch.GetWorkflowId(), ch.GetRunId())
+		cd, err := describe(ctx, r.b, ch)
 		if err != nil {
 			continue // ended since, or slow to answer: its last word stands
 		}
@@ -107,10 +106,15 @@ func (r *retryWatch) poll(ctx context.Context) (worst retriedActivity, found boo
 	return worst, found, nil
 }
 
-func describe(ctx context.Context, c client.Client, id, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+// describe describes the batch, or its part (when not nil), for 5s at the
+// most.
+func describe(ctx context.Context, b *bfclient.Batch, part *workflowpb.PendingChildExecutionInfo) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return c.DescribeWorkflowExecution(ctx, id, runID)
+	if part == nil {
+		return b.Describe(ctx)
+	}
+	return b.DescribePart(ctx, part)
 }
 
 // worstOf is the activity of acts retried most often, if one was more
@@ -164,12 +168,12 @@ func (r *retryWatch) roleOf(act *workflowpb.PendingActivityInfo) string {
 	return "fetch"
 }
 
-// newRetryWatch watches run, started with o.
-func newRetryWatch(c client.Client, run client.WorkflowRun, o *options) *retryWatch {
+// newRetryWatch watches batch b, started with o.
+func newRetryWatch(b *bfclient.Batch, o *options) *retryWatch {
 	cpu := o.input.CPUTaskQueue
 	if cpu == "" {
 		cpu = workflows.CPUTaskQueue
 	}
-	return &retryWatch{c: c, id: run.GetID(), runID: run.GetRunID(), fetchQueue: o.taskQueue, cpuQueue: cpu, parts: map[string]retriedActivity{},
+	return &retryWatch{b: b, fetchQueue: o.taskQueue, cpuQueue: cpu, parts: map[string]retriedActivity{},
 		counts: newChunkCounts(payloadConverter())}
 }

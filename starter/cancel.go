@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"go.temporal.io/sdk/temporal"
+	bfclient "github.com/batchfetch/batchfetch/client"
 )
 
 // runCancel runs `starter cancel WORKFLOW_ID`: it asks a running batch to
@@ -16,15 +16,15 @@ func runCancel(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	waitStop := cmd.fs.Bool("wait", false, "wait until the batch has stopped")
 	return cmd.run(args, func(ctx context.Context, b *batch) error {
 		if !b.running {
-			return &exitError{exitState, fmt.Errorf("batch %s is not running (%s): nothing to cancel", b.id, b.status)}
+			return &exitError{exitState, fmt.Errorf("batch %s is not running (%s): nothing to cancel", b.ID(), b.status)}
 		}
-		if err := b.c.CancelWorkflow(ctx, b.id, b.run.GetRunID()); err != nil {
+		if err := b.Cancel(ctx); err != nil {
 			return &exitError{exitInternal, err}
 		}
-		fmt.Fprintf(stdout, "cancel requested: workflow_id=%s run_id=%s\n", b.id, b.run.GetRunID())
+		fmt.Fprintf(stdout, "cancel requested: workflow_id=%s run_id=%s\n", b.ID(), b.RunID())
 		if *waitStop {
-			err := b.run.Get(ctx, nil)
-			var canceled *temporal.CanceledError
+			_, err := b.Wait(ctx)
+			var canceled *bfclient.CanceledError
 			if err != nil && !errors.As(err, &canceled) {
 				return &exitError{exitFailed, err}
 			}

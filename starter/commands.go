@@ -10,9 +10,12 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
+	"go.temporal.io/api/workflowservice/v1"
+	sdkclient "go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/batchfetch/batchfetch/blobstore"
+	bfclient "github.com/batchfetch/batchfetch/client"
 	"github.com/batchfetch/batchfetch/internal/cli"
 )
 
@@ -45,11 +48,11 @@ func (o *options) storeFlags(fs *flag.FlagSet, what string) {
 	fs.StringVar(&o.blobURL, "blob-url", "", "the workers' object store instead of --blob-dir (s3://bucket?region=..., gs://bucket, azblob://container)")
 }
 
-// batch is one batch found by its workflow ID.
+// batch is one batch found by its workflow ID, on the Temporal
+// connection tc (closed by the caller).
 type batch struct {
-	c       client.Client
-	id      string
-	run     client.WorkflowRun
+	*bfclient.Batch
+	tc      sdkclient.Client
 	status  enumspb.WorkflowExecutionStatus
 	running bool
 }
@@ -61,12 +64,12 @@ func (b *batchCommand) run(args []string, do func(ctx context.Context, bt *batch
 	if done || err != nil {
 		return err
 	}
-	defer bt.c.Close()
+	defer bt.tc.Close()
 	return do(ctx, bt)
 }
 
 // open parses args, connects and finds the batch. done is true after
-// --help. The caller closes bt.c.
+// --help. The caller closes bt.tc.
 func (b *batchCommand) open(ctx context.Context, args []string) (bt *batch, done bool, err error) {
 	positional, done, err := parseFlags(b.fs, args)
 	if done || err != nil {
@@ -79,22 +82,36 @@ func (b *batchCommand) open(ctx context.Context, args []string) (bt *batch, done
 		return nil, false, &exitError{exitUsage, fmt.Errorf("%s takes one WORKFLOW_ID, got %d arguments (starter %s --help)", b.name, len(positional), b.name)}
 	}
 	id := positional[0]
-	c, err := dial(ctx, b.o.logLevel)
+	tc, err := dial(ctx, b.o.logLevel)
 	if err != nil {
 		return nil, false, err
 	}
 	if id == "" {
-		c.Close()
+		tc.Close()
 		return nil, false, &exitError{exitUsage, fmt.Errorf("%s: the WORKFLOW_ID is empty", b.name)}
 	}
-	desc, err := c.DescribeWorkflowExecution(ctx, id, b.runID)
+	found, err := newBatches(tc, nil, "").AttachRun(ctx, id, b.runID)
+	var desc *workflowservice.DescribeWorkflowExecutionResponse
+	if err == nil {
+		desc, err = found.Describe(ctx)
+	}
 	if err != nil {
-		c.Close()
+		tc.Close()
 		return nil, false, b.lookupError(id, err)
 	}
-	info := desc.GetWorkflowExecutionInfo()
-	return &batch{c: c, id: id, run: c.GetWorkflow(ctx, id, info.GetExecution().GetRunId()), status: info.GetStatus(),
-		running: info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING}, false, nil
+	status := desc.GetWorkflowExecutionInfo().GetStatus()
+	return &batch{Batch: found, tc: tc, status: status, running: status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING}, false, nil
+}
+
+// withStore opens the blob store o names and reads through it
+// (o.batches): the results and kept bodies of the batch.
+func (bt *batch) withStore(ctx context.Context, o *options) error {
+	var err error
+	if o.store, err = openStore(ctx, *o); err != nil {
+		return &exitError{exitUsage, err}
+	}
+	o.batches = newBatches(bt.tc, o.store, "")
+	return nil
 }
 
 // lookupError says why the batch could not be found, with the exit status
@@ -113,14 +130,14 @@ func (b *batchCommand) lookupError(id string, err error) error {
 	case errors.As(err, &badArg):
 		return &exitError{exitUsage, fmt.Errorf("workflow ID %q: %s", id, badArg.Message)}
 	case errors.As(err, &nsErr):
-		return &exitError{exitInternal, fmt.Errorf("namespace not found: %v (create it, or set TEMPORAL_NAMESPACE)", err)}
+		return &exitError{exitInternal, namespaceError(nsErr)}
 	default:
 		return &exitError{exitInternal, err}
 	}
 }
 
 // dial connects to Temporal from the TEMPORAL_* environment.
-func dial(ctx context.Context, logLevel string) (client.Client, error) {
+func dial(ctx context.Context, logLevel string) (sdkclient.Client, error) {
 	opts, err := cli.ClientOptions()
 	if err != nil {
 		return nil, &exitError{exitUsage, err}
@@ -130,7 +147,7 @@ func dial(ctx context.Context, logLevel string) (client.Client, error) {
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c, err := client.DialContext(dialCtx, opts)
+	c, err := sdkclient.DialContext(dialCtx, opts)
 	if err != nil {
 		return nil, &exitError{exitInternal, fmt.Errorf("cannot reach Temporal at %s (namespace %q): %w\n(start a server, set TEMPORAL_ADDRESS, or try --dev)", opts.HostPort, opts.Namespace, err)}
 	}
@@ -160,4 +177,13 @@ func openStore(ctx context.Context, o options) (blobstore.Store, error) {
 		return blobstore.Open(ctx, o.blobURL)
 	}
 	return blobstore.NewDir(o.blobDir)
+}
+
+// payloadConverter is the data converter this starter's client uses: the
+// default, or the encrypting one of BATCHFETCH_CODEC_KEYS.
+func payloadConverter() converter.DataConverter {
+	if opts, err := cli.ClientOptions(); err == nil && opts.DataConverter != nil {
+		return opts.DataConverter
+	}
+	return converter.GetDefaultDataConverter()
 }

@@ -13,7 +13,6 @@ import (
 
 	"go.temporal.io/sdk/client"
 
-	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/internal/workers"
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -119,34 +118,32 @@ func TestCtrlCLeavesTheBatchItsInputs(t *testing.T) {
 
 // TestUploadsNeverShareAKey: two starters with one --id upload each
 // list under a key of its own, so neither overwrites the other's before
-// the batch reads it; both are marked the batch's own.
+// the batch reads it. The second attaches to the first's batch, which
+// reads its own list, and removes the one it wrote.
 func TestUploadsNeverShareAKey(t *testing.T) {
-	store, err := blobstore.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
+	id := fmt.Sprint("same-id-", time.Now().UnixNano())
+	var inputs []workflows.Input
+	store := tempStore(t)
 	for _, tag := range []string{"a", "b"} {
-		o := &options{store: store}
+		var o options
 		for i := 0; i <= workflows.InlineLimit; i++ {
 			o.input.URLs = append(o.input.URLs, fmt.Sprintf("http://127.0.0.1/%s/%d", tag, i))
 		}
-		if err := uploadInputs(context.Background(), o, "same-id"); err != nil {
-			t.Fatal(err)
+		in := startHeld(t, o, id, store)
+		inputs = append(inputs, in)
+		if !in.RemoveInputs || in.URLsFile == "" || in.URLs != nil {
+			t.Fatalf("input after the upload: remove_inputs %v, urls_file %q, %d urls", in.RemoveInputs, in.URLsFile, len(in.URLs))
 		}
-		if !o.input.RemoveInputs || o.input.URLsFile == "" || o.input.URLs != nil {
-			t.Fatalf("input after the upload: remove_inputs %v, urls_file %q, %d urls", o.input.RemoveInputs, o.input.URLsFile, len(o.input.URLs))
-		}
-		keys = append(keys, o.input.URLsFile)
 	}
-	if keys[0] == keys[1] {
-		t.Fatalf("both uploads went to %s", keys[0])
+	if inputs[1].URLsFile != inputs[0].URLsFile {
+		t.Fatalf("the second start's batch reads %s, the first's %s: want one batch", inputs[1].URLsFile, inputs[0].URLsFile)
 	}
-	for i, tag := range []string{"a", "b"} {
-		b, err := os.ReadFile(filepath.Join(store.Root, keys[i]))
-		if err != nil || !strings.HasPrefix(string(b), "http://127.0.0.1/"+tag+"/0\n") {
-			t.Errorf("%s holds %.40q (%v), want list %s", keys[i], b, err, tag)
-		}
+	b, err := os.ReadFile(filepath.Join(store.Root, inputs[0].URLsFile))
+	if err != nil || !strings.HasPrefix(string(b), "http://127.0.0.1/a/0\n") {
+		t.Errorf("%s holds %.40q (%v), want list a", inputs[0].URLsFile, b, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(store.Root, "inputs", id+"-*")); len(left) != 1 {
+		t.Errorf("input files %v, want the batch's list alone", left)
 	}
 }
 

@@ -80,7 +80,7 @@ func (l givenURLs) check(i int, batch activities.RequestFields) error {
 
 // keepOnly leaves in the list the entries keep marks.
 func (l *givenURLs) keepOnly(keep []bool) {
-	var urls, lines []string
+	var urls []string
 	var places []place
 	var own []*activities.RequestFields
 	anyOwn := false
@@ -90,17 +90,16 @@ func (l *givenURLs) keepOnly(keep []bool) {
 		}
 		urls, places = append(urls, l.urls[i]), append(places, l.places[i])
 		var f *activities.RequestFields
-		line := ""
 		if i < len(l.own) {
-			f, line = l.own[i], l.lines[i]
+			f = l.own[i]
 		}
-		own, lines = append(own, f), append(lines, line)
+		own = append(own, f)
 		anyOwn = anyOwn || f != nil
 	}
 	if !anyOwn {
-		own, lines = nil, nil
+		own = nil
 	}
-	l.urls, l.places, l.own, l.lines = urls, places, own, lines
+	l.urls, l.places, l.own = urls, places, own
 }
 
 // skippedReport says how many entries were skipped, and the first few

@@ -6,10 +6,10 @@ import (
 	"sync"
 
 	workflowpb "go.temporal.io/api/workflow/v1"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/batchfetch/batchfetch/activities"
+	bfclient "github.com/batchfetch/batchfetch/client"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -109,8 +109,8 @@ func (cc *chunkCounts) forget(running map[string]bool) {
 
 // withRunning is p, asked of batch id just now, with the URLs its running
 // chunks (and those of up to partsPerPoll of its parts) have done.
-func withRunning(ctx context.Context, c client.Client, id, runID string, p workflows.Progress) workflows.Progress {
-	rw := &retryWatch{c: c, id: id, runID: runID, parts: map[string]retriedActivity{}, counts: newChunkCounts(payloadConverter())}
+func withRunning(ctx context.Context, b *bfclient.Batch, p workflows.Progress) workflows.Progress {
+	rw := &retryWatch{b: b, parts: map[string]retriedActivity{}, counts: newChunkCounts(payloadConverter())}
 	if _, _, err := rw.poll(ctx); err == nil {
 		p.Done = max(p.Done, min(p.Total, p.Done+rw.fetched))
 		p.Hosts = withLiveHosts(p.Hosts, rw.counts.hostsNow())

@@ -29,6 +29,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/batchfetch/batchfetch/blobstore"
+	bfclient "github.com/batchfetch/batchfetch/client"
 	"github.com/batchfetch/batchfetch/internal/buildinfo"
 	"github.com/batchfetch/batchfetch/internal/cli"
 	"github.com/batchfetch/batchfetch/internal/logging"
@@ -52,40 +53,38 @@ const (
 )
 
 type options struct {
-	input            workflows.Input
-	file             string
-	id               string
-	taskQueue        string
-	address          string // the Temporal server's, for messages
-	jsonOut          bool
-	noWait           bool
-	quiet            bool
-	dev              bool
-	serve            bool
-	demo             bool
-	devWorkers       bool            // --dev-workers: the dev stack runs its own workers
-	given            map[string]bool // the flags given, on the command line or as BATCHFETCH_*
-	devDB            string
-	devPort          int
-	devUIPort        int
-	logLevel         string
-	blobDir          string
-	blobURL          string
-	demoURLs         int
-	outFile          string
-	saveDir          string    // --save: the kept bodies go there
-	previous         string    // --previous: a local results file
-	changed          bool      // results --changed: only the changed results
-	saveLog          io.Writer // where --save says what it saved (default: none)
-	store            blobstore.Store
-	finished         bool   // reading a finished batch (results), not starting one
-	workflowID       string // the batch's, once known
-	uploaded         string // the URL list this run put in the blob store
-	uploadedPrevious string // and the earlier results
-	uploadedBody     string // and the request body
-	req              requestFlags
-	list             givenURLs // the URLs as given, with their own requests
-	skipInvalid      bool      // --skip-invalid: leave invalid entries out
+	input       workflows.Input
+	file        string
+	id          string
+	taskQueue   string
+	address     string // the Temporal server's, for messages
+	jsonOut     bool
+	noWait      bool
+	quiet       bool
+	dev         bool
+	serve       bool
+	demo        bool
+	devWorkers  bool            // --dev-workers: the dev stack runs its own workers
+	given       map[string]bool // the flags given, on the command line or as BATCHFETCH_*
+	devDB       string
+	devPort     int
+	devUIPort   int
+	logLevel    string
+	blobDir     string
+	blobURL     string
+	demoURLs    int
+	outFile     string
+	saveDir     string    // --save: the kept bodies go there
+	previous    string    // --previous: a local results file
+	changed     bool      // results --changed: only the changed results
+	saveLog     io.Writer // where --save says what it saved (default: none)
+	store       blobstore.Store
+	batches     *bfclient.Client // on store: starts batches, reads their results and bodies
+	finished    bool             // reading a finished batch (results), not starting one
+	workflowID  string           // the batch's, once known
+	req         requestFlags
+	list        givenURLs // the URLs as given, with their own requests
+	skipInvalid bool      // --skip-invalid: leave invalid entries out
 }
 
 // exitError carries an exit status up to main.

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/batchfetch/batchfetch/activities"
+	bfclient "github.com/batchfetch/batchfetch/client"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -40,7 +40,7 @@ func pollWait(read int) time.Duration {
 // watchBatch shows, until done closes, the batch's progress and, under
 // it, what holds it up: an activity that keeps failing, a server that
 // does not answer.
-func watchBatch(ctx context.Context, c client.Client, run client.WorkflowRun, o *options, done <-chan struct{}, scr *screen, slots *slotWarning, reach *reachability, bar *barState) {
+func watchBatch(ctx context.Context, b *bfclient.Batch, o *options, done <-chan struct{}, scr *screen, slots *slotWarning, reach *reachability, bar *barState) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -54,9 +54,9 @@ func watchBatch(ctx context.Context, c client.Client, run client.WorkflowRun, o 
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		watchRetries(ctx, newRetryWatch(c, run, o), scr, reach, bar)
+		watchRetries(ctx, newRetryWatch(b, o), scr, reach, bar)
 	}()
-	showProgress(ctx, c, run, scr, slots, reach, bar)
+	showProgress(ctx, b, scr, slots, reach, bar)
 	wg.Wait()
 	if line := bar.finalLine(); line != "" {
 		scr.setBar(line)
@@ -115,7 +115,7 @@ func showReach(scr *screen, reach *reachability, back time.Duration) {
 
 // showProgress polls the progress query until ctx ends; a warning in it
 // is said once (slots).
-func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, scr *screen, slots *slotWarning, reach *reachability, bar *barState) {
+func showProgress(ctx context.Context, b *bfclient.Batch, scr *screen, slots *slotWarning, reach *reachability, bar *barState) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	hinted := false
@@ -126,7 +126,7 @@ func showProgress(ctx context.Context, c client.Client, run client.WorkflowRun, 
 		case <-t.C:
 		}
 		asked := time.Now()
-		p, err := queryProgress(ctx, c, run.GetID(), run.GetRunID())
+		p, err := queryProgress(ctx, b)
 		if ctx.Err() != nil {
 			return
 		}
@@ -163,15 +163,11 @@ func encryptedProgress(err error) string {
 	return "the batch's progress cannot be read: its workers encrypt what they send; set BATCHFETCH_CODEC_KEYS as the workers have it"
 }
 
-// queryProgress asks the batch's progress query.
-func queryProgress(ctx context.Context, c client.Client, id, runID string) (p workflows.Progress, err error) {
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+// queryProgress asks the batch's progress query, for 5s at the most.
+func queryProgress(ctx context.Context, b *bfclient.Batch) (workflows.Progress, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	v, err := c.QueryWorkflow(qctx, id, runID, workflows.ProgressQuery)
-	if err != nil {
-		return p, err
-	}
-	return p, v.Get(&p)
+	return b.Progress(ctx)
 }
 
 // barState is what the bar says: the most URLs seen done (the progress

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
@@ -114,18 +115,13 @@ func TestDataBodies(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		store, err := blobstore.NewDir(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.store = store
-		if err := uploadInputs(context.Background(), &o, "an-id"); err != nil {
-			t.Fatal(err)
-		}
-		m, raw := sentJSON(t, o.input)
+		id := fmt.Sprintf("an-id-%s-%d", name, time.Now().UnixNano())
+		store := tempStore(t)
+		in := startHeld(t, o, id, store)
+		m, raw := sentJSON(t, in)
 		key, _ := m["body"].(map[string]any)["key"].(string)
-		if !strings.HasPrefix(key, "inputs/an-id-") || m["remove_inputs"] != true || strings.Contains(raw, "0123456789abcdef") {
-			t.Errorf("%s body: sent %.300s, want {\"key\": \"inputs/an-id-...\"} and remove_inputs", name, raw)
+		if !strings.HasPrefix(key, "inputs/"+id+"-") || m["remove_inputs"] != true || strings.Contains(raw, "0123456789abcdef") {
+			t.Errorf("%s body: sent %.300s, want {\"key\": \"inputs/%s-...\"} and remove_inputs", name, raw, id)
 			continue
 		}
 		if got, err := os.ReadFile(filepath.Join(store.Root, key)); err != nil || !bytes.Equal(got, body) {
@@ -135,7 +131,7 @@ func TestDataBodies(t *testing.T) {
 }
 
 // A --file line that starts with "{" is a URL with its own request
-// fields: kept in the input inline, or written as it is when the list
+// fields: kept in the input inline, or written with them when the list
 // goes to the blob store.
 func TestJSONLinesInAURLFile(t *testing.T) {
 	jsonA := `{"url": "http://127.0.0.1/a", "headers": {"X-Note": "a #1", "Authorization": {"secret": "A_TOKEN", "hosts": ["127.0.0.1"]}}}`
@@ -159,7 +155,8 @@ func TestJSONLinesInAURLFile(t *testing.T) {
 		t.Errorf("urls sent: %#v", urls)
 	}
 
-	// Over 1,000 URLs: the list goes to the blob store, its JSON lines as given.
+	// Over 1,000 URLs: the list goes to the blob store, each JSON line
+	// with the fields it was given.
 	var long strings.Builder
 	long.WriteString(jsonA + "\n")
 	for i := 0; i < workflows.InlineLimit; i++ {
@@ -170,27 +167,64 @@ func TestJSONLinesInAURLFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	store := tempStore(t)
+	in := startHeld(t, o, fmt.Sprint("long-", time.Now().UnixNano()), store)
+	if in.URLsFile == "" || in.URLs != nil || in.URLRequests != nil {
+		t.Fatalf("after the upload: urls_file %q, %d urls, %d URL requests inline", in.URLsFile, len(in.URLs), len(in.URLRequests))
+	}
+	b, err := os.ReadFile(filepath.Join(store.Root, in.URLsFile))
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if err != nil || len(lines) != workflows.InlineLimit+2 || lines[1] != "http://127.0.0.1/p/0" {
+		t.Fatalf("urls_file (%v): %d lines, second %q", err, len(lines), lines[1])
+	}
+	// The stage step reads each line as it was meant.
+	for _, c := range []struct{ line, given string }{{lines[0], jsonA}, {lines[len(lines)-1], jsonB}} {
+		u, got, err := activities.ParseEntryLine(c.line)
+		wantURL, want, _ := activities.ParseEntryLine(c.given)
+		if err != nil || u != wantURL || !reflect.DeepEqual(got, want) {
+			t.Errorf("the stage step reads %q as %q %+v (%v), want %q %+v as given", c.line, u, got, err, wantURL, want)
+		}
+	}
+}
+
+// startHeld starts o's batch as the starter does, under workflow ID id
+// and on a task queue no worker polls, so that it waits with its inputs
+// in store. It returns the input the batch was started with; the batch
+// is terminated when the test ends.
+func startHeld(t *testing.T, o options, id string, store blobstore.Store) workflows.Input {
+	t.Helper()
+	ctx := context.Background()
+	o.store, o.id, o.taskQueue = store, id, "held-"+id
+	o.batches = newBatches(testStack.Client, store, o.taskQueue)
+	opts, previous, err := o.startOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if previous != nil {
+		defer previous.f.Close()
+	}
+	b, err := o.batches.Start(ctx, o.input, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = testStack.Client.TerminateWorkflow(context.Background(), b.ID(), b.RunID(), "the test is over")
+	})
+	in, err := b.Input(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// tempStore is a blob directory of the test's own.
+func tempStore(t *testing.T) *blobstore.Dir {
+	t.Helper()
 	store, err := blobstore.NewDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.store = store
-	if err := uploadInputs(context.Background(), &o, "long"); err != nil {
-		t.Fatal(err)
-	}
-	if o.input.URLsFile == "" || o.input.URLs != nil || o.input.URLRequests != nil {
-		t.Fatalf("after the upload: urls_file %q, %d urls, %d URL requests inline", o.input.URLsFile, len(o.input.URLs), len(o.input.URLRequests))
-	}
-	b, err := os.ReadFile(filepath.Join(store.Root, o.input.URLsFile))
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	if err != nil || len(lines) != workflows.InlineLimit+2 || lines[0] != jsonA || lines[1] != "http://127.0.0.1/p/0" || lines[len(lines)-1] != jsonB {
-		t.Fatalf("urls_file (%v): %d lines, first %q, last %q", err, len(lines), lines[0], lines[len(lines)-1])
-	}
-	// The stage step reads each line as it was meant.
-	u, own, err := activities.ParseEntryLine(lines[len(lines)-1])
-	if err != nil || u != "http://127.0.0.1/b" || own.Method != "POST" || own.Body.Text != `{"q": 1}` {
-		t.Errorf("the stage step reads b's line as %q %+v (%v)", u, own, err)
-	}
+	return store
 }
 
 // Bad request flags and lines are usage errors that name the flag, the

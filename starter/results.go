@@ -11,10 +11,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
-
 	"github.com/batchfetch/batchfetch/blobstore"
+	bfclient "github.com/batchfetch/batchfetch/client"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -28,15 +26,14 @@ func runResults(args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	cmd.o.storeFlags(cmd.fs, "large results are read from it")
 	return cmd.run(args, func(ctx context.Context, b *batch) error {
 		if b.running {
-			return &exitError{exitState, fmt.Errorf("batch %s is still running: `starter status %s` shows its progress", b.id, b.id)}
+			return &exitError{exitState, fmt.Errorf("batch %s is still running: `starter status %s` shows its progress", b.ID(), b.ID())}
 		}
 		o := cmd.o
-		o.finished, o.workflowID = true, b.id
-		var err error
-		if o.store, err = openStore(ctx, o); err != nil {
-			return &exitError{exitUsage, err}
+		o.finished, o.workflowID = true, b.ID()
+		if err := b.withStore(ctx, &o); err != nil {
+			return err
 		}
-		return wait(ctx, b.c, b.run, &o, stdout, stderr)
+		return wait(ctx, b.tc, b.Batch, &o, stdout, stderr)
 	})
 }
 
@@ -56,16 +53,11 @@ func printOutput(ctx context.Context, w io.Writer, out workflows.Output, o optio
 	var err error
 	fromFile := out.ResultsFile != "" && out.Results == nil
 	if fromFile {
-		if mine, err := blobstore.ID(ctx, o.store); err == nil && mine != "" && out.BlobStore != "" && mine != out.BlobStore {
-			return &exitError{exitStore, fmt.Errorf("the batch ran (%d ok, %d failed of %d) but its results (%s) are in the workers' blob store (identity %s), not in this starter's (%s, identity %s): read them with `starter results --blob-dir DIR %s` (or --blob-url), DIR the workers' --blob-dir",
-				out.OK, out.Failed, out.Total, out.ResultsFile, out.BlobStore, o.storeLocation(), mine, orPlaceholder(o.workflowID))}
+		if err := o.batches.CheckResultsStore(ctx, out); err != nil {
+			return o.unreadable(out, err)
 		}
 		each = func(fn func(i int, r *workflows.Result) error) error {
-			err := streamResults(ctx, o.store, out.ResultsFile, fn)
-			if err != nil && !errors.As(err, new(writeError)) {
-				return &exitError{exitInternal, fmt.Errorf("reading the results (%s) from the blob store: %w", out.ResultsFile, err)}
-			}
-			return err
+			return o.eachResult(ctx, out, fn)
 		}
 	}
 	// One pass: --out is written as the results are printed, to a
@@ -114,7 +106,7 @@ func printOutput(ctx context.Context, w io.Writer, out workflows.Output, o optio
 	}
 	var sv *saver
 	if o.saveDir != "" {
-		if sv, err = newSaver(o.saveDir, o.store); err != nil {
+		if sv, err = newSaver(o.saveDir, o.batches); err != nil {
 			return &exitError{exitUsage, err}
 		}
 		read := each
@@ -244,26 +236,31 @@ func summary(out workflows.Output) string {
 	return s
 }
 
-// streamResults calls fn on each result of a results file, in order,
-// holding one at a time.
-func streamResults(ctx context.Context, store blobstore.Store, key string, fn func(int, *workflows.Result) error) error {
-	r, err := store.Open(ctx, key)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 256<<10))
-	for i := 0; ; i++ {
-		var res workflows.Result
-		if err := dec.Decode(&res); err == io.EOF {
-			return nil
-		} else if err != nil {
+// eachResult calls fn on each result of out's results file, in order,
+// read through the client as a stream: one is held at a time.
+func (o options) eachResult(ctx context.Context, out workflows.Output, fn func(int, *workflows.Result) error) error {
+	i := 0
+	for r, err := range o.batches.Results(ctx, out) {
+		if err != nil {
+			return &exitError{exitInternal, err}
+		}
+		if err := fn(i, &r); err != nil {
 			return err
 		}
-		if err := fn(i, &res); err != nil {
-			return err
-		}
+		i++
 	}
+	return nil
+}
+
+// unreadable says why out's results file cannot be read, err
+// (CheckResultsStore's), with the exit status that goes with it.
+func (o options) unreadable(out workflows.Output, err error) error {
+	var other *bfclient.StoreMismatchError
+	if !errors.As(err, &other) {
+		return &exitError{exitInternal, err}
+	}
+	return &exitError{exitStore, fmt.Errorf("the batch ran (%d ok, %d failed of %d) but its results (%s) are in the workers' blob store (identity %s), not in this starter's (%s, identity %s): read them with `starter results --blob-dir DIR %s` (or --blob-url), DIR the workers' --blob-dir",
+		out.OK, out.Failed, out.Total, out.ResultsFile, other.Workers, o.storeLocation(), other.Mine, orPlaceholder(o.workflowID))}
 }
 
 // jsonLinesFile is --out being written: to a temporary file beside it,
@@ -307,17 +304,13 @@ func (j *jsonLinesFile) abort() {
 
 // finishedOutput is a closed batch's output, also when it failed or was
 // canceled (their errors carry it).
-func finishedOutput(ctx context.Context, run client.WorkflowRun) (*workflows.Output, bool) {
-	var out workflows.Output
-	err := run.Get(ctx, &out)
+func finishedOutput(ctx context.Context, b *bfclient.Batch) (*workflows.Output, bool) {
+	out, err := b.Wait(ctx)
 	if err == nil {
 		return &out, true
 	}
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() == workflows.BatchFailedType && appErr.HasDetails() && appErr.Details(&out) == nil {
-		return &out, true
-	}
-	return workflows.CanceledOutput(err)
+	partial := bfclient.PartialOutput(err)
+	return partial, partial != nil
 }
 
 // orPlaceholder is id, or WORKFLOW_ID where it is not known.

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/batchfetch/batchfetch/blobstore"
+	bfclient "github.com/batchfetch/batchfetch/client"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -149,12 +150,12 @@ func parseScheduleCreate(args []string, stdin io.Reader, stderr io.Writer) (r sc
 	return r, false, nil
 }
 
-// uploadScheduleList puts a long URL list (o.input.URLs, the lines of
-// o.list) in the blob store, under a key of this schedule's own that
+// uploadScheduleList puts a long URL list (o.input.URLs, with their own
+// requests) in the blob store, under a key of this schedule's own that
 // every run reads and schedule delete or update removes, and points the
 // input at it. It returns the key, "" when the list stays inline.
 func uploadScheduleList(ctx context.Context, o *options, id string) (string, error) {
-	if len(o.input.URLs) <= workflows.InlineLimit && o.list.ownBytes() <= inlineRequestsBudget {
+	if !bfclient.ListInStore(o.input) {
 		return "", nil
 	}
 	if o.store == nil {
@@ -164,7 +165,7 @@ func uploadScheduleList(ctx context.Context, o *options, id string) (string, err
 		}
 	}
 	key := blobstore.UniqueKey(scheduleListPrefix, id, ".txt")
-	if err := upload(ctx, o.store, key, o.list.fileLines()); err != nil {
+	if err := bfclient.WriteList(ctx, o.store, key, o.input); err != nil {
 		_ = o.store.DeletePrefix(context.WithoutCancel(ctx), key)
 		return "", &exitError{exitInternal, fmt.Errorf("writing the URL list to the blob store: %w", err)}
 	}

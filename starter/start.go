@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,14 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
-	"strings"
 	"syscall"
-	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
+	sdkclient "go.temporal.io/sdk/client"
 
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -100,7 +93,7 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	var c client.Client
+	var tc sdkclient.Client
 	var webUI string
 	if o.dev {
 		fresh := freshDevDB(o.devDB)
@@ -109,7 +102,7 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return &exitError{exitInternal, err}
 		}
 		defer stack.Stop()
-		c, webUI, o.store, o.address = stack.Client, stack.WebUIAddress(), stack.Store, stack.FrontendAddress()
+		tc, webUI, o.store, o.address = stack.Client, stack.WebUIAddress(), stack.Store, stack.FrontendAddress()
 		if len(urls) == 0 && o.serve && !fresh && !o.demo && o.demoURLs == 0 {
 			fmt.Fprintf(stderr, "serving the Web UI at %s, without the demo batch (this database ran it before: --demo runs it again); Ctrl-C to stop\n", webUI)
 			<-ctx.Done()
@@ -119,10 +112,10 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			urls = stack.DemoURLs(o.demoURLs)
 		}
 	} else {
-		if c, err = dial(ctx, o.logLevel); err != nil {
+		if tc, err = dial(ctx, o.logLevel); err != nil {
 			return err
 		}
-		defer c.Close()
+		defer tc.Close()
 		o.address = temporalAddress()
 	}
 	if err := checkInput(o.input, urls); err != nil {
@@ -134,69 +127,34 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return &exitError{exitUsage, err}
 		}
 	}
+	o.batches = newBatches(tc, o.store, o.taskQueue)
 
-	run, err := start(ctx, c, &o, stderr)
+	b, err := startBatch(ctx, tc, &o, stderr)
 	if err != nil {
 		return err
 	}
-	o.workflowID = run.GetID()
+	o.workflowID = b.ID()
 	if !o.noWait {
 		// Always said, so that status, results and cancel can be used on it.
-		fmt.Fprintf(stderr, "batch workflow_id=%s run_id=%s\n", run.GetID(), run.GetRunID())
+		fmt.Fprintf(stderr, "batch workflow_id=%s run_id=%s\n", b.ID(), b.RunID())
 	}
 	if webUI != "" {
-		fmt.Fprintf(stderr, "watch it: %s/namespaces/default/workflows/%s/%s/history\n", webUI, run.GetID(), run.GetRunID())
+		fmt.Fprintf(stderr, "watch it: %s/namespaces/default/workflows/%s/%s/history\n", webUI, b.ID(), b.RunID())
 	}
 	if o.noWait {
-		fmt.Fprintf(stdout, "workflow_id=%s run_id=%s\n", run.GetID(), run.GetRunID())
+		fmt.Fprintf(stdout, "workflow_id=%s run_id=%s\n", b.ID(), b.RunID())
 		return nil
 	}
 
 	// The files this starter uploaded belong to the batch now: it removes
-	// them when it ends, also when waiting here is interrupted.
-	err = wait(ctx, c, run, &o, stdout, stderr)
-	if ctx.Err() == nil {
-		o.dropClosedUploads(c, run) // ended, but maybe without its own cleanup (terminated)
-	}
+	// them when it ends, also when waiting here is interrupted (and Wait,
+	// once it has ended, the files of one terminated).
+	err = wait(ctx, tc, b, &o, stdout, stderr)
 	if o.serve && o.dev {
 		fmt.Fprintf(stderr, "serving the Web UI at %s; Ctrl-C to stop\n", webUI)
 		<-ctx.Done()
 	}
 	return err
-}
-
-// settingsDiffer names the settings (but the URLs) in which two inputs
-// differ, once their defaults are applied.
-func settingsDiffer(theirs, mine workflows.Input) string {
-	theirs.URLs, theirs.URLsFile, mine.URLs, mine.URLsFile = []string{"http://x/"}, "", []string{"http://x/"}, ""
-	a, errA := theirs.Validate()
-	b, errB := mine.Validate()
-	if errA != nil || errB != nil {
-		return ""
-	}
-	var diff []string
-	add := func(name string, differ bool, there, here any) {
-		if differ {
-			diff = append(diff, fmt.Sprintf("%s %v there, %v here", name, there, here))
-		}
-	}
-	add("mode", a.FailFast != b.FailFast, modeName(a.FailFast), modeName(b.FailFast))
-	add("max_in_flight", a.MaxInFlight != b.MaxInFlight, a.MaxInFlight, b.MaxInFlight)
-	add("attempt_timeout", a.AttemptTimeout != b.AttemptTimeout, a.AttemptTimeout, b.AttemptTimeout)
-	add("url_timeout", a.URLTimeout != b.URLTimeout, a.URLTimeout, b.URLTimeout)
-	add("max_attempts", a.MaxAttempts != b.MaxAttempts, a.MaxAttempts, b.MaxAttempts)
-	add("initial_backoff", a.InitialBackoff != b.InitialBackoff, a.InitialBackoff, b.InitialBackoff)
-	add("cpu_task_queue", a.CPUTaskQueue != b.CPUTaskQueue, a.CPUTaskQueue, b.CPUTaskQueue)
-	add("method", a.Request.Verb() != b.Request.Verb(), a.Request.Verb(), b.Request.Verb())
-	add("headers", !slices.Equal(headerNames(a.Request), headerNames(b.Request)), headerNames(a.Request), headerNames(b.Request))
-	return strings.Join(diff, ", ")
-}
-
-func modeName(failFast bool) string {
-	if failFast {
-		return workflows.ModeFailFast
-	}
-	return workflows.ModeCollect
 }
 
 // checkWritable tells, before any batch starts, whether --out can be
@@ -235,108 +193,6 @@ func checkInput(in workflows.Input, urls []string) error {
 		return &exitError{exitUsage, fmt.Errorf("invalid input: %w", err)}
 	}
 	return nil
-}
-
-func start(ctx context.Context, c client.Client, o *options, stderr io.Writer) (client.WorkflowRun, error) {
-	id := o.id
-	if id != "" {
-		if run, ok := attach(ctx, c, id, o.input, stderr); ok {
-			return run, nil
-		}
-	}
-	if id == "" {
-		var b [4]byte
-		_, _ = rand.Read(b[:])
-		id = "batchfetch-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
-	}
-	count := len(o.input.URLs)
-	if !o.dev || !o.devWorkers { // the built-in workers use the stack's store
-		if err := checkStore(ctx, c, o); err != nil {
-			return nil, err
-		}
-	}
-	if err := uploadInputs(ctx, o, id); err != nil {
-		return nil, err
-	}
-	// Once the files are up, the start is made whole: a Ctrl-C now must
-	// not leave them with no batch, nor a batch the starter did not see.
-	startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	run, err := c.ExecuteWorkflow(startCtx, client.StartWorkflowOptions{
-		ID:        id,
-		TaskQueue: o.taskQueue,
-		// The same ID never fetches twice: a second start attaches.
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		StaticSummary:            fmt.Sprintf("%d URLs, %s", count, o.input.Mode),
-	}, workflows.WorkflowName, o.input)
-	var already *serviceerror.WorkflowExecutionAlreadyStarted
-	var nsErr *serviceerror.NamespaceNotFound
-	switch {
-	case errors.As(err, &already):
-		o.dropUploads() // another batch has this ID: ours were never read
-		return c.GetWorkflow(ctx, id, ""), nil
-	case errors.As(err, &nsErr):
-		o.dropUploads()
-		return nil, &exitError{exitInternal, fmt.Errorf("namespace not found: %v (create it, or set TEMPORAL_NAMESPACE)", err)}
-	case err != nil:
-		// Refused, or not known to be: a batch that did start removes
-		// its files itself, so they stay unless it surely did not.
-		if startRefused(err) {
-			o.dropUploads()
-		}
-		return nil, &exitError{exitInternal, fmt.Errorf("starting workflow %s: %w", id, err)}
-	}
-	if o.id != "" && o.input.RemoveInputs {
-		// Another starter may have started this ID a moment before: the
-		// server then returns that batch, which reads its own files.
-		if theirs, ok := startedInput(startCtx, c, id, run.GetRunID()); ok && (theirs.URLsFile != o.uploaded || theirs.PreviousFile != o.uploadedPrevious || bodyKey(theirs) != o.uploadedBody) {
-			o.dropUploads()
-			fmt.Fprintf(stderr, "attached to the batch workflow_id=%s another starter started a moment before, with its own inputs: the same ID never fetches twice\n", id)
-		}
-	}
-	return run, nil
-}
-
-// attach finds an existing batch with workflow ID id: the same ID never
-// fetches twice. It says so, and whether the batch's URLs differ from in's.
-func attach(ctx context.Context, c client.Client, id string, in workflows.Input, stderr io.Writer) (client.WorkflowRun, bool) {
-	d, err := c.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil {
-		return nil, false
-	}
-	runID := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
-	fmt.Fprintf(stderr, "attached to the existing batch workflow_id=%s run_id=%s (%s): the same ID never fetches twice\n",
-		id, runID, d.GetWorkflowExecutionInfo().GetStatus())
-	if theirs, ok := startedInput(ctx, c, id, runID); ok {
-		if theirs.URLsFile == "" && !slices.Equal(theirs.URLs, in.URLs) {
-			fmt.Fprintf(stderr, "note: its URLs are not these (%d URLs there, %d here); use another --id for a new batch\n", len(theirs.URLs), len(in.URLs))
-		}
-		if diff := settingsDiffer(theirs, in); diff != "" {
-			fmt.Fprintf(stderr, "note: it runs with other settings (%s); use another --id for a new batch\n", diff)
-		}
-	}
-	return c.GetWorkflow(ctx, id, runID), true
-}
-
-// startedInput is the input a batch was started with, decoded with the
-// converter this starter's client uses (encrypted with
-// BATCHFETCH_CODEC_KEYS, if set).
-func startedInput(ctx context.Context, c client.Client, id, runID string) (workflows.Input, bool) {
-	var in workflows.Input
-	iter := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	if !iter.HasNext() {
-		return in, false
-	}
-	ev, err := iter.Next()
-	if err != nil {
-		return in, false
-	}
-	started := ev.GetWorkflowExecutionStartedEventAttributes()
-	if started == nil || payloadConverter().FromPayloads(started.GetInput(), &in) != nil {
-		return in, false
-	}
-	return in, true
 }
 
 // batchFlags adds the flags of a batch's input (start, schedule create:

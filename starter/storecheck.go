@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/batchfetch/batchfetch/blobstore"
+	bfclient "github.com/batchfetch/batchfetch/client"
 	"github.com/batchfetch/batchfetch/internal/cli"
 	"github.com/batchfetch/batchfetch/internal/workers"
 	"github.com/batchfetch/batchfetch/workflows"
@@ -25,7 +26,7 @@ const storeCheckWait = 3 * time.Second
 // or (when the starter waits) its results or --save's bodies come out.
 func (o *options) needsStore() bool {
 	in := o.input
-	uploads := len(in.URLs) > workflows.InlineLimit || o.list.ownBytes() > inlineRequestsBudget || o.req.body != nil || o.previous != ""
+	uploads := bfclient.ListInStore(in) || o.req.body != nil || o.previous != ""
 	return uploads || !o.noWait && (o.saveDir != "" || !workflows.ResultsInline(in))
 }
 

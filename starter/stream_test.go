@@ -41,7 +41,7 @@ func TestLargeResultsArePrintedFromTheFile(t *testing.T) {
 	_, _ = w.Write(file.Bytes())
 	_ = w.Commit()
 	out := workflows.Output{OK: n - 3, Failed: 3, Total: n, ResultsFile: "results/run.jsonl"}
-	o := options{store: store, outFile: filepath.Join(t.TempDir(), "out.jsonl")}
+	o := options{store: store, batches: newBatches(testStack.Client, store, ""), outFile: filepath.Join(t.TempDir(), "out.jsonl")}
 
 	var table bytes.Buffer
 	if err := printOutput(ctx, &table, out, o); err != nil {
@@ -104,7 +104,9 @@ func TestResultsFileEmptyOrCutShort(t *testing.T) {
 	put("results/empty.jsonl", "")
 	out := workflows.Output{ResultsFile: "results/empty.jsonl"}
 	var doc bytes.Buffer
-	if err := printOutput(ctx, &doc, out, options{store: store, jsonOut: true}); err != nil {
+	o := options{store: store, batches: newBatches(testStack.Client, store, "")}
+	o.jsonOut = true
+	if err := printOutput(ctx, &doc, out, o); err != nil {
 		t.Fatal(err)
 	}
 	want, _ := json.MarshalIndent(out, "", "  ")
@@ -118,7 +120,8 @@ func TestResultsFileEmptyOrCutShort(t *testing.T) {
 	}
 	put("results/cut.jsonl", lines.String()+`{"url":"http://127.0.0.1/x","outc`)
 	var table bytes.Buffer
-	err = printOutput(ctx, &table, workflows.Output{OK: 1501, Total: 1501, ResultsFile: "results/cut.jsonl"}, options{store: store})
+	o.jsonOut = false
+	err = printOutput(ctx, &table, workflows.Output{OK: 1501, Total: 1501, ResultsFile: "results/cut.jsonl"}, o)
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != exitInternal {
 		t.Fatalf("got %v, want an internal error", err)

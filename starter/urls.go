@@ -21,11 +21,8 @@ const maxEntryLine = activities.MaxEntryLine
 // says how its URL is asked for.
 type givenURLs struct {
 	urls []string
-	// own, parallel to urls (or nil), are the URLs' own request fields;
-	// lines the JSON lines that gave them ("" for a plain URL), written
-	// as they are when the list goes to the blob store.
-	own   []*activities.RequestFields
-	lines []string
+	// own, parallel to urls (or nil), are the URLs' own request fields.
+	own []*activities.RequestFields
 	// places, parallel to urls, say where each came from; source
 	// names the file or stdin the lines came from ("" for none).
 	places []place
@@ -130,32 +127,10 @@ func (l *givenURLs) addEntry(line string) error {
 	}
 	if !e.RequestFields.Empty() {
 		for len(l.own) < len(l.urls) {
-			l.own, l.lines = append(l.own, nil), append(l.lines, "")
+			l.own = append(l.own, nil)
 		}
-		l.own, l.lines = append(l.own, &e.RequestFields), append(l.lines, line)
+		l.own = append(l.own, &e.RequestFields)
 	}
 	l.urls = append(l.urls, e.URL)
 	return nil
-}
-
-// fileLines are the lines of the list as it goes to the blob store: each
-// URL, or the JSON line that gave it with its own request fields.
-func (l givenURLs) fileLines() []string {
-	out := make([]string, len(l.urls))
-	for i, u := range l.urls {
-		out[i] = u
-		if i < len(l.lines) && l.lines[i] != "" {
-			out[i] = l.lines[i]
-		}
-	}
-	return out
-}
-
-// ownBytes is how much the URLs' own request fields weigh in the input.
-func (l givenURLs) ownBytes() int {
-	n := 0
-	for _, s := range l.lines {
-		n += len(s)
-	}
-	return n
 }

@@ -9,15 +9,18 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
+	sdkclient "go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/batchfetch/batchfetch/blobstore"
+	bfclient "github.com/batchfetch/batchfetch/client"
 	"github.com/batchfetch/batchfetch/internal/cli"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
-func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *options, stdout, stderr io.Writer) error {
+// wait waits for the batch, showing its progress (unless --quiet), and
+// prints what it ended with.
+func wait(ctx context.Context, tc sdkclient.Client, b *bfclient.Batch, o *options, stdout, stderr io.Writer) error {
 	done := make(chan struct{})
 	progressDone := make(chan struct{})
 	scr := newScreen(stderr)
@@ -27,26 +30,25 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 	go func() {
 		defer close(progressDone)
 		if !o.quiet {
-			watchBatch(ctx, c, run, o, done, scr, slots, reach, bar)
+			watchBatch(ctx, b, o, done, scr, slots, reach, bar)
 		}
 	}()
 	warned := make(chan struct{})
 	go func() {
 		defer close(warned)
-		told := o.quiet || checkSlots(ctx, c, o, slots)
+		told := o.quiet || checkSlots(ctx, tc, o, slots)
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			if !o.quiet {
-				warnIfNoWorkers(ctx, c, o, scr)
+				warnIfNoWorkers(ctx, tc, o, scr)
 			}
 			if !told {
-				checkSlots(ctx, c, o, slots)
+				checkSlots(ctx, tc, o, slots)
 			}
 		}
 	}()
-	var out workflows.Output
-	err := awaitResult(ctx, run, &out, reach)
+	out, err := awaitResult(ctx, b, reach)
 	if err == nil {
 		bar.finish(out)
 	}
@@ -58,49 +60,34 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 		if o.dev {
 			// The server and the workers were in this process.
 			return &exitError{exitInterrupted, fmt.Errorf("stopped: the batch waits in %s, with the dev server, until `starter --dev --serve --dev-db %s%s` runs again (workflow_id=%s run_id=%s)",
-				o.devDB, o.devDB, o.devPortFlags(), run.GetID(), run.GetRunID())}
+				o.devDB, o.devDB, o.devPortFlags(), b.ID(), b.RunID())}
 		}
-		return &exitError{exitInterrupted, fmt.Errorf("stopped waiting; the batch goes on: workflow_id=%s run_id=%s", run.GetID(), run.GetRunID())}
+		return &exitError{exitInterrupted, fmt.Errorf("stopped waiting; the batch goes on: workflow_id=%s run_id=%s", b.ID(), b.RunID())}
 	}
-	var appErr *temporal.ApplicationError
-	var canceled *temporal.CanceledError
+	return o.reportEnd(ctx, b, out, err, stdout)
+}
+
+// reportEnd prints what the batch ended with, out or err (Wait's), and
+// returns the exit status that goes with it.
+func (o *options) reportEnd(ctx context.Context, b *bfclient.Batch, out workflows.Output, err error, stdout io.Writer) error {
+	var invalid *bfclient.InvalidInputError
+	var failed *bfclient.BatchFailedError
+	var canceled *bfclient.CanceledError
 	switch {
 	case err == nil:
-	case errors.As(err, &appErr) && appErr.Type() == workflows.InvalidInputType:
-		msg := "invalid input: " + plainText(appErr.Message())
-		elsewhere := false // an input this starter put in its store, which the workers do not see
-		for _, key := range []string{o.uploaded, o.uploadedPrevious, o.uploadedBody} {
-			if key != "" && strings.Contains(msg, key) && strings.Contains(msg, "is not in the blob store") {
-				elsewhere = true
-			}
-		}
-		if elsewhere {
-			id, _ := blobstore.ID(ctx, o.store)
-			msg += fmt.Sprintf(" (this starter wrote it to %s, identity %s); nothing was fetched", o.storeLocation(), id)
-		}
-		switch {
-		case o.finished:
-			return &exitError{exitFailed, errors.New("the batch refused its " + msg)} // results of a finished batch
-		case elsewhere:
-			return &exitError{exitStore, errors.New(msg)}
-		}
-		return &exitError{exitUsage, errors.New(msg)}
-	case errors.As(err, &appErr) && appErr.Type() == workflows.BatchFailedType:
-		if appErr.HasDetails() && appErr.Details(&out) == nil {
-			if perr := printOutput(ctx, stdout, out, *o); perr != nil {
-				return perr
-			}
-		}
-		return &exitError{exitFailed, fmt.Errorf("batch failed: %s", plainText(appErr.Message()))}
+	case errors.As(err, &invalid):
+		return o.refused(ctx, b, invalid)
+	case errors.As(err, &failed):
+		return o.failed(ctx, b, failed, stdout)
 	case errors.As(err, &canceled):
-		if partial, ok := workflows.CanceledOutput(err); ok {
-			if perr := printOutput(ctx, stdout, *partial, *o); perr != nil {
+		if canceled.Output != nil {
+			if perr := printOutput(ctx, stdout, *canceled.Output, *o); perr != nil {
 				return perr
 			}
 		}
-		return &exitError{exitFailed, fmt.Errorf("batch canceled (workflow_id=%s)", run.GetID())}
+		return &exitError{exitFailed, fmt.Errorf("batch canceled (workflow_id=%s)", b.ID())}
 	default:
-		return &exitError{exitFailed, fmt.Errorf("batch %s: %s", run.GetID(), plainFailure(err))}
+		return &exitError{exitFailed, fmt.Errorf("batch %s: %s", b.ID(), plainFailure(err))}
 	}
 	if err := printOutput(ctx, stdout, out, *o); err != nil {
 		return err
@@ -111,27 +98,75 @@ func wait(ctx context.Context, c client.Client, run client.WorkflowRun, o *optio
 	return nil
 }
 
-// awaitResult waits for run's result. A server that does not answer is
-// waited for: the batch is durable.
-func awaitResult(ctx context.Context, run client.WorkflowRun, out *workflows.Output, reach *reachability) error {
+// refused says that the workflow refused the batch's input: a usage
+// error, or, when the input is a file this starter put in its store and
+// the workers do not see it, a store error.
+func (o *options) refused(ctx context.Context, b *bfclient.Batch, invalid *bfclient.InvalidInputError) error {
+	msg := "invalid input: " + plainText(invalid.Message)
+	elsewhere := false // an input this starter put in its store, which the workers do not see
+	for _, key := range b.InputFiles() {
+		if strings.Contains(msg, key) && strings.Contains(msg, "is not in the blob store") {
+			elsewhere = true
+		}
+	}
+	if elsewhere {
+		id, _ := blobstore.ID(ctx, o.store)
+		msg += fmt.Sprintf(" (this starter wrote it to %s, identity %s); nothing was fetched", o.storeLocation(), id)
+	}
+	switch {
+	case o.finished:
+		return &exitError{exitFailed, errors.New("the batch refused its " + msg)} // results of a finished batch
+	case elsewhere:
+		return &exitError{exitStore, errors.New(msg)}
+	}
+	return &exitError{exitUsage, errors.New(msg)}
+}
+
+// failed prints what a failed batch had done, if its failure carries
+// it, and says why it failed.
+func (o *options) failed(ctx context.Context, b *bfclient.Batch, failed *bfclient.BatchFailedError, stdout io.Writer) error {
+	var appErr *temporal.ApplicationError
+	if !errors.As(failed.Err, &appErr) || appErr.Type() != workflows.BatchFailedType {
+		// Terminated, timed out, or an error of its own.
+		return &exitError{exitFailed, fmt.Errorf("batch %s: %s", b.ID(), plainFailure(failed.Err))}
+	}
+	if failed.Output != nil {
+		if err := printOutput(ctx, stdout, *failed.Output, *o); err != nil {
+			return err
+		}
+	}
+	return &exitError{exitFailed, fmt.Errorf("batch failed: %s", plainText(appErr.Message()))}
+}
+
+// awaitResult waits for the batch's output. A server that does not answer
+// is waited for: the batch is durable.
+func awaitResult(ctx context.Context, b *bfclient.Batch, reach *reachability) (workflows.Output, error) {
 	for {
 		began := time.Now()
-		err := run.Get(ctx, out)
-		var ended *temporal.WorkflowExecutionError
-		if err == nil || ctx.Err() != nil || errors.As(err, &ended) || !unreachable(err) {
-			return err
+		out, err := b.Wait(ctx)
+		if err == nil || ctx.Err() != nil || ended(err) || !unreachable(err) {
+			return out, err
 		}
 		reach.answered(began, err)
 		select {
 		case <-ctx.Done():
-			return err
+			return out, err
 		case <-time.After(time.Second):
 		}
 	}
 }
 
+// ended tells whether err is what a batch ended with, not a failure to
+// learn how it ended.
+func ended(err error) bool {
+	var invalid *bfclient.InvalidInputError
+	var failed *bfclient.BatchFailedError
+	var canceled *bfclient.CanceledError
+	return errors.As(err, &invalid) || errors.As(err, &failed) || errors.As(err, &canceled)
+}
+
 // warnIfNoWorkers tells the user when nobody serves the batch's queues.
-func warnIfNoWorkers(ctx context.Context, c client.Client, o *options, w io.Writer) {
+func warnIfNoWorkers(ctx context.Context, c sdkclient.Client, o *options, w io.Writer) {
 	// The command that starts a worker for the queue: its role, its
 	// queue when not the default, and this starter's blob store (the
 	// worker must share it).
