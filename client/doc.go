@@ -12,10 +12,15 @@
 //
 // Start checks the input before anything starts, as the workflow would
 // (an *InvalidInputError naming the field), and sends a URL list of more
-// than workflows.InlineLimit URLs through the blob store, as the starter
-// does: the batch owns that file and removes it when it ends. Starting an
-// ID that already has a batch attaches to it; Attach finds a batch by its
-// workflow ID.
+// than workflows.InlineLimit URLs (ListInStore), a large request body
+// (StartOptions.Body) and earlier results (StartOptions.Previous) through
+// the blob store, as the starter does: the batch owns those files and
+// removes them when it ends. Starting an ID that already has a batch
+// attaches to it (Batch.Attached); Attach finds a batch by its workflow
+// ID, AttachRun one of its runs. Batch.Input is what a batch was started
+// with; Batch.Describe and DescribePart the server's record of it and of
+// its parts: their pending activities, attempts, last failures and
+// heartbeats.
 //
 // A batch that does not complete ends Wait with a typed error:
 // *InvalidInputError (the input was refused; nothing was fetched),
@@ -30,6 +35,9 @@
 // sha256 as it is read.
 //
 // The Options.Store must be the workers' store (the same --blob-dir, or
-// the same --blob-url): a results file in another store is an error that
-// says so.
+// the same --blob-url): a results file in another store is a
+// *StoreMismatchError, which CheckResultsStore tells before reading.
+//
+// The starter command is built on this package: what it does with a
+// batch, it does through a Client.
 package client

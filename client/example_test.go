@@ -171,3 +171,34 @@ func ExampleBatch_Body() {
 		}
 	}
 }
+
+// Compare with an earlier batch's results: conditional requests, and
+// which bodies changed. A start of an ID that has a batch attaches to it.
+func ExampleStartOptions() {
+	ctx := context.Background()
+	c := exampleClient()
+	previous, err := os.Open("nightly-2026-12-02.jsonl") // as the results file holds them
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer previous.Close()
+	b, err := c.Start(ctx, workflows.Input{URLs: []string{"https://example.com/"}},
+		client.StartOptions{ID: "nightly-2026-12-03", Previous: previous})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if b.Attached() {
+		in, err := b.Input(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("attached to %s, started with %d URLs\n", b.ID(), len(in.URLs))
+	}
+	out, err := b.Wait(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if out.Changed != nil {
+		fmt.Println(*out.Changed, "changed")
+	}
+}

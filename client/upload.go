@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
@@ -96,10 +95,11 @@ func (c *Client) uploadInputs(ctx context.Context, in *workflows.Input, id strin
 	}
 	store := c.opts.Store
 	if store == nil {
+		what := "StartOptions.Body or Previous"
 		if long {
-			return up, fmt.Errorf("a batch of %d URLs goes through the workers' blob store: Options.Store is needed", len(in.URLs))
+			what = fmt.Sprintf("%d URLs", len(in.URLs))
 		}
-		return up, errors.New("StartOptions.Body and Previous go through the workers' blob store: Options.Store is needed")
+		return up, fmt.Errorf("a batch of %s goes through the workers' blob store: Options.Store is needed", what)
 	}
 	defer func() {
 		if err != nil {

@@ -6,7 +6,9 @@
 //	cat urls.txt | starter --no-wait
 //
 // Each subcommand has its own file (start.go, status.go, cancel.go,
-// results.go); dev.go runs the dev stack for --dev.
+// results.go); dev.go runs the dev stack for --dev. What they do with a
+// batch (start or attach, progress, wait, results, cancel, kept bodies)
+// goes through the client package, github.com/batchfetch/batchfetch/client.
 //
 // Exit status: 0 every URL ok; 1 the batch failed, was canceled, or a URL
 // failed; 2 bad usage or input rejected (InvalidInput); 3 Temporal could not
