@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/internal/tracing"
 	"github.com/batchfetch/batchfetch/politeness"
 )
 
@@ -214,7 +215,7 @@ func (f *Fetcher) fetchURL(ctx context.Context, t URLTask, work string, p Policy
 		st.attempts++
 		attempts := st.attempts
 		st.mu.Unlock()
-		attemptCtx, attemptTimedOut, attemptDone := attemptContext(urlCtx, p.AttemptTimeout)
+		attemptCtx, attemptTimedOut, attemptDone := attemptContext(tracing.WithAttempt(urlCtx, t.Index, attempts), p.AttemptTimeout)
 		status, body, fail := f.fetchOnce(attemptCtx, t.URL, work, t.Index, st, cond, t.R)
 		timedOut := attemptTimedOut()
 		attemptDone()

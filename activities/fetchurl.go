@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/internal/tracing"
 )
 
 // FetchURLRequest asks for one attempt at one URL of a small batch. Its
@@ -179,7 +180,7 @@ func (f *Fetcher) FetchURL(ctx context.Context, req FetchURLRequest) (*FetchChun
 			out.ElapsedMS = elapsed()
 			return nil, f.urlEnded(ctx, f.ended(ctx, out, nil), st.checkpoint().Resume)
 		}
-		attemptCtx, attemptTimedOut, attemptDone := attemptContext(urlCtx, p.AttemptTimeout)
+		attemptCtx, attemptTimedOut, attemptDone := attemptContext(tracing.WithAttempt(urlCtx, t.Index, attempt), p.AttemptTimeout)
 		status, body, fail = f.fetchOnce(attemptCtx, t.URL, WorkPrefix(req.Prefix, t.Index), t.Index, st, cond, t.R)
 		timedOut = attemptTimedOut()
 		attemptDone()

@@ -183,13 +183,15 @@ func (h *Hasher) resultOf(ctx context.Context, req HashChunkRequest, it Fetched,
 			ContentType: it.ContentType, ETag: it.ETag, LastModified: it.LastModified, Date: it.Date}, false, nil
 	}
 	pr.starting(it.Blob)
+	ctx, span := startHash(ctx, req, it)
+	defer func() { endHash(span, r, stopped, err) }()
 	if it.Off != nil {
 		resume = nil // a small body in its chunk's pack: no hash to resume
 	}
 	if req.Keep || proc != nil {
 		resume = nil // the kept copy and the processor start from byte 0
 	}
-	s, err := h.startSideways(ctx, req.Keep, proc, process.Info{URL: it.URL, Status: it.Status, ContentType: it.ContentType, Size: it.Size})
+	s, err := h.startSideways(ctx, req.Keep, req.Process, proc, process.Info{URL: it.URL, Status: it.Status, ContentType: it.ContentType, Size: it.Size})
 	if err != nil {
 		return Result{}, false, err
 	}

@@ -61,7 +61,7 @@ func BenchmarkHashBlob(b *testing.B) {
 			}
 			b.SetBytes(size)
 			for range b.N {
-				side, err := h.startSideways(context.Background(), false, p, process.Info{URL: "http://127.0.0.1/x", ContentType: "text/html", Size: size})
+				side, err := h.startSideways(context.Background(), false, name, p, process.Info{URL: "http://127.0.0.1/x", ContentType: "text/html", Size: size})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"github.com/batchfetch/batchfetch/internal/buildinfo"
+	"github.com/batchfetch/batchfetch/internal/tracing"
 
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/net/http/httpproxy"
 )
 
@@ -47,6 +49,10 @@ type ClientConfig struct {
 	ProxySecret string
 	// Secrets holds ProxySecret.
 	Secrets Secrets
+	// TracerProvider, when set, gives every request made within a traced
+	// activity an HTTP span of its own (internal/tracing.Transport). Nil:
+	// no spans, no wrapping.
+	TracerProvider trace.TracerProvider
 }
 
 func (c ClientConfig) withDefaults() ClientConfig {
@@ -112,7 +118,7 @@ func newHTTPClient(cfg ClientConfig, env *httpproxy.Config) (*http.Client, error
 	}
 	ua := cfg.UserAgent
 	return &http.Client{
-		Transport: userAgent{ua: ua, next: proxyGuard{proxies: px, allow: allow, next: transport}},
+		Transport: userAgent{ua: ua, next: tracing.Transport(proxyGuard{proxies: px, allow: allow, next: transport}, cfg.TracerProvider)},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) > cfg.MaxRedirects {
 				return fmt.Errorf("%w (more than %d)", errTooManyRedirects, cfg.MaxRedirects)

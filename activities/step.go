@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/internal/tracing"
 	"github.com/batchfetch/batchfetch/process"
 )
 
@@ -142,9 +143,9 @@ func (s *sideways) progress() string {
 }
 
 // startSideways starts what a body's read feeds: keep writes the body to
-// an unnamed blob, p (when not nil) runs in a goroutine of its own on a
-// pipe.
-func (h *Hasher) startSideways(ctx context.Context, keep bool, p process.Processor, info process.Info) (*sideways, error) {
+// an unnamed blob, p (when not nil), the step named name, runs in a
+// goroutine of its own on a pipe, in a span of its own.
+func (h *Hasher) startSideways(ctx context.Context, keep bool, name string, p process.Processor, info process.Info) (*sideways, error) {
 	if !keep && p == nil {
 		return nil, nil
 	}
@@ -166,9 +167,11 @@ func (h *Hasher) startSideways(ctx context.Context, keep bool, p process.Process
 		// A canceled activity unblocks a write the processor is not
 		// reading.
 		stop := context.AfterFunc(ctx, func() { _ = pr.CloseWithError(ctx.Err()) })
+		ctx, span := tracing.Start(ctx, "process", tracing.AttrProcess.String(name))
 		go func() {
 			defer stop()
 			defer close(s.done)
+			defer func() { endSpan(span, s.procErr) }()
 			defer func() {
 				if r := recover(); r != nil {
 					s.procErr = fmt.Errorf("panic: %v", r)

@@ -319,6 +319,13 @@ func run(args []string) error {
 		<-ctx.Done()
 		return nil
 	}
+	tr, err := startTracing(cfg.Role, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(tr, logger) // after the workers and the client
+	opts.Interceptors = append(opts.Interceptors, tr.Interceptors()...)
+	cfg.HTTP.TracerProvider = tr.Provider()
 	c, err := connect(ctx, opts, *st.connectTimeout, logger)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -16,6 +16,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/log"
 	"go.uber.org/zap"
 
@@ -68,6 +69,8 @@ type Config struct {
 	FailureConverter converter.FailureConverter
 	// MetricsHandler of the client, and so of its workers (default: none).
 	MetricsHandler client.MetricsHandler
+	// Interceptors of the client, and so of its workers (tracing).
+	Interceptors []interceptor.ClientInterceptor
 }
 
 // Stack is a running stack. Stop it when done.
@@ -110,7 +113,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		logger = logging.SDK(zap.NewNop())
 	}
 	c, err := client.Dial(client.Options{HostPort: srv.FrontendHostPort(), Logger: logger,
-		DataConverter: cfg.DataConverter, FailureConverter: cfg.FailureConverter, MetricsHandler: cfg.MetricsHandler})
+		DataConverter: cfg.DataConverter, FailureConverter: cfg.FailureConverter, MetricsHandler: cfg.MetricsHandler, Interceptors: cfg.Interceptors})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the dev server: %w", err)
 	}
