@@ -9,6 +9,10 @@ import (
 	"io"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	sdkclient "go.temporal.io/sdk/client"
@@ -16,6 +20,7 @@ import (
 
 	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
+	"github.com/batchfetch/batchfetch/internal/tracing"
 	"github.com/batchfetch/batchfetch/workflows"
 )
 
@@ -38,6 +43,12 @@ type Options struct {
 	// SDK's). Start reads a batch's input with it to tell whether a start
 	// with an ID attached to another's batch.
 	DataConverter converter.DataConverter
+	// TracerProvider makes the span of each Start, "start batch" (default:
+	// OpenTelemetry's global provider, which does nothing unless set).
+	// Dial Temporal with the SDK's tracing interceptor
+	// (go.temporal.io/sdk/contrib/opentelemetry) as well, and the batch's
+	// workflow and activities are its children: one trace per batch.
+	TracerProvider trace.TracerProvider
 }
 
 // Client starts batches and attaches to running ones.
@@ -55,6 +66,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.DataConverter == nil {
 		opts.DataConverter = converter.GetDefaultDataConverter()
+	}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = otel.GetTracerProvider()
 	}
 	return &Client{opts: opts}, nil
 }
@@ -85,7 +99,10 @@ type StartOptions struct {
 // files the batch owns and removes when it ends. An ID that has a batch
 // already is attached to (Batch.Attached), and what Start uploaded for it
 // is removed.
-func (c *Client) Start(ctx context.Context, in workflows.Input, opts StartOptions) (*Batch, error) {
+func (c *Client) Start(ctx context.Context, in workflows.Input, opts StartOptions) (b *Batch, err error) {
+	ctx, span := c.opts.TracerProvider.Tracer(tracerName).Start(ctx, "start batch", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.Int("batchfetch.urls", len(in.URLs))))
+	defer func() { endStart(span, b, err) }()
 	if opts.Body != nil {
 		in.Body = &activities.BodyValue{Key: pendingBodyKey} // checked as a body in the blob store
 	}
@@ -141,6 +158,20 @@ func (c *Client) Start(ctx context.Context, in workflows.Input, opts StartOption
 		}
 	}
 	return &Batch{c: c, run: run, inputs: up}, nil
+}
+
+// tracerName is the instrumentation scope of the client's spans.
+const tracerName = "github.com/batchfetch/batchfetch/client"
+
+// endStart ends Start's span: the batch's IDs, or the error.
+func endStart(span trace.Span, b *Batch, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, tracing.Scrub(err.Error()))
+	}
+	if b != nil {
+		span.SetAttributes(attribute.String("temporalWorkflowID", b.ID()), attribute.String("temporalRunID", b.RunID()))
+	}
+	span.End()
 }
 
 // startRefused tells whether a start failed for sure, so that no batch

@@ -34,6 +34,13 @@
 // (keep_bodies: a result's body_key) and checks it against the result's
 // sha256 as it is read.
 //
+// Tracing: Start makes a span, "start batch", with Options.TracerProvider
+// (OpenTelemetry's global provider by default). Dial the Temporal client
+// with the SDK's tracing interceptor, go.temporal.io/sdk/contrib/opentelemetry
+// (sdkclient.Options.Interceptors), and run workers with tracing on
+// (OTEL_EXPORTER_OTLP_ENDPOINT): the batch is then one trace under that
+// span, its workflow, activities, HTTP requests and hashes.
+//
 // The Options.Store must be the workers' store (the same --blob-dir, or
 // the same --blob-url): a results file in another store is a
 // *StoreMismatchError, which CheckResultsStore tells before reading.

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	sdkclient "go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/interceptor"
 
 	"github.com/batchfetch/batchfetch/blobstore"
 	bfclient "github.com/batchfetch/batchfetch/client"
@@ -90,7 +91,7 @@ func (b *batchCommand) open(ctx context.Context, args []string) (bt *batch, done
 		tc.Close()
 		return nil, false, &exitError{exitUsage, fmt.Errorf("%s: the WORKFLOW_ID is empty", b.name)}
 	}
-	found, err := newBatches(tc, nil, "").AttachRun(ctx, id, b.runID)
+	found, err := newBatches(tc, nil, "", nil).AttachRun(ctx, id, b.runID)
 	var desc *workflowservice.DescribeWorkflowExecutionResponse
 	if err == nil {
 		desc, err = found.Describe(ctx)
@@ -110,7 +111,7 @@ func (bt *batch) withStore(ctx context.Context, o *options) error {
 	if o.store, err = openStore(ctx, *o); err != nil {
 		return &exitError{exitUsage, err}
 	}
-	o.batches = newBatches(bt.tc, o.store, "")
+	o.batches = newBatches(bt.tc, o.store, "", nil)
 	return nil
 }
 
@@ -136,12 +137,14 @@ func (b *batchCommand) lookupError(id string, err error) error {
 	}
 }
 
-// dial connects to Temporal from the TEMPORAL_* environment.
-func dial(ctx context.Context, logLevel string) (sdkclient.Client, error) {
+// dial connects to Temporal from the TEMPORAL_* environment, with the
+// interceptors given (tracing).
+func dial(ctx context.Context, logLevel string, interceptors ...interceptor.ClientInterceptor) (sdkclient.Client, error) {
 	opts, err := cli.ClientOptions()
 	if err != nil {
 		return nil, &exitError{exitUsage, err}
 	}
+	opts.Interceptors = append(opts.Interceptors, interceptors...)
 	if opts.Logger, err = sdkLogger(logLevel); err != nil {
 		return nil, &exitError{exitUsage, err}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/batchfetch/batchfetch/activities"
 	"github.com/batchfetch/batchfetch/blobstore"
 	"github.com/batchfetch/batchfetch/internal/devstack"
+	"github.com/batchfetch/batchfetch/internal/tracing"
 	"github.com/batchfetch/batchfetch/internal/workers"
 )
 
@@ -46,7 +47,7 @@ func freshDevDB(file string) bool {
 
 // startDev starts the dev stack (embedded server and Web UI, demo site,
 // both workers, all on one blob store) and says where everything is.
-func startDev(ctx context.Context, o options, stderr io.Writer) (*devstack.Stack, error) {
+func startDev(ctx context.Context, o options, tr *tracing.Tracing, stderr io.Writer) (*devstack.Stack, error) {
 	logger, err := sdkLogger(o.logLevel)
 	if err != nil {
 		return nil, err
@@ -59,7 +60,9 @@ func startDev(ctx context.Context, o options, stderr io.Writer) (*devstack.Stack
 		return nil, fmt.Errorf("BATCHFETCH_SECRETS_DIR: %w", err)
 	}
 	stack, err := devstack.Start(ctx, devstack.Config{DBFile: o.devDB, BlobDir: o.devBlobDir(), Port: o.devPort, UIPort: o.devUIPort, DemoSite: true, Logger: logger,
-		NoWorkers: !o.devWorkers, Workers: workers.Config{TaskQueue: o.taskQueue, CPUTaskQueue: o.input.CPUTaskQueue, Secrets: secrets}})
+		Interceptors: tr.Interceptors(),
+		NoWorkers:    !o.devWorkers, Workers: workers.Config{TaskQueue: o.taskQueue, CPUTaskQueue: o.input.CPUTaskQueue, Secrets: secrets,
+			HTTP: activities.ClientConfig{TracerProvider: tr.Provider()}}})
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.temporal.io/api/serviceerror"
 	sdkclient "go.temporal.io/sdk/client"
 
@@ -20,9 +22,12 @@ import (
 
 // newBatches is the client package's Client on the Temporal connection tc
 // and the blob store (nil: none): what the starter does with a batch, it
-// does through it.
-func newBatches(tc sdkclient.Client, store blobstore.Store, taskQueue string) *bfclient.Client {
-	c, err := bfclient.New(bfclient.Options{Temporal: tc, Store: store, TaskQueue: taskQueue, DataConverter: payloadConverter()})
+// does through it. tp makes the spans of its starts (nil: none).
+func newBatches(tc sdkclient.Client, store blobstore.Store, taskQueue string, tp trace.TracerProvider) *bfclient.Client {
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	c, err := bfclient.New(bfclient.Options{Temporal: tc, Store: store, TaskQueue: taskQueue, DataConverter: payloadConverter(), TracerProvider: tp})
 	if err != nil {
 		panic(err) // only without a connection, which every caller has
 	}

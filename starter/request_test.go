@@ -195,7 +195,7 @@ func startHeld(t *testing.T, o options, id string, store blobstore.Store) workfl
 	t.Helper()
 	ctx := context.Background()
 	o.store, o.id, o.taskQueue = store, id, "held-"+id
-	o.batches = newBatches(testStack.Client, store, o.taskQueue)
+	o.batches = newBatches(testStack.Client, store, o.taskQueue, nil)
 	opts, previous, err := o.startOptions()
 	if err != nil {
 		t.Fatal(err)

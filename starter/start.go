@@ -92,12 +92,17 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	tr, err := startTracing(o.dev)
+	if err != nil {
+		return &exitError{exitUsage, err}
+	}
+	defer stopTracing(tr, stderr) // the last to run: after the client, the dev stack
 
 	var tc sdkclient.Client
 	var webUI string
 	if o.dev {
 		fresh := freshDevDB(o.devDB)
-		stack, err := startDev(ctx, o, stderr)
+		stack, err := startDev(ctx, o, tr, stderr)
 		if err != nil {
 			return &exitError{exitInternal, err}
 		}
@@ -112,7 +117,7 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			urls = stack.DemoURLs(o.demoURLs)
 		}
 	} else {
-		if tc, err = dial(ctx, o.logLevel); err != nil {
+		if tc, err = dial(ctx, o.logLevel, tr.Interceptors()...); err != nil {
 			return err
 		}
 		defer tc.Close()
@@ -127,7 +132,7 @@ func runStart(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return &exitError{exitUsage, err}
 		}
 	}
-	o.batches = newBatches(tc, o.store, o.taskQueue)
+	o.batches = newBatches(tc, o.store, o.taskQueue, tr.Provider()) // Start makes the batch's root span
 
 	b, err := startBatch(ctx, tc, &o, stderr)
 	if err != nil {

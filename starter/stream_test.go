@@ -41,7 +41,7 @@ func TestLargeResultsArePrintedFromTheFile(t *testing.T) {
 	_, _ = w.Write(file.Bytes())
 	_ = w.Commit()
 	out := workflows.Output{OK: n - 3, Failed: 3, Total: n, ResultsFile: "results/run.jsonl"}
-	o := options{store: store, batches: newBatches(testStack.Client, store, ""), outFile: filepath.Join(t.TempDir(), "out.jsonl")}
+	o := options{store: store, batches: newBatches(testStack.Client, store, "", nil), outFile: filepath.Join(t.TempDir(), "out.jsonl")}
 
 	var table bytes.Buffer
 	if err := printOutput(ctx, &table, out, o); err != nil {
@@ -104,7 +104,7 @@ func TestResultsFileEmptyOrCutShort(t *testing.T) {
 	put("results/empty.jsonl", "")
 	out := workflows.Output{ResultsFile: "results/empty.jsonl"}
 	var doc bytes.Buffer
-	o := options{store: store, batches: newBatches(testStack.Client, store, "")}
+	o := options{store: store, batches: newBatches(testStack.Client, store, "", nil)}
 	o.jsonOut = true
 	if err := printOutput(ctx, &doc, out, o); err != nil {
 		t.Fatal(err)
