@@ -68,9 +68,15 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 	}
 	w.buf.Write(p)
 	for int64(w.buf.Len()) >= S3PartSize {
-		if err := w.uploadPart(w.buf.Next(int(S3PartSize))); err != nil {
-			return 0, err
+		// A part leaves the buffer only once it is on the server: one
+		// whose upload failed (its context canceled mid-request, S3 out
+		// of reach) stays, for Pause (or the next Write) to upload again,
+		// so the parts hold the bytes written, in order, and no later
+		// bytes ever take the place of lost ones. p is in the buffer.
+		if err := w.uploadPart(w.buf.Bytes()[:S3PartSize]); err != nil {
+			return len(p), err
 		}
+		w.buf.Next(int(S3PartSize))
 	}
 	return len(p), nil
 }
@@ -117,9 +123,12 @@ func (w *s3Writer) finish() error {
 		return nil
 	}
 	if w.buf.Len() > 0 {
-		if err := w.uploadPart(w.buf.Next(w.buf.Len())); err != nil {
+		// The last part: the rest, however long (a part that failed
+		// to upload is in it).
+		if err := w.uploadPart(w.buf.Bytes()); err != nil {
 			return err
 		}
+		w.buf.Reset()
 	}
 	return w.b.complete(w.ctx, w.key, w.id, w.parts)
 }
