@@ -26,30 +26,31 @@ import (
 
 // answer is how a plannedSite answers one request of its body.
 type answer struct {
-	version int    // which body (and ETag) it serves
-	noRange bool   // a Range is ignored: 200, the whole body
-	chunked bool   // no Content-Length (a Range is answered as usual)
-	stall   int64  // send this many bytes, then hold until the client goes (0: no stall)
-	cut     int64  // send this many bytes, then close the connection (0: no cut)
-	etag    string // the ETag (empty: one per version)
+	version int   // which body (and ETag) it serves
+	noRange bool  // a Range is ignored: 200, the whole body
+	chunked bool  // no Content-Length (a Range is answered as usual)
+	stall   int64 // send this many bytes, then hold until the client goes (0: no stall)
+	cut     int64 // send this many bytes, then close the connection (0: no cut)
 }
 
 // plannedSite serves one large body, answering request k (from 1) as
 // plan[k-1] says and any later one as the plan's last. Every body is
-// served at about 16 MB/s, with Range and If-Range honoured but where
-// the plan says otherwise.
+// served 64 KiB every pace (4 ms: about 16 MB/s), with Range and
+// If-Range honoured but where the plan says otherwise.
 type plannedSite struct {
 	*httptest.Server
 	bodies map[int][]byte
 	plan   []answer
+	pace   time.Duration
 
 	mu      sync.Mutex
 	ranges  []string
-	stalled chan int // the number of a request that stalled
+	sent    map[int]int64 // bytes sent, by request
+	stalled chan int      // the number of a request that stalled
 }
 
 func newPlannedSite(t *testing.T, size int, plan ...answer) *plannedSite {
-	s := &plannedSite{bodies: map[int][]byte{}, plan: plan, stalled: make(chan int, 8)}
+	s := &plannedSite{bodies: map[int][]byte{}, plan: plan, pace: 4 * time.Millisecond, sent: map[int]int64{}, stalled: make(chan int, 8)}
 	for _, a := range plan {
 		if s.bodies[a.version] == nil {
 			s.bodies[a.version] = seeded(77, uint64(a.version), size)
@@ -67,11 +68,7 @@ func (s *plannedSite) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	a := s.plan[min(n, len(s.plan))-1]
 	body := s.bodies[a.version]
-	etag := a.etag
-	if etag == "" {
-		etag = fmt.Sprintf(`"planned-v%d"`, a.version)
-	}
-	w.Header().Set("ETag", etag)
+	w.Header().Set("ETag", fmt.Sprintf(`"planned-v%d"`, a.version))
 	pw := &plannedWriter{ResponseWriter: w, site: s, n: n, a: a, ctx: r.Context()}
 	switch {
 	case a.noRange || r.Header.Get("Range") == "":
@@ -82,6 +79,13 @@ func (s *plannedSite) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.ServeContent(pw, r, "", time.Time{}, bytes.NewReader(body))
 	}
+}
+
+// sentBy is how many bytes request n (from 1) has had.
+func (s *plannedSite) sentBy(n int) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent[n]
 }
 
 func (s *plannedSite) requests() []string {
@@ -113,6 +117,9 @@ func (p *plannedWriter) Write(b []byte) (int, error) {
 		m, err := p.ResponseWriter.Write(b[:k])
 		p.wrote += int64(m)
 		done += m
+		p.site.mu.Lock()
+		p.site.sent[p.n] += int64(m)
+		p.site.mu.Unlock()
 		if err != nil {
 			return done, err
 		}
@@ -130,7 +137,7 @@ func (p *plannedWriter) Write(b []byte) (int, error) {
 			return done, http.ErrHijacked
 		}
 		select {
-		case <-time.After(4 * time.Millisecond): // the site's pace
+		case <-time.After(p.site.pace): // the site's pace
 		case <-p.ctx.Done():
 			return done, p.ctx.Err()
 		}
