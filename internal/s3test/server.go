@@ -165,6 +165,17 @@ func (s *Server) Stop() {
 	}
 }
 
+// Restart stops the server and starts it again on the same ports and
+// data directory, and waits until it takes writes: what it held before
+// (objects, unfinished uploads) it holds again.
+func (s *Server) Restart() error {
+	s.Stop()
+	if err := s.start(); err != nil {
+		return err
+	}
+	return s.waitReady()
+}
+
 // Output is what the server has printed so far.
 func (s *Server) Output() string {
 	s.outMu.Lock()
