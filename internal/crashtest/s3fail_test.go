@@ -32,6 +32,19 @@ func (c *cluster) fetchVia(srv *s3test.Server, endpoint string) {
 	}
 }
 
+// leftInBucket lists what a finished batch should have removed from the
+// bucket: objects under batches/ and unfinished multipart uploads.
+func leftInBucket(t *testing.T, srv *s3test.Server) []string {
+	t.Helper()
+	var left []string
+	for _, k := range srv.Keys(t, s3test.Bucket) {
+		if strings.HasPrefix(k, "upload:") || strings.HasPrefix(k, blobstore.ScratchPrefix) {
+			left = append(left, k)
+		}
+	}
+	return left
+}
+
 // stallSite serves one large body with a strong ETag and Range support.
 // Its first request sends a first part, says so (started) and waits for
 // resume; then sends up to stall bytes, in writes of 100,000 bytes (no
@@ -144,13 +157,7 @@ func TestS3PartUploadCutOffNeverCorruptsTheBody(t *testing.T) {
 	if len(out.Results) != 1 || out.Results[0].Outcome != workflows.OutcomeOK || out.Results[0].SHA256 != hex.EncodeToString(sum[:]) || out.Results[0].Size != size {
 		t.Fatalf("got %+v, want the whole body ok with its sha256 %x", out.Results, sum)
 	}
-	var left []string
-	for _, k := range srv.Keys(t, s3test.Bucket) {
-		if strings.HasPrefix(k, "upload:") || strings.HasPrefix(k, blobstore.ScratchPrefix) {
-			left = append(left, k)
-		}
-	}
-	if len(left) > 0 {
+	if left := leftInBucket(t, srv); len(left) > 0 {
 		t.Errorf("left in the bucket after the batch: %q", left)
 	}
 }

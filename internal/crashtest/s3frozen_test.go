@@ -80,13 +80,7 @@ func TestS3FrozenWorkerMidBodyChangesNothing(t *testing.T) {
 	// Every worker stopped, the woken one too, before looking.
 	c.fetch.stop()
 	other.stop()
-	var left []string
-	for _, k := range srv.Keys(t, s3test.Bucket) {
-		if strings.HasPrefix(k, "upload:") || strings.HasPrefix(k, blobstore.ScratchPrefix) {
-			left = append(left, k)
-		}
-	}
-	if len(left) > 0 {
+	if left := leftInBucket(t, srv); len(left) > 0 {
 		t.Errorf("left in the bucket after the batch: %q", left)
 	}
 }

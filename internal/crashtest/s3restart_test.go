@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"strings"
 	"testing"
 	"time"
 
@@ -57,13 +56,33 @@ func TestS3ServerDownMidBody(t *testing.T) {
 		t.Fatalf("got %+v, want the whole body ok with its sha256", out.Results)
 	}
 	c.fetch.stop()
-	var left []string
-	for _, k := range srv.Keys(t, s3test.Bucket) {
-		if strings.HasPrefix(k, "upload:") || strings.HasPrefix(k, blobstore.ScratchPrefix) {
-			left = append(left, k)
-		}
+	if left := leftInBucket(t, srv); len(left) > 0 {
+		t.Errorf("left in the bucket after the batch: %q", left)
 	}
-	if len(left) > 0 {
+}
+
+// TestS3WorkersKilledMidBatch is TestWorkersKilledMidBatch on S3: a
+// batch of small, slow and large pages in chunks, its workers SIGKILLed
+// twice. Every URL once, with its hash; nothing left in the bucket.
+func TestS3WorkersKilledMidBatch(t *testing.T) {
+	srv := s3test.Start(t)
+	site, pages := batchSite(t)
+	c := newServer(t)
+	c.onS3(srv)
+	c.fetch.start()
+	c.cpu.start()
+	run := startBatch(t, c, site.URL, pages)
+	c.waitProgress(run, len(pages)/4)
+	c.fetch.kill()
+	c.cpu.kill()
+	c.fetch.start()
+	c.cpu.start()
+	c.waitProgress(run, len(pages)/2)
+	c.fetch.kill()
+	c.fetch.start()
+	c.check(run, pages, site.URL, true)
+	c.fetch.stop()
+	if left := leftInBucket(t, srv); len(left) > 0 {
 		t.Errorf("left in the bucket after the batch: %q", left)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -240,13 +239,7 @@ func checkS3Surprise(t *testing.T, c *cluster, srv *s3test.Server, sc s3Surprise
 			t.Errorf("the site was asked for %q, want %q", ranges, sc.ranges)
 		}
 	}
-	var left []string
-	for _, k := range srv.Keys(t, s3test.Bucket) {
-		if strings.HasPrefix(k, "upload:") || strings.HasPrefix(k, blobstore.ScratchPrefix) {
-			left = append(left, k)
-		}
-	}
-	if len(left) > 0 {
+	if left := leftInBucket(t, srv); len(left) > 0 {
 		t.Errorf("left in the bucket after the batch: %q", left)
 	}
 }
