@@ -8,9 +8,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,10 +34,11 @@ type answer struct {
 	cut     int64 // send this many bytes, then close the connection (0: no cut)
 }
 
-// plannedSite serves one large body, answering request k (from 1) as
-// plan[k-1] says and any later one as the plan's last. Every body is
-// served 64 KiB every pace (4 ms: about 16 MB/s), with Range and
-// If-Range honoured but where the plan says otherwise.
+// plannedSite serves /small/N pages at once and one large body on any
+// other path, answering request k (from 1) of it as plan[k-1] says and
+// any later one as the plan's last. The large body goes out 64 KiB every
+// pace (4 ms: about 16 MB/s), with Range and If-Range honoured but where
+// the plan says otherwise.
 type plannedSite struct {
 	*httptest.Server
 	bodies map[int][]byte
@@ -61,6 +64,10 @@ func newPlannedSite(t *testing.T, size int, plan ...answer) *plannedSite {
 }
 
 func (s *plannedSite) serve(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/small/") {
+		_, _ = io.WriteString(w, "small page "+r.URL.Path)
+		return
+	}
 	s.mu.Lock()
 	s.ranges = append(s.ranges, r.Header.Get("Range"))
 	n := len(s.ranges)
