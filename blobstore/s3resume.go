@@ -28,7 +28,11 @@ func (b *S3Bucket) ResumeFrom(ctx context.Context, key, from string, offset int6
 	if err := b.finishKilled(ctx, from); err != nil {
 		return nil, fmt.Errorf("blobstore: resuming %s from %s: %w", key, from, err)
 	}
-	defer func() { _ = b.Discard(context.WithoutCancel(ctx), from) }() // released: the new attempt holds its own copy
+	defer func() { // released: the new attempt holds its own copy
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), S3PauseTimeout)
+		defer cancel()
+		_ = b.Discard(dctx, from)
+	}()
 	r, err := b.B.NewRangeReader(ctx, from, 0, offset, nil)
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return nil, fmt.Errorf("blobstore: resuming %s from %s: nothing was kept: %w", key, from, ErrNotFound)

@@ -22,8 +22,10 @@ type Keeper interface {
 	Kept() (n int64, crc32c uint32)
 }
 
-// S3PauseTimeout bounds how long a paused writer takes to put what it
-// holds on the server.
+// S3PauseTimeout bounds how long a writer whose attempt was canceled
+// takes to put what it holds on the server (Pause), or to abort its
+// upload: a server that takes connections and never answers does not
+// hold the attempt.
 const S3PauseTimeout = 30 * time.Second
 
 var castagnoliTable = crc32.MakeTable(crc32.Castagnoli)
@@ -66,6 +68,7 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, errors.New("blobstore: write after commit or abort")
 	}
+	w.reserve(len(p))
 	w.buf.Write(p)
 	for int64(w.buf.Len()) >= S3PartSize {
 		// A part leaves the buffer only once it is on the server: one
@@ -79,6 +82,18 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 		w.buf.Next(int(S3PartSize))
 	}
 	return len(p), nil
+}
+
+// reserve makes room for n more bytes. A body that outgrows 1 MiB gets
+// room for a whole part (and a write past it) at once: left to double, the
+// buffer would reach twice the part size, twice the memory a large body
+// on S3 takes while it downloads.
+func (w *s3Writer) reserve(n int) {
+	need := w.buf.Len() + n
+	if need <= w.buf.Cap() || need <= 1<<20 || int64(w.buf.Cap()) >= S3PartSize {
+		return
+	}
+	w.buf.Grow(int(S3PartSize) + max(n, 64<<10) - w.buf.Len())
 }
 
 // Kept implements Keeper.
@@ -184,7 +199,9 @@ func (w *s3Writer) Abort() error {
 // context is canceled.
 func (w *s3Writer) abandon() {
 	if w.id != "" {
-		_ = w.b.abort(context.WithoutCancel(w.ctx), w.key, w.id)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), S3PauseTimeout)
+		defer cancel()
+		_ = w.b.abort(ctx, w.key, w.id)
 	}
 	w.buf.Reset()
 }
