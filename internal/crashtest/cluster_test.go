@@ -241,6 +241,7 @@ type clusterRig struct {
 	blobDir   string   // the workers' shared directory, without s3
 	s3        *s3Blobs // or their bucket, with no disk shared
 	metrics   map[*proc]string
+	tmpDirs   map[*proc]string // each worker's TMPDIR, with s3
 	workerEnv []string
 	client    client.Client
 }
@@ -335,7 +336,7 @@ func newClusterRig(t *testing.T, store clusterStore) *clusterRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clusterRig{t: t, bins: bins, blobDir: filepath.Join(t.TempDir(), "blobs"), metrics: map[*proc]string{}}
+	c := &clusterRig{t: t, bins: bins, blobDir: filepath.Join(t.TempDir(), "blobs"), metrics: map[*proc]string{}, tmpDirs: map[*proc]string{}}
 	c.pg = startPostgres(t)
 
 	// The schema, by the script the compose file's admin-tools job runs;
@@ -383,11 +384,14 @@ func newClusterRig(t *testing.T, store clusterStore) *clusterRig {
 		if role == "fetch" {
 			args = append(args, "--allow", hostAddr)
 		}
+		tmp := ""
 		if c.s3 != nil {
-			env = append(env, "TMPDIR="+t.TempDir())
+			tmp = t.TempDir()
+			env = append(env, "TMPDIR="+tmp)
 		}
 		p := &proc{t: t, name: "worker", wrap: wrap, env: append(env, c.workerEnv...), args: args}
 		c.metrics[p] = addr
+		c.tmpDirs[p] = tmp
 		p.start()
 		return p
 	}

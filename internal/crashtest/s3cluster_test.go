@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -195,6 +196,13 @@ func TestS3ClusterNoSharedDisk(t *testing.T) {
 	left, members := c.s3.leftObjects(t, keys, resultsFiles)
 	if len(left) > 0 {
 		t.Errorf("%d objects or uploads left in the bucket, e.g. %s", len(left), strings.Join(left[:min(len(left), 5)], ", "))
+	}
+	// And nothing on the workers' own disks: with --blob-url, bodies go
+	// to the bucket only.
+	for name, p := range map[string]*proc{"fetch A": c.fetchA, "fetch B": c.fetchB, "cpu 1": c.cpu1, "cpu 2": c.cpu2} {
+		if files, err := os.ReadDir(c.tmpDirs[p]); err != nil || len(files) > 0 {
+			t.Errorf("worker %s's TMPDIR holds %d files (%v), e.g. %v", name, len(files), err, files[:min(len(files), 3)])
+		}
 	}
 
 	kinds := slices.Sorted(maps.Keys(byKind))
