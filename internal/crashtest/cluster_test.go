@@ -141,27 +141,33 @@ func (pg *postgres) cpu(t *testing.T) time.Duration {
 		t.Fatal(err)
 	}
 	master, _ := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
-	ticks := func(pid int) (own, reaped, parent int64) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return 0, 0, -1
-		}
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-		n := func(i int) int64 { v, _ := strconv.ParseInt(f[i], 10, 64); return v }
-		// After the name: state ppid ... utime(11) stime(12) cutime(13) cstime(14).
-		return n(11) + n(12), n(13) + n(14), n(1)
-	}
-	own, reaped, _ := ticks(master)
+	own, reaped, _ := procTicks(master)
 	total := own + reaped
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
 		pid, _ := strconv.Atoi(filepath.Base(p))
-		if own, _, parent := ticks(pid); parent == int64(master) {
+		if own, _, parent := procTicks(pid); parent == int64(master) {
 			total += own
 		}
 	}
-	return time.Duration(total) * time.Second / 100 // USER_HZ
+	return ticksTime(total)
 }
+
+// procTicks is the CPU time of a running process (own) and of the
+// children it has reaped, in clock ticks, and its parent's pid (-1 for
+// a process that is gone).
+func procTicks(pid int) (own, reaped, parent int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, -1
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	n := func(i int) int64 { v, _ := strconv.ParseInt(f[i], 10, 64); return v }
+	// After the name: state ppid ... utime(11) stime(12) cutime(13) cstime(14).
+	return n(11) + n(12), n(13) + n(14), n(1)
+}
+
+func ticksTime(ticks int64) time.Duration { return time.Duration(ticks) * time.Second / 100 } // USER_HZ
 
 // netns is the partitioned worker's network namespace and its veth pair.
 type netns struct{ t *testing.T }
