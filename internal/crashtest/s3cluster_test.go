@@ -209,11 +209,11 @@ func TestS3ClusterNoSharedDisk(t *testing.T) {
 	kinds := slices.Sorted(maps.Keys(byKind))
 	var perKind []string
 	for _, k := range kinds {
-		perKind = append(perKind, fmt.Sprintf("%s %.2f", k, float64(byKind[k])/big))
+		perKind = append(perKind, fmt.Sprintf("%s %.4f", k, float64(byKind[k])/big))
 	}
-	t.Logf("figures: %d URLs in %s wall (%.0f URLs/s), blobs in S3, no disk shared; S3 requests during the batch %d (%.2f per URL: %s); objects in the bucket %d before, %d at the batch's end, %d after the workers stopped (%d membership records); CPU seconds: fetch workers %.0f (A %.0f, B %.0f), CPU workers %.0f (1 %.0f, 2 %.0f), Temporal server %.0f, S3 server %.0f",
+	t.Logf("figures: %d URLs in %s wall (%.0f URLs/s), blobs in S3, no disk shared; S3 requests during the batch %d (%.4f per URL: %s); objects in the bucket %d before, %d at the batch's end, %d after the workers stopped (%d membership records), e.g. %q; CPU seconds: fetch workers %.0f (A %.0f, B %.0f), CPU workers %.0f (1 %.0f, 2 %.0f), Temporal server %.0f, S3 server %.0f",
 		big, wall.Round(time.Second), big/wall.Seconds(), requests, float64(requests)/big, strings.Join(perKind, ", "),
-		objectsBefore, objectsAfter, len(keys), members,
+		objectsBefore, objectsAfter, len(keys), members, keys[:min(len(keys), 6)],
 		(c.fetchA.cpuTime() + c.fetchB.cpuTime()).Seconds(), c.fetchA.cpuTime().Seconds(), c.fetchB.cpuTime().Seconds(),
 		(c.cpu1.cpuTime() + c.cpu2.cpuTime()).Seconds(), c.cpu1.cpuTime().Seconds(), c.cpu2.cpuTime().Seconds(),
 		c.server.cpuTime().Seconds(), ticksTime(weed).Seconds())
