@@ -39,6 +39,7 @@ import (
 	"github.com/batchfetch/batchfetch/internal/freeport"
 	"github.com/batchfetch/batchfetch/internal/logging"
 	"github.com/batchfetch/batchfetch/internal/promtext"
+	"github.com/batchfetch/batchfetch/internal/s3test"
 	"github.com/batchfetch/batchfetch/internal/workers"
 	"github.com/batchfetch/batchfetch/workflows"
 )
@@ -140,27 +141,33 @@ func (pg *postgres) cpu(t *testing.T) time.Duration {
 		t.Fatal(err)
 	}
 	master, _ := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
-	ticks := func(pid int) (own, reaped, parent int64) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return 0, 0, -1
-		}
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-		n := func(i int) int64 { v, _ := strconv.ParseInt(f[i], 10, 64); return v }
-		// After the name: state ppid ... utime(11) stime(12) cutime(13) cstime(14).
-		return n(11) + n(12), n(13) + n(14), n(1)
-	}
-	own, reaped, _ := ticks(master)
+	own, reaped, _ := procTicks(master)
 	total := own + reaped
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
 		pid, _ := strconv.Atoi(filepath.Base(p))
-		if own, _, parent := ticks(pid); parent == int64(master) {
+		if own, _, parent := procTicks(pid); parent == int64(master) {
 			total += own
 		}
 	}
-	return time.Duration(total) * time.Second / 100 // USER_HZ
+	return ticksTime(total)
 }
+
+// procTicks is the CPU time of a running process (own) and of the
+// children it has reaped, in clock ticks, and its parent's pid (-1 for
+// a process that is gone).
+func procTicks(pid int) (own, reaped, parent int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, -1
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	n := func(i int) int64 { v, _ := strconv.ParseInt(f[i], 10, 64); return v }
+	// After the name: state ppid ... utime(11) stime(12) cutime(13) cstime(14).
+	return n(11) + n(12), n(13) + n(14), n(1)
+}
+
+func ticksTime(ticks int64) time.Duration { return time.Duration(ticks) * time.Second / 100 } // USER_HZ
 
 // netns is the partitioned worker's network namespace and its veth pair.
 type netns struct{ t *testing.T }
@@ -237,8 +244,10 @@ type clusterRig struct {
 	frontend  string // host:port of the frontend (gRPC)
 	httpAPI   string // base URL of the frontend's HTTP API
 	uiURL     string
-	blobDir   string
+	blobDir   string   // the workers' shared directory, without s3
+	s3        *s3Blobs // or their bucket, with no disk shared
 	metrics   map[*proc]string
+	tmpDirs   map[*proc]string // each worker's TMPDIR, with s3
 	workerEnv []string
 	client    client.Client
 }
@@ -307,7 +316,15 @@ func (c *clusterRig) scrape(p *proc, what string) float64 {
 	return promtext.Scrape(c.t, "http://"+c.metrics[p]+"/metrics")[what]
 }
 
-func newClusterRig(t *testing.T) *clusterRig {
+// clusterStore is where a rig's workers keep bodies and results.
+type clusterStore int
+
+const (
+	sharedDir clusterStore = iota // one directory, every worker's
+	s3Bucket                      // a bucket on an S3 server; each worker a TMPDIR of its own
+)
+
+func newClusterRig(t *testing.T, store clusterStore) *clusterRig {
 	if os.Geteuid() != 0 {
 		t.Fatal("the cluster test needs root: it runs a PostgreSQL cluster and a network namespace of its own")
 	}
@@ -325,7 +342,7 @@ func newClusterRig(t *testing.T) *clusterRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clusterRig{t: t, bins: bins, blobDir: filepath.Join(t.TempDir(), "blobs"), metrics: map[*proc]string{}}
+	c := &clusterRig{t: t, bins: bins, blobDir: filepath.Join(t.TempDir(), "blobs"), metrics: map[*proc]string{}, tmpDirs: map[*proc]string{}}
 	c.pg = startPostgres(t)
 
 	// The schema, by the script the compose file's admin-tools job runs;
@@ -341,6 +358,9 @@ func newClusterRig(t *testing.T) *clusterRig {
 	}
 
 	c.net = newNetns(t)
+	if store == s3Bucket {
+		c.s3 = newS3Blobs(t)
+	}
 	base := lowPorts(t, 9)
 	c.frontend = fmt.Sprintf("%s:%d", hostAddr, base)
 	c.httpAPI = fmt.Sprintf("http://%s:%d", hostAddr, base+1)
@@ -362,21 +382,29 @@ func newClusterRig(t *testing.T) *clusterRig {
 
 	// The workers start first, before the server exists: they wait for it.
 	c.workerEnv = []string{"TEMPORAL_ADDRESS=" + c.frontend, "TEMPORAL_NAMESPACE=default"}
-	worker := func(role, listen string, wrap ...string) *proc {
+	// s3Endpoint: how the worker reaches the S3 server (see s3Blobs).
+	worker := func(role, listen, s3Endpoint string, wrap ...string) *proc {
 		addr := fmt.Sprintf("%s:%d", listen, freeport.Run(t, 1))
-		args := []string{"--role", role, "--blob-dir", c.blobDir, "--metrics-listen", addr, "--log-format", "json"}
+		storeArgs, env := c.storeFlags(s3Endpoint)
+		args := append([]string{"--role", role, "--metrics-listen", addr, "--log-format", "json"}, storeArgs...)
 		if role == "fetch" {
 			args = append(args, "--allow", hostAddr)
 		}
-		p := &proc{t: t, name: "worker", wrap: wrap, env: c.workerEnv, args: args}
+		tmp := ""
+		if c.s3 != nil {
+			tmp = t.TempDir()
+			env = append(env, "TMPDIR="+tmp)
+		}
+		p := &proc{t: t, name: "worker", wrap: wrap, env: append(env, c.workerEnv...), args: args}
 		c.metrics[p] = addr
+		c.tmpDirs[p] = tmp
 		p.start()
 		return p
 	}
-	c.fetchA = worker("fetch", "127.0.0.1")
-	c.fetchB = worker("fetch", nsAddr, "ip", "netns", "exec", nsName)
-	c.cpu1 = worker("cpu", "127.0.0.1")
-	c.cpu2 = worker("cpu", "127.0.0.1")
+	c.fetchA = worker("fetch", "127.0.0.1", "")
+	c.fetchB = worker("fetch", nsAddr, c.s3.nsEndpoint(), "ip", "netns", "exec", nsName)
+	c.cpu1 = worker("cpu", "127.0.0.1", c.s3.cpu1Endpoint())
+	c.cpu2 = worker("cpu", "127.0.0.1", "")
 	t.Cleanup(func() {
 		for _, p := range []*proc{c.fetchA, c.fetchB, c.cpu1, c.cpu2, c.ui, c.server} {
 			if p != nil {
@@ -495,11 +523,24 @@ func composeEnv(t *testing.T) map[string]string {
 	return env
 }
 
-// starter runs the starter binary against the cluster.
+// storeFlags is the blob store flags of a worker or the starter, and
+// what its environment needs for them: the shared directory, or the
+// bucket reached at s3Endpoint ("": the S3 server's own address) with the
+// server's credentials.
+func (c *clusterRig) storeFlags(s3Endpoint string) (args, env []string) {
+	if c.s3 == nil {
+		return []string{"--blob-dir", c.blobDir}, nil
+	}
+	return []string{"--blob-url", c.s3.srv.URL(s3test.Bucket, s3Endpoint)}, c.s3.srv.Env()
+}
+
+// starter runs the starter binary against the cluster, with what the
+// blob store needs in its environment.
 func (c *clusterRig) starter(args ...string) string {
 	c.t.Helper()
+	_, env := c.storeFlags("")
 	cmd := exec.Command(filepath.Join(c.bins, "starter"), args...)
-	cmd.Env = append(os.Environ(), c.workerEnv...)
+	cmd.Env = append(append(os.Environ(), env...), c.workerEnv...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		c.t.Fatalf("starter %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -518,7 +559,8 @@ func (c *clusterRig) startBatch(id, site string, first, n int) {
 	if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
 		c.t.Fatal(err)
 	}
-	c.starter("start", "--file", f, "--id", id, "--no-wait", "--blob-dir", c.blobDir)
+	storeArgs, _ := c.storeFlags("")
+	c.starter(append([]string{"start", "--file", f, "--id", id, "--no-wait"}, storeArgs...)...)
 }
 
 // searchCounts reads a batch's BatchFetchOK, BatchFetchFailed and
@@ -541,8 +583,8 @@ func (c *clusterRig) searchCounts(ctx context.Context, id string) (counts [3]int
 }
 
 // checkBatch waits for the batch and checks every URL once, in order, ok,
-// with the sha256 of what the site sent.
-func (c *clusterRig) checkBatch(id, site string, first, n int) {
+// with the sha256 of what the site sent. It returns the batch's output.
+func (c *clusterRig) checkBatch(id, site string, first, n int) workflows.Output {
 	c.t.Helper()
 	ctx, cancel := context.WithDeadline(context.Background(), c.deadline())
 	defer cancel()
@@ -558,10 +600,7 @@ func (c *clusterRig) checkBatch(id, site string, first, n int) {
 	}
 	results := out.Results
 	if out.ResultsFile != "" {
-		f, err := os.Open(filepath.Join(c.blobDir, filepath.FromSlash(out.ResultsFile)))
-		if err != nil {
-			c.t.Fatal(err)
-		}
+		f := c.openResults(ctx, out.ResultsFile)
 		defer f.Close()
 		dec := json.NewDecoder(f)
 		for {
@@ -590,6 +629,21 @@ func (c *clusterRig) checkBatch(id, site string, first, n int) {
 	if bad > 0 {
 		c.t.Errorf("%s: %d of %d results wrong", id, bad, n)
 	}
+	return out
+}
+
+// openResults opens a batch's results file as a user does: from the
+// shared directory, or with an S3 client from the bucket.
+func (c *clusterRig) openResults(ctx context.Context, key string) io.ReadCloser {
+	c.t.Helper()
+	if c.s3 != nil {
+		return c.s3.open(c.t, ctx, key)
+	}
+	f, err := os.Open(filepath.Join(c.blobDir, filepath.FromSlash(key)))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return f
 }
 
 // TestClusterOnPostgreSQL runs a 100,000-URL batch and three small ones on
@@ -599,7 +653,7 @@ func (c *clusterRig) checkBatch(id, site string, first, n int) {
 // back exactly once with the right sha256.
 func TestClusterOnPostgreSQL(t *testing.T) {
 	const big = 100_000
-	c := newClusterRig(t)
+	c := newClusterRig(t, sharedDir)
 	site := clusterSite(t)
 
 	start := time.Now()

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/batchfetch/batchfetch/internal/freeport"
+	"github.com/batchfetch/batchfetch/internal/promtext"
 )
 
 // The credentials the server accepts. Clients read them from the
@@ -37,9 +38,11 @@ const (
 // directory of the test's (or the one New was given).
 type Server struct {
 	Addr string // host:port of the S3 API
-	dir  string
-	bin  string
-	args []string
+	// MetricsAddr is host:port of its Prometheus metrics (Requests).
+	MetricsAddr string
+	dir         string
+	bin         string
+	args        []string
 
 	mu    sync.Mutex
 	cmd   *exec.Cmd
@@ -72,11 +75,11 @@ func New(dir string) (*Server, error) {
 	// Every port weed mini opens, named, on 127.0.0.1: its defaults
 	// (9333, 8333, 9101, ...) would collide with other tests' and the
 	// workers' metrics; its gRPC ports default to the HTTP port + 10000.
-	p, err := freeport.Find(10)
+	p, err := freeport.Find(11)
 	if err != nil {
 		return nil, fmt.Errorf("s3test: %w", err)
 	}
-	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(p), dir: dir, bin: bin}
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(p), MetricsAddr: "127.0.0.1:" + strconv.Itoa(p+10), dir: dir, bin: bin}
 	s.args = []string{"mini",
 		"-dir=" + s.dir, "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-bucket=" + Bucket,
 		"-s3.port=" + strconv.Itoa(p), "-s3.port.grpc=" + strconv.Itoa(p+1),
@@ -84,6 +87,7 @@ func New(dir string) (*Server, error) {
 		"-filer.port=" + strconv.Itoa(p+4), "-filer.port.grpc=" + strconv.Itoa(p+5),
 		"-volume.port=" + strconv.Itoa(p+6), "-volume.port.grpc=" + strconv.Itoa(p+7),
 		"-admin.port=" + strconv.Itoa(p+8), "-admin.port.grpc=" + strconv.Itoa(p+9),
+		"-metricsIp=127.0.0.1", "-metricsPort=" + strconv.Itoa(p+10),
 		"-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false", "-admin.port.legacy=0",
 		"-master.telemetry=false", // it would report to a host on the internet
 	}
@@ -272,6 +276,27 @@ func (s *Server) Pid() int {
 		return 0
 	}
 	return s.cmd.Process.Pid
+}
+
+// Requests counts the S3 requests the server has answered, by kind
+// (its metrics' type label: PUT, GET, HEAD, DELETE, POST, LIST, COPY),
+// whatever their status, since it started.
+func (s *Server) Requests(t testing.TB) map[string]int64 {
+	t.Helper()
+	const name = "SeaweedFS_s3_request_total{"
+	out := map[string]int64{}
+	for sample, v := range promtext.Scrape(t, "http://"+s.MetricsAddr+"/metrics") {
+		labels, ok := strings.CutPrefix(sample, name)
+		if !ok {
+			continue
+		}
+		for _, l := range strings.Split(strings.TrimSuffix(labels, "}"), ",") {
+			if kind, ok := strings.CutPrefix(l, `type="`); ok {
+				out[strings.TrimSuffix(kind, `"`)] += int64(v)
+			}
+		}
+	}
+	return out
 }
 
 type lockedWriter struct {
