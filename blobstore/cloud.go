@@ -96,7 +96,7 @@ func (b *Bucket) Open(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
-	r, err := b.B.NewReader(ctx, key, nil)
+	r, err := openIdle(ctx, key, func(ctx context.Context) (io.ReadCloser, error) { return b.B.NewReader(ctx, key, nil) })
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return nil, fmt.Errorf("blobstore: %s: %w", key, ErrNotFound)
 	}
@@ -112,7 +112,7 @@ func (b *Bucket) OpenRange(ctx context.Context, key string, off, n int64) (io.Re
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
-	r, err := b.B.NewRangeReader(ctx, key, off, n, nil)
+	r, err := openIdle(ctx, key, func(ctx context.Context) (io.ReadCloser, error) { return b.B.NewRangeReader(ctx, key, off, n, nil) })
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return nil, fmt.Errorf("blobstore: %s: %w", key, ErrNotFound)
 	}
