@@ -135,27 +135,23 @@ func (c *Client) Start(ctx context.Context, in workflows.Input, opts StartOption
 		ID:                       id,
 		TaskQueue:                c.opts.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		StaticSummary:            summary,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		// An ID that has a run, running or ended, is an error: the
+		// SDK would otherwise hand back that run as if this start made
+		// it (and whatever workflow it is).
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		StaticSummary:                            summary,
 	}, workflows.WorkflowName, in)
 	var already *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case errors.As(err, &already):
-		up.drop(c.opts.Store) // a batch that ended has this ID: ours were never read
-		return c.Attach(ctx, id)
+		up.drop(c.opts.Store) // the batch of this ID reads its own files, not these
+		return c.AttachRun(ctx, id, already.RunId)
 	case err != nil:
 		if startRefused(err) {
 			up.drop(c.opts.Store)
 		}
 		return nil, fmt.Errorf("starting batch %s: %w", id, err)
-	}
-	if opts.ID != "" && !up.empty() {
-		// The ID may have had a running batch: the server returned it,
-		// and it reads its own files, not these.
-		if theirs, err := c.startedInput(startCtx, id, run.GetRunID()); err == nil && !up.read(theirs) {
-			up.drop(c.opts.Store)
-			return &Batch{c: c, run: run, attached: true}, nil
-		}
 	}
 	return &Batch{c: c, run: run, inputs: up}, nil
 }

@@ -64,22 +64,11 @@ func (u uploads) keys() []string {
 	return keys
 }
 
-func (u uploads) empty() bool { return len(u.keys()) == 0 }
-
 // drop removes the uploads of a batch that will never read them.
 func (u uploads) drop(store blobstore.Store) {
 	for _, k := range u.keys() {
 		_ = store.DeletePrefix(context.Background(), k)
 	}
-}
-
-// read tells whether a batch started with in reads these uploads.
-func (u uploads) read(in workflows.Input) bool {
-	body := ""
-	if in.Body != nil {
-		body = in.Body.Key
-	}
-	return in.URLsFile == u.list && (u.previous == "" || in.PreviousFile == u.previous) && (u.body == "" || body == u.body)
 }
 
 // uploadInputs puts in the blob store what goes through it: a long URL
