@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -188,6 +189,18 @@ func (s scrubbedSpan) SetAttributes(kv ...attribute.KeyValue) {
 		}
 	}
 	s.Span.SetAttributes(kept...)
+}
+
+// SetStatus records the status with the URLs in its description cut to
+// their host: otelhttp's is the error of the request, which may quote
+// what the server sent.
+func (s scrubbedSpan) SetStatus(code codes.Code, description string) {
+	s.Span.SetStatus(code, Scrub(description))
+}
+
+// RecordError records err as scrubbedErrors does.
+func (s scrubbedSpan) RecordError(err error, opts ...trace.EventOption) {
+	scrubbedErrors{s.Span}.RecordError(err, opts...)
 }
 
 // secretive tells the attributes never recorded: the whole URL, its path,

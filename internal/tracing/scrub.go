@@ -15,14 +15,44 @@ import (
 // urlPattern finds URLs in a message.
 var urlPattern = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
 
+// quoted finds a quoted string in a message, as Go quotes one (%q).
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
 // Scrub is msg with every URL in it cut to its scheme and host
-// ("https://example.com/…"): an error that names a URL (a fail_fast
-// batch's, a refused input's) keeps its path, query and userinfo out of
-// the trace.
+// ("https://example.com/…"), and every quoted relative reference (a
+// redirect's Location, "/p?token=…") to "/…": an error that names a URL
+// (a fail_fast batch's, a refused input's, a redirect's) keeps its path,
+// query and userinfo out of the trace.
 func Scrub(msg string) string {
-	if !strings.Contains(msg, "://") {
-		return msg
+	if strings.Contains(msg, `"`) {
+		msg = quoted.ReplaceAllStringFunc(msg, scrubQuoted)
 	}
+	if strings.Contains(msg, "://") {
+		msg = scrubURLs(msg)
+	}
+	return msg
+}
+
+// scrubQuoted is a quoted string of a message, whole (spaces and all)
+// cut to its host when it holds a URL, to "/…" when it is a path or has a
+// query.
+func scrubQuoted(q string) string {
+	inner := q[1 : len(q)-1]
+	switch {
+	case strings.Contains(inner, "://"):
+		u, err := url.Parse(strings.TrimSpace(inner))
+		if err != nil || u.Host == "" || strings.ContainsAny(u.Host, `\ `) {
+			return `"[URL]"`
+		}
+		return `"` + cut(u) + `"`
+	case strings.HasPrefix(inner, "/") || strings.Contains(inner, "?"):
+		return `"/…"`
+	}
+	return q
+}
+
+// scrubURLs cuts the URLs in msg to their scheme and host.
+func scrubURLs(msg string) string {
 	return urlPattern.ReplaceAllStringFunc(msg, func(raw string) string {
 		trimmed := strings.TrimRight(raw, ".,:;!?)]}")
 		tail := raw[len(trimmed):] // punctuation after the URL, kept
@@ -30,12 +60,17 @@ func Scrub(msg string) string {
 		if err != nil || u.Host == "" {
 			return "[URL]" + tail
 		}
-		out := u.Scheme + "://" + u.Host
-		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-			out += "/…"
-		}
-		return out + tail
+		return cut(u) + tail
 	})
+}
+
+// cut is u's scheme and host, and "/…" when it had more.
+func cut(u *url.URL) string {
+	out := u.Scheme + "://" + u.Host
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		out += "/…"
+	}
+	return out
 }
 
 // startScrubbed starts the Temporal interceptor's spans: their errors
