@@ -228,3 +228,19 @@ func TestTamperedBodyAndEarlyStop(t *testing.T) {
 		t.Errorf("reading a body changed in the store = %v, want an error naming its sha256", err)
 	}
 }
+
+// A long workflow ID (the server takes up to 1000 bytes) is no reason a
+// batch's input files cannot go to the store.
+func TestLongIDUploads(t *testing.T) {
+	ctx := testCtx(t)
+	id := fmt.Sprint("client-test-long-", time.Now().UnixNano(), "-", strings.Repeat("x", 300))
+	c := heldClient(t, "held-long")
+	b, err := c.Start(ctx, workflows.Input{URLs: []string{site.URL + "/long"}}, client.StartOptions{ID: id, Previous: strings.NewReader("")})
+	if err != nil {
+		t.Fatalf("Start with an ID of %d bytes and earlier results: %v", len(id), err)
+	}
+	defer stack.Client.TerminateWorkflow(context.Background(), b.ID(), b.RunID(), "test") //nolint:errcheck
+	if b.ID() != id || len(b.InputFiles()) != 1 {
+		t.Errorf("batch %s, input files %v", b.ID(), b.InputFiles())
+	}
+}
