@@ -244,3 +244,28 @@ func TestLongIDUploads(t *testing.T) {
 		t.Errorf("batch %s, input files %v", b.ID(), b.InputFiles())
 	}
 }
+
+// A start the server refuses leaves none of the files Start uploaded.
+func TestRefusedStartRemovesItsUploads(t *testing.T) {
+	ctx := testCtx(t)
+	id := fmt.Sprint("client-test-refused-", time.Now().UnixNano())
+	for name, opts := range map[string]client.StartOptions{
+		"id":    {ID: id + "-" + strings.Repeat("i", 1100), Previous: strings.NewReader("")},
+		"queue": {ID: id + "-queue", Previous: strings.NewReader("")},
+	} {
+		c := newClient(t)
+		if name == "queue" {
+			c = heldClient(t, strings.Repeat("q", 2000))
+		}
+		_, err := c.Start(ctx, workflows.Input{URLs: largeList("refused", workflows.InlineLimit+1)}, opts)
+		if err == nil {
+			t.Errorf("%s: a start the server should refuse started", name)
+			continue
+		}
+		t.Logf("%s: %.200v", name, err)
+		left, _ := filepath.Glob(filepath.Join(stack.BlobDir(), "inputs", opts.ID[:len(id)+2]+"*")) // a long ID is cut in its key
+		if len(left) != 0 {
+			t.Errorf("%s: uploads left after a refused start: %v", name, left)
+		}
+	}
+}
