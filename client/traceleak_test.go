@@ -2,8 +2,10 @@ package client_test
 
 import (
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +73,11 @@ func TestNoSecretInSpans(t *testing.T) {
 			_, _ = io.WriteString(w, "page "+r.URL.Path)
 		}
 	}))
+	// A certificate no worker trusts: the request ends in a TLS error.
+	tlsSite := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	tlsSite.Config.ErrorLog = log.New(io.Discard, "", 0)
+	tlsSite.StartTLS()
+	defer tlsSite.Close()
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	tr, err := tracing.WithProvider(tp)
@@ -101,6 +108,7 @@ func TestNoSecretInSpans(t *testing.T) {
 		base + "/to-blocked",
 		blocked + "/direct?token=SECRET-DIRECT",
 		base + "/ok#SECRET-FRAG",
+		tlsSite.URL + "/tls?token=SECRET-TLS",
 	}
 	headers := map[string]activities.HeaderValue{
 		"X-Api-Key":     {Value: "${secret:TOKEN}"},
