@@ -67,6 +67,9 @@ func TestNoSecretInSpans(t *testing.T) {
 		case "/rel":
 			w.Header().Set("Location", "/p%zz?token=SECRET-REL")
 			w.WriteHeader(http.StatusFound)
+		case "/long-rel": // its error is cut in the middle of the quoted Location
+			w.Header().Set("Location", "/p%zz?token=SECRET-LONG"+strings.Repeat("a", 4000))
+			w.WriteHeader(http.StatusFound)
 		case "/to-blocked":
 			http.Redirect(w, r, blocked+"/x?token=SECRET-GUARD", http.StatusFound)
 		default:
@@ -105,6 +108,7 @@ func TestNoSecretInSpans(t *testing.T) {
 	urls := []string{
 		base + "/ok?token=SECRET-Q",
 		base + "/rel",
+		base + "/long-rel",
 		base + "/to-blocked",
 		blocked + "/direct?token=SECRET-DIRECT",
 		base + "/ok#SECRET-FRAG",

@@ -15,8 +15,9 @@ import (
 // urlPattern finds URLs in a message.
 var urlPattern = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
 
-// quoted finds a quoted string in a message, as Go quotes one (%q).
-var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+// quoted finds a quoted string in a message, as Go quotes one (%q), or
+// one a cut message (TruncateError's) left open at its end.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*(?:"|$)`)
 
 // Scrub is msg with every URL in it cut to its scheme and host
 // ("https://example.com/…"), and every quoted relative reference (a
@@ -37,16 +38,19 @@ func Scrub(msg string) string {
 // cut to its host when it holds a URL, to "/…" when it is a path or has a
 // query.
 func scrubQuoted(q string) string {
-	inner := q[1 : len(q)-1]
+	inner, end := q[1:], ""
+	if len(q) > 1 && strings.HasSuffix(q, `"`) {
+		inner, end = q[1:len(q)-1], `"`
+	}
 	switch {
 	case strings.Contains(inner, "://"):
 		u, err := url.Parse(strings.TrimSpace(inner))
 		if err != nil || u.Host == "" || strings.ContainsAny(u.Host, `\ `) {
-			return `"[URL]"`
+			return `"[URL]` + end
 		}
-		return `"` + cut(u) + `"`
+		return `"` + cut(u) + end
 	case strings.HasPrefix(inner, "/") || strings.Contains(inner, "?"):
-		return `"/…"`
+		return `"/…` + end
 	}
 	return q
 }

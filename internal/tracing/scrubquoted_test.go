@@ -23,6 +23,8 @@ func TestScrubCutsQuotedReferences(t *testing.T) {
 		`failed to parse Location header "p%zz?token=abc def"`:                                                                               `failed to parse Location header "/…"`,
 		`Get "http://h/?tok=abc def": EOF`:                                                                                                   `Get "http://h/…": EOF`,
 		`Get "http://h/a\"tok=abc": EOF`:                                                                                                     `Get "http://h/…": EOF`,
+		`failed to parse Location header "/p%zz?token=abc …`:                                                                                 `failed to parse Location header "/…`,
+		`Get "http://h/p?token=abc …`:                                                                                                        `Get "http://h/…`,
 		`malformed HTTP status code "abc"`:                                                                                                   `malformed HTTP status code "abc"`,
 	} {
 		if got := tracing.Scrub(in); got != want {
