@@ -60,6 +60,9 @@ func scrubURLs(msg string) string {
 	return urlPattern.ReplaceAllStringFunc(msg, func(raw string) string {
 		trimmed := strings.TrimRight(raw, ".,:;!?)]}")
 		tail := raw[len(trimmed):] // punctuation after the URL, kept
+		if strings.HasSuffix(trimmed, "://") {
+			return raw // a scheme named alone ("want http:// or https://")
+		}
 		u, err := url.Parse(trimmed)
 		if err != nil || u.Host == "" {
 			return "[URL]" + tail

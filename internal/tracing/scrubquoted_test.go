@@ -25,6 +25,7 @@ func TestScrubCutsQuotedReferences(t *testing.T) {
 		`Get "http://h/a\"tok=abc": EOF`:                                                                                                     `Get "http://h/…": EOF`,
 		`failed to parse Location header "/p%zz?token=abc …`:                                                                                 `failed to parse Location header "/…`,
 		`Get "http://h/p?token=abc …`:                                                                                                        `Get "http://h/…`,
+		`urls[0]: "h/x?token=abc" is not an absolute URL (want http:// or https://)`:                                                         `urls[0]: "/…" is not an absolute URL (want http:// or https://)`,
 		`malformed HTTP status code "abc"`:                                                                                                   `malformed HTTP status code "abc"`,
 	} {
 		if got := tracing.Scrub(in); got != want {
